@@ -1,0 +1,555 @@
+package badger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/jobsbroker/jobsbroker/store"
+)
+
+const defaultPageSize = 50
+
+// CreateJob creates a job and queues its executions: the first TaskBatch
+// things in the same commit, the rest by the task loop.
+func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store.Job, error) {
+	if err := store.ValidateCreateJob(in); err != nil {
+		return nil, err
+	}
+	things, err := s.resolveTargets(in.Job.Targets)
+	if err != nil {
+		return nil, err
+	}
+	var out *store.Job
+	err = s.submit(ctx, func(w *wtx) error {
+		out = nil
+		exists, err := w.has(jobKey(in.Job.JobID))
+		if err != nil {
+			return err
+		}
+		if exists {
+			return &store.Error{Kind: store.ErrAlreadyExists, Message: "job " + in.Job.JobID + " already exists"}
+		}
+		if in.Job.JobTemplateArn != "" {
+			return store.Errorf(store.ErrNotFound, "job template %s does not exist", in.Job.JobTemplateArn)
+		}
+		job := in.Job.Clone()
+		job.Seq = w.s.nextSeq()
+		job.Status = store.JobInProgress
+		job.CreatedAt, job.LastUpdatedAt = w.now, w.now
+		job.CompletedAt = time.Time{}
+		if job.TargetSelection == "" {
+			job.TargetSelection = store.Snapshot
+		}
+		job.ForceCanceled, job.ReasonCode, job.Comment = false, "", ""
+		if err := w.saveJob(job); err != nil {
+			return err
+		}
+		if err := w.set(docKey(job.JobID), []byte(in.Document)); err != nil {
+			return err
+		}
+		if err := w.set(jobOrderKey(job.Seq), []byte(job.JobID)); err != nil {
+			return err
+		}
+		if _, err := w.jobCounts(job.JobID); err != nil {
+			return err
+		}
+		inline := min(len(things), w.s.opts.TaskBatch)
+		for _, thing := range things[:inline] {
+			if err := w.queueExecution(job, thing, false); err != nil {
+				return err
+			}
+		}
+		if rest := things[inline:]; len(rest) > 0 {
+			if err := w.saveTargets(job.JobID, rest); err != nil {
+				return err
+			}
+			if err := w.saveTask(job.JobID, &task{Rollout: &rolloutTask{Total: len(rest)}}); err != nil {
+				return err
+			}
+		}
+		out = job
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.DescribeJob(ctx, out.JobID)
+}
+
+// resolveTargets turns target ARNs into thing names, each thing once, in
+// the order given.
+func (s *Store) resolveTargets(targets []string) ([]string, error) {
+	seen := make(map[string]bool, len(targets))
+	things := make([]string, 0, len(targets))
+	for _, arn := range targets {
+		kind, name, err := store.ParseTargetARN(arn)
+		if err != nil {
+			return nil, err
+		}
+		if kind == store.TargetThingGroup {
+			return nil, store.Errorf(store.ErrNotFound, "thing group %s does not exist", name)
+		}
+		if !seen[name] {
+			seen[name] = true
+			things = append(things, name)
+		}
+	}
+	return things, nil
+}
+
+// queueExecution gives thing a new QUEUED execution of job. lookup says
+// whether the thing may already have executions of the job (a retry or a
+// re-join); a thing that cannot gets execution number 1 without a read.
+func (w *wtx) queueExecution(job *store.Job, thing string, lookup bool) error {
+	t, err := w.openThing(thing)
+	if err != nil {
+		return err
+	}
+	var prev *store.Execution
+	n := int64(1)
+	if lookup {
+		prev, err = w.latestExec(thing, job.JobID, t.set)
+		switch {
+		case err == nil:
+			n = prev.ExecutionNumber + 1
+		case errors.Is(err, store.ErrNotFound):
+			prev = nil
+		default:
+			return err
+		}
+	}
+	e := &store.Execution{
+		JobID:           job.JobID,
+		ThingName:       thing,
+		ExecutionNumber: n,
+		Status:          store.StatusQueued,
+		QueuedAt:        w.now,
+		LastUpdatedAt:   w.now,
+		VersionNumber:   1,
+		QueueSeq:        w.s.nextSeq(),
+		JobSeq:          job.Seq,
+	}
+	if prev != nil {
+		e.RetryAttempt = prev.RetryAttempt
+	}
+	if err := w.putExec(t, prev, e); err != nil {
+		return err
+	}
+	return w.closeThing(t)
+}
+
+// DescribeJob returns a job with its counts.
+func (s *Store) DescribeJob(ctx context.Context, jobID string) (*store.Job, error) {
+	if err := store.ValidateJobID(jobID); err != nil {
+		return nil, err
+	}
+	var out *store.Job
+	err := s.view(ctx, func(r *rtx) error {
+		job, err := r.fullJob(jobID)
+		out = job
+		return err
+	})
+	return out, err
+}
+
+// fullJob loads a job with its counts and rollout state.
+func (r *rtx) fullJob(jobID string) (*store.Job, error) {
+	job, err := r.job(jobID)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := r.counts(jobID)
+	if err != nil {
+		return nil, err
+	}
+	job.ProcessDetails = *counts
+	t, err := r.task(jobID)
+	if err != nil {
+		return nil, err
+	}
+	if t != nil {
+		job.IsConcurrent = true
+		if t.Rollout != nil {
+			job.ProcessDetails.ProcessingTargets = append([]string(nil), job.Targets...)
+		}
+	}
+	return job, nil
+}
+
+// GetJobDocument returns a job's document.
+func (s *Store) GetJobDocument(ctx context.Context, jobID string) (string, error) {
+	if err := store.ValidateJobID(jobID); err != nil {
+		return "", err
+	}
+	var doc string
+	err := s.view(ctx, func(r *rtx) error {
+		job, err := r.job(jobID)
+		if err != nil {
+			return err
+		}
+		doc, err = r.document(jobID, job.Seq)
+		return err
+	})
+	return doc, err
+}
+
+// ListJobs lists jobs, newest first.
+func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.ListJobsOutput, error) {
+	limit, err := pageSize(in.MaxResults)
+	if err != nil {
+		return nil, err
+	}
+	var start []byte
+	if in.NextToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
+		if err != nil || len(b) != 8 {
+			return nil, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
+		}
+		start = jobOrderKey(binary.BigEndian.Uint64(b))
+	}
+	out := &store.ListJobsOutput{}
+	err = s.view(ctx, func(r *rtx) error {
+		return r.each([]byte{prefixJobOrder}, start, true, func(k, v []byte) (bool, error) {
+			job, err := r.job(string(v))
+			if errors.Is(err, store.ErrNotFound) {
+				return true, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			if (in.Status != "" && job.Status != in.Status) || (in.TargetSelection != "" && job.TargetSelection != in.TargetSelection) {
+				return true, nil
+			}
+			if len(out.Jobs) == limit {
+				out.NextToken = base64.RawURLEncoding.EncodeToString(k[1:])
+				return false, nil
+			}
+			if t, err := r.task(job.JobID); err != nil {
+				return false, err
+			} else if t != nil {
+				job.IsConcurrent = true
+			}
+			out.Jobs = append(out.Jobs, job)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func pageSize(n int) (int, error) {
+	switch {
+	case n == 0:
+		return defaultPageSize, nil
+	case n < 1 || n > store.MaxListResults:
+		return 0, store.Errorf(store.ErrInvalidRequest, "maxResults %d must be between 1 and 250", n)
+	}
+	return n, nil
+}
+
+// CancelJob cancels a job: QUEUED executions become CANCELED (and
+// IN_PROGRESS ones with Force), and the rollout stops.
+func (s *Store) CancelJob(ctx context.Context, in *store.CancelJobInput) (*store.Job, error) {
+	if err := store.ValidateJobID(in.JobID); err != nil {
+		return nil, err
+	}
+	if in.ReasonCode != nil {
+		if err := store.ValidateReasonCode(*in.ReasonCode); err != nil {
+			return nil, err
+		}
+	}
+	if in.Comment != nil {
+		if err := store.ValidateComment(*in.Comment); err != nil {
+			return nil, err
+		}
+	}
+	err := s.submit(ctx, func(w *wtx) error {
+		job, err := w.job(in.JobID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case job.Status == store.JobDeletionInProgress:
+			return store.Errorf(store.ErrInvalidStateTransition, "job %s is being deleted", job.JobID)
+		case job.Status == store.JobCompleted:
+			return store.Errorf(store.ErrInvalidStateTransition, "job %s is already COMPLETED", job.JobID)
+		case job.Status == store.JobCanceled && (!in.Force || job.ForceCanceled):
+			return store.Errorf(store.ErrInvalidStateTransition, "job %s is already CANCELED", job.JobID)
+		}
+		job.Status = store.JobCanceled
+		job.ForceCanceled = job.ForceCanceled || in.Force
+		job.LastUpdatedAt = w.now
+		if in.ReasonCode != nil {
+			job.ReasonCode = *in.ReasonCode
+		}
+		if in.Comment != nil {
+			job.Comment = *in.Comment
+		}
+		if err := w.saveJob(job); err != nil {
+			return err
+		}
+		return w.startSettle(job, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.DescribeJob(ctx, in.JobID)
+}
+
+// DeleteJob deletes a job and its executions.
+func (s *Store) DeleteJob(ctx context.Context, in *store.DeleteJobInput) error {
+	if err := store.ValidateJobID(in.JobID); err != nil {
+		return err
+	}
+	return s.submit(ctx, func(w *wtx) error {
+		job, err := w.job(in.JobID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case job.Status == store.JobDeletionInProgress:
+			return store.Errorf(store.ErrInvalidStateTransition, "job %s is already being deleted", job.JobID)
+		case !in.Force && job.Status != store.JobCompleted && job.Status != store.JobCanceled:
+			return store.Errorf(store.ErrInvalidStateTransition, "job %s is %s; only COMPLETED or CANCELED jobs can be deleted without force", job.JobID, job.Status)
+		case w.s.deletionsInProgress() >= maxDeletionsInProgress:
+			return store.Errorf(store.ErrLimitExceeded, "%d jobs are already being deleted", maxDeletionsInProgress)
+		}
+		job.Status = store.JobDeletionInProgress
+		job.LastUpdatedAt = w.now
+		if err := w.saveJob(job); err != nil {
+			return err
+		}
+		return w.startSettle(job, true)
+	})
+}
+
+// maxDeletionsInProgress is AWS's limit of jobs in DELETION_IN_PROGRESS.
+const maxDeletionsInProgress = 10
+
+// startSettle replaces the job's task by a cancel or delete task and runs
+// its first step in the same commit.
+func (w *wtx) startSettle(job *store.Job, deleting bool) error {
+	t := &task{Settle: &settleTask{Delete: deleting}}
+	if err := w.dropTargets(job.JobID); err != nil {
+		return err
+	}
+	w.s.setUnsettled(job.JobID, deleting)
+	_, err := w.settleStep(job, t)
+	return err
+}
+
+// ListJobExecutionsForJob lists the executions of a job, by thing name.
+func (s *Store) ListJobExecutionsForJob(ctx context.Context, in *store.ListExecutionsInput) (*store.ListExecutionsOutput, error) {
+	if err := store.ValidateJobID(in.JobID); err != nil {
+		return nil, err
+	}
+	return s.listExecutions(ctx, in, jobExecPrefix(in.JobID), func(r *rtx, k []byte) (*store.Execution, error) {
+		thing, n, ok := parseJobExecKey(k, in.JobID)
+		if !ok {
+			return nil, nil
+		}
+		return r.exec(thing, in.JobID, n)
+	}, func(r *rtx) error {
+		_, err := r.job(in.JobID)
+		return err
+	})
+}
+
+// ListJobExecutionsForThing lists the executions of a thing, by job id.
+func (s *Store) ListJobExecutionsForThing(ctx context.Context, in *store.ListExecutionsInput) (*store.ListExecutionsOutput, error) {
+	if err := store.ValidateThingName(in.ThingName); err != nil {
+		return nil, err
+	}
+	if in.JobID != "" {
+		if err := store.ValidateJobID(in.JobID); err != nil {
+			return nil, err
+		}
+	}
+	return s.listExecutions(ctx, in, execPrefix(in.ThingName, in.JobID), func(r *rtx, k []byte) (*store.Execution, error) {
+		job, n, ok := parseExecKey(k, in.ThingName)
+		if !ok {
+			return nil, nil
+		}
+		return r.exec(in.ThingName, job, n)
+	}, nil)
+}
+
+func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInput, prefix []byte,
+	load func(r *rtx, k []byte) (*store.Execution, error), check func(r *rtx) error) (*store.ListExecutionsOutput, error) {
+	limit, err := pageSize(in.MaxResults)
+	if err != nil {
+		return nil, err
+	}
+	if in.Status != "" && !in.Status.Valid() {
+		return nil, store.Errorf(store.ErrInvalidRequest, "status %q is not a job execution status", in.Status)
+	}
+	var start []byte
+	if in.NextToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
+		if err != nil || len(b) == 0 {
+			return nil, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
+		}
+		start = append(append(append([]byte(nil), prefix...), b...), 0)
+	}
+	out := &store.ListExecutionsOutput{}
+	err = s.view(ctx, func(r *rtx) error {
+		if check != nil {
+			if err := check(r); err != nil {
+				return err
+			}
+		}
+		var last []byte
+		return r.eachKey(prefix, start, false, func(k []byte) (bool, error) {
+			e, err := load(r, k)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && e == nil) {
+				return true, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			if e, err = r.effective(e); errors.Is(err, store.ErrNotFound) {
+				return true, nil
+			} else if err != nil {
+				return false, err
+			}
+			if in.Status != "" && e.Status != in.Status {
+				return true, nil
+			}
+			if len(out.Executions) == limit {
+				out.NextToken = base64.RawURLEncoding.EncodeToString(last[len(prefix):])
+				return false, nil
+			}
+			out.Executions = append(out.Executions, e)
+			last = k
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CancelJobExecution cancels the latest execution of a job on a thing.
+func (s *Store) CancelJobExecution(ctx context.Context, in *store.CancelExecutionInput) error {
+	if err := store.ValidateThingName(in.ThingName); err != nil {
+		return err
+	}
+	if err := store.ValidateJobID(in.JobID); err != nil {
+		return err
+	}
+	if len(in.StatusDetails) > store.MaxCancelStatusDetails {
+		return store.Errorf(store.ErrInvalidRequest, "statusDetails holds at most %d pairs", store.MaxCancelStatusDetails)
+	}
+	if err := store.ValidateStatusDetails(in.StatusDetails); err != nil {
+		return err
+	}
+	return s.submit(ctx, func(w *wtx) error {
+		t, err := w.openThing(in.ThingName)
+		if err != nil {
+			return err
+		}
+		if err := w.cancelExec(t, in); err != nil {
+			if cerr := w.closeThing(t); cerr != nil {
+				return cerr
+			}
+			return err
+		}
+		return w.closeThing(t)
+	})
+}
+
+func (w *wtx) cancelExec(t *thingTx, in *store.CancelExecutionInput) error {
+	e, err := w.latestExec(t.name, in.JobID, t.set)
+	if err != nil {
+		return err
+	}
+	job, err := w.job(in.JobID)
+	if err != nil {
+		return err
+	}
+	if store.JobStateEffect(job, e) == store.EffectDelete {
+		return store.Errorf(store.ErrNotFound, "no execution of job %s exists for thing %s", in.JobID, t.name)
+	}
+	switch {
+	case in.ExpectedVersion != nil && *in.ExpectedVersion != e.VersionNumber:
+		return store.Errorf(store.ErrVersionConflict, "expectedVersion %d does not match the execution's versionNumber %d", *in.ExpectedVersion, e.VersionNumber)
+	case e.Status.Terminal():
+		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is already %s", in.JobID, t.name, e.Status)
+	case e.Status == store.StatusInProgress && !in.Force:
+		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is IN_PROGRESS; cancel it with force", in.JobID, t.name)
+	}
+	if err := w.putExec(t, e, store.Cancel(e, in.StatusDetails, w.now)); err != nil {
+		return err
+	}
+	return w.maybeComplete(job)
+}
+
+// DeleteJobExecution deletes one execution; a pending one only with Force.
+func (s *Store) DeleteJobExecution(ctx context.Context, in *store.DeleteExecutionInput) error {
+	if err := store.ValidateThingName(in.ThingName); err != nil {
+		return err
+	}
+	if err := store.ValidateJobID(in.JobID); err != nil {
+		return err
+	}
+	return s.submit(ctx, func(w *wtx) error {
+		t, err := w.openThing(in.ThingName)
+		if err != nil {
+			return err
+		}
+		if err := w.deleteExec(t, in); err != nil {
+			if cerr := w.closeThing(t); cerr != nil {
+				return cerr
+			}
+			return err
+		}
+		return w.closeThing(t)
+	})
+}
+
+func (w *wtx) deleteExec(t *thingTx, in *store.DeleteExecutionInput) error {
+	e, err := w.exec(t.name, in.JobID, in.ExecutionNumber)
+	if err != nil {
+		return err
+	}
+	job, err := w.job(in.JobID)
+	if err != nil {
+		return err
+	}
+	if store.JobStateEffect(job, e) == store.EffectDelete {
+		return store.Errorf(store.ErrNotFound, "no execution %d of job %s exists for thing %s", in.ExecutionNumber, in.JobID, t.name)
+	}
+	if !e.Status.Terminal() && !in.Force {
+		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is %s; delete it with force", in.JobID, t.name, e.Status)
+	}
+	latest, err := w.latestExec(t.name, in.JobID, t.set)
+	if err != nil {
+		return err
+	}
+	if err := w.dropExec(t, e); err != nil {
+		return err
+	}
+	if latest.ExecutionNumber == e.ExecutionNumber {
+		// The thing is counted by its latest execution; the one before
+		// takes its place, if there is one.
+		counts, err := w.jobCounts(in.JobID)
+		if err != nil {
+			return err
+		}
+		counts.Add(e.Status, -1)
+		prev, err := w.latestExec(t.name, in.JobID, t.set)
+		switch {
+		case err == nil:
+			counts.Add(prev.Status, 1)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	return w.maybeComplete(job)
+}

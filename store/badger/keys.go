@@ -1,0 +1,142 @@
+package badger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"time"
+)
+
+// Key layout. Thing names and job ids never contain 0x00 (their patterns
+// forbid it), so 0x00 separates variable-length parts and keeps prefixes
+// unambiguous. Numbers are big-endian so that keys sort numerically.
+//
+//	m<name>                                  metadata (sequence counter, schema version)
+//	j<job>                                   job record
+//	d<job>                                   job document
+//	n<job>                                   job process details (counts)
+//	o<seq:8>                                 job id, in creation order (ListJobs)
+//	q<job>                                   background task of a job (rollout, cancel, delete)
+//	r<job>0<chunk:4>                         chunk of a job's resolved target things
+//	t<thing>                                 the thing's pending set
+//	e<thing>0<job>0<execution:8>             execution record
+//	x<job>0<thing>0<execution:8>             executions-of-a-job index
+//	w<deadline:8><thing>0<job>0<execution:8> timer index, by deadline
+const (
+	prefixMeta      = 'm'
+	prefixJob       = 'j'
+	prefixDoc       = 'd'
+	prefixCounts    = 'n'
+	prefixJobOrder  = 'o'
+	prefixTask      = 'q'
+	prefixTargets   = 'r'
+	prefixThing     = 't'
+	prefixExec      = 'e'
+	prefixJobExec   = 'x'
+	prefixTimer     = 'w'
+	metaSeq         = "mseq"
+	metaSchema      = "mschema"
+	schemaVersion   = "1"
+	executionKeyLen = 8
+)
+
+func key(prefix byte, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n+executionKeyLen)
+	b = append(b, prefix)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+func jobKey(job string) []byte    { return key(prefixJob, job) }
+func docKey(job string) []byte    { return key(prefixDoc, job) }
+func countsKey(job string) []byte { return key(prefixCounts, job) }
+func taskKey(job string) []byte   { return key(prefixTask, job) }
+func thingKey(thing string) []byte {
+	return key(prefixThing, thing)
+}
+
+func jobOrderKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixJobOrder}, seq)
+}
+
+func targetsKey(job string, chunk int) []byte {
+	return binary.BigEndian.AppendUint32(append(key(prefixTargets, job), 0), uint32(chunk))
+}
+
+func targetsPrefix(job string) []byte { return append(key(prefixTargets, job), 0) }
+
+// execPrefix is the prefix of every execution of job on thing; with job ""
+// it is the prefix of every execution of the thing.
+func execPrefix(thing, job string) []byte {
+	if job == "" {
+		return append(key(prefixExec, thing), 0)
+	}
+	return append(key(prefixExec, thing, job), 0)
+}
+
+func execKey(thing, job string, n int64) []byte {
+	return binary.BigEndian.AppendUint64(execPrefix(thing, job), uint64(n))
+}
+
+func jobExecPrefix(job string) []byte { return append(key(prefixJobExec, job), 0) }
+
+func jobExecKey(job, thing string, n int64) []byte {
+	return binary.BigEndian.AppendUint64(append(key(prefixJobExec, job, thing), 0), uint64(n))
+}
+
+// parseJobExecKey returns the thing and execution number of an x key.
+func parseJobExecKey(k []byte, job string) (string, int64, bool) {
+	rest := k[len(jobExecPrefix(job)):]
+	if len(rest) < executionKeyLen+1 {
+		return "", 0, false
+	}
+	thing := rest[:len(rest)-executionKeyLen-1]
+	if rest[len(thing)] != 0 {
+		return "", 0, false
+	}
+	return string(thing), int64(binary.BigEndian.Uint64(rest[len(rest)-executionKeyLen:])), true
+}
+
+// parseExecKey returns the job and execution number of an e key of thing.
+func parseExecKey(k []byte, thing string) (string, int64, bool) {
+	rest := k[len(execPrefix(thing, "")):]
+	if len(rest) < executionKeyLen+1 {
+		return "", 0, false
+	}
+	job := rest[:len(rest)-executionKeyLen-1]
+	if rest[len(job)] != 0 {
+		return "", 0, false
+	}
+	return string(job), int64(binary.BigEndian.Uint64(rest[len(rest)-executionKeyLen:])), true
+}
+
+func timerKey(deadline time.Time, thing, job string, n int64) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{prefixTimer}, uint64(deadline.UnixNano()))
+	b = append(b, thing...)
+	b = append(b, 0)
+	b = append(b, job...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+// parseTimerKey splits a w key.
+func parseTimerKey(k []byte) (deadline time.Time, thing, job string, n int64, ok bool) {
+	if len(k) < 1+8+1+1+executionKeyLen || k[0] != prefixTimer {
+		return time.Time{}, "", "", 0, false
+	}
+	deadline = time.Unix(0, int64(binary.BigEndian.Uint64(k[1:9])))
+	rest := k[9 : len(k)-executionKeyLen-1]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 || k[len(k)-executionKeyLen-1] != 0 {
+		return time.Time{}, "", "", 0, false
+	}
+	return deadline, string(rest[:i]), string(rest[i+1:]), int64(binary.BigEndian.Uint64(k[len(k)-executionKeyLen:])), true
+}

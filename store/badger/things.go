@@ -1,0 +1,174 @@
+package badger
+
+import (
+	"errors"
+
+	"github.com/jobsbroker/jobsbroker/store"
+)
+
+// thingTx follows one thing's pending set through an operation, so that
+// the operation can tell afterwards whether notify or notify-next is due.
+type thingTx struct {
+	name   string
+	before store.PendingSet // as stored when the operation began
+	set    store.PendingSet // as it is now
+}
+
+// openThing loads a thing's pending set and writes out whatever canceled or
+// deleted jobs have done to it (see store.JobStateEffect).
+func (w *wtx) openThing(name string) (*thingTx, error) {
+	set, err := w.pending(name)
+	if err != nil {
+		return nil, err
+	}
+	t := &thingTx{name: name, before: set, set: set}
+	if w.s.nUnsettled.Load() == 0 {
+		return t, nil
+	}
+	for _, p := range set {
+		if !w.s.isUnsettled(p.JobID) {
+			continue
+		}
+		e, err := w.exec(name, p.JobID, p.ExecutionNumber)
+		if errors.Is(err, store.ErrNotFound) {
+			t.set = t.set.Remove(p.JobID, p.ExecutionNumber)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		job, err := w.job(p.JobID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		switch store.JobStateEffect(job, e) {
+		case store.EffectCancel:
+			if err := w.putExec(t, e, store.CancelByJob(e, job)); err != nil {
+				return nil, err
+			}
+		case store.EffectDelete:
+			if err := w.dropExec(t, e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return t, nil
+}
+
+// putExec writes an execution's new state and keeps the thing's pending
+// set, the job's counts and the timer index in step. old is the state it
+// replaces: the same execution before the change, or for a new execution
+// the previous execution of the same job on the thing (nil if none), whose
+// place in the counts it takes.
+func (w *wtx) putExec(t *thingTx, old, cur *store.Execution) error {
+	if err := w.saveExec(cur); err != nil {
+		return err
+	}
+	if old == nil || old.ExecutionNumber != cur.ExecutionNumber {
+		if err := w.set(jobExecKey(cur.JobID, cur.ThingName, cur.ExecutionNumber), nil); err != nil {
+			return err
+		}
+	}
+	t.set = t.set.Put(cur.Summary())
+	counts, err := w.jobCounts(cur.JobID)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		counts.Add(cur.Status, 1)
+	} else {
+		counts.Move(old.Status, cur.Status)
+	}
+	if old != nil && old.ExecutionNumber != cur.ExecutionNumber {
+		return w.retime(nil, cur)
+	}
+	return w.retime(old, cur)
+}
+
+// dropExec deletes an execution with its index entries; counts are the
+// caller's business.
+func (w *wtx) dropExec(t *thingTx, e *store.Execution) error {
+	if err := w.del(execKey(e.ThingName, e.JobID, e.ExecutionNumber)); err != nil {
+		return err
+	}
+	if err := w.del(jobExecKey(e.JobID, e.ThingName, e.ExecutionNumber)); err != nil {
+		return err
+	}
+	if t != nil {
+		t.set = t.set.Remove(e.JobID, e.ExecutionNumber)
+	}
+	return w.retime(e, nil)
+}
+
+// closeThing stores the thing's pending set if it changed and records the
+// notifications the change calls for.
+func (w *wtx) closeThing(t *thingTx) error {
+	if sameSet(t.before, t.set) {
+		return nil
+	}
+	if err := w.savePending(t.name, t.set); err != nil {
+		return err
+	}
+	notify := !store.SameMembers(t.before, t.set)
+	next := !store.SameHead(t.before, t.set)
+	if !notify && !next {
+		return nil
+	}
+	c := store.Change{ThingName: t.name, At: w.now}
+	if notify {
+		c.Notify, c.Pending = true, t.set
+	}
+	if next {
+		c.NotifyNext = true
+		if h := t.set.Head(); h != nil {
+			e, err := w.exec(t.name, h.JobID, h.ExecutionNumber)
+			if err != nil {
+				return err
+			}
+			doc, err := w.document(h.JobID, h.JobSeq)
+			if err != nil {
+				return err
+			}
+			c.Next, c.NextDocument = e, doc
+		}
+	}
+	w.changes = append(w.changes, c)
+	return nil
+}
+
+func sameSet(a, b store.PendingSet) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.JobID != y.JobID || x.ExecutionNumber != y.ExecutionNumber || x.Status != y.Status ||
+			x.VersionNumber != y.VersionNumber || !x.LastUpdatedAt.Equal(y.LastUpdatedAt) ||
+			!x.StartedAt.Equal(y.StartedAt) {
+			return false
+		}
+	}
+	return true
+}
+
+// maybeComplete marks a SNAPSHOT job COMPLETED once none of its executions
+// is pending and its rollout is over.
+func (w *wtx) maybeComplete(job *store.Job) error {
+	if job.Status != store.JobInProgress || job.TargetSelection != store.Snapshot {
+		return nil
+	}
+	counts, err := w.jobCounts(job.JobID)
+	if err != nil {
+		return err
+	}
+	if counts.Pending() > 0 {
+		return nil
+	}
+	rolling, err := w.has(taskKey(job.JobID))
+	if err != nil || rolling {
+		return err
+	}
+	job.Status = store.JobCompleted
+	job.CompletedAt, job.LastUpdatedAt = w.now, w.now
+	return w.saveJob(job)
+}

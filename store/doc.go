@@ -1,0 +1,16 @@
+// Package store owns the AWS IoT Jobs model: jobs, job executions, their
+// statuses and the transitions between them, the validation rules of every
+// field, and the Store interface through which the MQTT hook and the HTTP
+// APIs run operations.
+//
+// The interface is expressed as operations (StartNextPendingJobExecution,
+// UpdateJobExecution, CreateJob, CancelJob, ...), never as keys, so that each
+// backend can make every operation atomic in its own way. The rules that do
+// not depend on a backend (which transitions a device may make, how
+// versionNumber moves, which execution is next, when notify and notify-next
+// are due) are pure functions in this package, shared by every backend and
+// tested once.
+//
+// The embedded backend is store/badger. store/storetest holds the contract
+// suite every backend must pass.
+package store

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors of the job model. Operations return them wrapped in an
+// *Error that adds a message for the wire (and, for device updates, the
+// current execution state); compare with errors.Is.
+var (
+	// ErrInvalidRequest means the request is well-formed but its contents
+	// break a rule (a range, a pattern, a required field).
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrNotFound means the job or execution addressed does not exist.
+	ErrNotFound = errors.New("resource not found")
+	// ErrAlreadyExists means a job with the same id exists.
+	ErrAlreadyExists = errors.New("resource already exists")
+	// ErrInvalidStateTransition means the change is not allowed from the
+	// current status (for example any device update on a terminal execution).
+	ErrInvalidStateTransition = errors.New("invalid state transition")
+	// ErrVersionMismatch means a device's expectedVersion differs from the
+	// stored versionNumber (MQTT VersionMismatch).
+	ErrVersionMismatch = errors.New("version mismatch")
+	// ErrVersionConflict means a control-plane expectedVersion differs from
+	// the stored versionNumber (VersionConflictException).
+	ErrVersionConflict = errors.New("version conflict")
+	// ErrTerminalState means the addressed job has reached a terminal state
+	// (TerminalStateReached / TerminalStateException).
+	ErrTerminalState = errors.New("terminal state reached")
+	// ErrLimitExceeded means a quota would be exceeded.
+	ErrLimitExceeded = errors.New("limit exceeded")
+	// ErrThrottled means the caller exceeded its request rate.
+	ErrThrottled = errors.New("request throttled")
+	// ErrConflict means a concurrent change prevents this one (ConflictException).
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable means the store cannot serve the request right now
+	// (closed, out of disk, failing writes).
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Error is an operation failure that the transports turn into an AWS error.
+type Error struct {
+	Kind    error           // one of the sentinel errors above
+	Message string          // human readable, sent on the wire
+	State   *ExecutionState // current state, for ErrInvalidStateTransition and ErrVersionMismatch on device updates
+}
+
+// Error returns the message.
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the sentinel.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Errorf returns an *Error of the given kind with a formatted message.
+func Errorf(kind error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable wraps a backend failure as ErrUnavailable, keeping the cause
+// for logs.
+func Unavailable(op string, err error) error {
+	return &unavailableError{op: op, err: err}
+}
+
+type unavailableError struct {
+	op  string
+	err error
+}
+
+func (e *unavailableError) Error() string { return e.op + ": " + e.err.Error() }
+
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }

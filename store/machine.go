@@ -1,0 +1,157 @@
+package store
+
+import (
+	"strconv"
+	"time"
+)
+
+// StartExecution moves a QUEUED execution to IN_PROGRESS for
+// StartNextPendingJobExecution: startedAt is set, statusDetails replaced when
+// given, the version bumped, and the step and in-progress timers armed. An
+// execution that is already IN_PROGRESS is returned unchanged: start-next
+// neither changes its details nor re-arms its step timer.
+func StartExecution(e *Execution, job *Job, in *StartNextInput, now time.Time) *Execution {
+	if e.Status != StatusQueued {
+		return e
+	}
+	return moveToInProgress(e, job, in.StatusDetails, in.StepTimeoutInMinutes, now)
+}
+
+func moveToInProgress(e *Execution, job *Job, details map[string]string, step *int64, now time.Time) *Execution {
+	n := e.Clone()
+	n.Status = StatusInProgress
+	n.StartedAt = now
+	n.LastUpdatedAt = now
+	n.VersionNumber++
+	if details != nil {
+		n.StatusDetails = details
+	}
+	if job != nil {
+		if d := job.InProgressTimeout(); d > 0 {
+			n.InProgressDeadline = now.Add(d)
+		}
+	}
+	applyStepTimeout(n, step, now)
+	return n
+}
+
+func applyStepTimeout(e *Execution, step *int64, now time.Time) {
+	if step == nil {
+		return
+	}
+	if *step == CancelStepTimer {
+		e.StepDeadline = time.Time{}
+		return
+	}
+	e.StepDeadline = now.Add(time.Duration(*step) * time.Minute)
+}
+
+// ApplyDeviceUpdate applies an UpdateJobExecution request to the current
+// execution. It checks, in this order, expectedVersion (VersionMismatch) and
+// whether the execution is terminal (InvalidStateTransition); both errors
+// carry the current state. The request's shape must have been checked with
+// ValidateUpdate.
+func ApplyDeviceUpdate(e *Execution, job *Job, in *UpdateExecutionInput, now time.Time) (*Execution, error) {
+	if in.ExpectedVersion != nil && *in.ExpectedVersion != e.VersionNumber {
+		return nil, &Error{
+			Kind:    ErrVersionMismatch,
+			Message: "expectedVersion " + strconv.FormatInt(*in.ExpectedVersion, 10) + " does not match the execution's versionNumber " + strconv.FormatInt(e.VersionNumber, 10),
+			State:   e.State(),
+		}
+	}
+	if e.Status.Terminal() {
+		return nil, &Error{
+			Kind:    ErrInvalidStateTransition,
+			Message: "job execution " + e.JobID + " on " + e.ThingName + " is already " + string(e.Status) + " and cannot change to " + string(in.Status),
+			State:   e.State(),
+		}
+	}
+	if e.Status == StatusQueued && in.Status == StatusInProgress {
+		return moveToInProgress(e, job, in.StatusDetails, in.StepTimeoutInMinutes, now), nil
+	}
+	n := e.Clone()
+	n.Status = in.Status
+	n.LastUpdatedAt = now
+	n.VersionNumber++
+	if in.StatusDetails != nil {
+		n.StatusDetails = in.StatusDetails
+	}
+	if in.Status.Terminal() {
+		n.StepDeadline, n.InProgressDeadline = time.Time{}, time.Time{}
+	} else {
+		applyStepTimeout(n, in.StepTimeoutInMinutes, now)
+	}
+	return n, nil
+}
+
+// TimeOut moves an IN_PROGRESS execution whose deadline has passed to
+// TIMED_OUT. It returns nil when the execution is not due (it changed since
+// the timer was armed).
+func TimeOut(e *Execution, now time.Time) *Execution {
+	d := e.Deadline()
+	if e.Status != StatusInProgress || d.IsZero() || d.After(now) {
+		return nil
+	}
+	n := e.Clone()
+	n.Status = StatusTimedOut
+	n.LastUpdatedAt = now
+	n.VersionNumber++
+	n.StepDeadline, n.InProgressDeadline = time.Time{}, time.Time{}
+	return n
+}
+
+// Cancel moves a pending execution to CANCELED, replacing its statusDetails
+// when details is not nil. An execution that was IN_PROGRESS (which only a
+// forced cancel may stop) is marked forceCanceled.
+func Cancel(e *Execution, details map[string]string, now time.Time) *Execution {
+	n := e.Clone()
+	if n.Status == StatusInProgress {
+		n.ForceCanceled = true
+	}
+	n.Status = StatusCanceled
+	n.LastUpdatedAt = now
+	n.VersionNumber++
+	n.StepDeadline, n.InProgressDeadline = time.Time{}, time.Time{}
+	if details != nil {
+		n.StatusDetails = details
+	}
+	return n
+}
+
+// JobEffect is what a job-level change does to one of the job's executions.
+type JobEffect uint8
+
+// The effects of a job's status on its executions.
+const (
+	// EffectNone leaves the execution as it is.
+	EffectNone JobEffect = iota
+	// EffectCancel cancels the execution (CancelJob).
+	EffectCancel
+	// EffectDelete removes the execution (DeleteJob).
+	EffectDelete
+)
+
+// JobStateEffect returns what the job's current status does to execution
+// e: a canceled job cancels its QUEUED executions (and its IN_PROGRESS ones
+// when force-canceled); a job being deleted deletes all of them. Backends
+// apply this lazily, so a job-level change over many things is exact from
+// the moment it commits even while it is still being written out.
+func JobStateEffect(job *Job, e *Execution) JobEffect {
+	if job == nil || job.Seq != e.JobSeq || job.Status == JobDeletionInProgress {
+		return EffectDelete
+	}
+	if job.Status == JobCanceled {
+		if e.Status == StatusQueued || (e.Status == StatusInProgress && job.ForceCanceled) {
+			return EffectCancel
+		}
+	}
+	return EffectNone
+}
+
+// CancelByJob cancels an execution because its job was canceled. The
+// execution's lastUpdatedAt is the job's cancellation time, so that the
+// result is the same whenever it is written.
+func CancelByJob(e *Execution, job *Job) *Execution {
+	return Cancel(e, nil, job.LastUpdatedAt)
+}
+

@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Store runs the operations of AWS IoT Jobs against durable state. Every
+// method is safe for concurrent use. A method that changes state returns
+// only after the change is committed (durably, unless the backend was
+// configured otherwise), so a caller may acknowledge it at once.
+//
+// Changes that devices must hear about (notify, notify-next) are not
+// returned by the methods: every committed change, whoever caused it, is
+// handed to the ChangeHandler in commit order, and a method's own changes
+// have been handed over by the time it returns.
+type Store interface {
+	// GetPendingJobExecutions lists a thing's pending executions.
+	GetPendingJobExecutions(ctx context.Context, thingName string) (*PendingExecutions, error)
+	// StartNextPendingJobExecution starts the thing's next pending
+	// execution, or returns the one already IN_PROGRESS; Execution is nil
+	// when nothing is pending.
+	StartNextPendingJobExecution(ctx context.Context, in *StartNextInput) (*ExecutionOutput, error)
+	// DescribeJobExecution returns one execution; JobID may be "$next",
+	// in which case Execution is nil when nothing is pending.
+	DescribeJobExecution(ctx context.Context, in *DescribeExecutionInput) (*ExecutionOutput, error)
+	// UpdateJobExecution applies a device's status report.
+	UpdateJobExecution(ctx context.Context, in *UpdateExecutionInput) (*ExecutionOutput, error)
+
+	// CreateJob creates a job and queues its executions.
+	CreateJob(ctx context.Context, in *CreateJobInput) (*Job, error)
+	// DescribeJob returns a job with its process details.
+	DescribeJob(ctx context.Context, jobID string) (*Job, error)
+	// GetJobDocument returns a job's document.
+	GetJobDocument(ctx context.Context, jobID string) (string, error)
+	// ListJobs lists jobs, newest first.
+	ListJobs(ctx context.Context, in *ListJobsInput) (*ListJobsOutput, error)
+	// CancelJob cancels a job and its QUEUED executions (and IN_PROGRESS
+	// ones with Force).
+	CancelJob(ctx context.Context, in *CancelJobInput) (*Job, error)
+	// DeleteJob deletes a job and all its executions.
+	DeleteJob(ctx context.Context, in *DeleteJobInput) error
+	// ListJobExecutionsForJob lists the executions of a job.
+	ListJobExecutionsForJob(ctx context.Context, in *ListExecutionsInput) (*ListExecutionsOutput, error)
+	// ListJobExecutionsForThing lists the executions of a thing.
+	ListJobExecutionsForThing(ctx context.Context, in *ListExecutionsInput) (*ListExecutionsOutput, error)
+	// CancelJobExecution cancels one thing's execution of a job.
+	CancelJobExecution(ctx context.Context, in *CancelExecutionInput) error
+	// DeleteJobExecution deletes one execution.
+	DeleteJobExecution(ctx context.Context, in *DeleteExecutionInput) error
+
+	// SetChangeHandler installs the function that receives every committed
+	// change. Install it before serving traffic.
+	SetChangeHandler(h ChangeHandler)
+	// Close stops background work and closes the store.
+	Close() error
+}
+
+// ChangeHandler receives committed changes in commit order. It is called
+// from the backend's commit path and must not block for long.
+type ChangeHandler func([]Change)
+
+// Change is what one committed operation means for one thing's devices.
+type Change struct {
+	ThingName string
+	// Notify is set when the set of pending executions changed; Pending is
+	// the new set.
+	Notify  bool
+	Pending PendingSet
+	// NotifyNext is set when a different execution became next; Next is
+	// it (nil when nothing is pending) and NextDocument its job document.
+	NotifyNext   bool
+	Next         *Execution
+	NextDocument string
+	// At is when the change was committed.
+	At time.Time
+}
+
+// PendingExecutions is the result of GetPendingJobExecutions.
+type PendingExecutions struct {
+	InProgress []PendingExecution
+	Queued     []PendingExecution
+}
+
+// StartNextInput is a StartNextPendingJobExecution request.
+type StartNextInput struct {
+	ThingName            string
+	StatusDetails        map[string]string // nil leaves them unchanged
+	StepTimeoutInMinutes *int64
+}
+
+// DescribeExecutionInput is a DescribeJobExecution request.
+type DescribeExecutionInput struct {
+	ThingName          string
+	JobID              string // a job id, or "$next" on the device APIs
+	ExecutionNumber    *int64 // nil: the latest execution
+	IncludeJobDocument bool
+}
+
+// UpdateExecutionInput is an UpdateJobExecution request.
+type UpdateExecutionInput struct {
+	ThingName            string
+	JobID                string
+	Status               ExecutionStatus
+	StatusDetails        map[string]string // nil leaves them unchanged
+	ExpectedVersion      *int64
+	ExecutionNumber      *int64
+	StepTimeoutInMinutes *int64
+	IncludeJobDocument   bool
+}
+
+// ExecutionOutput is an execution and, when asked for, its job document.
+type ExecutionOutput struct {
+	Execution *Execution // nil when nothing is pending ($next, start-next)
+	Document  string
+}
+
+// CreateJobInput is a CreateJob request. Job carries every stored field the
+// caller sets (JobID, Targets, Description, configs ...); the store fills in
+// the rest.
+type CreateJobInput struct {
+	Job      Job
+	Document string
+}
+
+// ListJobsInput filters and pages ListJobs.
+type ListJobsInput struct {
+	Status          JobStatus
+	TargetSelection TargetSelection
+	MaxResults      int
+	NextToken       string
+}
+
+// ListJobsOutput is one page of jobs.
+type ListJobsOutput struct {
+	Jobs      []*Job
+	NextToken string
+}
+
+// CancelJobInput is a CancelJob request.
+type CancelJobInput struct {
+	JobID      string
+	Force      bool
+	ReasonCode *string
+	Comment    *string
+}
+
+// DeleteJobInput is a DeleteJob request.
+type DeleteJobInput struct {
+	JobID string
+	Force bool
+}
+
+// ListExecutionsInput pages ListJobExecutionsForJob (JobID set) and
+// ListJobExecutionsForThing (ThingName set, JobID optional).
+type ListExecutionsInput struct {
+	JobID      string
+	ThingName  string
+	Status     ExecutionStatus
+	MaxResults int
+	NextToken  string
+}
+
+// ListExecutionsOutput is one page of executions.
+type ListExecutionsOutput struct {
+	Executions []*Execution
+	NextToken  string
+}
+
+// CancelExecutionInput is a CancelJobExecution request.
+type CancelExecutionInput struct {
+	JobID           string
+	ThingName       string
+	Force           bool
+	ExpectedVersion *int64
+	StatusDetails   map[string]string
+}
+
+// DeleteExecutionInput is a DeleteJobExecution request.
+type DeleteExecutionInput struct {
+	JobID           string
+	ThingName       string
+	ExecutionNumber int64
+	Force           bool
+}
