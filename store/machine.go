@@ -154,4 +154,3 @@ func JobStateEffect(job *Job, e *Execution) JobEffect {
 func CancelByJob(e *Execution, job *Job) *Execution {
 	return Cancel(e, nil, job.LastUpdatedAt)
 }
-

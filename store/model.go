@@ -186,30 +186,30 @@ type PendingExecution struct {
 
 // Job is a job as the control plane describes it.
 type Job struct {
-	JobID                      string             `json:"jobId"`
-	Seq                        uint64             `json:"seq"` // unique per creation; a re-created job id gets a new Seq
-	Description                string             `json:"description,omitempty"`
-	TargetSelection            TargetSelection    `json:"targetSelection"`
-	Targets                    []string           `json:"targets"`
-	Status                     JobStatus          `json:"status"`
-	ForceCanceled              bool               `json:"forceCanceled,omitempty"`
-	ReasonCode                 string             `json:"reasonCode,omitempty"`
-	Comment                    string             `json:"comment,omitempty"`
-	DocumentSource             string             `json:"documentSource,omitempty"`
-	CreatedAt                  time.Time          `json:"createdAt"`
-	LastUpdatedAt              time.Time          `json:"lastUpdatedAt"`
-	CompletedAt                time.Time          `json:"completedAt,omitzero"`
-	NamespaceID                string             `json:"namespaceId,omitempty"`
-	JobTemplateArn             string             `json:"jobTemplateArn,omitempty"`
-	DocumentParameters         map[string]string  `json:"documentParameters,omitempty"`
+	JobID                      string              `json:"jobId"`
+	Seq                        uint64              `json:"seq"` // unique per creation; a re-created job id gets a new Seq
+	Description                string              `json:"description,omitempty"`
+	TargetSelection            TargetSelection     `json:"targetSelection"`
+	Targets                    []string            `json:"targets"`
+	Status                     JobStatus           `json:"status"`
+	ForceCanceled              bool                `json:"forceCanceled,omitempty"`
+	ReasonCode                 string              `json:"reasonCode,omitempty"`
+	Comment                    string              `json:"comment,omitempty"`
+	DocumentSource             string              `json:"documentSource,omitempty"`
+	CreatedAt                  time.Time           `json:"createdAt"`
+	LastUpdatedAt              time.Time           `json:"lastUpdatedAt"`
+	CompletedAt                time.Time           `json:"completedAt,omitzero"`
+	NamespaceID                string              `json:"namespaceId,omitempty"`
+	JobTemplateArn             string              `json:"jobTemplateArn,omitempty"`
+	DocumentParameters         map[string]string   `json:"documentParameters,omitempty"`
 	PresignedURLConfig         *PresignedURLConfig `json:"presignedUrlConfig,omitempty"`
-	RolloutConfig              *RolloutConfig     `json:"jobExecutionsRolloutConfig,omitempty"`
-	AbortConfig                *AbortConfig       `json:"abortConfig,omitempty"`
-	TimeoutConfig              *TimeoutConfig     `json:"timeoutConfig,omitempty"`
-	RetryConfig                *RetryConfig       `json:"jobExecutionsRetryConfig,omitempty"`
-	SchedulingConfig           *SchedulingConfig  `json:"schedulingConfig,omitempty"`
-	DestinationPackageVersions []string           `json:"destinationPackageVersions,omitempty"`
-	Tags                       []Tag              `json:"tags,omitempty"`
+	RolloutConfig              *RolloutConfig      `json:"jobExecutionsRolloutConfig,omitempty"`
+	AbortConfig                *AbortConfig        `json:"abortConfig,omitempty"`
+	TimeoutConfig              *TimeoutConfig      `json:"timeoutConfig,omitempty"`
+	RetryConfig                *RetryConfig        `json:"jobExecutionsRetryConfig,omitempty"`
+	SchedulingConfig           *SchedulingConfig   `json:"schedulingConfig,omitempty"`
+	DestinationPackageVersions []string            `json:"destinationPackageVersions,omitempty"`
+	Tags                       []Tag               `json:"tags,omitempty"`
 
 	// Filled in when the job is read; not stored with the job record.
 	ProcessDetails ProcessDetails `json:"-"`
@@ -302,7 +302,7 @@ type PresignedURLConfig struct {
 
 // RolloutConfig is jobExecutionsRolloutConfig.
 type RolloutConfig struct {
-	MaximumPerMinute *int64          `json:"maximumPerMinute,omitempty"`
+	MaximumPerMinute *int64           `json:"maximumPerMinute,omitempty"`
 	ExponentialRate  *ExponentialRate `json:"exponentialRate,omitempty"`
 }
 

@@ -480,10 +480,16 @@ func (s *Store) deletionsInProgress() int {
 // go to debug.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger", "message", fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger", "message", fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug("badger", "message", fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug("badger", "message", fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger", "message", fmt.Sprintf(f, a...))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger", "message", fmt.Sprintf(f, a...))
+}
+func (b badgerLogger) Infof(f string, a ...any) { b.l.Debug("badger", "message", fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug("badger", "message", fmt.Sprintf(f, a...))
+}
 
 // docCache keeps job documents by job sequence number; documents never
 // change once a job exists.
