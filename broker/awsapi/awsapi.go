@@ -1,0 +1,189 @@
+// Package awsapi holds what the two AWS-shaped HTTP APIs share: the
+// rest-json error format (status, x-amzn-ErrorType header, __type and
+// message in the body), request ids, JSON bodies and epoch-second
+// timestamps.
+package awsapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// MaxBodyBytes bounds request bodies: a 32 KB job document, JSON escaping
+// and the other fields fit well within it.
+const MaxBodyBytes = 1 << 20
+
+// Error is an AWS error response.
+type Error struct {
+	Status  int            // HTTP status
+	Type    string         // exception name, e.g. ResourceNotFoundException
+	Message string         // human readable
+	Extra   map[string]any // extra body members (resourceId, resourceArn ...)
+}
+
+func (e *Error) Error() string { return e.Type + ": " + e.Message }
+
+// Errorf returns an *Error.
+func Errorf(status int, typ, message string) *Error {
+	return &Error{Status: status, Type: typ, Message: message}
+}
+
+// WriteError writes e the way AWS rest-json services do: the exception
+// name both in the x-amzn-ErrorType header and in the body's __type, so
+// that every SDK generation reads the same type (PROTOCOL.md §10.3).
+func WriteError(w http.ResponseWriter, e *Error) {
+	body := map[string]any{"__type": e.Type, "message": e.Message}
+	for k, v := range e.Extra {
+		body[k] = v
+	}
+	w.Header().Set("x-amzn-ErrorType", e.Type)
+	WriteJSON(w, e.Status, body)
+}
+
+// WriteJSON writes v as a JSON response.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.Header().Set("x-amzn-ErrorType", "InternalFailureException")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"__type":"InternalFailureException","message":"the response could not be encoded"}`)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// WriteEmpty writes a 200 response without members.
+func WriteEmpty(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, "{}")
+}
+
+// DecodeBody reads a JSON request body into v. An empty body decodes as
+// {}. Malformed JSON and values of the wrong type are returned as an
+// InvalidRequestException (invalidStatus) naming the problem.
+func DecodeBody(r *http.Request, v any) *Error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(http.StatusRequestEntityTooLarge, "InvalidRequestException", "the request body is larger than 1 MiB")
+		}
+		return Errorf(http.StatusBadRequest, "InvalidRequestException", "the request body could not be read")
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return Errorf(http.StatusBadRequest, "InvalidRequestException", typeErr.Field+" has the wrong type: expected "+typeErr.Type.String()+", got a JSON "+typeErr.Value)
+		}
+		return Errorf(http.StatusBadRequest, "InvalidRequestException", "the request body is not valid JSON: "+err.Error())
+	}
+	return nil
+}
+
+// NewRequestID returns a random request id in the UUID layout AWS uses.
+func NewRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// WithRequestID sets x-amzn-RequestId on every response and logs each
+// request at debug level.
+func WithRequestID(log *slog.Logger, api string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := NewRequestID()
+		w.Header().Set("x-amzn-RequestId", id)
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		log.Debug("api request", "api", api, "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"request_id", id, "duration", time.Since(start))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// EpochSeconds is a control-plane timestamp: a JSON number of seconds
+// since the epoch, with millisecond precision (AWS timestamp shapes).
+type EpochSeconds time.Time
+
+// MarshalJSON renders seconds with up to three decimals.
+func (t EpochSeconds) MarshalJSON() ([]byte, error) {
+	ms := time.Time(t).UnixMilli()
+	return strconv.AppendFloat(nil, float64(ms)/1000, 'f', -1, 64), nil
+}
+
+// UnmarshalJSON reads a number of seconds.
+func (t *EpochSeconds) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return err
+	}
+	sec, frac := math.Modf(f)
+	*t = EpochSeconds(time.Unix(int64(sec), int64(math.Round(frac*1e9))))
+	return nil
+}
+
+// Epoch returns a pointer to t as EpochSeconds, or nil when t is zero.
+func Epoch(t time.Time) *EpochSeconds {
+	if t.IsZero() {
+		return nil
+	}
+	e := EpochSeconds(t)
+	return &e
+}
+
+// QueryBool parses a boolean query parameter; absent is false.
+func QueryBool(r *http.Request, name string) (bool, *Error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, Errorf(http.StatusBadRequest, "InvalidRequestException", name+" must be true or false")
+	}
+	return b, nil
+}
+
+// QueryInt parses an integer query parameter; absent is nil.
+func QueryInt(r *http.Request, name string) (*int64, *Error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, Errorf(http.StatusBadRequest, "InvalidRequestException", name+" must be an integer")
+	}
+	return &n, nil
+}

@@ -1,0 +1,255 @@
+// Package broker assembles a jobsbroker: the mochi MQTT server with its
+// listeners and hooks (jobshook among them), the Badger store, and the HTTP
+// listener that serves the AWS IoT control-plane API. cmd/jobsbroker only
+// turns configuration into a Config and calls New, Start and Shutdown.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/broker/controlplane"
+	"github.com/jobsbroker/jobsbroker/jobshook"
+	"github.com/jobsbroker/jobsbroker/store/badger"
+	"github.com/jobsbroker/jobsbroker/store/clock"
+)
+
+// Config is everything a broker needs; zero values mean the defaults.
+type Config struct {
+	// MQTTAddr is the plain MQTT listener (default ":1883").
+	MQTTAddr string
+	// APIAddr is the HTTP listener of the control-plane API (default ":8080").
+	APIAddr string
+	// DataDir holds the store (default "./data").
+	DataDir string
+	// NoSync acknowledges writes before they reach the disk (see
+	// badger.Options.NoSync).
+	NoSync bool
+	// Region and Account appear in the ARNs the API returns.
+	Region  string
+	Account string
+	// Logger receives all logs; nil discards them.
+	Logger *slog.Logger
+	// Clock drives timers; nil means the wall clock.
+	Clock clock.Clock
+}
+
+// Defaults for Config.
+const (
+	DefaultMQTTAddr = ":1883"
+	DefaultAPIAddr  = ":8080"
+	DefaultDataDir  = "./data"
+	DefaultRegion   = "us-east-1"
+	DefaultAccount  = "123456789012"
+)
+
+func (c *Config) applyDefaults() {
+	if c.MQTTAddr == "" {
+		c.MQTTAddr = DefaultMQTTAddr
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Account == "" {
+		c.Account = DefaultAccount
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+}
+
+// Broker is a running jobsbroker.
+type Broker struct {
+	cfg      Config
+	log      *slog.Logger
+	MQTT     *mqtt.Server
+	Store    *badger.Store
+	Jobs     *jobshook.Hook
+	mqttLn   *listeners.TCP
+	api      *http.Server
+	apiLn    net.Listener
+	serveErr chan error
+	stopping atomic.Bool
+}
+
+// New opens the store and binds every listener; Start begins serving.
+func New(cfg Config) (*Broker, error) {
+	cfg.applyDefaults()
+	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 2)}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	st, err := badger.Open(badger.Options{
+		Dir:    filepath.Join(cfg.DataDir, "jobs"),
+		NoSync: cfg.NoSync,
+		Clock:  cfg.Clock,
+		Logger: cfg.Logger.With("component", "store"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.Store = st
+	if err := b.buildMQTT(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := b.buildAPI(); err != nil {
+		b.MQTT.Close()
+		st.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Broker) buildMQTT() error {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1 // AWS IoT has no QoS 2
+	caps.MaximumClientWritesPending = 1024
+	b.MQTT = mqtt.New(&mqtt.Options{
+		InlineClient: true,
+		Capabilities: caps,
+		Logger:       mochiLogger(b.log),
+	})
+	if err := b.MQTT.AddHook(new(auth.AllowHook), nil); err != nil {
+		return fmt.Errorf("add auth hook: %w", err)
+	}
+	b.Jobs = new(jobshook.Hook)
+	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock}); err != nil {
+		return fmt.Errorf("add jobs hook: %w", err)
+	}
+	b.mqttLn = listeners.NewTCP(listeners.Config{ID: "mqtt", Address: b.cfg.MQTTAddr})
+	if err := b.MQTT.AddListener(b.mqttLn); err != nil {
+		return fmt.Errorf("listen for MQTT on %s: %w", b.cfg.MQTTAddr, err)
+	}
+	return nil
+}
+
+// mochiLogger gives mochi a logger that keeps only its errors: mochi logs
+// every connection at info and every client that drops at warn, which
+// under load is noise.
+func mochiLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{l.Handler(), slog.LevelError}).With("component", "mqtt")
+}
+
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h levelFloor) WithGroup(n string) slog.Handler { return levelFloor{h.Handler.WithGroup(n), h.min} }
+
+func (b *Broker) buildAPI() error {
+	ln, err := net.Listen("tcp", b.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen for the API on %s: %w", b.cfg.APIAddr, err)
+	}
+	b.apiLn = ln
+	mux := http.NewServeMux()
+	cp := controlplane.New(controlplane.Options{
+		Store: b.Store, Region: b.cfg.Region, Account: b.cfg.Account, Clock: b.cfg.Clock,
+		Logger: b.log.With("component", "api"), Endpoint: endpointHost(b.cfg.MQTTAddr),
+	})
+	mux.HandleFunc("GET /healthz", b.healthz)
+	mux.HandleFunc("GET /readyz", b.readyz)
+	mux.Handle("/", cp)
+	b.api = &http.Server{
+		Handler:           awsapi.WithRequestID(b.log, "control", mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+func endpointHost(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		return "localhost"
+	}
+	return host
+}
+
+// Start serves MQTT and the API in the background.
+func (b *Broker) Start() error {
+	if err := b.MQTT.Serve(); err != nil {
+		return fmt.Errorf("serve MQTT: %w", err)
+	}
+	go func() {
+		if err := b.api.Serve(b.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.serveErr <- fmt.Errorf("serve API: %w", err)
+		}
+	}()
+	b.log.Info("jobsbroker started", "mqtt", b.MQTTAddr(), "api", b.APIAddr(), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
+	return nil
+}
+
+// Err reports a listener that stopped serving on its own.
+func (b *Broker) Err() <-chan error { return b.serveErr }
+
+// MQTTAddr returns the bound MQTT address.
+func (b *Broker) MQTTAddr() string { return b.mqttLn.Address() }
+
+// APIAddr returns the bound API address.
+func (b *Broker) APIAddr() string { return b.apiLn.Addr().String() }
+
+// Shutdown stops accepting work, lets requests in flight finish until ctx
+// ends, then closes the listeners and the store.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.stopping.Store(true)
+	var errs []error
+	if err := b.api.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop API: %w", err))
+	}
+	if err := b.MQTT.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("stop MQTT: %w", err))
+	}
+	if err := b.Store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	b.log.Info("jobsbroker stopped")
+	return errors.Join(errs...)
+}
+
+func (b *Broker) healthz(w http.ResponseWriter, _ *http.Request) {
+	awsapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (b *Broker) readyz(w http.ResponseWriter, _ *http.Request) {
+	if b.stopping.Load() {
+		awsapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+		return
+	}
+	awsapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

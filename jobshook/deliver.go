@@ -1,0 +1,74 @@
+package jobshook
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// maxReplyQoS is the highest QoS of a reply; AWS IoT has no QoS 2.
+const maxReplyQoS = 1
+
+// answer writes a reply to the client that sent the request, and to no one
+// else. AWS delivers replies to the requester whether or not it subscribed
+// to them (seqsense's Go client and the FreeRTOS OTA agent rely on that),
+// and other clients never see them, whatever their subscriptions.
+//
+// A requester that is subscribed to the reply topic gets the reply once, at
+// its subscription's QoS and with its subscription identifiers; one that is
+// not gets it at the QoS of its request.
+func (h *Hook) answer(cl *mqtt.Client, req packets.Packet, topic string, payload []byte) {
+	qos := min(req.FixedHeader.Qos, maxReplyQoS)
+	out := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   topic,
+		Payload:     payload,
+		Created:     time.Now().Unix(),
+	}
+	subs := h.server.Topics.Subscribers(topic)
+	if sub, ok := subs.Subscriptions[cl.ID]; ok {
+		qos = min(sub.Qos, maxReplyQoS)
+		if len(sub.Identifiers) > 0 {
+			ids := make([]int, 0, len(sub.Identifiers))
+			for _, id := range sub.Identifiers {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			out.Properties.SubscriptionIdentifier = ids
+		}
+	}
+	out.FixedHeader.Qos = min(qos, h.server.Options.Capabilities.MaximumQos)
+	if out.FixedHeader.Qos > 0 && !h.track(cl, &out) {
+		out.FixedHeader.Qos = 0
+	}
+	if err := cl.WritePacket(out); err != nil {
+		h.Log.Debug("could not write a jobs reply", "client", cl.ID, "topic", topic, "error", err)
+		if out.FixedHeader.Qos > 0 && cl.State.Inflight.Delete(out.PacketID) {
+			atomic.AddInt64(&h.server.Info.Inflight, -1)
+			cl.State.Inflight.IncreaseSendQuota()
+		}
+	}
+}
+
+// track gives a QoS 1 reply a packet id and records it as in flight, as
+// the broker does for its own deliveries, so that the client's PUBACK
+// completes it and a resumed session gets it again. It reports false when
+// the client has no room, in which case the reply goes at QoS 0.
+func (h *Hook) track(cl *mqtt.Client, out *packets.Packet) bool {
+	if cl.State.Inflight.Len() >= int(h.server.Options.Capabilities.MaximumInflight) {
+		return false
+	}
+	id, err := cl.NextPacketID()
+	if err != nil {
+		return false
+	}
+	out.PacketID = uint16(id)
+	if cl.State.Inflight.Set(*out) {
+		atomic.AddInt64(&h.server.Info.Inflight, 1)
+		cl.State.Inflight.DecreaseSendQuota()
+	}
+	return true
+}

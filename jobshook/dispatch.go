@@ -1,0 +1,75 @@
+package jobshook
+
+import (
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/topics"
+)
+
+// notificationQoS is the QoS notify and notify-next are published at; each
+// subscriber gets them at the lower of this and its subscription's QoS.
+const notificationQoS = 1
+
+// enqueue is the store's change handler. It hands changes to the
+// dispatcher in commit order; when the queue is full it waits, which slows
+// commits down instead of dropping notifications.
+func (h *Hook) enqueue(changes []store.Change) {
+	select {
+	case h.changes <- changes:
+	case <-h.stop:
+	}
+}
+
+// dispatch publishes notifications in commit order until Stop.
+func (h *Hook) dispatch() {
+	defer h.wg.Done()
+	for {
+		select {
+		case batch := <-h.changes:
+			for i := range batch {
+				h.publish(&batch[i])
+			}
+		case <-h.stop:
+			return
+		}
+	}
+}
+
+// publish sends the notify and notify-next messages a change calls for,
+// skipping the work when nobody listens.
+func (h *Hook) publish(c *store.Change) {
+	now := h.clock.Now()
+	if c.Notify {
+		topic := topics.Notify(c.ThingName)
+		if hasSubscribers(h.server, topic) {
+			payload, err := notifyPayload(c.Pending, now)
+			h.send(topic, "notify", payload, err)
+		}
+	}
+	if c.NotifyNext {
+		topic := topics.NotifyNext(c.ThingName)
+		if hasSubscribers(h.server, topic) {
+			payload, err := notifyNextPayload(c.Next, c.NextDocument, now)
+			h.send(topic, "notify-next", payload, err)
+		}
+	}
+}
+
+func (h *Hook) send(topic, kind string, payload []byte, err error) {
+	if err == nil {
+		err = h.server.Publish(topic, payload, false, notificationQoS)
+	}
+	if err != nil {
+		h.Log.Error("could not publish a jobs notification", "topic", topic, "error", err)
+		return
+	}
+	if h.opts.Observer != nil {
+		h.opts.Observer.Notification(kind)
+	}
+}
+
+func hasSubscribers(s *mqtt.Server, topic string) bool {
+	subs := s.Topics.Subscribers(topic)
+	return len(subs.Subscriptions) > 0 || len(subs.Shared) > 0 || len(subs.InlineSubscriptions) > 0
+}

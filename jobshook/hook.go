@@ -1,0 +1,290 @@
+// Package jobshook is the mochi-mqtt hook that serves the AWS IoT Jobs
+// device protocol. It consumes the request publishes under
+// $aws/things/{thingName}/jobs/ (they are acknowledged but never fanned out
+// or retained), runs them against a store.Store, answers the requesting
+// client alone on .../accepted or .../rejected, and publishes notify and
+// notify-next through the broker whenever a committed change calls for
+// them, whichever transport or background task made it.
+//
+// Add it to a server built with InlineClient enabled:
+//
+//	server := mqtt.New(&mqtt.Options{InlineClient: true})
+//	err := server.AddHook(new(jobshook.Hook), &jobshook.Options{Server: server, Store: st})
+package jobshook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/topics"
+)
+
+// ErrMissingDependency is returned by Init when Options lacks the server or
+// the store.
+var ErrMissingDependency = errors.New("jobshook needs Options with a Server (InlineClient enabled) and a Store")
+
+// Options configures the hook.
+type Options struct {
+	// Server is the broker the hook is added to; it must have InlineClient
+	// enabled, since notifications are published through it.
+	Server *mqtt.Server `yaml:"-" json:"-"`
+	// Store runs the operations.
+	Store store.Store `yaml:"-" json:"-"`
+	// Clock stamps replies and notifications; nil means the wall clock.
+	Clock clock.Clock `yaml:"-" json:"-"`
+	// RequestTimeout bounds one request (default 10 s); a request that
+	// times out is answered InternalError and was not acknowledged.
+	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
+	// QueueLength is how many committed changes may wait to be published
+	// (default 65,536); a full queue slows commits down rather than losing
+	// notifications.
+	QueueLength int `yaml:"queue_length" json:"queue_length"`
+	// Observer, if set, is told about every request and notification.
+	Observer Observer `yaml:"-" json:"-"`
+}
+
+// Observer receives a report of every request the hook answers and every
+// notification it publishes; the metrics package implements it.
+type Observer interface {
+	// Request reports an answered request: its operation, the rejection
+	// code ("" when accepted) and how long it took.
+	Request(op topics.Operation, code string, took time.Duration)
+	// Notification reports a notify ("notify") or notify-next
+	// ("notify-next") message published to at least one subscriber.
+	Notification(kind string)
+}
+
+const (
+	defaultRequestTimeout = 10 * time.Second
+	defaultQueueLength    = 1 << 16
+)
+
+// Hook serves the AWS IoT Jobs MQTT API inside a mochi broker.
+type Hook struct {
+	mqtt.HookBase
+	opts    Options
+	server  *mqtt.Server
+	store   store.Store
+	clock   clock.Clock
+	changes chan []store.Change
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+// ID returns the hook's identifier.
+func (h *Hook) ID() string { return "aws-iot-jobs" }
+
+// Provides says the hook handles OnPublish only.
+func (h *Hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublish}, []byte{b})
+}
+
+// Init checks the options, installs the hook as the store's change handler
+// and starts publishing notifications.
+func (h *Hook) Init(config any) error {
+	opts, ok := config.(*Options)
+	if !ok && config != nil {
+		return mqtt.ErrInvalidConfigType
+	}
+	if opts == nil || opts.Server == nil || opts.Store == nil || !opts.Server.Options.InlineClient {
+		return ErrMissingDependency
+	}
+	h.opts = *opts
+	if h.opts.RequestTimeout <= 0 {
+		h.opts.RequestTimeout = defaultRequestTimeout
+	}
+	if h.opts.QueueLength <= 0 {
+		h.opts.QueueLength = defaultQueueLength
+	}
+	h.clock = h.opts.Clock
+	if h.clock == nil {
+		h.clock = clock.Real{}
+	}
+	if h.Log == nil {
+		h.Log = slog.New(slog.DiscardHandler)
+	}
+	h.server, h.store = h.opts.Server, h.opts.Store
+	h.changes = make(chan []store.Change, h.opts.QueueLength)
+	h.stop = make(chan struct{})
+	h.store.SetChangeHandler(h.enqueue)
+	h.wg.Add(1)
+	go h.dispatch()
+	return nil
+}
+
+// Stop ends notification publishing.
+func (h *Hook) Stop() error {
+	h.once.Do(func() {
+		if h.stop != nil {
+			close(h.stop)
+			h.wg.Wait()
+		}
+	})
+	return nil
+}
+
+// OnPublish serves Jobs requests and lets every other publish through.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // our own notifications, or the embedding program's
+	}
+	t, err := topics.Parse(pk.TopicName)
+	if errors.Is(err, topics.ErrNotJobs) {
+		return pk, nil
+	}
+	if err != nil {
+		req, _ := decodeRequest(pk.Payload)
+		h.answer(cl, pk, topics.Rejected(pk.TopicName), rejectedPayload(&rejection{
+			code: CodeInvalidTopic, message: invalidTopicMessage(err),
+		}, req.clientToken, h.clock.Now()))
+		h.observe(topics.OpNone, CodeInvalidTopic, 0)
+		return pk, packets.CodeSuccessIgnore
+	}
+	if t.Kind != topics.KindRequest {
+		// Replies and notifications come from the broker alone; a device
+		// publishing one is dropped, never forwarded.
+		h.Log.Debug("dropped a device publish on a jobs reply topic", "client", cl.ID, "topic", pk.TopicName)
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.serve(cl, pk, t)
+	return pk, packets.CodeSuccessIgnore
+}
+
+func invalidTopicMessage(err error) string {
+	switch {
+	case errors.Is(err, topics.ErrInvalidThingName):
+		return "the thing name in the topic must be 1-128 characters from [a-zA-Z0-9:_-]"
+	case errors.Is(err, topics.ErrInvalidJobID):
+		return "the job id in the topic must be 1-64 characters from [a-zA-Z0-9_-]"
+	}
+	return "the topic maps to no jobs API"
+}
+
+// serve runs one request and answers it.
+func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
+	start := time.Now()
+	req, rej := decodeRequest(pk.Payload)
+	var payload []byte
+	if rej == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), h.opts.RequestTimeout)
+		payload, rej = h.run(ctx, req, t)
+		cancel()
+	}
+	code := ""
+	if rej != nil {
+		code = rej.code
+		payload = rejectedPayload(rej, req.clientToken, h.clock.Now())
+		h.answer(cl, pk, topics.Rejected(pk.TopicName), payload)
+		if rej.code == CodeInternalError {
+			h.Log.Warn("jobs request failed", "client", cl.ID, "thing", t.Thing, "op", t.Op.String(), "error", rej.message)
+		}
+	} else {
+		h.answer(cl, pk, topics.Accepted(pk.TopicName), payload)
+	}
+	h.observe(t.Op, code, time.Since(start))
+}
+
+func (h *Hook) observe(op topics.Operation, code string, took time.Duration) {
+	if h.opts.Observer != nil {
+		h.opts.Observer.Request(op, code, took)
+	}
+}
+
+// run executes the operation and renders the accepted payload.
+func (h *Hook) run(ctx context.Context, req *request, t topics.Topic) ([]byte, *rejection) {
+	token := req.clientToken
+	switch t.Op {
+	case topics.OpGetPending:
+		out, err := h.store.GetPendingJobExecutions(ctx, t.Thing)
+		if err != nil {
+			return nil, rejectionFor(err)
+		}
+		return marshal(pendingReply{
+			InProgressJobs: summaries(out.InProgress),
+			QueuedJobs:     summaries(out.Queued),
+			Timestamp:      h.clock.Now().Unix(),
+			ClientToken:    token,
+		})
+	case topics.OpStartNext:
+		in, rej := req.startNextInput(t.Thing)
+		if rej != nil {
+			return nil, rej
+		}
+		out, err := h.store.StartNextPendingJobExecution(ctx, in)
+		if err != nil {
+			return nil, rejectionFor(err)
+		}
+		return h.executionReply(out, token)
+	case topics.OpDescribe:
+		in, rej := req.describeInput(t.Thing, t.JobID)
+		if rej != nil {
+			return nil, rej
+		}
+		out, err := h.store.DescribeJobExecution(ctx, in)
+		if err != nil {
+			return nil, rejectionFor(err)
+		}
+		return h.executionReply(out, token)
+	case topics.OpUpdate:
+		in, withState, rej := req.updateInput(t.Thing, t.JobID)
+		if rej != nil {
+			return nil, rej
+		}
+		out, err := h.store.UpdateJobExecution(ctx, in)
+		if err != nil {
+			return nil, rejectionFor(err)
+		}
+		reply := updateReply{Timestamp: h.clock.Now().Unix(), ClientToken: token}
+		if withState {
+			reply.ExecutionState = state(out.Execution.State())
+		}
+		if in.IncludeJobDocument && out.Document != "" {
+			reply.JobDocument = []byte(out.Document)
+		}
+		return marshal(reply)
+	}
+	return nil, &rejection{code: CodeInvalidTopic, message: "the topic maps to no jobs API"}
+}
+
+func (h *Hook) executionReply(out *store.ExecutionOutput, token *string) ([]byte, *rejection) {
+	now := h.clock.Now()
+	reply := executionReply{Timestamp: now.Unix(), ClientToken: token}
+	if out.Execution != nil {
+		reply.Execution = execution(out.Execution, out.Document, true, now)
+	}
+	return marshal(reply)
+}
+
+func marshal(v any) ([]byte, *rejection) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, &rejection{code: CodeInternalError, message: "the reply could not be encoded"}
+	}
+	return b, nil
+}
+
+func rejectedPayload(rej *rejection, token *string, now time.Time) []byte {
+	b, err := json.Marshal(rejectedReply{
+		Code:           rej.code,
+		Message:        rej.message,
+		ClientToken:    token,
+		Timestamp:      now.Unix(),
+		ExecutionState: state(rej.state),
+	})
+	if err != nil {
+		// Only a broken statusDetails map could fail; answer without it.
+		b, _ = json.Marshal(rejectedReply{Code: rej.code, Message: rej.message, ClientToken: token, Timestamp: now.Unix()})
+	}
+	return b
+}
