@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/store/clock"
 )
 
 func main() {
@@ -86,6 +87,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (b
 	fs.StringVar(&lc.format, "log-format", "text", "log format: text or json")
 	fs.StringVar(&lc.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&lc.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
+	var offset time.Duration
+	fs.DurationVar(&offset, "debug-clock-offset", 0, "run the broker's clock this far ahead of the wall clock (for testing timers)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, lc, err
 	}
@@ -103,6 +106,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (b
 	})
 	if err != nil {
 		return cfg, lc, err
+	}
+	if offset != 0 {
+		cfg.Clock = clock.Offset{By: offset}
 	}
 	return cfg, lc, nil
 }

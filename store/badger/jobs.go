@@ -47,6 +47,9 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 		if err := w.saveJob(job); err != nil {
 			return err
 		}
+		if err := w.saveTargetARNs(job); err != nil {
+			return err
+		}
 		if err := w.set(docKey(job.JobID), []byte(in.Document)); err != nil {
 			return err
 		}
@@ -166,6 +169,9 @@ func (r *rtx) fullJob(jobID string) (*store.Job, error) {
 		return nil, err
 	}
 	job.ProcessDetails = *counts
+	if err := r.getJSON(jobTargetsKey(jobID), &job.Targets); err != nil && !errors.Is(err, errMissing) {
+		return nil, err
+	}
 	t, err := r.task(jobID)
 	if err != nil {
 		return nil, err

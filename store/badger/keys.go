@@ -13,6 +13,7 @@ import (
 //	m<name>                                  metadata (sequence counter, schema version)
 //	j<job>                                   job record
 //	d<job>                                   job document
+//	g<job>                                   job target ARNs (kept apart: a job may have very many)
 //	n<job>                                   job process details (counts)
 //	o<seq:8>                                 job id, in creation order (ListJobs)
 //	q<job>                                   background task of a job (rollout, cancel, delete)
@@ -25,6 +26,7 @@ const (
 	prefixMeta      = 'm'
 	prefixJob       = 'j'
 	prefixDoc       = 'd'
+	prefixJobTarget = 'g'
 	prefixCounts    = 'n'
 	prefixJobOrder  = 'o'
 	prefixTask      = 'q'
@@ -55,8 +57,11 @@ func key(prefix byte, parts ...string) []byte {
 	return b
 }
 
-func jobKey(job string) []byte    { return key(prefixJob, job) }
-func docKey(job string) []byte    { return key(prefixDoc, job) }
+func jobKey(job string) []byte { return key(prefixJob, job) }
+func docKey(job string) []byte { return key(prefixDoc, job) }
+func jobTargetsKey(job string) []byte {
+	return key(prefixJobTarget, job)
+}
 func countsKey(job string) []byte { return key(prefixCounts, job) }
 func taskKey(job string) []byte   { return key(prefixTask, job) }
 func thingKey(thing string) []byte {

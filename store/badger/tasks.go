@@ -28,7 +28,7 @@ type settleTask struct {
 	After  []byte `json:"after,omitempty"` // last x key handled
 }
 
-const targetChunk = 1000
+const targetChunk = 4096
 
 func (r *rtx) task(job string) (*task, error) {
 	var t task
@@ -175,7 +175,7 @@ func (w *wtx) settleStep(job *store.Job, t *task) (bool, error) {
 		return false, nil
 	}
 	w.forgetCounts(jobID)
-	for _, k := range [][]byte{jobKey(jobID), docKey(jobID), countsKey(jobID), jobOrderKey(job.Seq)} {
+	for _, k := range [][]byte{jobKey(jobID), jobTargetsKey(jobID), docKey(jobID), countsKey(jobID), jobOrderKey(job.Seq)} {
 		if err := w.del(k); err != nil {
 			return false, err
 		}

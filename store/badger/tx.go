@@ -261,7 +261,18 @@ func (w *wtx) setJSON(k []byte, v any) error {
 // afterCommit runs f once the operation's batch is committed.
 func (w *wtx) afterCommit(f func()) { w.after = append(w.after, f) }
 
-func (w *wtx) saveJob(j *store.Job) error { return w.setJSON(jobKey(j.JobID), j) }
+// saveJob stores the job record. Its targets are stored once, by
+// saveTargetARNs, and left out here: device operations read the job
+// record, and a job can name very many targets.
+func (w *wtx) saveJob(j *store.Job) error {
+	rec := *j
+	rec.Targets = nil
+	return w.setJSON(jobKey(j.JobID), &rec)
+}
+
+func (w *wtx) saveTargetARNs(j *store.Job) error {
+	return w.setJSON(jobTargetsKey(j.JobID), j.Targets)
+}
 
 func (w *wtx) saveExec(e *store.Execution) error {
 	return w.setJSON(execKey(e.ThingName, e.JobID, e.ExecutionNumber), e)

@@ -140,3 +140,19 @@ func (t *fakeTimer) Stop() bool {
 	}
 	return false
 }
+
+// Offset is a wall clock shifted by a fixed duration. It exists so that a
+// test can restart the broker "later" and watch timers that expired while
+// it was down fire at once.
+type Offset struct {
+	By time.Duration
+}
+
+// Now returns the shifted time.
+func (o Offset) Now() time.Time { return time.Now().Add(o.By) }
+
+// NewTimer wraps time.NewTimer.
+func (o Offset) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+// TimerAt fires when the shifted clock reaches t.
+func (o Offset) TimerAt(t time.Time) Timer { return realTimer{time.NewTimer(t.Sub(o.Now()))} }

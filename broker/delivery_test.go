@@ -1,0 +1,100 @@
+package broker_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/jobsbroker/jobsbroker/broker/brokertest"
+)
+
+// TestRepliesArePrivate shows that a client subscribed with wildcards to
+// another thing's and to its own reply topics never receives a reply to
+// someone else's request, while notifications still reach it.
+func TestRepliesArePrivate(t *testing.T) {
+	b := brokertest.Start(t)
+	createJob(t, b, "j1", "a")
+	a := brokertest.Connect(t, b.MQTTAddr(), "a", 4)
+	spy := brokertest.Connect(t, b.MQTTAddr(), "spy", 5)
+	for _, f := range []string{
+		"#", "$aws/#", "$aws/things/+/jobs/#", "$aws/things/a/jobs/#", "$aws/things/a/jobs/+/update/+",
+		"$aws/things/a/jobs/get/accepted", "$aws/things/+/jobs/start-next/+", "$aws/things/spy/jobs/#",
+	} {
+		spy.Subscribe(f, 1)
+	}
+	// The requester also holds overlapping subscriptions to its replies.
+	a.Subscribe("$aws/things/a/jobs/#", 1)
+	a.Subscribe("$aws/things/a/jobs/+/update/accepted", 0)
+
+	base := "$aws/things/a/jobs/"
+	a.MustAccept(base+"get", map[string]any{"clientToken": "1"})
+	a.MustAccept(base+"start-next", map[string]any{"clientToken": "2"})
+	a.MustAccept(base+"j1/get", map[string]any{"clientToken": "3"})
+	a.MustAccept(base+"$next/get", map[string]any{"clientToken": "4"})
+	a.MustAccept(base+"j1/update", map[string]any{"status": "IN_PROGRESS", "clientToken": "5"})
+	a.MustReject(base+"j1/update", map[string]any{"status": "IN_PROGRESS", "expectedVersion": 1, "clientToken": "6"})
+	a.MustReject(base+"bogus", map[string]any{"clientToken": "7"})
+	// The spy may ask about its own thing; that reply is its own.
+	spy.MustAccept("$aws/things/spy/jobs/get", map[string]any{})
+
+	// Notifications are ordinary broker messages: the spy, subscribed to
+	// a's topics, gets them, and they arrive after anything sent before.
+	createJob(t, b, "barrier", "a")
+	spy.Expect(base + "notify")
+	for _, m := range spy.Received() {
+		if strings.HasSuffix(m.Topic, "/accepted") || strings.HasSuffix(m.Topic, "/rejected") {
+			t.Fatalf("the spy received a reply: %s %s", m.Topic, m.Payload)
+		}
+		if strings.HasSuffix(m.Topic, "/get") || strings.HasSuffix(m.Topic, "/update") || strings.HasSuffix(m.Topic, "/start-next") {
+			t.Fatalf("a request was fanned out: %s", m.Topic)
+		}
+	}
+	// The requester got exactly one copy of each reply, even though two of
+	// its subscriptions match the update replies; requests are not echoed.
+	a.Expect(base + "notify")
+	for _, m := range a.Received() {
+		if strings.Contains(m.Topic, "/accepted") || strings.Contains(m.Topic, "/rejected") {
+			t.Fatalf("a duplicate reply reached the requester: %s %s", m.Topic, m.Payload)
+		}
+		if strings.HasSuffix(m.Topic, "/get") || strings.HasSuffix(m.Topic, "/update") {
+			t.Fatalf("the request was echoed back: %s", m.Topic)
+		}
+	}
+}
+
+// TestReplyDelivery checks who gets replies at which QoS: an unsubscribed
+// requester (as seqsense's Go client and the OTA agent are) gets it at the
+// request's QoS; a subscribed one at its subscription's QoS.
+func TestReplyDelivery(t *testing.T) {
+	b := brokertest.Start(t)
+	createJob(t, b, "j1", "dev")
+	for _, version := range []int{4, 5} {
+		d := brokertest.Connect(t, b.MQTTAddr(), "dev", version)
+		base := "$aws/things/dev/jobs/"
+
+		d.Publish(base+"get", `{}`, 1)
+		if m := d.Expect(base + "get/accepted"); m.QoS != 1 {
+			t.Errorf("MQTT %d: unsubscribed reply to a QoS 1 request has QoS %d", version, m.QoS)
+		}
+		d.Publish(base+"get", `{}`, 0)
+		if m := d.Expect(base + "get/accepted"); m.QoS != 0 {
+			t.Errorf("MQTT %d: unsubscribed reply to a QoS 0 request has QoS %d", version, m.QoS)
+		}
+		d.Subscribe(base+"$next/get/+", 0)
+		d.Publish(base+"$next/get", `{}`, 1)
+		m := d.Expect(base + "$next/get/accepted")
+		if m.QoS != 0 {
+			t.Errorf("MQTT %d: reply on a QoS 0 subscription has QoS %d", version, m.QoS)
+		}
+		if e := m.JSON(t)["execution"].(map[string]any); e["jobId"] != "j1" {
+			t.Errorf("$next describe: %s", m.Payload)
+		}
+		d.Unsubscribe(base + "$next/get/+")
+		// The MQTT 5 request-response pattern: subscribe, ask, unsubscribe.
+		d.Subscribe(base+"j1/get/+", 1)
+		if reply := d.MustAccept(base+"j1/get", map[string]any{"clientToken": "x"}); reply["clientToken"] != "x" {
+			t.Errorf("reply %v", reply)
+		}
+		d.Unsubscribe(base + "j1/get/+")
+		d.Close()
+	}
+}
