@@ -1,6 +1,7 @@
 // Package broker assembles a jobsbroker: the mochi MQTT server with its
 // listeners and hooks (jobshook among them), the Badger store, and the HTTP
-// listener that serves the AWS IoT control-plane API. cmd/jobsbroker only
+// listeners of the AWS IoT control-plane API and of the iot-jobs-data API.
+// cmd/jobsbroker only
 // turns configuration into a Config and calls New, Start and Shutdown.
 package broker
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
+	"github.com/jobsbroker/jobsbroker/broker/dataplane"
 	"github.com/jobsbroker/jobsbroker/jobshook"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -33,6 +35,9 @@ type Config struct {
 	MQTTAddr string
 	// APIAddr is the HTTP listener of the control-plane API (default ":8080").
 	APIAddr string
+	// JobsAddr is the HTTP listener of the iot-jobs-data API (default
+	// ":8081"); its paths collide with the control plane's.
+	JobsAddr string
 	// DataDir holds the store (default "./data").
 	DataDir string
 	// NoSync acknowledges writes before they reach the disk (see
@@ -51,6 +56,7 @@ type Config struct {
 const (
 	DefaultMQTTAddr = ":1883"
 	DefaultAPIAddr  = ":8080"
+	DefaultJobsAddr = ":8081"
 	DefaultDataDir  = "./data"
 	DefaultRegion   = "us-east-1"
 	DefaultAccount  = "123456789012"
@@ -62,6 +68,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.APIAddr == "" {
 		c.APIAddr = DefaultAPIAddr
+	}
+	if c.JobsAddr == "" {
+		c.JobsAddr = DefaultJobsAddr
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -88,8 +97,8 @@ type Broker struct {
 	Store    *badger.Store
 	Jobs     *jobshook.Hook
 	mqttLn   *listeners.TCP
-	api      *http.Server
-	apiLn    net.Listener
+	api      *httpServer
+	jobs     *httpServer
 	serveErr chan error
 	stopping atomic.Bool
 }
@@ -171,28 +180,45 @@ func (h levelFloor) WithGroup(n string) slog.Handler {
 }
 
 func (b *Broker) buildAPI() error {
-	ln, err := net.Listen("tcp", b.cfg.APIAddr)
-	if err != nil {
-		return fmt.Errorf("listen for the API on %s: %w", b.cfg.APIAddr, err)
-	}
-	b.apiLn = ln
-	mux := http.NewServeMux()
 	cp := controlplane.New(controlplane.Options{
 		Store: b.Store, Region: b.cfg.Region, Account: b.cfg.Account, Clock: b.cfg.Clock,
 		Logger: b.log.With("component", "api"), Endpoint: endpointHost(b.cfg.MQTTAddr),
 	})
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle("/", cp)
-	b.api = &http.Server{
-		Handler:           awsapi.WithRequestID(b.log, "control", mux),
+	var err error
+	if b.api, err = b.listenHTTP("control", b.cfg.APIAddr, mux); err != nil {
+		return err
+	}
+	dp := dataplane.New(dataplane.Options{Store: b.Store, Clock: b.cfg.Clock, Logger: b.log.With("component", "jobs-api")})
+	if b.jobs, err = b.listenHTTP("data", b.cfg.JobsAddr, dp); err != nil {
+		b.api.ln.Close()
+		return err
+	}
+	return nil
+}
+
+// httpServer is an HTTP API with its bound listener.
+type httpServer struct {
+	*http.Server
+	ln net.Listener
+}
+
+func (b *Broker) listenHTTP(api, addr string, h http.Handler) (*httpServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the %s API on %s: %w", api, addr, err)
+	}
+	return &httpServer{ln: ln, Server: &http.Server{
+		Handler:           awsapi.WithRequestID(b.log, api, h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
-	}
-	return nil
+	}}, nil
 }
 
 func endpointHost(addr string) string {
@@ -208,12 +234,15 @@ func (b *Broker) Start() error {
 	if err := b.MQTT.Serve(); err != nil {
 		return fmt.Errorf("serve MQTT: %w", err)
 	}
-	go func() {
-		if err := b.api.Serve(b.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			b.serveErr <- fmt.Errorf("serve API: %w", err)
-		}
-	}()
-	b.log.Info("jobsbroker started", "mqtt", b.MQTTAddr(), "api", b.APIAddr(), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
+	for _, s := range []*httpServer{b.api, b.jobs} {
+		go func() {
+			if err := s.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.serveErr <- fmt.Errorf("serve HTTP on %s: %w", s.ln.Addr(), err)
+			}
+		}()
+	}
+	b.log.Info("jobsbroker started", "mqtt", b.MQTTAddr(), "api", b.APIAddr(), "jobs_api", b.JobsAddr(),
+		"data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
 	return nil
 }
 
@@ -223,16 +252,21 @@ func (b *Broker) Err() <-chan error { return b.serveErr }
 // MQTTAddr returns the bound MQTT address.
 func (b *Broker) MQTTAddr() string { return b.mqttLn.Address() }
 
-// APIAddr returns the bound API address.
-func (b *Broker) APIAddr() string { return b.apiLn.Addr().String() }
+// APIAddr returns the bound control-plane API address.
+func (b *Broker) APIAddr() string { return b.api.ln.Addr().String() }
+
+// JobsAddr returns the bound data-plane (iot-jobs-data) API address.
+func (b *Broker) JobsAddr() string { return b.jobs.ln.Addr().String() }
 
 // Shutdown stops accepting work, lets requests in flight finish until ctx
 // ends, then closes the listeners and the store.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopping.Store(true)
 	var errs []error
-	if err := b.api.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop API: %w", err))
+	for _, s := range []*httpServer{b.api, b.jobs} {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop HTTP on %s: %w", s.ln.Addr(), err))
+		}
 	}
 	if err := b.MQTT.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop MQTT: %w", err))

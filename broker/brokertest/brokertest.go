@@ -38,6 +38,7 @@ func Start(t testing.TB, mod ...func(*broker.Config)) *Instance {
 	cfg := broker.Config{
 		MQTTAddr: "127.0.0.1:0",
 		APIAddr:  "127.0.0.1:0",
+		JobsAddr: "127.0.0.1:0",
 		DataDir:  t.TempDir(),
 		Clock:    clk,
 		Logger:   Logger(t),
@@ -79,6 +80,9 @@ func (i *Instance) Stop(t testing.TB) {
 
 // APIURL is the base URL of the control-plane API.
 func (i *Instance) APIURL() string { return "http://" + i.APIAddr() }
+
+// JobsURL is the base URL of the iot-jobs-data API.
+func (i *Instance) JobsURL() string { return "http://" + i.JobsAddr() }
 
 // IoT returns an AWS SDK for Go v2 IoT client pointed at the broker.
 func (i *Instance) IoT() *iot.Client {

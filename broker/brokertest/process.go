@@ -46,6 +46,7 @@ type Process struct {
 	cmd      *exec.Cmd
 	MQTTAddr string
 	APIAddr  string
+	JobsAddr string
 	exited   chan struct{}
 	mu       sync.Mutex
 	logs     []string
@@ -55,9 +56,10 @@ type Process struct {
 // extra flags, and waits until it says it has started.
 func StartProcess(t testing.TB, dataDir string, args ...string) *Process {
 	t.Helper()
-	all := append([]string{"-mqtt-addr", "127.0.0.1:0", "-api-addr", "127.0.0.1:0", "-data-dir", dataDir, "-log-format", "json"}, args...)
+	all := append([]string{"-mqtt-addr", "127.0.0.1:0", "-api-addr", "127.0.0.1:0", "-jobs-addr", "127.0.0.1:0",
+		"-data-dir", dataDir, "-log-format", "json"}, args...)
 	cmd := exec.Command(Binary(t), all...)
-	cmd.Env = append(os.Environ(), "JOBSBROKER_MQTT_ADDR=", "JOBSBROKER_API_ADDR=")
+	cmd.Env = append(os.Environ(), "JOBSBROKER_MQTT_ADDR=", "JOBSBROKER_API_ADDR=", "JOBSBROKER_JOBS_ADDR=")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +80,7 @@ func StartProcess(t testing.TB, dataDir string, args ...string) *Process {
 	case line := <-started:
 		p.MQTTAddr, _ = line["mqtt"].(string)
 		p.APIAddr, _ = line["api"].(string)
+		p.JobsAddr, _ = line["jobs_api"].(string)
 	case <-p.exited:
 		t.Fatalf("jobsbroker exited during start:\n%s", p.Logs())
 	case <-time.After(30 * time.Second):

@@ -80,6 +80,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (b
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.MQTTAddr, "mqtt-addr", broker.DefaultMQTTAddr, "address of the plain MQTT listener")
 	fs.StringVar(&cfg.APIAddr, "api-addr", broker.DefaultAPIAddr, "address of the HTTP API (AWS IoT job management)")
+	fs.StringVar(&cfg.JobsAddr, "jobs-addr", broker.DefaultJobsAddr, "address of the HTTP iot-jobs-data API (the device operations)")
 	fs.StringVar(&cfg.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store")
 	fs.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
 	fs.StringVar(&cfg.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns")
