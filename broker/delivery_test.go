@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -97,4 +98,42 @@ func TestReplyDelivery(t *testing.T) {
 		d.Unsubscribe(base + "j1/get/+")
 		d.Close()
 	}
+}
+
+// TestReplyBeforeNotifications checks that a device hears the reply to its
+// request before the notifications the request caused, over MQTT and over
+// HTTP.
+func TestReplyBeforeNotifications(t *testing.T) {
+	b := brokertest.Start(t)
+	createJob(t, b, "first", "dev")
+	createJob(t, b, "second", "dev")
+	d := brokertest.Connect(t, b.MQTTAddr(), "dev", 4)
+	base := "$aws/things/dev/jobs/"
+	d.Subscribe(base+"notify", 1)
+	d.Subscribe(base+"notify-next", 1)
+	for range 20 {
+		d.Publish(base+"get", `{}`, 1) // traffic that notifies nobody
+	}
+	d.Publish(base+"first/update", `{"status":"SUCCEEDED"}`, 1)
+	var order []string
+	brokertest.Eventually(t, "reply and notifications", func() error {
+		order = nil
+		for _, m := range d.Received() {
+			if !strings.HasSuffix(m.Topic, "get/accepted") {
+				order = append(order, m.Topic[len(base):])
+			}
+		}
+		if len(order) < 3 {
+			return fmt.Errorf("%v", order)
+		}
+		return nil
+	})
+	if strings.Join(order, " ") != "first/update/accepted notify notify-next" {
+		t.Fatalf("order = %v", order)
+	}
+	d.Messages()
+	// The same over HTTP: the response is written before notify goes out.
+	dpOK(t, b, "POST", "/things/dev/jobs/second", `{"status":"SUCCEEDED"}`)
+	d.Expect(base + "notify-next")
+	d.Expect(base + "notify")
 }

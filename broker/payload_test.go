@@ -81,12 +81,18 @@ func TestPayloadConventions(t *testing.T) {
 		t.Fatalf("started execution = %v", e)
 	}
 	// Minimal update reply: only timestamp (and the token when sent).
-	got = d.MustAccept(base+"j1/update", `{"status":"IN_PROGRESS","statusDetails":{"stdout":"hello from device client\n"}}`)
+	got = d.MustAccept(base+"j1/update", `{"status":"IN_PROGRESS","statusDetails":{"stdout":"hello from device client"}}`)
 	if len(got) != 1 {
 		t.Fatalf("minimal update reply = %v", got)
 	}
 	got = d.MustAccept(base+"j1/get", `{}`)
-	if sd := got["execution"].(map[string]any)["statusDetails"].(map[string]any); sd["stdout"] != "hello from device client\n" {
+	if sd := got["execution"].(map[string]any)["statusDetails"].(map[string]any); sd["stdout"] != "hello from device client" {
 		t.Fatalf("statusDetails = %v", sd)
+	}
+	// AWS IoT Device Client reports command output with its line break;
+	// the model's value pattern refuses control characters.
+	got = d.MustReject(base+"j1/update", `{"status":"IN_PROGRESS","statusDetails":{"stdout":"hello from device client\n"}}`)
+	if got["code"] != "InvalidRequest" {
+		t.Fatalf("a line break in statusDetails: %v", got)
 	}
 }

@@ -1,6 +1,8 @@
 package jobshook
 
 import (
+	"time"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/jobsbroker/jobsbroker/store"
@@ -21,6 +23,11 @@ func (h *Hook) enqueue(changes []store.Change) {
 	}
 }
 
+// replyWait bounds how long a notification waits for the reply to the
+// request that caused it, so that a stalled requester cannot hold up
+// notifications for everyone else.
+const replyWait = 100 * time.Millisecond
+
 // dispatch publishes notifications in commit order until Stop.
 func (h *Hook) dispatch() {
 	defer h.wg.Done()
@@ -28,12 +35,37 @@ func (h *Hook) dispatch() {
 		select {
 		case batch := <-h.changes:
 			for i := range batch {
+				if !h.awaitReply(batch[i].After) {
+					return
+				}
 				h.publish(&batch[i])
 			}
 		case <-h.stop:
 			return
 		}
 	}
+}
+
+// awaitReply waits (briefly) until the reply that goes before a
+// notification has been sent; it returns false on Stop.
+func (h *Hook) awaitReply(after <-chan struct{}) bool {
+	if after == nil {
+		return true
+	}
+	select {
+	case <-after:
+		return true
+	default:
+	}
+	t := time.NewTimer(replyWait)
+	defer t.Stop()
+	select {
+	case <-after:
+	case <-t.C:
+	case <-h.stop:
+		return false
+	}
+	return true
 }
 
 // publish sends the notify and notify-next messages a change calls for,

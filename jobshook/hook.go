@@ -177,7 +177,10 @@ func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
 	req, rej := decodeRequest(pk.Payload)
 	var payload []byte
 	if rej == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), h.opts.RequestTimeout)
+		// Notifications this request causes wait until its reply is out.
+		replied := make(chan struct{})
+		defer close(replied)
+		ctx, cancel := context.WithTimeout(store.WithNotifyAfter(context.Background(), replied), h.opts.RequestTimeout)
 		payload, rej = h.run(ctx, req, t)
 		cancel()
 	}

@@ -74,6 +74,24 @@ type Change struct {
 	NextDocument string
 	// At is when the change was committed.
 	At time.Time
+	// After, when not nil, is closed once the reply to the request that
+	// made the change has been sent (see WithNotifyAfter); notifications
+	// wait for it, so a device hears "accepted" before what followed.
+	After <-chan struct{}
+}
+
+type notifyAfterKey struct{}
+
+// WithNotifyAfter returns a context whose operations' changes carry gate
+// as Change.After. A transport closes gate once it has sent its reply.
+func WithNotifyAfter(ctx context.Context, gate <-chan struct{}) context.Context {
+	return context.WithValue(ctx, notifyAfterKey{}, gate)
+}
+
+// NotifyAfter returns the gate set by WithNotifyAfter, or nil.
+func NotifyAfter(ctx context.Context) <-chan struct{} {
+	gate, _ := ctx.Value(notifyAfterKey{}).(<-chan struct{})
+	return gate
 }
 
 // PendingExecutions is the result of GetPendingJobExecutions.

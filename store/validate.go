@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jobsbroker/jobsbroker/topics"
@@ -43,10 +45,10 @@ func ValidateJobID(id string) error {
 	return nil
 }
 
-// ValidateStatusDetails checks the statusDetails map of a request: keys of
-// 1-128 characters from [a-zA-Z0-9:_-], values of 1-1024 characters. Values
-// may contain line breaks: AWS's own Device Client reports command output
-// there.
+// ValidateStatusDetails checks the statusDetails map of a request against
+// the model: keys of 1-128 characters from [a-zA-Z0-9:_-], values of
+// 1-1024 characters with no control or format characters ([^\p{C}]+), so
+// not even a line break.
 func ValidateStatusDetails(details map[string]string) error {
 	for k, v := range details {
 		if len(k) == 0 || len(k) > MaxStatusDetailsKeyLength || !validDetailsKey(k) {
@@ -58,9 +60,16 @@ func ValidateStatusDetails(details map[string]string) error {
 		if n := utf8.RuneCountInString(v); n == 0 || n > MaxStatusDetailsValueLength {
 			return Errorf(ErrInvalidRequest, "statusDetails value of %q has %d characters; it must have 1-1024", k, n)
 		}
+		if i := strings.IndexFunc(v, isOther); i >= 0 {
+			return Errorf(ErrInvalidRequest, "statusDetails value of %q holds the control character %U at byte %d; values may not contain control characters, not even line breaks", k, []rune(v[i:])[0], i)
+		}
 	}
 	return nil
 }
+
+// isOther reports Unicode category C (control, format, surrogate, private
+// use), which the model's value pattern [^\p{C}]+ excludes.
+func isOther(r rune) bool { return unicode.In(r, unicode.C) }
 
 func validDetailsKey(k string) bool {
 	for i := 0; i < len(k); i++ {

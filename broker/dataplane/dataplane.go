@@ -72,7 +72,10 @@ type handlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Reques
 
 func (a *API) handle(pattern string, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
+		// MQTT notifications caused by this request wait for its response.
+		replied := make(chan struct{})
+		defer close(replied)
+		ctx, cancel := context.WithTimeout(store.WithNotifyAfter(r.Context(), replied), a.opts.RequestTimeout)
 		defer cancel()
 		if err := h(ctx, w, r); err != nil {
 			e := errorFor(err)

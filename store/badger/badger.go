@@ -351,6 +351,11 @@ func (s *Store) execute(txn *badgerdb.Txn, o *op) (err error) {
 		return err
 	}
 	o.err, o.changes, o.after = ferr, w.changes, w.after
+	if gate := store.NotifyAfter(o.ctx); gate != nil {
+		for i := range o.changes {
+			o.changes[i].After = gate
+		}
+	}
 	if w.timersChanged {
 		o.after = append(o.after, s.wakeTimers)
 	}
