@@ -46,6 +46,9 @@ type Config struct {
 	// Region and Account appear in the ARNs the API returns.
 	Region  string
 	Account string
+	// EndpointHost is the host name DescribeEndpoint returns (default
+	// "localhost").
+	EndpointHost string
 	// Logger receives all logs; nil discards them.
 	Logger *slog.Logger
 	// Clock drives timers; nil means the wall clock.
@@ -77,6 +80,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Region == "" {
 		c.Region = DefaultRegion
+	}
+	if c.EndpointHost == "" {
+		c.EndpointHost = "localhost"
 	}
 	if c.Account == "" {
 		c.Account = DefaultAccount
@@ -180,14 +186,7 @@ func (h levelFloor) WithGroup(n string) slog.Handler {
 }
 
 func (b *Broker) buildAPI() error {
-	cp := controlplane.New(controlplane.Options{
-		Store: b.Store, Region: b.cfg.Region, Account: b.cfg.Account, Clock: b.cfg.Clock,
-		Logger: b.log.With("component", "api"), Endpoint: endpointHost(b.cfg.MQTTAddr),
-	})
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", b.healthz)
-	mux.HandleFunc("GET /readyz", b.readyz)
-	mux.Handle("/", cp)
 	var err error
 	if b.api, err = b.listenHTTP("control", b.cfg.APIAddr, mux); err != nil {
 		return err
@@ -197,7 +196,33 @@ func (b *Broker) buildAPI() error {
 		b.api.ln.Close()
 		return err
 	}
+	cp := controlplane.New(controlplane.Options{
+		Store: b.Store, Region: b.cfg.Region, Account: b.cfg.Account, Clock: b.cfg.Clock,
+		Logger: b.log.With("component", "api"), Endpoints: b.endpoints(),
+	})
+	mux.HandleFunc("GET /healthz", b.healthz)
+	mux.HandleFunc("GET /readyz", b.readyz)
+	mux.Handle("/", cp)
 	return nil
+}
+
+// endpoints is what DescribeEndpoint answers: the public host with the
+// port of each listener. AWS returns a bare host name; a self-hosted
+// broker's ports are not the well-known ones, so they are included.
+func (b *Broker) endpoints() map[string]string {
+	withPort := func(addr string) string {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return b.cfg.EndpointHost
+		}
+		return net.JoinHostPort(b.cfg.EndpointHost, port)
+	}
+	mqttAddr := withPort(b.mqttLn.Address())
+	return map[string]string{
+		"iot:Data":     mqttAddr,
+		"iot:Data-ATS": mqttAddr,
+		"iot:Jobs":     withPort(b.jobs.ln.Addr().String()),
+	}
 }
 
 // httpServer is an HTTP API with its bound listener.
@@ -219,14 +244,6 @@ func (b *Broker) listenHTTP(api, addr string, h http.Handler) (*httpServer, erro
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
 	}}, nil
-}
-
-func endpointHost(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
-		return "localhost"
-	}
-	return host
 }
 
 // Start serves MQTT and the API in the background.

@@ -41,7 +41,7 @@ func (h *Hook) answer(cl *mqtt.Client, req packets.Packet, topic string, payload
 		}
 	}
 	out.FixedHeader.Qos = min(qos, h.server.Options.Capabilities.MaximumQos)
-	if out.FixedHeader.Qos > 0 && !h.track(cl, &out) {
+	if out.FixedHeader.Qos > 0 && !h.track(cl, &out, req.PacketID) {
 		out.FixedHeader.Qos = 0
 	}
 	if err := cl.WritePacket(out); err != nil {
@@ -57,11 +57,19 @@ func (h *Hook) answer(cl *mqtt.Client, req packets.Packet, topic string, payload
 // the broker does for its own deliveries, so that the client's PUBACK
 // completes it and a resumed session gets it again. It reports false when
 // the client has no room, in which case the reply goes at QoS 0.
-func (h *Hook) track(cl *mqtt.Client, out *packets.Packet) bool {
+//
+// The id must differ from the request's own: mochi keeps inbound and
+// outbound ids in one in-flight map, and once OnPublish returns it records
+// and then deletes the request's id there, which would take the reply's
+// entry with it.
+func (h *Hook) track(cl *mqtt.Client, out *packets.Packet, requestID uint16) bool {
 	if cl.State.Inflight.Len() >= int(h.server.Options.Capabilities.MaximumInflight) {
 		return false
 	}
 	id, err := cl.NextPacketID()
+	if err == nil && uint16(id) == requestID {
+		id, err = cl.NextPacketID()
+	}
 	if err != nil {
 		return false
 	}

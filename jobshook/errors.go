@@ -31,7 +31,7 @@ type rejection struct {
 // one place where store errors become wire codes.
 func rejectionFor(err error) *rejection {
 	var se *store.Error
-	msg := "internal error"
+	msg := err.Error()
 	if errors.As(err, &se) {
 		msg = se.Message
 	}

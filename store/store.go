@@ -145,6 +145,8 @@ type CreateJobInput struct {
 type ListJobsInput struct {
 	Status          JobStatus
 	TargetSelection TargetSelection
+	NamespaceID     string // only jobs of this namespace
+	ThingGroupName  string // only jobs that target this thing group
 	MaxResults      int
 	NextToken       string
 }
@@ -172,11 +174,12 @@ type DeleteJobInput struct {
 // ListExecutionsInput pages ListJobExecutionsForJob (JobID set) and
 // ListJobExecutionsForThing (ThingName set, JobID optional).
 type ListExecutionsInput struct {
-	JobID      string
-	ThingName  string
-	Status     ExecutionStatus
-	MaxResults int
-	NextToken  string
+	JobID       string
+	ThingName   string
+	Status      ExecutionStatus
+	NamespaceID string // ListJobExecutionsForThing: only jobs of this namespace
+	MaxResults  int
+	NextToken   string
 }
 
 // ListExecutionsOutput is one page of executions.

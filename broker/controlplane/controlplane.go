@@ -24,10 +24,11 @@ type Options struct {
 	// Region and Account fill the ARNs the API returns (jobArn, thingArn).
 	Region  string
 	Account string
-	// Endpoint is the host DescribeEndpoint returns.
-	Endpoint string
-	Clock    clock.Clock
-	Logger   *slog.Logger
+	// Endpoints maps DescribeEndpoint's endpointType (iot:Data-ATS,
+	// iot:Jobs ...) to the address it returns.
+	Endpoints map[string]string
+	Clock     clock.Clock
+	Logger    *slog.Logger
 	// RequestTimeout bounds one call (default 30 s).
 	RequestTimeout time.Duration
 }
@@ -45,9 +46,6 @@ func New(opts Options) *API {
 	}
 	if opts.Account == "" {
 		opts.Account = "123456789012"
-	}
-	if opts.Endpoint == "" {
-		opts.Endpoint = "localhost"
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
@@ -251,7 +249,12 @@ func (a *API) listJobs(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	in := &store.ListJobsInput{
 		Status:          store.JobStatus(q.Get("status")),
 		TargetSelection: store.TargetSelection(q.Get("targetSelection")),
+		NamespaceID:     q.Get("namespaceId"),
+		ThingGroupName:  q.Get("thingGroupName"),
 		NextToken:       q.Get("nextToken"),
+	}
+	if in.ThingGroupName == "" && q.Get("thingGroupId") != "" {
+		return awsapi.Errorf(http.StatusNotFound, "ResourceNotFoundException", "thing group id "+q.Get("thingGroupId")+" does not exist")
 	}
 	if in.Status != "" && !in.Status.Valid() {
 		return invalid("status must be IN_PROGRESS, CANCELED, COMPLETED, DELETION_IN_PROGRESS or SCHEDULED")
@@ -311,6 +314,11 @@ func (a *API) cancelJob(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	job, err := a.opts.Store.CancelJob(ctx, &store.CancelJobInput{
 		JobID: r.PathValue("jobId"), Force: force, ReasonCode: req.ReasonCode, Comment: req.Comment,
 	})
+	if errors.Is(err, store.ErrInvalidStateTransition) {
+		// CancelJob's model declares no InvalidStateTransitionException;
+		// a job that cannot be canceled is an invalid request there.
+		return invalid(err.Error())
+	}
 	if err != nil {
 		return err
 	}
@@ -394,6 +402,7 @@ func (a *API) listExecutionsForThing(ctx context.Context, w http.ResponseWriter,
 	}
 	in.ThingName = r.PathValue("thingName")
 	in.JobID = r.URL.Query().Get("jobId")
+	in.NamespaceID = r.URL.Query().Get("namespaceId")
 	page, err := a.opts.Store.ListJobExecutionsForThing(ctx, in)
 	if err != nil {
 		return err
@@ -460,12 +469,15 @@ func (a *API) deleteExecution(ctx context.Context, w http.ResponseWriter, r *htt
 }
 
 func (a *API) describeEndpoint(_ context.Context, w http.ResponseWriter, r *http.Request) error {
-	switch t := r.URL.Query().Get("endpointType"); t {
-	case "", "iot:Data", "iot:Data-ATS", "iot:Jobs", "iot:CredentialProvider":
-	default:
-		return invalid("endpointType " + t + " is not supported")
+	t := r.URL.Query().Get("endpointType")
+	if t == "" {
+		t = "iot:Data"
 	}
-	awsapi.WriteJSON(w, http.StatusOK, map[string]string{"endpointAddress": a.opts.Endpoint})
+	addr, ok := a.opts.Endpoints[t]
+	if !ok {
+		return invalid("endpointType " + t + " is not served by this broker")
+	}
+	awsapi.WriteJSON(w, http.StatusOK, map[string]string{"endpointAddress": addr})
 	return nil
 }
 

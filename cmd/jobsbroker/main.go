@@ -85,6 +85,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (b
 	fs.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
 	fs.StringVar(&cfg.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns")
 	fs.StringVar(&cfg.Account, "account", broker.DefaultAccount, "AWS account id used in the ARNs the API returns")
+	fs.StringVar(&cfg.EndpointHost, "endpoint-host", "localhost", "host name DescribeEndpoint returns (with each listener's port)")
 	fs.StringVar(&lc.format, "log-format", "text", "log format: text or json")
 	fs.StringVar(&lc.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&lc.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")

@@ -216,6 +216,12 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 		}
 		start = jobOrderKey(binary.BigEndian.Uint64(b))
 	}
+	if in.ThingGroupName != "" {
+		if err := store.ValidateThingGroupName(in.ThingGroupName); err != nil {
+			return nil, err
+		}
+		return nil, store.Errorf(store.ErrNotFound, "thing group %s does not exist", in.ThingGroupName)
+	}
 	out := &store.ListJobsOutput{}
 	err = s.view(ctx, func(r *rtx) error {
 		return r.each([]byte{prefixJobOrder}, start, true, func(k, v []byte) (bool, error) {
@@ -226,7 +232,8 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 			if err != nil {
 				return false, err
 			}
-			if (in.Status != "" && job.Status != in.Status) || (in.TargetSelection != "" && job.TargetSelection != in.TargetSelection) {
+			if (in.Status != "" && job.Status != in.Status) || (in.TargetSelection != "" && job.TargetSelection != in.TargetSelection) ||
+				(in.NamespaceID != "" && job.NamespaceID != in.NamespaceID) {
 				return true, nil
 			}
 			if len(out.Jobs) == limit {
@@ -376,12 +383,27 @@ func (s *Store) ListJobExecutionsForThing(ctx context.Context, in *store.ListExe
 			return nil, err
 		}
 	}
+	namespaces := map[string]string{} // job id -> namespace, for the namespaceId filter
 	return s.listExecutions(ctx, in, execPrefix(in.ThingName, in.JobID), func(r *rtx, k []byte) (*store.Execution, error) {
-		job, n, ok := parseExecKey(k, in.ThingName)
+		jobID, n, ok := parseExecKey(k, in.ThingName)
 		if !ok {
 			return nil, nil
 		}
-		return r.exec(in.ThingName, job, n)
+		if in.NamespaceID != "" {
+			ns, seen := namespaces[jobID]
+			if !seen {
+				job, err := r.job(jobID)
+				if err != nil {
+					return nil, err
+				}
+				ns = job.NamespaceID
+				namespaces[jobID] = ns
+			}
+			if ns != in.NamespaceID {
+				return nil, nil
+			}
+		}
+		return r.exec(in.ThingName, jobID, n)
 	}, nil)
 }
 
