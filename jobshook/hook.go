@@ -24,6 +24,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 	"github.com/jobsbroker/jobsbroker/topics"
@@ -250,7 +251,7 @@ func (h *Hook) run(ctx context.Context, req *request, t topics.Topic) ([]byte, *
 		}
 		reply := updateReply{Timestamp: h.clock.Now().Unix(), ClientToken: token}
 		if withState {
-			reply.ExecutionState = state(out.Execution.State())
+			reply.ExecutionState = wire.NewState(out.Execution.State())
 		}
 		if in.IncludeJobDocument && out.Document != "" {
 			reply.JobDocument = []byte(out.Document)
@@ -283,7 +284,7 @@ func rejectedPayload(rej *rejection, token *string, now time.Time) []byte {
 		Message:        rej.message,
 		ClientToken:    token,
 		Timestamp:      now.Unix(),
-		ExecutionState: state(rej.state),
+		ExecutionState: wire.NewState(rej.state),
 	})
 	if err != nil {
 		// Only a broken statusDetails map could fail; answer without it.

@@ -106,27 +106,27 @@ func (f *fixture) createJob(t *testing.T, id string, things ...string) {
 	}
 }
 
-// wire is the device's end of a net.Pipe: it decodes every packet the
+// pipeEnd is the device's end of a net.Pipe: it decodes every packet the
 // broker writes to the client.
-type wire struct {
+type pipeEnd struct {
 	packets chan packets.Packet
 	done    chan struct{}
 	err     error // why reading stopped; read after packets is closed
 }
 
 // newPipeClient returns an MQTT 3.1.1 client whose writes are read back
-// by a wire.
-func newPipeClient(t *testing.T, server *mqtt.Server, id string, inline bool) (*mqtt.Client, *wire) {
+// by a pipeEnd.
+func newPipeClient(t *testing.T, server *mqtt.Server, id string, inline bool) (*mqtt.Client, *pipeEnd) {
 	t.Helper()
 	return newPipeClientVersion(t, server, id, inline, 4)
 }
 
-func newPipeClientVersion(t *testing.T, server *mqtt.Server, id string, inline bool, version byte) (*mqtt.Client, *wire) {
+func newPipeClientVersion(t *testing.T, server *mqtt.Server, id string, inline bool, version byte) (*mqtt.Client, *pipeEnd) {
 	t.Helper()
 	brokerSide, deviceSide := net.Pipe()
 	cl := server.NewClient(brokerSide, "t", id, inline)
 	cl.Properties.ProtocolVersion = version
-	w := &wire{packets: make(chan packets.Packet, 64), done: make(chan struct{})}
+	w := &pipeEnd{packets: make(chan packets.Packet, 64), done: make(chan struct{})}
 	go w.read(deviceSide, version)
 	t.Cleanup(func() {
 		brokerSide.Close()
@@ -136,7 +136,7 @@ func newPipeClientVersion(t *testing.T, server *mqtt.Server, id string, inline b
 	return cl, w
 }
 
-func (w *wire) read(conn net.Conn, version byte) {
+func (w *pipeEnd) read(conn net.Conn, version byte) {
 	defer close(w.done)
 	defer close(w.packets)
 	r := bufio.NewReader(conn)
@@ -174,7 +174,7 @@ func (w *wire) read(conn net.Conn, version byte) {
 }
 
 // next returns the next packet written to the client.
-func (w *wire) next(t *testing.T) packets.Packet {
+func (w *pipeEnd) next(t *testing.T) packets.Packet {
 	t.Helper()
 	select {
 	case pk, ok := <-w.packets:
@@ -193,7 +193,7 @@ const barrierTopic = "test/barrier"
 // nothing checks that nothing was written to the client so far. The pipe
 // is synchronous and ordered, so writing a marker and reading it back
 // proves that no earlier packet is on its way.
-func (w *wire) nothing(t *testing.T, cl *mqtt.Client) {
+func (w *pipeEnd) nothing(t *testing.T, cl *mqtt.Client) {
 	t.Helper()
 	if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: barrierTopic}); err != nil {
 		t.Fatalf("write barrier: %v", err)
@@ -992,7 +992,7 @@ func TestNotificationsPublished(t *testing.T) {
 // connect prepares a pipe client the way mochi's ParseConnect does for a
 // device connecting with the given Receive Maximum (0: none, as in MQTT
 // 3.1.1), and adds it to the server so that broker publishes reach it.
-func connect(t *testing.T, f *fixture, version byte, receiveMaximum uint16) (*mqtt.Client, *wire) {
+func connect(t *testing.T, f *fixture, version byte, receiveMaximum uint16) (*mqtt.Client, *pipeEnd) {
 	t.Helper()
 	cl, w := newPipeClientVersion(t, f.server, thing1, false, version)
 	cl.Properties.Props.ReceiveMaximum = receiveMaximum
@@ -1007,7 +1007,7 @@ func connect(t *testing.T, f *fixture, version byte, receiveMaximum uint16) (*mq
 // sendRequest sends a QoS 1 request through mochi's own publish path, as a
 // connected device's would arrive, and returns the reply; it also checks
 // that the request itself was acknowledged.
-func sendRequest(t *testing.T, f *fixture, cl *mqtt.Client, w *wire, id uint16, topic string) packets.Packet {
+func sendRequest(t *testing.T, f *fixture, cl *mqtt.Client, w *pipeEnd, id uint16, topic string) packets.Packet {
 	t.Helper()
 	pk := publish(topic, `{}`, 1)
 	pk.PacketID = id

@@ -4,140 +4,68 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
 )
 
-// The wire shapes of the MQTT Jobs API (PROTOCOL.md §4-§7). Timestamps are
-// integer epoch seconds; optional fields are omitted rather than null;
-// jobDocument is embedded as a JSON object.
-
-type wireExecution struct {
-	JobID                            string            `json:"jobId"`
-	ThingName                        string            `json:"thingName,omitempty"`
-	Status                           string            `json:"status"`
-	StatusDetails                    map[string]string `json:"statusDetails,omitempty"`
-	QueuedAt                         int64             `json:"queuedAt"`
-	StartedAt                        int64             `json:"startedAt,omitempty"`
-	LastUpdatedAt                    int64             `json:"lastUpdatedAt"`
-	ApproximateSecondsBeforeTimedOut *int64            `json:"approximateSecondsBeforeTimedOut,omitempty"`
-	VersionNumber                    int64             `json:"versionNumber"`
-	ExecutionNumber                  int64             `json:"executionNumber"`
-	JobDocument                      json.RawMessage   `json:"jobDocument,omitempty"`
-}
-
-type wireSummary struct {
-	JobID           string `json:"jobId"`
-	QueuedAt        int64  `json:"queuedAt"`
-	StartedAt       int64  `json:"startedAt,omitempty"`
-	LastUpdatedAt   int64  `json:"lastUpdatedAt"`
-	VersionNumber   int64  `json:"versionNumber"`
-	ExecutionNumber int64  `json:"executionNumber"`
-}
-
-type wireState struct {
-	Status        string            `json:"status"`
-	StatusDetails map[string]string `json:"statusDetails,omitempty"`
-	VersionNumber int64             `json:"versionNumber"`
-}
+// The MQTT replies and notifications (PROTOCOL.md §5-§7), built from the
+// shapes in package wire. jobDocument is embedded as a JSON object.
 
 type pendingReply struct {
-	InProgressJobs []wireSummary `json:"inProgressJobs"`
-	QueuedJobs     []wireSummary `json:"queuedJobs"`
-	Timestamp      int64         `json:"timestamp"`
-	ClientToken    *string       `json:"clientToken,omitempty"`
+	InProgressJobs []wire.Summary `json:"inProgressJobs"`
+	QueuedJobs     []wire.Summary `json:"queuedJobs"`
+	Timestamp      int64          `json:"timestamp"`
+	ClientToken    *string        `json:"clientToken,omitempty"`
 }
 
 type executionReply struct {
-	Execution   *wireExecution `json:"execution,omitempty"`
-	Timestamp   int64          `json:"timestamp"`
-	ClientToken *string        `json:"clientToken,omitempty"`
+	Execution   *wire.Execution `json:"execution,omitempty"`
+	Timestamp   int64           `json:"timestamp"`
+	ClientToken *string         `json:"clientToken,omitempty"`
 }
 
 type updateReply struct {
-	ExecutionState *wireState      `json:"executionState,omitempty"`
+	ExecutionState *wire.State     `json:"executionState,omitempty"`
 	JobDocument    json.RawMessage `json:"jobDocument,omitempty"`
 	Timestamp      int64           `json:"timestamp"`
 	ClientToken    *string         `json:"clientToken,omitempty"`
 }
 
 type rejectedReply struct {
-	Code           string     `json:"code"`
-	Message        string     `json:"message"`
-	ClientToken    *string    `json:"clientToken,omitempty"`
-	Timestamp      int64      `json:"timestamp"`
-	ExecutionState *wireState `json:"executionState,omitempty"`
+	Code           string      `json:"code"`
+	Message        string      `json:"message"`
+	ClientToken    *string     `json:"clientToken,omitempty"`
+	Timestamp      int64       `json:"timestamp"`
+	ExecutionState *wire.State `json:"executionState,omitempty"`
 }
 
 type notifyMessage struct {
-	Timestamp int64                    `json:"timestamp"`
-	Jobs      map[string][]wireSummary `json:"jobs"`
+	Timestamp int64                     `json:"timestamp"`
+	Jobs      map[string][]wire.Summary `json:"jobs"`
 }
 
 type notifyNextMessage struct {
-	Timestamp int64          `json:"timestamp"`
-	Execution *wireExecution `json:"execution,omitempty"`
+	Timestamp int64           `json:"timestamp"`
+	Execution *wire.Execution `json:"execution,omitempty"`
 }
 
-func seconds(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
-}
-
-// execution renders an execution. doc is the job document, embedded when
-// not empty; thing says whether thingName is included (replies carry it,
-// notify-next does not).
-func execution(e *store.Execution, doc string, thing bool, now time.Time) *wireExecution {
-	w := &wireExecution{
-		JobID:           e.JobID,
-		Status:          string(e.Status),
-		StatusDetails:   e.StatusDetails,
-		QueuedAt:        seconds(e.QueuedAt),
-		StartedAt:       seconds(e.StartedAt),
-		LastUpdatedAt:   seconds(e.LastUpdatedAt),
-		VersionNumber:   e.VersionNumber,
-		ExecutionNumber: e.ExecutionNumber,
-	}
-	if thing {
-		w.ThingName = e.ThingName
-	}
-	if s, ok := e.SecondsBeforeTimedOut(now); ok {
-		w.ApproximateSecondsBeforeTimedOut = &s
-	}
+// execution renders an execution for MQTT; doc, when not empty, is
+// embedded as an object.
+func execution(e *store.Execution, doc string, thing bool, now time.Time) *wire.Execution {
+	var raw json.RawMessage
 	if doc != "" {
-		w.JobDocument = json.RawMessage(doc)
+		raw = json.RawMessage(doc)
 	}
-	return w
+	return wire.NewExecution(e, raw, thing, now)
 }
 
-func summaries(list []store.PendingExecution) []wireSummary {
-	out := make([]wireSummary, len(list))
-	for i, p := range list {
-		out[i] = wireSummary{
-			JobID:           p.JobID,
-			QueuedAt:        seconds(p.QueuedAt),
-			StartedAt:       seconds(p.StartedAt),
-			LastUpdatedAt:   seconds(p.LastUpdatedAt),
-			VersionNumber:   p.VersionNumber,
-			ExecutionNumber: p.ExecutionNumber,
-		}
-	}
-	return out
-}
-
-func state(s *store.ExecutionState) *wireState {
-	if s == nil {
-		return nil
-	}
-	return &wireState{Status: string(s.Status), StatusDetails: s.StatusDetails, VersionNumber: s.VersionNumber}
-}
+func summaries(list []store.PendingExecution) []wire.Summary { return wire.Summaries(list) }
 
 // notifyPayload renders the notify message for a pending set: the first
 // ten executions split by status, keys without members left out.
 func notifyPayload(set store.PendingSet, now time.Time) ([]byte, error) {
 	inProgress, queued := set.Split()
-	m := notifyMessage{Timestamp: now.Unix(), Jobs: map[string][]wireSummary{}}
+	m := notifyMessage{Timestamp: now.Unix(), Jobs: map[string][]wire.Summary{}}
 	if len(inProgress) > 0 {
 		m.Jobs[string(store.StatusInProgress)] = summaries(inProgress)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
 )
 
@@ -370,7 +371,7 @@ func TestIntegerSeconds(t *testing.T) {
 		})
 	}
 	var w struct {
-		Execution wireExecution `json:"execution"`
+		Execution wire.Execution `json:"execution"`
 	}
 	if err := json.Unmarshal(next, &w); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@
 package awsapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/jobsbroker/jobsbroker/store"
 )
 
 // MaxBodyBytes bounds request bodies: a 32 KB job document, JSON escaping
@@ -186,4 +189,45 @@ func QueryInt(r *http.Request, name string) (*int64, *Error) {
 		return nil, Errorf(http.StatusBadRequest, "InvalidRequestException", name+" must be an integer")
 	}
 	return &n, nil
+}
+
+// Operation is one API operation: it writes its response, or returns an
+// error for the Router to write.
+type Operation func(ctx context.Context, w http.ResponseWriter, r *http.Request) error
+
+// Router registers the operations of one AWS-shaped API on a ServeMux.
+type Router struct {
+	Mux     *http.ServeMux
+	Service string             // named in the error for an unknown path
+	Timeout time.Duration      // bounds one call
+	Errors  func(error) *Error // the API's mapping of errors to exceptions
+	Log     *slog.Logger
+}
+
+// Handle serves op at pattern. The operation runs with a deadline, and the
+// notifications its changes cause wait until its response is written
+// (store.WithNotifyAfter), as they do for an MQTT reply.
+func (rt *Router) Handle(pattern string, op Operation) {
+	rt.Mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		responded := make(chan struct{})
+		defer close(responded)
+		ctx, cancel := context.WithTimeout(store.WithNotifyAfter(r.Context(), responded), rt.Timeout)
+		defer cancel()
+		if err := op(ctx, w, r); err != nil {
+			e := rt.Errors(err)
+			if e.Status >= 500 {
+				rt.Log.Error("api request failed", "api", rt.Service, "method", r.Method, "path", r.URL.Path, "error", err)
+			}
+			WriteError(w, e)
+		}
+	})
+}
+
+// NotFound answers every path no operation matches with
+// UnknownOperationException.
+func (rt *Router) NotFound() {
+	rt.Mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, Errorf(http.StatusNotFound, "UnknownOperationException",
+			"no operation of the "+rt.Service+" API matches "+r.Method+" "+r.URL.Path))
+	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/storetest"
 )
 
 // Epoch is where the fake clock of a test broker starts.
@@ -123,18 +124,8 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = tWriter{}
 
-// Eventually polls cond until it returns nil or the deadline passes.
+// Eventually polls cond until it returns nil; see storetest.Eventually.
 func Eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	storetest.Eventually(t, what, cond)
 }

@@ -37,6 +37,7 @@ type Options struct {
 type API struct {
 	opts Options
 	mux  *http.ServeMux
+	rt   awsapi.Router
 }
 
 // New returns the control-plane handler.
@@ -57,42 +58,27 @@ func New(opts Options) *API {
 		opts.RequestTimeout = 30 * time.Second
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
+	a.rt = awsapi.Router{Mux: a.mux, Service: "AWS IoT", Timeout: opts.RequestTimeout, Errors: errorFor, Log: opts.Logger}
 	a.routes()
 	return a
 }
 
 // routes lists the whole API surface.
 func (a *API) routes() {
-	a.handle("PUT /jobs/{jobId}", a.createJob)
-	a.handle("GET /jobs/{jobId}", a.describeJob)
-	a.handle("GET /jobs", a.listJobs)
-	a.handle("PUT /jobs/{jobId}/cancel", a.cancelJob)
-	a.handle("DELETE /jobs/{jobId}", a.deleteJob)
-	a.handle("GET /jobs/{jobId}/job-document", a.getJobDocument)
-	a.handle("GET /jobs/{jobId}/things", a.listExecutionsForJob)
-	a.handle("GET /things/{thingName}/jobs", a.listExecutionsForThing)
-	a.handle("GET /things/{thingName}/jobs/{jobId}", a.describeExecution)
-	a.handle("PUT /things/{thingName}/jobs/{jobId}/cancel", a.cancelExecution)
-	a.handle("DELETE /things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", a.deleteExecution)
-	a.handle("GET /endpoint", a.describeEndpoint)
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		awsapi.WriteError(w, awsapi.Errorf(http.StatusNotFound, "UnknownOperationException",
-			"no operation of the AWS IoT API matches "+r.Method+" "+r.URL.Path))
-	})
-}
-
-// handlerFunc is an API operation: it writes its response or returns an
-// error for the caller to write.
-type handlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request) error
-
-func (a *API) handle(pattern string, h handlerFunc) {
-	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
-		defer cancel()
-		if err := h(ctx, w, r); err != nil {
-			a.writeError(w, r, err)
-		}
-	})
+	h := a.rt.Handle
+	h("PUT /jobs/{jobId}", a.createJob)
+	h("GET /jobs/{jobId}", a.describeJob)
+	h("GET /jobs", a.listJobs)
+	h("PUT /jobs/{jobId}/cancel", a.cancelJob)
+	h("DELETE /jobs/{jobId}", a.deleteJob)
+	h("GET /jobs/{jobId}/job-document", a.getJobDocument)
+	h("GET /jobs/{jobId}/things", a.listExecutionsForJob)
+	h("GET /things/{thingName}/jobs", a.listExecutionsForThing)
+	h("GET /things/{thingName}/jobs/{jobId}", a.describeExecution)
+	h("PUT /things/{thingName}/jobs/{jobId}/cancel", a.cancelExecution)
+	h("DELETE /things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", a.deleteExecution)
+	h("GET /endpoint", a.describeEndpoint)
+	a.rt.NotFound()
 }
 
 // ServeHTTP serves the API.
@@ -127,14 +113,6 @@ func errorFor(err error) *awsapi.Error {
 		return awsapi.Errorf(http.StatusServiceUnavailable, "ServiceUnavailableException", "the service cannot complete the request right now")
 	}
 	return awsapi.Errorf(http.StatusInternalServerError, "InternalFailureException", "internal failure")
-}
-
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := errorFor(err)
-	if e.Status >= 500 {
-		a.opts.Logger.Error("control-plane request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	}
-	awsapi.WriteError(w, e)
 }
 
 func (a *API) jobArn(id string) string {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 	"github.com/jobsbroker/jobsbroker/topics"
@@ -36,6 +37,7 @@ type Options struct {
 type API struct {
 	opts Options
 	mux  *http.ServeMux
+	rt   awsapi.Router
 }
 
 // New returns the data-plane handler.
@@ -50,42 +52,21 @@ func New(opts Options) *API {
 		opts.RequestTimeout = 10 * time.Second
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
+	a.rt = awsapi.Router{Mux: a.mux, Service: "IoT Jobs data plane", Timeout: opts.RequestTimeout, Errors: errorFor, Log: opts.Logger}
 	a.routes()
 	return a
 }
 
 func (a *API) routes() {
-	a.handle("GET /things/{thingName}/jobs", a.getPending)
-	a.handle("PUT /things/{thingName}/jobs/{jobId}", a.startNext)
-	a.handle("GET /things/{thingName}/jobs/{jobId}", a.describe)
-	a.handle("POST /things/{thingName}/jobs/{jobId}", a.update)
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		awsapi.WriteError(w, awsapi.Errorf(http.StatusNotFound, "UnknownOperationException",
-			"no operation of the IoT Jobs data plane matches "+r.Method+" "+r.URL.Path))
-	})
+	a.rt.Handle("GET /things/{thingName}/jobs", a.getPending)
+	a.rt.Handle("PUT /things/{thingName}/jobs/{jobId}", a.startNext)
+	a.rt.Handle("GET /things/{thingName}/jobs/{jobId}", a.describe)
+	a.rt.Handle("POST /things/{thingName}/jobs/{jobId}", a.update)
+	a.rt.NotFound()
 }
 
 // ServeHTTP serves the API.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
-
-type handlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request) error
-
-func (a *API) handle(pattern string, h handlerFunc) {
-	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		// MQTT notifications caused by this request wait for its response.
-		replied := make(chan struct{})
-		defer close(replied)
-		ctx, cancel := context.WithTimeout(store.WithNotifyAfter(r.Context(), replied), a.opts.RequestTimeout)
-		defer cancel()
-		if err := h(ctx, w, r); err != nil {
-			e := errorFor(err)
-			if e.Status >= 500 {
-				a.opts.Logger.Error("data-plane request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-			}
-			awsapi.WriteError(w, e)
-		}
-	})
-}
 
 // errorFor maps an operation error to the exceptions the iot-jobs-data
 // model declares. A stale expectedVersion has no exception of its own
@@ -116,38 +97,6 @@ func invalid(msg string) error {
 	return awsapi.Errorf(http.StatusBadRequest, "InvalidRequestException", msg)
 }
 
-// Wire shapes (iot-jobs-data 2017-09-29): timestamps are integer epoch
-// seconds and jobDocument is a string.
-
-type wireExecution struct {
-	JobID                            string            `json:"jobId"`
-	ThingName                        string            `json:"thingName"`
-	Status                           string            `json:"status"`
-	StatusDetails                    map[string]string `json:"statusDetails,omitempty"`
-	QueuedAt                         int64             `json:"queuedAt"`
-	StartedAt                        int64             `json:"startedAt,omitempty"`
-	LastUpdatedAt                    int64             `json:"lastUpdatedAt"`
-	ApproximateSecondsBeforeTimedOut *int64            `json:"approximateSecondsBeforeTimedOut,omitempty"`
-	VersionNumber                    int64             `json:"versionNumber"`
-	ExecutionNumber                  int64             `json:"executionNumber"`
-	JobDocument                      *string           `json:"jobDocument,omitempty"`
-}
-
-type wireSummary struct {
-	JobID           string `json:"jobId"`
-	QueuedAt        int64  `json:"queuedAt"`
-	StartedAt       int64  `json:"startedAt,omitempty"`
-	LastUpdatedAt   int64  `json:"lastUpdatedAt"`
-	VersionNumber   int64  `json:"versionNumber"`
-	ExecutionNumber int64  `json:"executionNumber"`
-}
-
-type wireState struct {
-	Status        string            `json:"status"`
-	StatusDetails map[string]string `json:"statusDetails,omitempty"`
-	VersionNumber int64             `json:"versionNumber"`
-}
-
 type startNextRequest struct {
 	StatusDetails        map[string]string `json:"statusDetails"`
 	StepTimeoutInMinutes *int64            `json:"stepTimeoutInMinutes"`
@@ -163,47 +112,13 @@ type updateRequest struct {
 	ExecutionNumber          *int64            `json:"executionNumber"`
 }
 
-func seconds(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
-}
-
-func (a *API) execution(e *store.Execution, doc string, withDoc bool) *wireExecution {
-	w := &wireExecution{
-		JobID:           e.JobID,
-		ThingName:       e.ThingName,
-		Status:          string(e.Status),
-		StatusDetails:   e.StatusDetails,
-		QueuedAt:        seconds(e.QueuedAt),
-		StartedAt:       seconds(e.StartedAt),
-		LastUpdatedAt:   seconds(e.LastUpdatedAt),
-		VersionNumber:   e.VersionNumber,
-		ExecutionNumber: e.ExecutionNumber,
-	}
-	if s, ok := e.SecondsBeforeTimedOut(a.opts.Clock.Now()); ok {
-		w.ApproximateSecondsBeforeTimedOut = &s
-	}
+// execution renders an execution; over HTTP the job document is a string.
+func (a *API) execution(e *store.Execution, doc string, withDoc bool) *wire.Execution {
+	var raw []byte
 	if withDoc {
-		w.JobDocument = &doc
+		raw = wire.StringDocument(doc)
 	}
-	return w
-}
-
-func summaries(list []store.PendingExecution) []wireSummary {
-	out := make([]wireSummary, len(list))
-	for i, p := range list {
-		out[i] = wireSummary{
-			JobID:           p.JobID,
-			QueuedAt:        seconds(p.QueuedAt),
-			StartedAt:       seconds(p.StartedAt),
-			LastUpdatedAt:   seconds(p.LastUpdatedAt),
-			VersionNumber:   p.VersionNumber,
-			ExecutionNumber: p.ExecutionNumber,
-		}
-	}
-	return out
+	return wire.NewExecution(e, raw, true, a.opts.Clock.Now())
 }
 
 func (a *API) getPending(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
@@ -211,9 +126,9 @@ func (a *API) getPending(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
-	awsapi.WriteJSON(w, http.StatusOK, map[string][]wireSummary{
-		"inProgressJobs": summaries(out.InProgress),
-		"queuedJobs":     summaries(out.Queued),
+	awsapi.WriteJSON(w, http.StatusOK, map[string][]wire.Summary{
+		"inProgressJobs": wire.Summaries(out.InProgress),
+		"queuedJobs":     wire.Summaries(out.Queued),
 	})
 	return nil
 }
@@ -290,11 +205,11 @@ func (a *API) update(ctx context.Context, w http.ResponseWriter, r *http.Request
 		return err
 	}
 	resp := struct {
-		ExecutionState *wireState `json:"executionState,omitempty"`
-		JobDocument    *string    `json:"jobDocument,omitempty"`
+		ExecutionState *wire.State `json:"executionState,omitempty"`
+		JobDocument    *string     `json:"jobDocument,omitempty"`
 	}{}
 	if req.IncludeJobExecutionState != nil && *req.IncludeJobExecutionState {
-		resp.ExecutionState = &wireState{Status: string(out.Execution.Status), StatusDetails: out.Execution.StatusDetails, VersionNumber: out.Execution.VersionNumber}
+		resp.ExecutionState = wire.NewState(out.Execution.State())
 	}
 	if in.IncludeJobDocument {
 		resp.JobDocument = &out.Document

@@ -35,35 +35,33 @@ func (s *Store) StartNextPendingJobExecution(ctx context.Context, in *store.Star
 		return nil, err
 	}
 	var out store.ExecutionOutput
-	err := s.submit(ctx, func(w *wtx) error {
+	err := s.onThing(ctx, in.ThingName, func(w *wtx, t *thingTx) error {
 		out = store.ExecutionOutput{}
-		t, err := w.openThing(in.ThingName)
+		h := t.set.Head()
+		if h == nil {
+			return nil
+		}
+		e, err := w.exec(t.name, h.JobID, h.ExecutionNumber)
 		if err != nil {
 			return err
 		}
-		if h := t.set.Head(); h != nil {
-			e, err := w.exec(t.name, h.JobID, h.ExecutionNumber)
-			if err != nil {
-				return err
-			}
-			job, err := w.job(h.JobID)
-			if err != nil {
-				return err
-			}
-			if e.Status == store.StatusQueued {
-				started := store.StartExecution(e, job, in, w.now)
-				if err := w.putExec(t, e, started); err != nil {
-					return err
-				}
-				e = started
-			}
-			doc, err := w.document(job.JobID, job.Seq)
-			if err != nil {
-				return err
-			}
-			out.Execution, out.Document = e, doc
+		job, err := w.job(h.JobID)
+		if err != nil {
+			return err
 		}
-		return w.closeThing(t)
+		if e.Status == store.StatusQueued {
+			started := store.StartExecution(e, job, in, w.now)
+			if err := w.putExec(t, e, started); err != nil {
+				return err
+			}
+			e = started
+		}
+		doc, err := w.document(job.JobID, job.Seq)
+		if err != nil {
+			return err
+		}
+		out.Execution, out.Document = e, doc
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -125,21 +123,9 @@ func (s *Store) UpdateJobExecution(ctx context.Context, in *store.UpdateExecutio
 		return nil, err
 	}
 	var out store.ExecutionOutput
-	err := s.submit(ctx, func(w *wtx) error {
+	err := s.onThing(ctx, in.ThingName, func(w *wtx, t *thingTx) error {
 		out = store.ExecutionOutput{}
-		t, err := w.openThing(in.ThingName)
-		if err != nil {
-			return err
-		}
-		// Settling above may have written; keep that even if this update
-		// is rejected.
-		if err := w.updateExec(t, in, &out); err != nil {
-			if cerr := w.closeThing(t); cerr != nil {
-				return cerr
-			}
-			return err
-		}
-		return w.closeThing(t)
+		return w.updateExec(t, in, &out)
 	})
 	if err != nil {
 		return nil, err

@@ -477,19 +477,7 @@ func (s *Store) CancelJobExecution(ctx context.Context, in *store.CancelExecutio
 	if err := store.ValidateStatusDetails(in.StatusDetails); err != nil {
 		return err
 	}
-	return s.submit(ctx, func(w *wtx) error {
-		t, err := w.openThing(in.ThingName)
-		if err != nil {
-			return err
-		}
-		if err := w.cancelExec(t, in); err != nil {
-			if cerr := w.closeThing(t); cerr != nil {
-				return cerr
-			}
-			return err
-		}
-		return w.closeThing(t)
-	})
+	return s.onThing(ctx, in.ThingName, func(w *wtx, t *thingTx) error { return w.cancelExec(t, in) })
 }
 
 func (w *wtx) cancelExec(t *thingTx, in *store.CancelExecutionInput) error {
@@ -526,19 +514,7 @@ func (s *Store) DeleteJobExecution(ctx context.Context, in *store.DeleteExecutio
 	if err := store.ValidateJobID(in.JobID); err != nil {
 		return err
 	}
-	return s.submit(ctx, func(w *wtx) error {
-		t, err := w.openThing(in.ThingName)
-		if err != nil {
-			return err
-		}
-		if err := w.deleteExec(t, in); err != nil {
-			if cerr := w.closeThing(t); cerr != nil {
-				return cerr
-			}
-			return err
-		}
-		return w.closeThing(t)
-	})
+	return s.onThing(ctx, in.ThingName, func(w *wtx, t *thingTx) error { return w.deleteExec(t, in) })
 }
 
 func (w *wtx) deleteExec(t *thingTx, in *store.DeleteExecutionInput) error {

@@ -187,12 +187,8 @@ func (w *wtx) settleStep(job *store.Job, t *task) (bool, error) {
 // own operation so that device traffic interleaves with big jobs.
 func (s *Store) taskLoop() {
 	defer s.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := s.loopContext()
 	defer cancel()
-	go func() {
-		<-s.closing
-		cancel()
-	}()
 	for {
 		jobs, err := s.pendingTasks(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -242,12 +238,8 @@ func (s *Store) pendingTasks(ctx context.Context) ([]string, error) {
 // the index.
 func (s *Store) timerLoop() {
 	defer s.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := s.loopContext()
 	defer cancel()
-	go func() {
-		<-s.closing
-		cancel()
-	}()
 	for {
 		now := s.clock.Now()
 		due, next, err := s.dueTimers(ctx, now, s.opts.TaskBatch)
@@ -268,6 +260,20 @@ func (s *Store) timerLoop() {
 			return
 		}
 	}
+}
+
+// loopContext is the context of a background loop: it ends when the store
+// closes.
+func (s *Store) loopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-s.closing:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	return ctx, cancel
 }
 
 // dueTimers returns up to limit timer keys due at now, or the earliest

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"context"
 	"errors"
 
 	"github.com/jobsbroker/jobsbroker/store"
@@ -98,6 +99,28 @@ func (w *wtx) dropExec(t *thingTx, e *store.Execution) error {
 		t.set = t.set.Remove(e.JobID, e.ExecutionNumber)
 	}
 	return w.retime(e, nil)
+}
+
+// onThing submits an operation on one thing: it opens the thing, runs fn,
+// and closes the thing whether or not fn rejected the request, since
+// opening may already have written (settling a canceled job) and what it
+// wrote must be kept and notified.
+func (s *Store) onThing(ctx context.Context, thing string, fn func(w *wtx, t *thingTx) error) error {
+	return s.submit(ctx, func(w *wtx) error {
+		t, err := w.openThing(thing)
+		if err != nil {
+			return err
+		}
+		ferr := fn(w, t)
+		var se *store.Error
+		if ferr != nil && !errors.As(ferr, &se) {
+			return ferr
+		}
+		if err := w.closeThing(t); err != nil {
+			return err
+		}
+		return ferr
+	})
 }
 
 // closeThing stores the thing's pending set if it changed and records the

@@ -104,6 +104,13 @@ func (h *Harness) TakeChanges(thing string) []store.Change {
 // Eventually polls cond until it returns nil or the deadline passes.
 func (h *Harness) Eventually(what string, cond func() error) {
 	h.T.Helper()
+	Eventually(h.T, what, cond)
+}
+
+// Eventually polls cond every few milliseconds until it returns nil, and
+// fails the test with cond's last error if that takes over 10 seconds.
+func Eventually(t testing.TB, what string, cond func() error) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := cond()
@@ -111,7 +118,7 @@ func (h *Harness) Eventually(what string, cond func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
-			h.T.Fatalf("%s: %v", what, err)
+			t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
