@@ -3,8 +3,11 @@ package store
 import (
 	"math"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
 
 // TargetKind says whether a job target names a thing or a thing group.
@@ -71,6 +74,8 @@ func ValidateCreateJob(in *CreateJobInput) error {
 	switch {
 	case hasDoc && hasSource:
 		return Errorf(ErrInvalidRequest, "specify either document or documentSource, not both")
+	case (hasDoc || hasSource) && j.JobTemplateArn != "":
+		return Errorf(ErrInvalidRequest, "a job created from a jobTemplateArn takes the template's document; do not pass one")
 	case !hasDoc && !hasSource && j.JobTemplateArn == "":
 		return Errorf(ErrInvalidRequest, "a job needs a document, a documentSource or a jobTemplateArn")
 	case hasSource:
@@ -255,4 +260,30 @@ func validateText(field, s string, max int) error {
 func hasDecimals(v float64, n int) bool {
 	scaled := v * math.Pow10(n)
 	return math.Abs(scaled-math.Round(scaled)) < 1e-6
+}
+
+// ValidateSchedule checks a schedulingConfig at job creation time now
+// (PROTOCOL.md §11.2).
+func ValidateSchedule(sc *SchedulingConfig, now time.Time) error {
+	if sc == nil {
+		return nil
+	}
+	specs := make([]schedule.WindowSpec, len(sc.MaintenanceWindows))
+	for i, m := range sc.MaintenanceWindows {
+		specs[i] = schedule.WindowSpec{StartTime: m.StartTime, DurationInMinutes: m.DurationInMinutes}
+	}
+	if err := schedule.Validate(sc.StartTime, sc.EndTime, sc.EndBehavior, specs, now); err != nil {
+		return Errorf(ErrInvalidRequest, "%s", err)
+	}
+	return nil
+}
+
+// ValidateWindows checks maintenance windows on their own (job templates).
+func ValidateWindows(ws []MaintenanceWindow) error {
+	for _, m := range ws {
+		if _, err := schedule.ParseWindow(m.StartTime, m.DurationInMinutes); err != nil {
+			return Errorf(ErrInvalidRequest, "maintenanceWindows: %s", err)
+		}
+	}
+	return nil
 }

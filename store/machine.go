@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
@@ -153,4 +154,133 @@ func JobStateEffect(job *Job, e *Execution) JobEffect {
 // result is the same whenever it is written.
 func CancelByJob(e *Execution, job *Job) *Execution {
 	return Cancel(e, nil, job.LastUpdatedAt)
+}
+
+// Remove moves a pending execution to REMOVED: its thing was deleted, or
+// left every group through which a continuous job targeted it.
+func Remove(e *Execution, now time.Time) *Execution {
+	n := e.Clone()
+	n.Status = StatusRemoved
+	n.LastUpdatedAt = now
+	n.VersionNumber++
+	n.StepDeadline, n.InProgressDeadline = time.Time{}, time.Time{}
+	return n
+}
+
+// RetryAllowed reports whether an execution that ended FAILED or TIMED_OUT
+// gets another attempt under the job's retry configuration: a criterion
+// for its failure type limits the retries of that type; otherwise an ALL
+// criterion limits all retries (PROTOCOL.md §9.4).
+func RetryAllowed(cfg *RetryConfig, e *Execution) bool {
+	if cfg == nil || (e.Status != StatusFailed && e.Status != StatusTimedOut) {
+		return false
+	}
+	var typed, all *int64
+	for i := range cfg.CriteriaList {
+		c := &cfg.CriteriaList[i]
+		switch c.FailureType {
+		case string(e.Status):
+			typed = &c.NumberOfRetries
+		case "ALL":
+			all = &c.NumberOfRetries
+		}
+	}
+	const maxRetries = 10
+	switch {
+	case e.RetryAttempt >= maxRetries:
+		return false
+	case typed != nil:
+		used := e.FailedRetries
+		if e.Status == StatusTimedOut {
+			used = e.TimedOutRetries
+		}
+		return int64(used) < *typed
+	case all != nil:
+		return int64(e.RetryAttempt) < *all
+	}
+	return false
+}
+
+// Retry returns the next attempt of an execution that failed: QUEUED, the
+// next execution number, version 1, its retry counters advanced.
+func Retry(e *Execution, now time.Time, queueSeq uint64) *Execution {
+	n := &Execution{
+		JobID:           e.JobID,
+		ThingName:       e.ThingName,
+		ExecutionNumber: e.ExecutionNumber + 1,
+		Status:          StatusQueued,
+		QueuedAt:        now,
+		LastUpdatedAt:   now,
+		VersionNumber:   1,
+		RetryAttempt:    e.RetryAttempt + 1,
+		FailedRetries:   e.FailedRetries,
+		TimedOutRetries: e.TimedOutRetries,
+		QueueSeq:        queueSeq,
+		JobSeq:          e.JobSeq,
+	}
+	if e.Status == StatusTimedOut {
+		n.TimedOutRetries++
+	} else {
+		n.FailedRetries++
+	}
+	return n
+}
+
+// AbortTriggered returns the first abort criterion the job's counts meet,
+// or nil. A criterion applies once at least minNumberOfExecutedThings
+// things have received the job (been given an execution); it is met when
+// the things whose latest execution ended with its failure type (FAILED,
+// REJECTED, TIMED_OUT, or all three for ALL) make up at least
+// thresholdPercentage of them.
+func AbortTriggered(cfg *AbortConfig, p *ProcessDetails) *AbortCriteria {
+	if cfg == nil {
+		return nil
+	}
+	notified := p.Total()
+	for i := range cfg.CriteriaList {
+		c := &cfg.CriteriaList[i]
+		if notified == 0 || notified < c.MinNumberOfExecutedThings {
+			continue
+		}
+		var failed int64
+		switch c.FailureType {
+		case "FAILED":
+			failed = p.Failed
+		case "REJECTED":
+			failed = p.Rejected
+		case "TIMED_OUT":
+			failed = p.TimedOut
+		case "ALL":
+			failed = p.Failed + p.Rejected + p.TimedOut
+		}
+		if float64(failed)*100 >= c.ThresholdPercentage*float64(notified) {
+			return c
+		}
+	}
+	return nil
+}
+
+// RolloutRate returns a job's rollout rate in things per minute, given how
+// many things the rollout has notified and how many have succeeded; 0
+// means no limit. An exponential rate starts at baseRatePerMinute and is
+// multiplied by incrementFactor each time another numberOfNotifiedThings
+// (or numberOfSucceededThings) is reached; maximumPerMinute caps it.
+func RolloutRate(cfg *RolloutConfig, notified, succeeded int64) float64 {
+	if cfg == nil {
+		return 0
+	}
+	var rate float64
+	if e := cfg.ExponentialRate; e != nil {
+		var steps int64
+		if n := e.RateIncreaseCriteria.NumberOfNotifiedThings; n != nil && *n > 0 {
+			steps = notified / *n
+		} else if n := e.RateIncreaseCriteria.NumberOfSucceededThings; n != nil && *n > 0 {
+			steps = succeeded / *n
+		}
+		rate = float64(e.BaseRatePerMinute) * math.Pow(e.IncrementFactor, float64(min(steps, 64)))
+	}
+	if m := cfg.MaximumPerMinute; m != nil && (rate == 0 || float64(*m) < rate) {
+		rate = float64(*m)
+	}
+	return rate
 }

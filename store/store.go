@@ -31,8 +31,9 @@ type Store interface {
 	CreateJob(ctx context.Context, in *CreateJobInput) (*Job, error)
 	// DescribeJob returns a job with its process details.
 	DescribeJob(ctx context.Context, jobID string) (*Job, error)
-	// GetJobDocument returns a job's document.
-	GetJobDocument(ctx context.Context, jobID string) (string, error)
+	// GetJobDocument returns a job's document; beforeSubstitution returns
+	// it as it was before documentParameters were substituted.
+	GetJobDocument(ctx context.Context, jobID string, beforeSubstitution bool) (string, error)
 	// ListJobs lists jobs, newest first.
 	ListJobs(ctx context.Context, in *ListJobsInput) (*ListJobsOutput, error)
 	// CancelJob cancels a job and its QUEUED executions (and IN_PROGRESS
@@ -48,6 +49,34 @@ type Store interface {
 	CancelJobExecution(ctx context.Context, in *CancelExecutionInput) error
 	// DeleteJobExecution deletes one execution.
 	DeleteJobExecution(ctx context.Context, in *DeleteExecutionInput) error
+	// UpdateJob changes a job's description and configuration.
+	UpdateJob(ctx context.Context, in *UpdateJobInput) error
+	// AssociateTargetsWithJob adds targets to a continuous job.
+	AssociateTargetsWithJob(ctx context.Context, in *AssociateTargetsInput) (*Job, error)
+
+	// Job templates.
+	CreateJobTemplate(ctx context.Context, in *CreateJobTemplateInput) (*JobTemplate, error)
+	DescribeJobTemplate(ctx context.Context, id string) (*JobTemplate, error)
+	ListJobTemplates(ctx context.Context, in *PageInput) (*TemplatesPage, error)
+	DeleteJobTemplate(ctx context.Context, id string) error
+
+	// The thing registry and static thing groups.
+	CreateThing(ctx context.Context, in *CreateThingInput) (*Thing, error)
+	DescribeThing(ctx context.Context, name string) (*Thing, error)
+	DeleteThing(ctx context.Context, in *DeleteThingInput) error
+	ListThings(ctx context.Context, in *PageInput) (*ThingsPage, error)
+	CreateThingGroup(ctx context.Context, in *CreateThingGroupInput) (*ThingGroup, error)
+	DescribeThingGroup(ctx context.Context, name string) (*ThingGroup, error)
+	DeleteThingGroup(ctx context.Context, in *DeleteThingGroupInput) error
+	ListThingGroups(ctx context.Context, in *ListThingGroupsInput) (*GroupsPage, error)
+	AddThingToThingGroup(ctx context.Context, in *MembershipInput) error
+	RemoveThingFromThingGroup(ctx context.Context, in *MembershipInput) error
+	ListThingsInThingGroup(ctx context.Context, in *ListThingsInGroupInput) (*NamesPage, error)
+	ListThingGroupsForThing(ctx context.Context, thing string, in *PageInput) (*GroupsPage, error)
+
+	// Event messages.
+	DescribeEventConfigurations(ctx context.Context) (*EventConfigurations, error)
+	UpdateEventConfigurations(ctx context.Context, job, jobExecution *bool) error
 
 	// SetChangeHandler installs the function that receives every committed
 	// change. Install it before serving traffic.
@@ -74,6 +103,9 @@ type Change struct {
 	NextDocument string
 	// At is when the change was committed.
 	At time.Time
+	// Event, when set, is an $aws/events message to publish (ThingName is
+	// empty for job events). Events are only produced while enabled.
+	Event *Event
 	// After, when not nil, is closed once the reply to the request that
 	// made the change has been sent (see WithNotifyAfter); notifications
 	// wait for it, so a device hears "accepted" before what followed.

@@ -58,6 +58,9 @@ type Options struct {
 	Clock clock.Clock `yaml:"-" json:"-"`
 	// Logger receives the store's and Badger's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
+	// EnableEvents switches job and job-execution event messages on until
+	// UpdateEventConfigurations first says otherwise.
+	EnableEvents bool `yaml:"events" json:"events"`
 }
 
 const (
@@ -82,6 +85,8 @@ type Store struct {
 	unsettledMu sync.RWMutex
 	unsettled   map[string]bool // jobs with a cancel (false) or delete (true) still being written out
 	nUnsettled  atomic.Int32
+
+	events atomic.Pointer[store.EventConfigurations]
 
 	timerWake chan struct{}
 	taskWake  chan struct{}
@@ -187,7 +192,10 @@ func (s *Store) load() error {
 		} else if !errors.Is(err, badgerdb.ErrKeyNotFound) {
 			return fmt.Errorf("read sequence: %w", err)
 		}
-		r := &rtx{txn: txn}
+		r := &rtx{txn: txn, s: s}
+		if err := s.loadEvents(r); err != nil {
+			return fmt.Errorf("read event configuration: %w", err)
+		}
 		return r.each([]byte{prefixTask}, nil, false, func(k, v []byte) (bool, error) {
 			var t task
 			if err := json.Unmarshal(v, &t); err != nil {

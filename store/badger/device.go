@@ -159,7 +159,7 @@ func (w *wtx) updateExec(t *thingTx, in *store.UpdateExecutionInput, out *store.
 		return err
 	}
 	if updated.Status.Terminal() {
-		if err := w.maybeComplete(job); err != nil {
+		if err := w.finished(t, job, updated); err != nil {
 			return err
 		}
 	}

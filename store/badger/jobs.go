@@ -8,22 +8,24 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
 
 const defaultPageSize = 50
 
-// CreateJob creates a job and queues its executions: the first TaskBatch
-// things in the same commit, the rest by the task loop.
+// CreateJob creates a job and starts its rollout: as many executions as
+// the rollout rate and TaskBatch allow in the same commit, the rest by the
+// task loop. A job whose schedulingConfig has a startTime is SCHEDULED
+// until then.
 func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store.Job, error) {
 	if err := store.ValidateCreateJob(in); err != nil {
 		return nil, err
 	}
-	things, err := s.resolveTargets(in.Job.Targets)
-	if err != nil {
+	if err := store.ValidateSchedule(in.Job.SchedulingConfig, s.clock.Now()); err != nil {
 		return nil, err
 	}
 	var out *store.Job
-	err = s.submit(ctx, func(w *wtx) error {
+	err := s.submit(ctx, func(w *wtx) error {
 		out = nil
 		exists, err := w.has(jobKey(in.Job.JobID))
 		if err != nil {
@@ -32,10 +34,15 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 		if exists {
 			return &store.Error{Kind: store.ErrAlreadyExists, Message: "job " + in.Job.JobID + " already exists"}
 		}
-		if in.Job.JobTemplateArn != "" {
-			return store.Errorf(store.ErrNotFound, "job template %s does not exist", in.Job.JobTemplateArn)
-		}
 		job := in.Job.Clone()
+		doc, before, err := w.jobDocument(job, in.Document)
+		if err != nil {
+			return err
+		}
+		groups, err := w.targetGroups(job.Targets)
+		if err != nil {
+			return err
+		}
 		job.Seq = w.s.nextSeq()
 		job.Status = store.JobInProgress
 		job.CreatedAt, job.LastUpdatedAt = w.now, w.now
@@ -44,37 +51,51 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 			job.TargetSelection = store.Snapshot
 		}
 		job.ForceCanceled, job.ReasonCode, job.Comment = false, "", ""
-		if err := w.saveJob(job); err != nil {
-			return err
+		t := &task{}
+		if sc := job.SchedulingConfig; sc != nil && (sc.StartTime != "" || sc.EndTime != "") {
+			t.Schedule = &scheduleTask{EndBehavior: sc.EndBehavior}
+			t.Schedule.Start, _ = schedule.ParseTime(sc.StartTime)
+			t.Schedule.End, _ = schedule.ParseTime(sc.EndTime)
+			if !t.Schedule.Start.IsZero() {
+				job.Status = store.JobScheduled
+			}
 		}
-		if err := w.saveTargetARNs(job); err != nil {
-			return err
+		for _, write := range []func() error{
+			func() error { return w.saveJob(job) },
+			func() error { return w.saveTargetARNs(job) },
+			func() error { return w.set(docKey(job.JobID), []byte(doc)) },
+			func() error { return w.set(jobOrderKey(job.Seq), []byte(job.JobID)) },
+		} {
+			if err := write(); err != nil {
+				return err
+			}
 		}
-		if err := w.set(docKey(job.JobID), []byte(in.Document)); err != nil {
-			return err
+		if before != "" {
+			if err := w.set(docBeforeKey(job.JobID), []byte(before)); err != nil {
+				return err
+			}
 		}
-		if err := w.set(jobOrderKey(job.Seq), []byte(job.JobID)); err != nil {
-			return err
+		for _, g := range groups {
+			if err := w.set(groupJobKey(g, job.JobID), nil); err != nil {
+				return err
+			}
 		}
 		if _, err := w.jobCounts(job.JobID); err != nil {
 			return err
 		}
-		inline := min(len(things), w.s.opts.TaskBatch)
-		for _, thing := range things[:inline] {
-			if err := w.queueExecution(job, thing, false); err != nil {
+		if job.Status == store.JobInProgress {
+			if err := w.beginRollout(job, t); err != nil {
 				return err
 			}
-		}
-		if rest := things[inline:]; len(rest) > 0 {
-			if err := w.saveTargets(job.JobID, rest); err != nil {
-				return err
-			}
-			if err := w.saveTask(job.JobID, &task{Rollout: &rolloutTask{Total: len(rest)}}); err != nil {
+			if _, err := w.rolloutStep(job, t); err != nil {
 				return err
 			}
 		}
 		out = job
-		return nil
+		if t.Rollout == nil && t.Schedule == nil {
+			return w.maybeComplete(job)
+		}
+		return w.saveTask(job.JobID, t)
 	})
 	if err != nil {
 		return nil, err
@@ -82,39 +103,90 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 	return s.DescribeJob(ctx, out.JobID)
 }
 
-// resolveTargets turns target ARNs into thing names, each thing once, in
-// the order given.
-func (s *Store) resolveTargets(targets []string) ([]string, error) {
-	seen := make(map[string]bool, len(targets))
-	things := make([]string, 0, len(targets))
+// targetGroups checks that every thing group a job targets exists and
+// returns their names.
+func (w *wtx) targetGroups(targets []string) ([]string, error) {
+	var groups []string
 	for _, arn := range targets {
 		kind, name, err := store.ParseTargetARN(arn)
 		if err != nil {
 			return nil, err
 		}
-		if kind == store.TargetThingGroup {
-			return nil, store.Errorf(store.ErrNotFound, "thing group %s does not exist", name)
+		if kind != store.TargetThingGroup {
+			continue
 		}
-		if !seen[name] {
-			seen[name] = true
-			things = append(things, name)
+		if _, err := w.group(name); err != nil {
+			return nil, err
 		}
+		groups = append(groups, name)
 	}
-	return things, nil
+	return groups, nil
 }
 
-// queueExecution gives thing a new QUEUED execution of job. lookup says
-// whether the thing may already have executions of the job (a retry or a
-// re-join); a thing that cannot gets execution number 1 without a read.
+// jobDocument returns the document a new job gets, and the document before
+// parameter substitution when it differs. With a jobTemplateArn the
+// template supplies the document and whatever configuration the request
+// leaves out.
+func (w *wtx) jobDocument(job *store.Job, doc string) (string, string, error) {
+	if job.JobTemplateArn == "" {
+		if len(job.DocumentParameters) > 0 {
+			return "", "", store.Errorf(store.ErrInvalidRequest, "documentParameters can only be used with a jobTemplateArn")
+		}
+		return doc, "", nil
+	}
+	id, err := store.ParseTemplateARN(job.JobTemplateArn)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl, err := w.template(id)
+	if err != nil {
+		return "", "", err
+	}
+	if tmpl.Document == "" {
+		return "", "", store.Errorf(store.ErrInvalidRequest, "job template %s has no document", id)
+	}
+	store.ApplyTemplate(job, tmpl)
+	substituted, err := store.SubstituteParameters(tmpl.Document, job.DocumentParameters)
+	if err != nil {
+		return "", "", err
+	}
+	if err := store.ValidateDocument(substituted); err != nil {
+		return "", "", err
+	}
+	if substituted == tmpl.Document {
+		return substituted, "", nil
+	}
+	return substituted, tmpl.Document, nil
+}
+
+// queueExecution gives thing a new QUEUED execution of job, unless it
+// already has one pending. lookup says whether the thing may already have
+// executions of the job (a re-join); a thing that cannot gets execution
+// number 1 without a read.
 func (w *wtx) queueExecution(job *store.Job, thing string, lookup bool) error {
 	t, err := w.openThing(thing)
 	if err != nil {
 		return err
 	}
+	if err := w.queueInto(t, job, lookup); err != nil {
+		return err
+	}
+	return w.closeThing(t)
+}
+
+// queueInto queues a new execution of job on the open thing, unless one
+// is pending. Its retry counters start afresh.
+func (w *wtx) queueInto(t *thingTx, job *store.Job, lookup bool) error {
+	for _, p := range t.set {
+		if p.JobID == job.JobID {
+			return nil
+		}
+	}
 	var prev *store.Execution
 	n := int64(1)
 	if lookup {
-		prev, err = w.latestExec(thing, job.JobID, t.set)
+		var err error
+		prev, err = w.latestExec(t.name, job.JobID, t.set)
 		switch {
 		case err == nil:
 			n = prev.ExecutionNumber + 1
@@ -126,7 +198,7 @@ func (w *wtx) queueExecution(job *store.Job, thing string, lookup bool) error {
 	}
 	e := &store.Execution{
 		JobID:           job.JobID,
-		ThingName:       thing,
+		ThingName:       t.name,
 		ExecutionNumber: n,
 		Status:          store.StatusQueued,
 		QueuedAt:        w.now,
@@ -135,13 +207,7 @@ func (w *wtx) queueExecution(job *store.Job, thing string, lookup bool) error {
 		QueueSeq:        w.s.nextSeq(),
 		JobSeq:          job.Seq,
 	}
-	if prev != nil {
-		e.RetryAttempt = prev.RetryAttempt
-	}
-	if err := w.putExec(t, prev, e); err != nil {
-		return err
-	}
-	return w.closeThing(t)
+	return w.putExec(t, prev, e)
 }
 
 // DescribeJob returns a job with its counts.
@@ -176,17 +242,20 @@ func (r *rtx) fullJob(jobID string) (*store.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t != nil {
-		job.IsConcurrent = true
-		if t.Rollout != nil {
-			job.ProcessDetails.ProcessingTargets = append([]string(nil), job.Targets...)
+	job.IsConcurrent = t.concurrent()
+	if t != nil && t.Rollout != nil {
+		job.ProcessDetails.ProcessingTargets = append([]string(nil), job.Targets...)
+	}
+	if sc := job.SchedulingConfig; sc != nil && len(sc.MaintenanceWindows) > 0 {
+		if ws, err := windows(sc.MaintenanceWindows); err == nil {
+			job.ScheduledRollouts = schedule.NextStarts(ws, r.s.clock.Now(), 7)
 		}
 	}
 	return job, nil
 }
 
 // GetJobDocument returns a job's document.
-func (s *Store) GetJobDocument(ctx context.Context, jobID string) (string, error) {
+func (s *Store) GetJobDocument(ctx context.Context, jobID string, beforeSubstitution bool) (string, error) {
 	if err := store.ValidateJobID(jobID); err != nil {
 		return "", err
 	}
@@ -195,6 +264,16 @@ func (s *Store) GetJobDocument(ctx context.Context, jobID string) (string, error
 		job, err := r.job(jobID)
 		if err != nil {
 			return err
+		}
+		if beforeSubstitution {
+			b, err := r.get(docBeforeKey(jobID))
+			if err == nil {
+				doc = string(b)
+				return nil
+			}
+			if !errors.Is(err, errMissing) {
+				return err
+			}
 		}
 		doc, err = r.document(jobID, job.Seq)
 		return err
@@ -220,11 +299,26 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 		if err := store.ValidateThingGroupName(in.ThingGroupName); err != nil {
 			return nil, err
 		}
-		return nil, store.Errorf(store.ErrNotFound, "thing group %s does not exist", in.ThingGroupName)
 	}
 	out := &store.ListJobsOutput{}
 	err = s.view(ctx, func(r *rtx) error {
+		var groupJobs map[string]bool
+		if in.ThingGroupName != "" {
+			if _, err := r.group(in.ThingGroupName); err != nil {
+				return err
+			}
+			groupJobs = map[string]bool{}
+			if err := r.eachKey(groupJobPrefix(in.ThingGroupName), nil, false, func(k []byte) (bool, error) {
+				groupJobs[lastPart(k)] = true
+				return true, nil
+			}); err != nil {
+				return err
+			}
+		}
 		return r.each([]byte{prefixJobOrder}, start, true, func(k, v []byte) (bool, error) {
+			if groupJobs != nil && !groupJobs[string(v)] {
+				return true, nil
+			}
 			job, err := r.job(string(v))
 			if errors.Is(err, store.ErrNotFound) {
 				return true, nil
@@ -240,11 +334,11 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 				out.NextToken = base64.RawURLEncoding.EncodeToString(k[1:])
 				return false, nil
 			}
-			if t, err := r.task(job.JobID); err != nil {
+			t, err := r.task(job.JobID)
+			if err != nil {
 				return false, err
-			} else if t != nil {
-				job.IsConcurrent = true
 			}
+			job.IsConcurrent = t.concurrent()
 			out.Jobs = append(out.Jobs, job)
 			return true, nil
 		})
@@ -294,19 +388,7 @@ func (s *Store) CancelJob(ctx context.Context, in *store.CancelJobInput) (*store
 		case job.Status == store.JobCanceled && (!in.Force || job.ForceCanceled):
 			return store.Errorf(store.ErrInvalidStateTransition, "job %s is already CANCELED", job.JobID)
 		}
-		job.Status = store.JobCanceled
-		job.ForceCanceled = job.ForceCanceled || in.Force
-		job.LastUpdatedAt = w.now
-		if in.ReasonCode != nil {
-			job.ReasonCode = *in.ReasonCode
-		}
-		if in.Comment != nil {
-			job.Comment = *in.Comment
-		}
-		if err := w.saveJob(job); err != nil {
-			return err
-		}
-		return w.startSettle(job, false)
+		return w.cancelJob(job, in.Force, in.ReasonCode, in.Comment)
 	})
 	if err != nil {
 		return nil, err
@@ -337,8 +419,33 @@ func (s *Store) DeleteJob(ctx context.Context, in *store.DeleteJobInput) error {
 		if err := w.saveJob(job); err != nil {
 			return err
 		}
+		if err := w.jobEvent(job, "deletion_in_progress"); err != nil {
+			return err
+		}
 		return w.startSettle(job, true)
 	})
+}
+
+// cancelJob cancels a job (by CancelJob, its abort criteria or its
+// schedule's end): the job becomes CANCELED, its rollout stops, and its
+// QUEUED executions (and IN_PROGRESS ones with force) are canceled.
+func (w *wtx) cancelJob(job *store.Job, force bool, reasonCode, comment *string) error {
+	job.Status = store.JobCanceled
+	job.ForceCanceled = job.ForceCanceled || force
+	job.LastUpdatedAt = w.now
+	if reasonCode != nil {
+		job.ReasonCode = *reasonCode
+	}
+	if comment != nil {
+		job.Comment = *comment
+	}
+	if err := w.saveJob(job); err != nil {
+		return err
+	}
+	if err := w.jobEvent(job, "cancellation_in_progress"); err != nil {
+		return err
+	}
+	return w.startSettle(job, false)
 }
 
 // maxDeletionsInProgress is AWS's limit of jobs in DELETION_IN_PROGRESS.
@@ -500,10 +607,11 @@ func (w *wtx) cancelExec(t *thingTx, in *store.CancelExecutionInput) error {
 	case e.Status == store.StatusInProgress && !in.Force:
 		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is IN_PROGRESS; cancel it with force", in.JobID, t.name)
 	}
-	if err := w.putExec(t, e, store.Cancel(e, in.StatusDetails, w.now)); err != nil {
+	canceled := store.Cancel(e, in.StatusDetails, w.now)
+	if err := w.putExec(t, e, canceled); err != nil {
 		return err
 	}
-	return w.maybeComplete(job)
+	return w.finished(t, job, canceled)
 }
 
 // DeleteJobExecution deletes one execution; a pending one only with Force.

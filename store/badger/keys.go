@@ -22,6 +22,14 @@ import (
 //	e<thing>0<job>0<execution:8>             execution record
 //	x<job>0<thing>0<execution:8>             executions-of-a-job index
 //	w<deadline:8><thing>0<job>0<execution:8> timer index, by deadline
+//	u<job>                                   job document before documentParameters were substituted
+//	h<thing>                                 registered thing
+//	G<group>                                 thing group
+//	C<parent>0<child>                        child groups of a group
+//	M<group>0<thing>                         things in a group (direct members)
+//	N<thing>0<group>                         groups of a thing (direct)
+//	k<group>0<job>                           jobs that target a group
+//	P<template>                              job template
 const (
 	prefixMeta      = 'm'
 	prefixJob       = 'j'
@@ -35,6 +43,15 @@ const (
 	prefixExec      = 'e'
 	prefixJobExec   = 'x'
 	prefixTimer     = 'w'
+	prefixDocBefore = 'u'
+	prefixThingReg  = 'h'
+	prefixGroup     = 'G'
+	prefixChild     = 'C'
+	prefixMember    = 'M'
+	prefixThingOf   = 'N'
+	prefixGroupJob  = 'k'
+	prefixTemplate  = 'P'
+	metaEvents      = "mevents"
 	metaSeq         = "mseq"
 	metaSchema      = "mschema"
 	schemaVersion   = "1"
@@ -144,4 +161,30 @@ func parseTimerKey(k []byte) (deadline time.Time, thing, job string, n int64, ok
 		return time.Time{}, "", "", 0, false
 	}
 	return deadline, string(rest[:i]), string(rest[i+1:]), int64(binary.BigEndian.Uint64(k[len(k)-executionKeyLen:])), true
+}
+
+func docBeforeKey(job string) []byte  { return key(prefixDocBefore, job) }
+func thingRegKey(thing string) []byte { return key(prefixThingReg, thing) }
+func groupKey(group string) []byte    { return key(prefixGroup, group) }
+func templateKey(id string) []byte    { return key(prefixTemplate, id) }
+func childKey(parent, child string) []byte {
+	return key(prefixChild, parent, child)
+}
+func childPrefix(parent string) []byte { return append(key(prefixChild, parent), 0) }
+func memberKey(group, thing string) []byte {
+	return key(prefixMember, group, thing)
+}
+func memberPrefix(group string) []byte { return append(key(prefixMember, group), 0) }
+func thingOfKey(thing, group string) []byte {
+	return key(prefixThingOf, thing, group)
+}
+func thingOfPrefix(thing string) []byte { return append(key(prefixThingOf, thing), 0) }
+func groupJobKey(group, job string) []byte {
+	return key(prefixGroupJob, group, job)
+}
+func groupJobPrefix(group string) []byte { return append(key(prefixGroupJob, group), 0) }
+
+// lastPart returns what follows the last 0 in a key.
+func lastPart(k []byte) string {
+	return string(k[bytes.LastIndexByte(k, 0)+1:])
 }

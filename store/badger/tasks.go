@@ -6,19 +6,33 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
 
 // task is the unfinished background work of one job, stored under q<job>.
 type task struct {
-	Rollout *rolloutTask `json:"rollout,omitempty"`
-	Settle  *settleTask  `json:"settle,omitempty"`
+	Schedule *scheduleTask `json:"schedule,omitempty"`
+	Rollout  *rolloutTask  `json:"rollout,omitempty"`
+	Settle   *settleTask   `json:"settle,omitempty"`
+}
+
+// scheduleTask holds a scheduled job's start and end.
+type scheduleTask struct {
+	Start       time.Time `json:"start,omitzero"`
+	End         time.Time `json:"end,omitzero"`
+	EndBehavior string    `json:"endBehavior,omitempty"`
 }
 
 // rolloutTask walks the job's remaining targets (stored in r<job> chunks)
-// queueing an execution for each.
+// queueing an execution for each, at the job's rollout rate. The pacing
+// state is stored with it, so a restarted broker continues at the rate it
+// had, without a burst.
 type rolloutTask struct {
-	Next  int `json:"next"`
-	Total int `json:"total"`
+	Next     int       `json:"next"`
+	Total    int       `json:"total"`
+	Notified int64     `json:"notified"` // executions queued by the rollout
+	Tokens   float64   `json:"tokens"`   // things that may be queued now
+	Refilled time.Time `json:"refilled"` // when Tokens was last topped up
 }
 
 // settleTask walks the job's executions writing out a cancellation or a
@@ -27,6 +41,10 @@ type settleTask struct {
 	Delete bool   `json:"delete,omitempty"`
 	After  []byte `json:"after,omitempty"` // last x key handled
 }
+
+// concurrent reports whether the task is rolling out or settling
+// (isConcurrent).
+func (t *task) concurrent() bool { return t != nil && (t.Rollout != nil || t.Settle != nil) }
 
 const targetChunk = 4096
 
@@ -73,50 +91,264 @@ func (w *wtx) dropTargets(job string) error {
 	return nil
 }
 
-// step runs one bounded step of the job's task. It reports whether work
-// remains.
-func (w *wtx) step(jobID string) (bool, error) {
+// stepResult says when a job's task wants to run again.
+type stepResult struct {
+	done bool      // nothing left
+	wake time.Time // zero: as soon as possible
+}
+
+// step runs one bounded step of the job's task.
+func (w *wtx) step(jobID string) (stepResult, error) {
 	t, err := w.task(jobID)
 	if err != nil || t == nil {
-		return false, err
+		return stepResult{done: true}, err
 	}
 	job, err := w.job(jobID)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, w.del(taskKey(jobID))
+		return stepResult{done: true}, w.del(taskKey(jobID))
 	}
 	if err != nil {
-		return false, err
+		return stepResult{}, err
 	}
 	if t.Settle != nil {
-		return w.settleStep(job, t)
+		more, err := w.settleStep(job, t)
+		return stepResult{done: !more}, err
 	}
-	return w.rolloutStep(job, t)
+	var wake time.Time
+	if sc := t.Schedule; sc != nil {
+		if job.Status == store.JobScheduled {
+			if w.now.Before(sc.Start) {
+				return stepResult{wake: sc.Start}, nil
+			}
+			job.Status, job.LastUpdatedAt = store.JobInProgress, w.now
+			if err := w.saveJob(job); err != nil {
+				return stepResult{}, err
+			}
+			if err := w.beginRollout(job, t); err != nil {
+				return stepResult{}, err
+			}
+		}
+		if !sc.End.IsZero() && !w.now.Before(sc.End) {
+			t.Schedule = nil
+			if job.Status == store.JobInProgress {
+				done, err := w.endSchedule(job, t, sc.EndBehavior)
+				if err != nil || done {
+					return stepResult{}, err
+				}
+			}
+		} else if !sc.End.IsZero() {
+			wake = sc.End
+		}
+	}
+	if t.Rollout != nil && job.Status == store.JobInProgress {
+		next, err := w.rolloutStep(job, t)
+		if err != nil {
+			return stepResult{}, err
+		}
+		if t.Rollout != nil && (wake.IsZero() || next.Before(wake)) {
+			wake = next
+		}
+	}
+	if job.Status != store.JobInProgress && job.Status != store.JobScheduled {
+		t.Rollout, t.Schedule = nil, nil
+	}
+	if t.Rollout == nil && t.Schedule == nil {
+		if err := w.del(taskKey(job.JobID)); err != nil {
+			return stepResult{}, err
+		}
+		return stepResult{done: true}, w.maybeComplete(job)
+	}
+	if err := w.saveTask(job.JobID, t); err != nil {
+		return stepResult{}, err
+	}
+	if t.Rollout == nil {
+		return stepResult{wake: wake}, nil // waiting for the schedule's end
+	}
+	return stepResult{wake: wake}, nil
 }
 
-// rolloutStep queues executions for the next TaskBatch targets.
-func (w *wtx) rolloutStep(job *store.Job, t *task) (bool, error) {
+// endSchedule applies a scheduled job's endBehavior when its endTime
+// comes: STOP_ROLLOUT queues no more executions; CANCEL and FORCE_CANCEL
+// cancel the job. It reports whether the task was replaced (by a cancel).
+func (w *wtx) endSchedule(job *store.Job, t *task, behavior string) (bool, error) {
+	switch behavior {
+	case "CANCEL", "FORCE_CANCEL":
+		comment := "the job's scheduled end time passed"
+		return true, w.cancelJob(job, behavior == "FORCE_CANCEL", nil, &comment)
+	}
+	if t.Rollout != nil {
+		t.Rollout = nil
+		return false, w.dropTargets(job.JobID)
+	}
+	return false, nil
+}
+
+// beginRollout resolves a job's targets (things, and the things of target
+// groups and their child groups) and starts rolling out to them.
+func (w *wtx) beginRollout(job *store.Job, t *task) error {
+	things, err := w.resolve(job)
+	if err != nil {
+		return err
+	}
+	if err := w.dropTargets(job.JobID); err != nil {
+		return err
+	}
+	if err := w.saveTargets(job.JobID, things); err != nil {
+		return err
+	}
+	t.Rollout = &rolloutTask{Total: len(things), Refilled: w.now}
+	t.Rollout.Tokens = burst(w.rolloutRate(job, t.Rollout, nil))
+	return nil
+}
+
+// resolve lists the things a job targets, each once, things named
+// directly first.
+func (w *wtx) resolve(job *store.Job) ([]string, error) {
+	var targets []string
+	if err := w.getJSON(jobTargetsKey(job.JobID), &targets); err != nil && !errors.Is(err, errMissing) {
+		return nil, err
+	}
+	return w.resolveTargets(targets)
+}
+
+// resolveTargets lists the things that target ARNs name, directly or
+// through groups and their child groups, each once.
+func (w *wtx) resolveTargets(targets []string) ([]string, error) {
+	seen := map[string]bool{}
+	var things []string
+	add := func(th string) {
+		if !seen[th] {
+			seen[th] = true
+			things = append(things, th)
+		}
+	}
+	var groups []string
+	for _, arn := range targets {
+		kind, name, err := store.ParseTargetARN(arn)
+		if err != nil {
+			return nil, err
+		}
+		if kind == store.TargetThing {
+			add(name)
+		} else {
+			groups = append(groups, name)
+		}
+	}
+	for _, g := range groups {
+		members, err := w.groupThings(g, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, th := range members {
+			add(th)
+		}
+	}
+	return things, nil
+}
+
+// rolloutRate is the job's current rollout rate in things per minute (0:
+// unlimited): maximumPerMinute, or the exponential rate reached so far,
+// capped by maximumPerMinute.
+func (w *wtx) rolloutRate(job *store.Job, r *rolloutTask, counts *store.ProcessDetails) float64 {
+	cfg := job.RolloutConfig
+	if cfg == nil {
+		return 0
+	}
+	var succeeded int64
+	if counts != nil {
+		succeeded = counts.Succeeded
+	}
+	return store.RolloutRate(cfg, r.Notified, succeeded)
+}
+
+// burst is how many things may be queued at once at a rate: one second's
+// worth, and at least one.
+func burst(perMinute float64) float64 {
+	if perMinute <= 0 {
+		return 0
+	}
+	return max(1, perMinute/60)
+}
+
+// rolloutStep queues executions for the next targets, as many as the
+// rate, the maintenance windows and TaskBatch allow. It returns when it
+// wants to run again.
+func (w *wtx) rolloutStep(job *store.Job, t *task) (time.Time, error) {
 	r := t.Rollout
+	if sc := job.SchedulingConfig; sc != nil && len(sc.MaintenanceWindows) > 0 {
+		ws, err := windows(sc.MaintenanceWindows)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if open, until := schedule.Open(ws, w.now); !open {
+			if until.IsZero() {
+				until = w.now.Add(24 * time.Hour) // no window ever opens; look again tomorrow
+			}
+			return until, nil
+		}
+	}
+	counts, err := w.jobCounts(job.JobID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	rate := w.rolloutRate(job, r, counts)
+	limit := w.s.opts.TaskBatch
+	if rate > 0 {
+		r.Tokens = min(burst(rate), r.Tokens+rate/60*w.now.Sub(r.Refilled).Seconds())
+		r.Refilled = w.now
+		limit = min(limit, int(r.Tokens))
+	}
 	var chunk []string
 	chunkNo := -1
-	for n := 0; n < w.s.opts.TaskBatch && r.Next < r.Total; n++ {
+	queued := 0
+	for n := 0; n < limit && r.Next < r.Total; n++ {
 		if c := r.Next / targetChunk; c != chunkNo {
 			chunk, chunkNo = nil, c
 			if err := w.getJSON(targetsKey(job.JobID, c), &chunk); err != nil {
-				return false, err
+				return time.Time{}, err
 			}
 		}
-		if err := w.queueExecution(job, chunk[r.Next%targetChunk], false); err != nil {
-			return false, err
-		}
+		thing := chunk[r.Next%targetChunk]
 		r.Next++
+		if job.TargetSelection == store.Continuous {
+			// Membership may have changed since the targets were resolved.
+			if ok, err := w.covers(job, thing); err != nil {
+				return time.Time{}, err
+			} else if !ok {
+				continue
+			}
+		}
+		if err := w.queueExecution(job, thing, job.TargetSelection == store.Continuous); err != nil {
+			return time.Time{}, err
+		}
+		queued++
 	}
-	if r.Next < r.Total {
-		return true, w.saveTask(job.JobID, t)
+	r.Notified += int64(queued)
+	if rate > 0 {
+		r.Tokens -= float64(queued)
 	}
-	if err := w.dropTargets(job.JobID); err != nil {
-		return false, err
+	if r.Next >= r.Total {
+		t.Rollout = nil
+		return time.Time{}, w.dropTargets(job.JobID)
 	}
-	return false, w.del(taskKey(job.JobID))
+	if rate <= 0 || r.Tokens >= 1 {
+		return w.now, nil
+	}
+	wait := time.Duration((1 - r.Tokens) / (rate / 60) * float64(time.Second))
+	return w.now.Add(max(wait, time.Millisecond)), nil
+}
+
+// windows parses a job's maintenance windows.
+func windows(specs []store.MaintenanceWindow) ([]schedule.Window, error) {
+	ws := make([]schedule.Window, 0, len(specs))
+	for _, m := range specs {
+		win, err := schedule.ParseWindow(m.StartTime, m.DurationInMinutes)
+		if err != nil {
+			return nil, store.Errorf(store.ErrInvalidRequest, "maintenance window: %s", err)
+		}
+		ws = append(ws, win)
+	}
+	return ws, nil
 }
 
 // settleStep writes out the job's cancellation or deletion for the next
@@ -172,10 +404,23 @@ func (w *wtx) settleStep(job *store.Job, t *task) (bool, error) {
 		return false, err
 	}
 	if !t.Settle.Delete {
-		return false, nil
+		return false, w.jobEvent(job, "canceled")
+	}
+	if err := w.jobEvent(job, "deleted"); err != nil {
+		return false, err
 	}
 	w.forgetCounts(jobID)
-	for _, k := range [][]byte{jobKey(jobID), jobTargetsKey(jobID), docKey(jobID), countsKey(jobID), jobOrderKey(job.Seq)} {
+	var targets []string
+	if err := w.getJSON(jobTargetsKey(jobID), &targets); err != nil && !errors.Is(err, errMissing) {
+		return false, err
+	}
+	gone := [][]byte{jobKey(jobID), jobTargetsKey(jobID), docKey(jobID), docBeforeKey(jobID), countsKey(jobID), jobOrderKey(job.Seq)}
+	for _, arn := range targets {
+		if kind, g, err := store.ParseTargetARN(arn); err == nil && kind == store.TargetThingGroup {
+			gone = append(gone, groupJobKey(g, jobID))
+		}
+	}
+	for _, k := range gone {
 		if err := w.del(k); err != nil {
 			return false, err
 		}
@@ -184,22 +429,33 @@ func (w *wtx) settleStep(job *store.Job, t *task) (bool, error) {
 }
 
 // taskLoop runs job tasks one step at a time, round robin, each step its
-// own operation so that device traffic interleaves with big jobs.
+// own operation so that device traffic interleaves with big jobs. A task
+// that is waiting (for its rate, a maintenance window, its start or its
+// end) sleeps until then.
 func (s *Store) taskLoop() {
 	defer s.wg.Done()
 	ctx, cancel := s.loopContext()
 	defer cancel()
+	wakeAt := map[string]time.Time{}
 	for {
 		jobs, err := s.pendingTasks(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("list job tasks", "error", err)
 		}
+		now := s.clock.Now()
 		busy := false
+		var next time.Time
 		for _, job := range jobs {
-			var more bool
+			if at, ok := wakeAt[job]; ok && at.After(now) {
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				continue
+			}
+			var res stepResult
 			err := s.submit(ctx, func(w *wtx) error {
 				var err error
-				more, err = w.step(job)
+				res, err = w.step(job)
 				return err
 			})
 			if err != nil {
@@ -207,17 +463,31 @@ func (s *Store) taskLoop() {
 					return
 				}
 				s.log.Error("job task step", "job", job, "error", err)
+				wakeAt[job] = now.Add(time.Second) // do not spin on a failing step
 				continue
 			}
-			busy = busy || more
+			switch {
+			case res.done:
+				delete(wakeAt, job)
+			case !res.wake.After(now):
+				delete(wakeAt, job)
+				busy = true
+			default:
+				wakeAt[job] = res.wake
+				if next.IsZero() || res.wake.Before(next) {
+					next = res.wake
+				}
+			}
 		}
 		if busy {
 			continue
 		}
-		select {
-		case <-s.taskWake:
-		case <-s.closing:
+		woken, ok := s.sleepUntil(next, s.taskWake)
+		if !ok {
 			return
+		}
+		if woken {
+			clear(wakeAt) // a job changed; look at every task again
 		}
 	}
 }
@@ -256,7 +526,7 @@ func (s *Store) timerLoop() {
 			}
 			continue
 		}
-		if !s.sleepUntil(next) {
+		if _, ok := s.sleepUntil(next, s.timerWake); !ok {
 			return
 		}
 	}
@@ -339,7 +609,7 @@ func (w *wtx) fireTimers(keys [][]byte) error {
 				if err != nil {
 					return err
 				}
-				if err := w.maybeComplete(job); err != nil {
+				if err := w.finished(t, job, timedOut); err != nil {
 					return err
 				}
 			}
@@ -351,20 +621,21 @@ func (w *wtx) fireTimers(keys [][]byte) error {
 	return nil
 }
 
-// sleepUntil waits until next (forever when zero), a timer change, or
-// closing; it returns false on closing.
-func (s *Store) sleepUntil(next time.Time) bool {
-	var wait <-chan time.Time
+// sleepUntil waits until next (forever when zero), a signal on wake, or
+// closing. It reports whether wake fired, and false for ok on closing.
+func (s *Store) sleepUntil(next time.Time, wake <-chan struct{}) (woken, ok bool) {
+	var timeout <-chan time.Time
 	if !next.IsZero() {
 		t := s.clock.TimerAt(next)
 		defer t.Stop()
-		wait = t.C()
+		timeout = t.C()
 	}
 	select {
-	case <-wait:
-	case <-s.timerWake:
+	case <-timeout:
+		return false, true
+	case <-wake:
+		return true, true
 	case <-s.closing:
-		return false
+		return false, false
 	}
-	return true
 }

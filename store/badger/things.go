@@ -3,6 +3,7 @@ package badger
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jobsbroker/jobsbroker/store"
 )
@@ -83,6 +84,9 @@ func (w *wtx) putExec(t *thingTx, old, cur *store.Execution) error {
 	if old != nil && old.ExecutionNumber != cur.ExecutionNumber {
 		return w.retime(nil, cur)
 	}
+	if old != nil && !old.Status.Terminal() && cur.Status.Terminal() {
+		w.executionEvent(cur, store.ExecutionEventOperation(cur.Status))
+	}
 	return w.retime(old, cur)
 }
 
@@ -98,6 +102,7 @@ func (w *wtx) dropExec(t *thingTx, e *store.Execution) error {
 	if t != nil {
 		t.set = t.set.Remove(e.JobID, e.ExecutionNumber)
 	}
+	w.executionEvent(e, "deleted")
 	return w.retime(e, nil)
 }
 
@@ -187,11 +192,60 @@ func (w *wtx) maybeComplete(job *store.Job) error {
 	if counts.Pending() > 0 {
 		return nil
 	}
-	rolling, err := w.has(taskKey(job.JobID))
-	if err != nil || rolling {
+	t, err := w.task(job.JobID)
+	if err != nil || (t != nil && t.Rollout != nil) {
 		return err
 	}
 	job.Status = store.JobCompleted
 	job.CompletedAt, job.LastUpdatedAt = w.now, w.now
-	return w.saveJob(job)
+	if err := w.saveJob(job); err != nil {
+		return err
+	}
+	return w.jobEvent(job, "completed")
+}
+
+// finished runs what follows an execution reaching a terminal status: a
+// retry when the job's retry configuration allows one, the job's abort
+// criteria, and the job's completion.
+func (w *wtx) finished(t *thingTx, job *store.Job, e *store.Execution) error {
+	if job.Status == store.JobInProgress && store.RetryAllowed(job.RetryConfig, e) {
+		retry := store.Retry(e, w.now, w.s.nextSeq())
+		if err := w.putExec(t, e, retry); err != nil {
+			return err
+		}
+	}
+	if err := w.checkAbort(job); err != nil {
+		return err
+	}
+	return w.maybeComplete(job)
+}
+
+// checkAbort cancels the job when its abort criteria are met.
+func (w *wtx) checkAbort(job *store.Job) error {
+	if job.AbortConfig == nil || job.Status != store.JobInProgress {
+		return nil
+	}
+	counts, err := w.jobCounts(job.JobID)
+	if err != nil {
+		return err
+	}
+	c := store.AbortTriggered(job.AbortConfig, counts)
+	if c == nil {
+		return nil
+	}
+	comment := fmt.Sprintf("aborted: %s executions reached %.2f%% of %d things (threshold %.2f%%)",
+		c.FailureType, 100*float64(abortFailures(c.FailureType, counts))/float64(counts.Total()), counts.Total(), c.ThresholdPercentage)
+	return w.cancelJob(job, false, nil, &comment)
+}
+
+func abortFailures(failureType string, p *store.ProcessDetails) int64 {
+	switch failureType {
+	case "FAILED":
+		return p.Failed
+	case "REJECTED":
+		return p.Rejected
+	case "TIMED_OUT":
+		return p.TimedOut
+	}
+	return p.Failed + p.Rejected + p.TimedOut
 }

@@ -17,7 +17,7 @@ func testDeviceFlow(t *testing.T, h *Harness) {
 	if !job.CreatedAt.Equal(Epoch) {
 		t.Fatalf("createdAt = %v, want %v", job.CreatedAt, Epoch)
 	}
-	doc, err := h.Store.GetJobDocument(h.Ctx, "fw-1")
+	doc, err := h.Store.GetJobDocument(h.Ctx, "fw-1", false)
 	if err != nil || doc != `{"operation":"fw-1"}` {
 		t.Fatalf("GetJobDocument = %q, %v", doc, err)
 	}
