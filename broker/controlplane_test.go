@@ -1532,10 +1532,11 @@ func TestControlPlaneUnknownPath(t *testing.T) {
 		})
 	}
 	// An operation the broker does not serve fails cleanly in the SDK too.
-	_, err := api.UpdateJob(context.Background(), &iot.UpdateJobInput{JobId: aws.String("j"), Description: aws.String("d")})
+	_, err := api.CreateDynamicThingGroup(context.Background(), &iot.CreateDynamicThingGroupInput{
+		ThingGroupName: aws.String("dyn"), QueryString: aws.String("attributes.a:1")})
 	var ae interface{ ErrorCode() string }
 	if !errors.As(err, &ae) || ae.ErrorCode() == "" {
-		t.Fatalf("UpdateJob: %v", err)
+		t.Fatalf("CreateDynamicThingGroup: %v", err)
 	}
 	cpSDKStatus(t, err, http.StatusNotFound)
 }

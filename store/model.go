@@ -94,9 +94,9 @@ type Execution struct {
 	LastUpdatedAt      time.Time         `json:"lastUpdatedAt"`
 	VersionNumber      int64             `json:"versionNumber"`
 	ForceCanceled      bool              `json:"forceCanceled,omitempty"`
-	RetryAttempt       int32             `json:"retryAttempt,omitempty"`    // retries so far for this thing
-	FailedRetries      int32             `json:"failedRetries,omitempty"`   // of which after FAILED
-	TimedOutRetries    int32             `json:"timedOutRetries,omitempty"` // of which after TIMED_OUT
+	RetryAttempt       int32             `json:"retryAttempt,omitempty"`      // retries so far for this thing
+	FailedRetries      int32             `json:"failedRetries,omitempty"`     // of which after FAILED
+	TimedOutRetries    int32             `json:"timedOutRetries,omitempty"`   // of which after TIMED_OUT
 	StepDeadline       time.Time         `json:"stepDeadline,omitzero"`       // zero: no step timer
 	InProgressDeadline time.Time         `json:"inProgressDeadline,omitzero"` // zero: no in-progress timer
 	QueueSeq           uint64            `json:"queueSeq"`                    // global creation order, breaks queuedAt ties

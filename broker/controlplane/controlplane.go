@@ -78,6 +78,29 @@ func (a *API) routes() {
 	h("PUT /things/{thingName}/jobs/{jobId}/cancel", a.cancelExecution)
 	h("DELETE /things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", a.deleteExecution)
 	h("GET /endpoint", a.describeEndpoint)
+	h("PATCH /jobs/{jobId}", a.updateJob)
+	h("POST /jobs/{jobId}/targets", a.associateTargetsWithJob)
+
+	h("PUT /job-templates/{jobTemplateId}", a.createJobTemplate)
+	h("GET /job-templates/{jobTemplateId}", a.describeJobTemplate)
+	h("GET /job-templates", a.listJobTemplates)
+	h("DELETE /job-templates/{jobTemplateId}", a.deleteJobTemplate)
+
+	h("POST /things/{thingName}", a.createThing)
+	h("GET /things/{thingName}", a.describeThing)
+	h("DELETE /things/{thingName}", a.deleteThing)
+	h("GET /things", a.listThings)
+	h("GET /things/{thingName}/thing-groups", a.listThingGroupsForThing)
+	h("POST /thing-groups/{thingGroupName}", a.createThingGroup)
+	h("GET /thing-groups/{thingGroupName}", a.describeThingGroup)
+	h("DELETE /thing-groups/{thingGroupName}", a.deleteThingGroup)
+	h("GET /thing-groups", a.listThingGroups)
+	h("GET /thing-groups/{thingGroupName}/things", a.listThingsInThingGroup)
+	h("PUT /thing-groups/addThingToThingGroup", a.addThingToThingGroup)
+	h("PUT /thing-groups/removeThingFromThingGroup", a.removeThingFromThingGroup)
+
+	h("PATCH /event-configurations", a.updateEventConfigurations)
+	h("GET /event-configurations", a.describeEventConfigurations)
 	a.rt.NotFound()
 }
 
@@ -269,10 +292,11 @@ func (a *API) listJobs(ctx context.Context, w http.ResponseWriter, r *http.Reque
 }
 
 func (a *API) getJobDocument(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	if _, e := awsapi.QueryBool(r, "beforeSubstitution"); e != nil {
+	before, e := awsapi.QueryBool(r, "beforeSubstitution")
+	if e != nil {
 		return e
 	}
-	doc, err := a.opts.Store.GetJobDocument(ctx, r.PathValue("jobId"))
+	doc, err := a.opts.Store.GetJobDocument(ctx, r.PathValue("jobId"), before)
 	if err != nil {
 		return err
 	}
