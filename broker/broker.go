@@ -43,6 +43,9 @@ type Config struct {
 	// NoSync acknowledges writes before they reach the disk (see
 	// badger.Options.NoSync).
 	NoSync bool
+	// Events switches $aws/events messages on until
+	// UpdateEventConfigurations says otherwise.
+	Events bool
 	// Region and Account appear in the ARNs the API returns.
 	Region  string
 	Account string
@@ -117,10 +120,11 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	st, err := badger.Open(badger.Options{
-		Dir:    filepath.Join(cfg.DataDir, "jobs"),
-		NoSync: cfg.NoSync,
-		Clock:  cfg.Clock,
-		Logger: cfg.Logger.With("component", "store"),
+		Dir:          filepath.Join(cfg.DataDir, "jobs"),
+		NoSync:       cfg.NoSync,
+		EnableEvents: cfg.Events,
+		Clock:        cfg.Clock,
+		Logger:       cfg.Logger.With("component", "store"),
 	})
 	if err != nil {
 		return nil, err
@@ -151,7 +155,8 @@ func (b *Broker) buildMQTT() error {
 		return fmt.Errorf("add auth hook: %w", err)
 	}
 	b.Jobs = new(jobshook.Hook)
-	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock}); err != nil {
+	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
+		Region: b.cfg.Region, Account: b.cfg.Account}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	b.mqttLn = listeners.NewTCP(listeners.Config{ID: "mqtt", Address: b.cfg.MQTTAddr})

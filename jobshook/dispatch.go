@@ -72,6 +72,13 @@ func (h *Hook) awaitReply(after <-chan struct{}) bool {
 // skipping the work when nobody listens.
 func (h *Hook) publish(c *store.Change) {
 	now := h.clock.Now()
+	if c.Event != nil {
+		topic, payload, err := h.eventMessage(c.Event)
+		if hasSubscribers(h.server, topic) {
+			h.send(topic, "event", payload, err)
+		}
+		return
+	}
 	if c.Notify {
 		topic := topics.Notify(c.ThingName)
 		if hasSubscribers(h.server, topic) {

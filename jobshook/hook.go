@@ -52,6 +52,10 @@ type Options struct {
 	QueueLength int `yaml:"queue_length" json:"queue_length"`
 	// Observer, if set, is told about every request and notification.
 	Observer Observer `yaml:"-" json:"-"`
+	// Region and Account fill the thingArn of job-execution events
+	// (defaults us-east-1 and 123456789012).
+	Region  string `yaml:"region" json:"region"`
+	Account string `yaml:"account" json:"account"`
 }
 
 // Observer receives a report of every request the hook answers and every
@@ -60,8 +64,9 @@ type Observer interface {
 	// Request reports an answered request: its operation, the rejection
 	// code ("" when accepted) and how long it took.
 	Request(op topics.Operation, code string, took time.Duration)
-	// Notification reports a notify ("notify") or notify-next
-	// ("notify-next") message published to at least one subscriber.
+	// Notification reports a notify ("notify"), notify-next
+	// ("notify-next") or event ("event") message published to at least
+	// one subscriber.
 	Notification(kind string)
 }
 
@@ -107,6 +112,12 @@ func (h *Hook) Init(config any) error {
 	}
 	if h.opts.QueueLength <= 0 {
 		h.opts.QueueLength = defaultQueueLength
+	}
+	if h.opts.Region == "" {
+		h.opts.Region = "us-east-1"
+	}
+	if h.opts.Account == "" {
+		h.opts.Account = "123456789012"
 	}
 	h.clock = h.opts.Clock
 	if h.clock == nil {

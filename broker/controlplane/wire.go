@@ -32,7 +32,13 @@ type wireJob struct {
 	DocumentParameters         map[string]string         `json:"documentParameters,omitempty"`
 	IsConcurrent               bool                      `json:"isConcurrent"`
 	SchedulingConfig           *store.SchedulingConfig   `json:"schedulingConfig,omitempty"`
+	ScheduledJobRollouts       []wireScheduledRollout    `json:"scheduledJobRollouts,omitempty"`
 	DestinationPackageVersions []string                  `json:"destinationPackageVersions,omitempty"`
+}
+
+// wireScheduledRollout is one upcoming maintenance-window start.
+type wireScheduledRollout struct {
+	StartTime string `json:"startTime"`
 }
 
 type wireProcessDetails struct {

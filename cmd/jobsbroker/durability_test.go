@@ -177,3 +177,105 @@ func runDevice(t *testing.T, addr string, i, round int, stop <-chan struct{}, ac
 		ack(seq, reply.ExecutionState.VersionNumber)
 	}
 }
+
+// TestRestartMidRollout kills the broker with SIGKILL in the middle of a
+// paced rollout, with step timers running, and restarts it later: the
+// rollout goes on at its rate (no burst for the time it was down) and
+// every timer fires exactly once.
+func TestRestartMidRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the broker binary")
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	p := brokertest.StartProcess(t, dir)
+	api := brokertest.IoTClient(p.APIURL())
+	var paced []string
+	for i := range 12 {
+		paced = append(paced, brokertest.ThingARN(fmt.Sprintf("paced-%02d", i)))
+	}
+	if _, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("paced"), Targets: paced, Document: aws.String(`{"op":"x"}`),
+		JobExecutionsRolloutConfig: &iottypes.JobExecutionsRolloutConfig{MaximumPerMinute: aws.Int32(60)}}); err != nil {
+		t.Fatal(err)
+	}
+	timed := []string{"timed-1", "timed-2", "timed-3"}
+	if _, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("timed"), Targets: []string{
+		brokertest.ThingARN(timed[0]), brokertest.ThingARN(timed[1]), brokertest.ThingARN(timed[2])}, Document: aws.String(`{"op":"y"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for i, th := range timed {
+		d := brokertest.Connect3(t, p.MQTTAddr, th)
+		d.MustAccept("$aws/things/"+th+"/jobs/start-next", map[string]any{"stepTimeoutInMinutes": i + 1})
+		d.Close()
+	}
+	queued := func(api *iot.Client) int32 {
+		job, err := api.DescribeJob(ctx, &iot.DescribeJobInput{JobId: aws.String("paced")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToInt32(job.Job.JobProcessDetails.NumberOfQueuedThings)
+	}
+	brokertest.Eventually(t, "rollout under way", func() error {
+		if n := queued(api); n < 3 {
+			return fmt.Errorf("%d queued", n)
+		}
+		return nil
+	})
+	p.Kill()
+
+	// Four minutes later by the broker's clock: every step timer is due.
+	p = brokertest.StartProcess(t, dir, "-debug-clock-offset", "4m")
+	restarted := time.Now()
+	api = brokertest.IoTClient(p.APIURL())
+	atRestart := queued(api)
+	if atRestart > 6 {
+		t.Fatalf("%d queued right after the restart: the rollout burst instead of keeping its rate", atRestart)
+	}
+	brokertest.Eventually(t, "timers fired", func() error {
+		for _, th := range timed {
+			ex, err := api.DescribeJobExecution(ctx, &iot.DescribeJobExecutionInput{JobId: aws.String("timed"), ThingName: aws.String(th)})
+			if err != nil {
+				return err
+			}
+			if ex.Execution.Status != iottypes.JobExecutionStatusTimedOut {
+				return fmt.Errorf("%s is %s", th, ex.Execution.Status)
+			}
+			if ex.Execution.VersionNumber != 3 {
+				return fmt.Errorf("%s version %d: its timer fired more than once", th, ex.Execution.VersionNumber)
+			}
+		}
+		return nil
+	})
+	var finished time.Duration
+	pollFor(t, 60*time.Second, "rollout finished", func() error {
+		if n := queued(api); n < 12 {
+			return fmt.Errorf("%d queued", n)
+		}
+		finished = time.Since(restarted)
+		return nil
+	})
+	// One thing a second: what was left takes about that many seconds.
+	if left := 12 - int(atRestart); finished < time.Duration(left-2)*time.Second {
+		t.Fatalf("%d things rolled out in %v after the restart, faster than 60 a minute", left, finished)
+	}
+	job, err := api.DescribeJob(ctx, &iot.DescribeJobInput{JobId: aws.String("timed")})
+	if err != nil || aws.ToInt32(job.Job.JobProcessDetails.NumberOfTimedOutThings) != 3 || job.Job.Status != iottypes.JobStatusCompleted {
+		t.Fatalf("timed job = %+v, %v", job, err)
+	}
+}
+
+// pollFor polls cond until it holds, failing the test after d.
+func pollFor(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -83,6 +83,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (b
 	fs.StringVar(&cfg.JobsAddr, "jobs-addr", broker.DefaultJobsAddr, "address of the HTTP iot-jobs-data API (the device operations)")
 	fs.StringVar(&cfg.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store")
 	fs.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
+	fs.BoolVar(&cfg.Events, "events", false, "publish job and job-execution events on $aws/events/... (until UpdateEventConfigurations changes it)")
 	fs.StringVar(&cfg.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns")
 	fs.StringVar(&cfg.Account, "account", broker.DefaultAccount, "AWS account id used in the ARNs the API returns")
 	fs.StringVar(&cfg.EndpointHost, "endpoint-host", "localhost", "host name DescribeEndpoint returns (with each listener's port)")
