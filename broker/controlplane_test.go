@@ -303,6 +303,15 @@ func TestControlPlaneCreateJob(t *testing.T) {
 			t.Fatalf("CreateJob output: arn %q id %q description %q", aws.ToString(out.JobArn), aws.ToString(out.JobId), aws.ToString(out.Description))
 		}
 
+		// The rollout is paced (10 a minute to start with): one thing at
+		// once, the other within a minute.
+		b.Clock.Advance(time.Minute)
+		brokertest.Eventually(t, "rollout of fw-1", func() error {
+			if j := cpDescribeJob(t, api, "fw-1"); aws.ToBool(j.IsConcurrent) {
+				return fmt.Errorf("still rolling out")
+			}
+			return nil
+		})
 		job := cpDescribeJob(t, api, "fw-1")
 		if aws.ToString(job.JobArn) != cpAccountArn+"job/fw-1" || aws.ToString(job.JobId) != "fw-1" ||
 			aws.ToString(job.Description) != "Pump firmware 2.1" || job.Status != types.JobStatusInProgress {

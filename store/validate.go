@@ -184,32 +184,28 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
-// ValidateAttributes checks thing and group attributes: names 1-128 of
-// [a-zA-Z0-9_.,@/:#=\[\]-], values up to 800 characters of
-// [a-zA-Z0-9_.,@/:#=\[\]-] and spaces, at most 50 of them.
-func ValidateAttributes(attrs map[string]string) error {
-	if len(attrs) > 50 {
-		return Errorf(ErrInvalidRequest, "at most 50 attributes are allowed")
+// ValidateAttributes checks thing and group attributes against AWS's
+// patterns: names of 1-128 and values of up to 800 characters from
+// [a-zA-Z0-9_.,@/:#-], and at most max of them.
+func ValidateAttributes(attrs map[string]string, max int) error {
+	if len(attrs) > max {
+		return Errorf(ErrInvalidRequest, "at most %d attributes are allowed", max)
 	}
 	for k, v := range attrs {
-		if k == "" || len(k) > 128 || !attributeText(k, false) {
-			return Errorf(ErrInvalidRequest, "attribute name %q must be 1-128 characters from [a-zA-Z0-9_.,@/:#=[]-]", truncate(k))
+		if k == "" || len(k) > 128 || !attributeText(k) {
+			return Errorf(ErrInvalidRequest, "attribute name %q must be 1-128 characters from [a-zA-Z0-9_.,@/:#-]", truncate(k))
 		}
-		if len(v) > 800 || !attributeText(v, true) {
-			return Errorf(ErrInvalidRequest, "attribute %q has a value longer than 800 characters or with characters outside [a-zA-Z0-9_.,@/:#=[]-] and space", k)
+		if len(v) > 800 || !attributeText(v) {
+			return Errorf(ErrInvalidRequest, "attribute %q must have a value of at most 800 characters from [a-zA-Z0-9_.,@/:#-]", k)
 		}
 	}
 	return nil
 }
 
-func attributeText(s string, space bool) bool {
+func attributeText(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("_.,@/:#=[]-", c) >= 0:
-		case c == ' ' && space:
-		default:
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.,@/:#-", c) >= 0) {
 			return false
 		}
 	}

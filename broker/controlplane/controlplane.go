@@ -16,6 +16,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
 
 // Options configures the API.
@@ -217,7 +218,12 @@ func (a *API) describeJob(ctx context.Context, w http.ResponseWriter, r *http.Re
 }
 
 func (a *API) job(j *store.Job) wireJob {
+	var rollouts []wireScheduledRollout
+	for _, t := range j.ScheduledRollouts {
+		rollouts = append(rollouts, wireScheduledRollout{StartTime: schedule.FormatTime(t)})
+	}
 	return wireJob{
+		ScheduledJobRollouts:       rollouts,
 		JobArn:                     a.jobArn(j.JobID),
 		JobID:                      j.JobID,
 		TargetSelection:            string(j.TargetSelection),

@@ -2,7 +2,6 @@ package badger
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -289,8 +288,11 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 	}
 	var start []byte
 	if in.NextToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		if err != nil || len(b) != 8 {
+		b, err := decodeToken(in.NextToken)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) != 8 {
 			return nil, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
 		}
 		start = jobOrderKey(binary.BigEndian.Uint64(b))
@@ -331,7 +333,7 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 				return true, nil
 			}
 			if len(out.Jobs) == limit {
-				out.NextToken = base64.RawURLEncoding.EncodeToString(k[1:])
+				out.NextToken = encodeToken(k[1:])
 				return false, nil
 			}
 			t, err := r.task(job.JobID)
@@ -525,9 +527,9 @@ func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInpu
 	}
 	var start []byte
 	if in.NextToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		if err != nil || len(b) == 0 {
-			return nil, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
+		b, err := decodeToken(in.NextToken)
+		if err != nil {
+			return nil, err
 		}
 		start = append(append(append([]byte(nil), prefix...), b...), 0)
 	}
@@ -556,7 +558,7 @@ func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInpu
 				return true, nil
 			}
 			if len(out.Executions) == limit {
-				out.NextToken = base64.RawURLEncoding.EncodeToString(last[len(prefix):])
+				out.NextToken = encodeToken(last[len(prefix):])
 				return false, nil
 			}
 			out.Executions = append(out.Executions, e)

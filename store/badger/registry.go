@@ -3,7 +3,6 @@ package badger
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -150,8 +149,13 @@ func (s *Store) CreateThing(ctx context.Context, in *store.CreateThingInput) (*s
 	if err := store.ValidateThingName(in.ThingName); err != nil {
 		return nil, err
 	}
-	if err := store.ValidateAttributes(in.Attributes); err != nil {
+	if err := store.ValidateAttributes(in.Attributes, 3); err != nil {
 		return nil, err
+	}
+	if in.ThingTypeName != "" {
+		// Thing types are not modeled; none exists (as AWS says for a type
+		// that was never created).
+		return nil, store.Errorf(store.ErrNotFound, "thing type %s does not exist", in.ThingTypeName)
 	}
 	var out *store.Thing
 	err := s.submit(ctx, func(w *wtx) error {
@@ -288,14 +292,12 @@ func page(in *store.PageInput, prefix []byte) (int, []byte, error) {
 	if in.NextToken == "" {
 		return limit, nil, nil
 	}
-	after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-	if err != nil || len(after) == 0 {
-		return 0, nil, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
+	after, err := decodeToken(in.NextToken)
+	if err != nil {
+		return 0, nil, err
 	}
 	return limit, append(append(append([]byte(nil), prefix...), after...), 0), nil
 }
-
-func token(last string) string { return base64.RawURLEncoding.EncodeToString([]byte(last)) }
 
 // pageNames slices a sorted name list by a page request.
 func pageNames(names []string, in *store.PageInput) (*store.NamesPage, error) {
@@ -304,9 +306,9 @@ func pageNames(names []string, in *store.PageInput) (*store.NamesPage, error) {
 		return nil, err
 	}
 	if in.NextToken != "" {
-		after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		if err != nil || len(after) == 0 {
-			return nil, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
+		after, err := decodeToken(in.NextToken)
+		if err != nil {
+			return nil, err
 		}
 		i, found := slices.BinarySearch(names, string(after))
 		if found {
@@ -332,7 +334,7 @@ func (s *Store) CreateThingGroup(ctx context.Context, in *store.CreateThingGroup
 			return nil, err
 		}
 	}
-	if err := store.ValidateAttributes(in.Attributes); err != nil {
+	if err := store.ValidateAttributes(in.Attributes, 50); err != nil {
 		return nil, err
 	}
 	if err := store.ValidateDescription(in.Description); err != nil {

@@ -837,6 +837,11 @@ func testListJobs(t *testing.T, h *Harness) {
 	ExpectError(t, err, store.ErrInvalidRequest)
 	_, err = h.Store.ListJobs(h.Ctx, &store.ListJobsInput{NextToken: "!!"})
 	ExpectError(t, err, store.ErrInvalidRequest)
+	// A well-formed string that this store never handed out is refused too.
+	_, err = h.Store.ListJobs(h.Ctx, &store.ListJobsInput{NextToken: "bm90LWEtdG9rZW4"})
+	ExpectError(t, err, store.ErrInvalidRequest)
+	_, err = h.Store.ListJobExecutionsForThing(h.Ctx, &store.ListExecutionsInput{ThingName: "t", NextToken: "bm90LWEtdG9rZW4"})
+	ExpectError(t, err, store.ErrInvalidRequest)
 }
 
 func testListExecutions(t *testing.T, h *Harness) {
