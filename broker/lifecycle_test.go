@@ -349,20 +349,27 @@ func TestEventMessages(t *testing.T) {
 	b := brokertest.Start(t, func(c *broker.Config) { c.Events = true })
 	ops := brokertest.Connect(t, b.MQTTAddr(), "operator", 5)
 	ops.Subscribe("$aws/events/#", 1)
-	devices := lcDevices(t, b, "e1", "e2", "e3")
+	devices := lcDevices(t, b, "e1", "e2", "e3", "e4", "e5")
 	ctx := context.Background()
+	if _, err := b.Store.CreateThing(ctx, &store.CreateThingInput{ThingName: "e5"}); err != nil {
+		t.Fatal(err)
+	}
 	api := b.IoT()
-	if _, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("ev"), Targets: lcARNs([]string{"e1", "e2", "e3"}),
+	if _, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("ev"), Targets: lcARNs([]string{"e1", "e2", "e3", "e4", "e5"}),
 		Document: aws.String(`{"op":"x"}`), TimeoutConfig: &iottypes.TimeoutConfig{InProgressTimeoutInMinutes: aws.Int64(1)}}); err != nil {
 		t.Fatal(err)
 	}
 	devices["e1"].MustAccept("$aws/things/e1/jobs/ev/update", `{"status":"SUCCEEDED","statusDetails":{"r":"ok"}}`)
 	devices["e2"].MustAccept("$aws/things/e2/jobs/ev/update", `{"status":"REJECTED"}`)
+	devices["e4"].MustAccept("$aws/things/e4/jobs/ev/update", `{"status":"FAILED"}`)
+	if err := b.Store.DeleteThing(ctx, &store.DeleteThingInput{ThingName: "e5"}); err != nil {
+		t.Fatal(err)
+	}
 	devices["e3"].MustAccept("$aws/things/e3/jobs/start-next", `{}`)
 	b.Clock.Advance(61 * time.Second)
 	want := []string{
-		"jobExecution/ev/succeeded SUCCEEDED e1", "jobExecution/ev/rejected REJECTED e2",
-		"jobExecution/ev/timed_out TIMED_OUT e3", "job/ev/completed COMPLETED",
+		"jobExecution/ev/succeeded SUCCEEDED e1", "jobExecution/ev/rejected REJECTED e2", "jobExecution/ev/failed FAILED e4",
+		"jobExecution/ev/removed REMOVED e5", "jobExecution/ev/timed_out TIMED_OUT e3", "job/ev/completed COMPLETED",
 	}
 	if _, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("gone"), Targets: lcARNs([]string{"e1"}), Document: aws.String(`{"op":"y"}`)}); err != nil {
 		t.Fatal(err)
@@ -400,7 +407,8 @@ func TestEventMessages(t *testing.T) {
 	}
 	completed := filter(ops.Received(), "/completed")[0].JSON(t)
 	pd := completed["jobProcessDetails"].(map[string]any)
-	if pd["numberOfSucceededThings"] != float64(1) || pd["numberOfRejectedThings"] != float64(1) || completed["completedAt"] == nil {
+	if pd["numberOfSucceededThings"] != float64(1) || pd["numberOfRejectedThings"] != float64(1) || pd["numberOfFailedThings"] != float64(1) ||
+		pd["numberOfRemovedThings"] != float64(1) || completed["completedAt"] == nil {
 		t.Fatalf("completed event = %v", completed)
 	}
 	// Switched off through the API, nothing more is published.
