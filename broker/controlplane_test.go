@@ -1298,7 +1298,6 @@ func TestControlPlaneListJobExecutions(t *testing.T) {
 	})
 
 	t.Run("retries are listed with retryAttempt", func(t *testing.T) {
-		t.Skip("BUG: jobExecutionsRetryConfig is accepted but never applied: a FAILED execution gets no retry (PROTOCOL.md §9.4)")
 		if _, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("flaky"), Targets: cpARNs("r"), Document: aws.String(`{"operation":"flaky"}`),
 			JobExecutionsRetryConfig: &types.JobExecutionsRetryConfig{CriteriaList: []types.RetryCriteria{
 				{FailureType: types.RetryableFailureTypeFailed, NumberOfRetries: aws.Int32(1)},
