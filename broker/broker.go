@@ -20,10 +20,13 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
+	"github.com/jobsbroker/jobsbroker/broker/metrics"
 	"github.com/jobsbroker/jobsbroker/jobshook"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -56,7 +59,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock drives timers; nil means the wall clock.
 	Clock clock.Clock
+	// Registry receives the metrics served at /metrics; nil makes one.
+	Registry *prometheus.Registry
 }
+
+// Version is the build's version, set with -ldflags "-X github.com/jobsbroker/jobsbroker/broker.Version=...".
+var Version = "dev"
 
 // Defaults for Config.
 const (
@@ -96,6 +104,9 @@ func (c *Config) applyDefaults() {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
 }
 
 // Broker is a running jobsbroker.
@@ -105,31 +116,40 @@ type Broker struct {
 	MQTT     *mqtt.Server
 	Store    *badger.Store
 	Jobs     *jobshook.Hook
+	Metrics  *metrics.Metrics
 	mqttLn   *listeners.TCP
 	api      *httpServer
 	jobs     *httpServer
 	serveErr chan error
+	started  atomic.Bool
 	stopping atomic.Bool
 }
 
 // New opens the store and binds every listener; Start begins serving.
 func New(cfg Config) (*Broker, error) {
 	cfg.applyDefaults()
-	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 2)}
+	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	b.Metrics = metrics.New(cfg.Registry, Version)
+	metrics.RegisterReady(cfg.Registry, func() bool { return b.Health().Ready })
 	st, err := badger.Open(badger.Options{
 		Dir:          filepath.Join(cfg.DataDir, "jobs"),
 		NoSync:       cfg.NoSync,
 		EnableEvents: cfg.Events,
 		Clock:        cfg.Clock,
 		Logger:       cfg.Logger.With("component", "store"),
+		OnCommit:     b.Metrics.Commit,
 	})
 	if err != nil {
 		return nil, err
 	}
 	b.Store = st
+	stats := st.Stats()
+	metrics.RegisterStore(cfg.Registry, st, metrics.StoreCounters{
+		TimersFired: stats.TimersFired.Load, GCRuns: stats.GCRuns.Load, GCRewrites: stats.GCRewrites.Load,
+	}, 5*time.Second)
 	if err := b.buildMQTT(); err != nil {
 		st.Close()
 		return nil, err
@@ -156,13 +176,14 @@ func (b *Broker) buildMQTT() error {
 	}
 	b.Jobs = new(jobshook.Hook)
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
-		Region: b.cfg.Region, Account: b.cfg.Account}); err != nil {
+		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	b.mqttLn = listeners.NewTCP(listeners.Config{ID: "mqtt", Address: b.cfg.MQTTAddr})
 	if err := b.MQTT.AddListener(b.mqttLn); err != nil {
 		return fmt.Errorf("listen for MQTT on %s: %w", b.cfg.MQTTAddr, err)
 	}
+	metrics.RegisterBroker(b.cfg.Registry, b.MQTT)
 	return nil
 }
 
@@ -196,17 +217,19 @@ func (b *Broker) buildAPI() error {
 	if b.api, err = b.listenHTTP("control", b.cfg.APIAddr, mux); err != nil {
 		return err
 	}
-	dp := dataplane.New(dataplane.Options{Store: b.Store, Clock: b.cfg.Clock, Logger: b.log.With("component", "jobs-api")})
+	dp := dataplane.New(dataplane.Options{Store: b.Store, Clock: b.cfg.Clock, Logger: b.log.With("component", "jobs-api"),
+		Observe: b.Metrics.API("data")})
 	if b.jobs, err = b.listenHTTP("data", b.cfg.JobsAddr, dp); err != nil {
 		b.api.ln.Close()
 		return err
 	}
 	cp := controlplane.New(controlplane.Options{
 		Store: b.Store, Region: b.cfg.Region, Account: b.cfg.Account, Clock: b.cfg.Clock,
-		Logger: b.log.With("component", "api"), Endpoints: b.endpoints(),
+		Logger: b.log.With("component", "api"), Endpoints: b.endpoints(), Observe: b.Metrics.API("control"),
 	})
 	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.HandleFunc("GET /readyz", b.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))
 	mux.Handle("/", cp)
 	return nil
 }
@@ -263,6 +286,7 @@ func (b *Broker) Start() error {
 			}
 		}()
 	}
+	b.started.Store(true)
 	b.log.Info("jobsbroker started", "mqtt", b.MQTTAddr(), "api", b.APIAddr(), "jobs_api", b.JobsAddr(),
 		"data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
 	return nil
@@ -300,14 +324,49 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Health is the broker's health as /readyz reports it.
+type Health struct {
+	Ready  bool              `json:"ready"`
+	Checks map[string]string `json:"checks"` // check -> "ok" or the problem
+}
+
+// Health checks that the store answers, that every listener was started,
+// and that the broker is not shutting down.
+func (b *Broker) Health() Health {
+	h := Health{Ready: true, Checks: map[string]string{}}
+	fail := func(check, problem string) {
+		h.Ready = false
+		h.Checks[check] = problem
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := b.Store.Ping(ctx); err != nil {
+		fail("store", err.Error())
+	} else {
+		h.Checks["store"] = "ok"
+	}
+	if b.started.Load() {
+		h.Checks["listeners"] = "ok"
+	} else {
+		fail("listeners", "not serving yet")
+	}
+	if b.stopping.Load() {
+		fail("lifecycle", "shutting down")
+	} else {
+		h.Checks["lifecycle"] = "ok"
+	}
+	return h
+}
+
 func (b *Broker) healthz(w http.ResponseWriter, _ *http.Request) {
-	awsapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	awsapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 }
 
 func (b *Broker) readyz(w http.ResponseWriter, _ *http.Request) {
-	if b.stopping.Load() {
-		awsapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
-		return
+	h := b.Health()
+	status := http.StatusOK
+	if !h.Ready {
+		status = http.StatusServiceUnavailable
 	}
-	awsapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	awsapi.WriteJSON(w, status, h)
 }

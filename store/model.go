@@ -280,6 +280,33 @@ func (p *ProcessDetails) Add(s ExecutionStatus, delta int64) {
 	}
 }
 
+// Count returns the count of status s.
+func (p *ProcessDetails) Count(s ExecutionStatus) int64 {
+	switch s {
+	case StatusQueued:
+		return p.Queued
+	case StatusInProgress:
+		return p.InProgress
+	case StatusSucceeded:
+		return p.Succeeded
+	case StatusFailed:
+		return p.Failed
+	case StatusRejected:
+		return p.Rejected
+	case StatusCanceled:
+		return p.Canceled
+	case StatusRemoved:
+		return p.Removed
+	case StatusTimedOut:
+		return p.TimedOut
+	}
+	return 0
+}
+
+// Statuses lists every execution status.
+var Statuses = []ExecutionStatus{StatusQueued, StatusInProgress, StatusSucceeded, StatusFailed,
+	StatusTimedOut, StatusRejected, StatusRemoved, StatusCanceled}
+
 // Move records that one thing went from status from to status to.
 func (p *ProcessDetails) Move(from, to ExecutionStatus) {
 	if from == to {

@@ -78,6 +78,10 @@ type Store interface {
 	DescribeEventConfigurations(ctx context.Context) (*EventConfigurations, error)
 	UpdateEventConfigurations(ctx context.Context, job, jobExecution *bool) error
 
+	// Ping reports whether the store can serve: it reads, and its write
+	// path is alive.
+	Ping(ctx context.Context) error
+
 	// SetChangeHandler installs the function that receives every committed
 	// change. Install it before serving traffic.
 	SetChangeHandler(h ChangeHandler)

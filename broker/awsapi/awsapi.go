@@ -202,23 +202,33 @@ type Router struct {
 	Timeout time.Duration      // bounds one call
 	Errors  func(error) *Error // the API's mapping of errors to exceptions
 	Log     *slog.Logger
+	// Observe, if set, is told about every call: the operation, the HTTP
+	// status, the exception ("" on success) and how long it took.
+	Observe func(operation string, status int, exception string, took time.Duration)
 }
 
-// Handle serves op at pattern. The operation runs with a deadline, and the
-// notifications its changes cause wait until its response is written
-// (store.WithNotifyAfter), as they do for an MQTT reply.
-func (rt *Router) Handle(pattern string, op Operation) {
+// Handle serves the operation called name at pattern. It runs with a
+// deadline, and the notifications its changes cause wait until its
+// response is written (store.WithNotifyAfter), as they do for an MQTT
+// reply.
+func (rt *Router) Handle(name, pattern string, op Operation) {
 	rt.Mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		responded := make(chan struct{})
 		defer close(responded)
 		ctx, cancel := context.WithTimeout(store.WithNotifyAfter(r.Context(), responded), rt.Timeout)
 		defer cancel()
+		status, exception := http.StatusOK, ""
 		if err := op(ctx, w, r); err != nil {
 			e := rt.Errors(err)
 			if e.Status >= 500 {
-				rt.Log.Error("api request failed", "api", rt.Service, "method", r.Method, "path", r.URL.Path, "error", err)
+				rt.Log.Error("api request failed", "api", rt.Service, "op", name, "path", r.URL.Path, "error", err)
 			}
 			WriteError(w, e)
+			status, exception = e.Status, e.Type
+		}
+		if rt.Observe != nil {
+			rt.Observe(name, status, exception, time.Since(start))
 		}
 	})
 }

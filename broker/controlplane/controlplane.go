@@ -32,6 +32,8 @@ type Options struct {
 	Logger    *slog.Logger
 	// RequestTimeout bounds one call (default 30 s).
 	RequestTimeout time.Duration
+	// Observe, if set, is told about every call (see awsapi.Router).
+	Observe func(operation string, status int, exception string, took time.Duration)
 }
 
 // API is the control-plane HTTP handler.
@@ -59,7 +61,7 @@ func New(opts Options) *API {
 		opts.RequestTimeout = 30 * time.Second
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
-	a.rt = awsapi.Router{Mux: a.mux, Service: "AWS IoT", Timeout: opts.RequestTimeout, Errors: errorFor, Log: opts.Logger}
+	a.rt = awsapi.Router{Mux: a.mux, Service: "AWS IoT", Timeout: opts.RequestTimeout, Errors: errorFor, Log: opts.Logger, Observe: opts.Observe}
 	a.routes()
 	return a
 }
@@ -67,41 +69,41 @@ func New(opts Options) *API {
 // routes lists the whole API surface.
 func (a *API) routes() {
 	h := a.rt.Handle
-	h("PUT /jobs/{jobId}", a.createJob)
-	h("GET /jobs/{jobId}", a.describeJob)
-	h("GET /jobs", a.listJobs)
-	h("PUT /jobs/{jobId}/cancel", a.cancelJob)
-	h("DELETE /jobs/{jobId}", a.deleteJob)
-	h("GET /jobs/{jobId}/job-document", a.getJobDocument)
-	h("GET /jobs/{jobId}/things", a.listExecutionsForJob)
-	h("GET /things/{thingName}/jobs", a.listExecutionsForThing)
-	h("GET /things/{thingName}/jobs/{jobId}", a.describeExecution)
-	h("PUT /things/{thingName}/jobs/{jobId}/cancel", a.cancelExecution)
-	h("DELETE /things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", a.deleteExecution)
-	h("GET /endpoint", a.describeEndpoint)
-	h("PATCH /jobs/{jobId}", a.updateJob)
-	h("POST /jobs/{jobId}/targets", a.associateTargetsWithJob)
+	h("CreateJob", "PUT /jobs/{jobId}", a.createJob)
+	h("DescribeJob", "GET /jobs/{jobId}", a.describeJob)
+	h("ListJobs", "GET /jobs", a.listJobs)
+	h("CancelJob", "PUT /jobs/{jobId}/cancel", a.cancelJob)
+	h("DeleteJob", "DELETE /jobs/{jobId}", a.deleteJob)
+	h("GetJobDocument", "GET /jobs/{jobId}/job-document", a.getJobDocument)
+	h("ListJobExecutionsForJob", "GET /jobs/{jobId}/things", a.listExecutionsForJob)
+	h("ListJobExecutionsForThing", "GET /things/{thingName}/jobs", a.listExecutionsForThing)
+	h("DescribeJobExecution", "GET /things/{thingName}/jobs/{jobId}", a.describeExecution)
+	h("CancelJobExecution", "PUT /things/{thingName}/jobs/{jobId}/cancel", a.cancelExecution)
+	h("DeleteJobExecution", "DELETE /things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", a.deleteExecution)
+	h("DescribeEndpoint", "GET /endpoint", a.describeEndpoint)
+	h("UpdateJob", "PATCH /jobs/{jobId}", a.updateJob)
+	h("AssociateTargetsWithJob", "POST /jobs/{jobId}/targets", a.associateTargetsWithJob)
 
-	h("PUT /job-templates/{jobTemplateId}", a.createJobTemplate)
-	h("GET /job-templates/{jobTemplateId}", a.describeJobTemplate)
-	h("GET /job-templates", a.listJobTemplates)
-	h("DELETE /job-templates/{jobTemplateId}", a.deleteJobTemplate)
+	h("CreateJobTemplate", "PUT /job-templates/{jobTemplateId}", a.createJobTemplate)
+	h("DescribeJobTemplate", "GET /job-templates/{jobTemplateId}", a.describeJobTemplate)
+	h("ListJobTemplates", "GET /job-templates", a.listJobTemplates)
+	h("DeleteJobTemplate", "DELETE /job-templates/{jobTemplateId}", a.deleteJobTemplate)
 
-	h("POST /things/{thingName}", a.createThing)
-	h("GET /things/{thingName}", a.describeThing)
-	h("DELETE /things/{thingName}", a.deleteThing)
-	h("GET /things", a.listThings)
-	h("GET /things/{thingName}/thing-groups", a.listThingGroupsForThing)
-	h("POST /thing-groups/{thingGroupName}", a.createThingGroup)
-	h("GET /thing-groups/{thingGroupName}", a.describeThingGroup)
-	h("DELETE /thing-groups/{thingGroupName}", a.deleteThingGroup)
-	h("GET /thing-groups", a.listThingGroups)
-	h("GET /thing-groups/{thingGroupName}/things", a.listThingsInThingGroup)
-	h("PUT /thing-groups/addThingToThingGroup", a.addThingToThingGroup)
-	h("PUT /thing-groups/removeThingFromThingGroup", a.removeThingFromThingGroup)
+	h("CreateThing", "POST /things/{thingName}", a.createThing)
+	h("DescribeThing", "GET /things/{thingName}", a.describeThing)
+	h("DeleteThing", "DELETE /things/{thingName}", a.deleteThing)
+	h("ListThings", "GET /things", a.listThings)
+	h("ListThingGroupsForThing", "GET /things/{thingName}/thing-groups", a.listThingGroupsForThing)
+	h("CreateThingGroup", "POST /thing-groups/{thingGroupName}", a.createThingGroup)
+	h("DescribeThingGroup", "GET /thing-groups/{thingGroupName}", a.describeThingGroup)
+	h("DeleteThingGroup", "DELETE /thing-groups/{thingGroupName}", a.deleteThingGroup)
+	h("ListThingGroups", "GET /thing-groups", a.listThingGroups)
+	h("ListThingsInThingGroup", "GET /thing-groups/{thingGroupName}/things", a.listThingsInThingGroup)
+	h("AddThingToThingGroup", "PUT /thing-groups/addThingToThingGroup", a.addThingToThingGroup)
+	h("RemoveThingFromThingGroup", "PUT /thing-groups/removeThingFromThingGroup", a.removeThingFromThingGroup)
 
-	h("PATCH /event-configurations", a.updateEventConfigurations)
-	h("GET /event-configurations", a.describeEventConfigurations)
+	h("UpdateEventConfigurations", "PATCH /event-configurations", a.updateEventConfigurations)
+	h("DescribeEventConfigurations", "GET /event-configurations", a.describeEventConfigurations)
 	a.rt.NotFound()
 }
 

@@ -31,6 +31,8 @@ type Options struct {
 	Logger *slog.Logger
 	// RequestTimeout bounds one call (default 10 s).
 	RequestTimeout time.Duration
+	// Observe, if set, is told about every call (see awsapi.Router).
+	Observe func(operation string, status int, exception string, took time.Duration)
 }
 
 // API is the data-plane HTTP handler.
@@ -52,16 +54,16 @@ func New(opts Options) *API {
 		opts.RequestTimeout = 10 * time.Second
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
-	a.rt = awsapi.Router{Mux: a.mux, Service: "IoT Jobs data plane", Timeout: opts.RequestTimeout, Errors: errorFor, Log: opts.Logger}
+	a.rt = awsapi.Router{Mux: a.mux, Service: "IoT Jobs data plane", Timeout: opts.RequestTimeout, Errors: errorFor, Log: opts.Logger, Observe: opts.Observe}
 	a.routes()
 	return a
 }
 
 func (a *API) routes() {
-	a.rt.Handle("GET /things/{thingName}/jobs", a.getPending)
-	a.rt.Handle("PUT /things/{thingName}/jobs/{jobId}", a.startNext)
-	a.rt.Handle("GET /things/{thingName}/jobs/{jobId}", a.describe)
-	a.rt.Handle("POST /things/{thingName}/jobs/{jobId}", a.update)
+	a.rt.Handle("GetPendingJobExecutions", "GET /things/{thingName}/jobs", a.getPending)
+	a.rt.Handle("StartNextPendingJobExecution", "PUT /things/{thingName}/jobs/{jobId}", a.startNext)
+	a.rt.Handle("DescribeJobExecution", "GET /things/{thingName}/jobs/{jobId}", a.describe)
+	a.rt.Handle("UpdateJobExecution", "POST /things/{thingName}/jobs/{jobId}", a.update)
 	a.rt.NotFound()
 }
 

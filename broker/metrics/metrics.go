@@ -1,0 +1,293 @@
+// Package metrics exposes jobsbroker's Prometheus metrics. Everything is
+// registered on a registry the caller passes in (no globals), every name
+// carries the jobsbroker_ prefix and base units, and no label holds a
+// thing name or a job id, so cardinality stays fixed whatever the fleet.
+//
+// Request, rejection and latency metrics are fed as requests are served
+// (the MQTT hook, the HTTP APIs, the store's commits). Figures the broker
+// and the store already keep (mochi's counters, executions by status,
+// armed timers) are read at scrape time by collectors, never counted
+// twice.
+package metrics
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/topics"
+)
+
+const namespace = "jobsbroker"
+
+// Metrics holds the metrics fed by the request paths.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	rejections     *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	notifications  *prometheus.CounterVec
+	apiRequests    *prometheus.CounterVec
+	apiDuration    *prometheus.HistogramVec
+	commitDuration prometheus.Histogram
+	commitOps      prometheus.Histogram
+	commitErrors   prometheus.Counter
+}
+
+// New creates the metrics and registers them, with the Go and process
+// collectors and jobsbroker_build_info, on reg.
+func New(reg prometheus.Registerer, version string) *Metrics {
+	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "requests_total",
+			Help: "Device requests answered, by transport (mqtt, http), operation and result (accepted, rejected).",
+		}, []string{"transport", "operation", "result"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "rejections_total",
+			Help: "Device requests rejected, by transport and code (MQTT rejection code or HTTP exception).",
+		}, []string{"transport", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "request_duration_seconds",
+			Help:    "Time to answer a device request, from receipt to reply, by transport and operation.",
+			Buckets: latency,
+		}, []string{"transport", "operation"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "notifications_total",
+			Help: "Messages the broker published to subscribers: notify, notify-next and event.",
+		}, []string{"kind"}),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "api_requests_total",
+			Help: "HTTP API calls, by API (control, data), AWS operation and status code.",
+		}, []string{"api", "operation", "code"}),
+		apiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "api_request_duration_seconds",
+			Help:    "Time to answer an HTTP API call, by API.",
+			Buckets: latency,
+		}, []string{"api"}),
+		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "store_commit_duration_seconds",
+			Help:    "Time one store commit (with its disk sync) takes.",
+			Buckets: latency,
+		}),
+		commitOps: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "store_commit_operations",
+			Help:    "Operations grouped into one store commit.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_commit_errors_total",
+			Help: "Store commits that failed; their operations were answered InternalError / ServiceUnavailable.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.rejections, m.duration, m.notifications, m.apiRequests, m.apiDuration,
+		m.commitDuration, m.commitOps, m.commitErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info", Help: "Always 1; its labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	info.Set(1)
+	reg.MustRegister(info)
+	return m
+}
+
+// Request records an MQTT device request (jobshook.Observer).
+func (m *Metrics) Request(op topics.Operation, code string, took time.Duration) {
+	m.device("mqtt", op.String(), code, took)
+}
+
+// Notification records a published notification (jobshook.Observer).
+func (m *Metrics) Notification(kind string) { m.notifications.WithLabelValues(kind).Inc() }
+
+func (m *Metrics) device(transport, op, code string, took time.Duration) {
+	if op == topics.OpNone.String() || op == "" {
+		op = "none" // a publish on an invalid jobs topic
+	}
+	result := "accepted"
+	if code != "" {
+		result = "rejected"
+		m.rejections.WithLabelValues(transport, code).Inc()
+	}
+	m.requests.WithLabelValues(transport, op, result).Inc()
+	m.duration.WithLabelValues(transport, op).Observe(took.Seconds())
+}
+
+// API returns the observer for one HTTP API (awsapi.Router.Observe). The
+// data plane's calls also count as device requests.
+func (m *Metrics) API(api string) func(operation string, status int, exception string, took time.Duration) {
+	return func(operation string, status int, exception string, took time.Duration) {
+		m.apiRequests.WithLabelValues(api, operation, strconv.Itoa(status)).Inc()
+		m.apiDuration.WithLabelValues(api).Observe(took.Seconds())
+		if api == "data" {
+			m.device("http", operation, exception, took)
+		}
+	}
+}
+
+// Commit records a store commit (badger.Options.OnCommit).
+func (m *Metrics) Commit(took time.Duration, ops int, err error) {
+	m.commitDuration.Observe(took.Seconds())
+	m.commitOps.Observe(float64(ops))
+	if err != nil {
+		m.commitErrors.Inc()
+	}
+}
+
+// RegisterBroker mirrors mochi's own counters at scrape time.
+func RegisterBroker(reg prometheus.Registerer, server *mqtt.Server) {
+	reg.MustRegister(&brokerCollector{server: server})
+}
+
+type brokerCollector struct{ server *mqtt.Server }
+
+var brokerDescs = []struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(i *infoSnapshot) int64
+}{
+	{desc("mqtt_clients_connected", "MQTT clients connected now."), prometheus.GaugeValue, func(i *infoSnapshot) int64 { return i.ClientsConnected }},
+	{desc("mqtt_messages_received_total", "PUBLISH packets received from clients."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.MessagesReceived }},
+	{desc("mqtt_messages_sent_total", "PUBLISH packets sent to clients."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.MessagesSent }},
+	{desc("mqtt_messages_dropped_total", "Messages dropped because a client could not keep up."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.MessagesDropped }},
+	{desc("mqtt_packets_received_total", "MQTT packets of any type received."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.PacketsReceived }},
+	{desc("mqtt_packets_sent_total", "MQTT packets of any type sent."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.PacketsSent }},
+	{desc("mqtt_received_bytes_total", "Bytes received from MQTT clients."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.BytesReceived }},
+	{desc("mqtt_sent_bytes_total", "Bytes sent to MQTT clients."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.BytesSent }},
+	{desc("mqtt_inflight_messages", "QoS 1 messages sent and not yet acknowledged."), prometheus.GaugeValue, func(i *infoSnapshot) int64 { return i.Inflight }},
+	{desc("mqtt_inflight_dropped_total", "In-flight messages dropped (quota or expiry)."), prometheus.CounterValue, func(i *infoSnapshot) int64 { return i.InflightDropped }},
+	{desc("mqtt_subscriptions", "Active subscriptions."), prometheus.GaugeValue, func(i *infoSnapshot) int64 { return i.Subscriptions }},
+	{desc("mqtt_retained_messages", "Retained messages held."), prometheus.GaugeValue, func(i *infoSnapshot) int64 { return i.Retained }},
+}
+
+type infoSnapshot struct {
+	ClientsConnected, MessagesReceived, MessagesSent, MessagesDropped                 int64
+	PacketsReceived, PacketsSent, BytesReceived, BytesSent, Inflight, InflightDropped int64
+	Subscriptions, Retained                                                           int64
+}
+
+func desc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
+}
+
+func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range brokerDescs {
+		ch <- d.desc
+	}
+}
+
+func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	i := c.server.Info.Clone()
+	snap := &infoSnapshot{
+		ClientsConnected: i.ClientsConnected,
+		MessagesReceived: i.MessagesReceived, MessagesSent: i.MessagesSent, MessagesDropped: i.MessagesDropped,
+		PacketsReceived: i.PacketsReceived, PacketsSent: i.PacketsSent, BytesReceived: i.BytesReceived, BytesSent: i.BytesSent,
+		Inflight: i.Inflight, InflightDropped: i.InflightDropped, Subscriptions: i.Subscriptions, Retained: i.Retained,
+	}
+	for _, d := range brokerDescs {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, float64(d.value(snap)))
+	}
+}
+
+// GaugeSource computes the store's gauges (badger.Store.Gauges).
+type GaugeSource interface {
+	Gauges(ctx context.Context) (*store.Gauges, error)
+}
+
+// StoreCounters are the store's running totals, read at scrape time.
+type StoreCounters struct {
+	TimersFired, GCRuns, GCRewrites func() int64
+}
+
+// RegisterStore exposes the store's gauges, computed at scrape time and
+// cached for maxAge (a scrape walks every job's records), and its
+// counters.
+func RegisterStore(reg prometheus.Registerer, src GaugeSource, counters StoreCounters, maxAge time.Duration) {
+	reg.MustRegister(&storeCollector{src: src, counters: counters, maxAge: maxAge})
+}
+
+type storeCollector struct {
+	src      GaugeSource
+	counters StoreCounters
+	maxAge   time.Duration
+
+	mu      sync.Mutex
+	cached  *store.Gauges
+	cachedT time.Time
+}
+
+var (
+	execDesc    = prometheus.NewDesc(namespace+"_job_executions", "Job executions by status (the latest execution of each thing and job).", []string{"status"}, nil)
+	jobsDesc    = prometheus.NewDesc(namespace+"_jobs", "Jobs by status.", []string{"status"}, nil)
+	timersDesc  = desc("timers_armed", "Executions with a step or in-progress timer running.")
+	backlogDesc = desc("rollout_backlog_things", "Things that rollouts in progress have yet to give an execution.")
+	firedDesc   = desc("timers_fired_total", "Executions timed out by a timer.")
+	gcRunsDesc  = desc("store_gc_runs_total", "Value-log garbage collections attempted.")
+	gcRewrDesc  = desc("store_gc_rewrites_total", "Value-log files rewritten by garbage collection.")
+	sizeDesc    = prometheus.NewDesc(namespace+"_store_size_bytes", "On-disk size of the store, by part (lsm, vlog).", []string{"part"}, nil)
+	jobStatuses = []store.JobStatus{store.JobInProgress, store.JobScheduled, store.JobCompleted, store.JobCanceled, store.JobDeletionInProgress}
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{execDesc, jobsDesc, timersDesc, backlogDesc, firedDesc, gcRunsDesc, gcRewrDesc, sizeDesc} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if g := c.gauges(); g != nil {
+		for _, s := range store.Statuses {
+			ch <- prometheus.MustNewConstMetric(execDesc, prometheus.GaugeValue, float64(g.ExecutionsByStatus[s]), string(s))
+		}
+		for _, s := range jobStatuses {
+			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(g.JobsByStatus[s]), string(s))
+		}
+		ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(g.TimersArmed))
+		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(g.RolloutBacklog))
+		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.LSMBytes), "lsm")
+		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.ValueLogBytes), "vlog")
+	}
+	for _, c := range []struct {
+		d *prometheus.Desc
+		f func() int64
+	}{{firedDesc, c.counters.TimersFired}, {gcRunsDesc, c.counters.GCRuns}, {gcRewrDesc, c.counters.GCRewrites}} {
+		if c.f != nil {
+			ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.f()))
+		}
+	}
+}
+
+func (c *storeCollector) gauges() *store.Gauges {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cached != nil && time.Since(c.cachedT) < c.maxAge {
+		return c.cached
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := c.src.Gauges(ctx)
+	if err != nil {
+		return c.cached // the last good figures rather than none
+	}
+	c.cached, c.cachedT = g, time.Now()
+	return g
+}
+
+// RegisterReady exposes jobsbroker_ready: 1 while the broker is ready to
+// serve (what /readyz reports), 0 otherwise.
+func RegisterReady(reg prometheus.Registerer, ready func() bool) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "ready", Help: "1 while the broker is ready to serve (GET /readyz), 0 otherwise.",
+	}, func() float64 {
+		if ready() {
+			return 1
+		}
+		return 0
+	}))
+}
