@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,9 @@ type Config struct {
 	Clock clock.Clock
 	// Registry receives the metrics served at /metrics; nil makes one.
 	Registry *prometheus.Registry
+	// ShutdownDelay is how long Shutdown reports unready before it stops
+	// serving, for load balancers to notice (default 0).
+	ShutdownDelay time.Duration
 }
 
 // Version is the build's version, set with -ldflags "-X github.com/jobsbroker/jobsbroker/broker.Version=...".
@@ -230,6 +234,7 @@ func (b *Broker) buildAPI() error {
 	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))
+	mux.HandleFunc("GET /admin/backup", b.backup)
 	mux.Handle("/", cp)
 	return nil
 }
@@ -304,16 +309,37 @@ func (b *Broker) APIAddr() string { return b.api.ln.Addr().String() }
 // JobsAddr returns the bound data-plane (iot-jobs-data) API address.
 func (b *Broker) JobsAddr() string { return b.jobs.ln.Addr().String() }
 
-// Shutdown stops accepting work, lets requests in flight finish until ctx
-// ends, then closes the listeners and the store.
+// Shutdown stops the broker in order: it turns unready (/readyz answers
+// 503), waits Config.ShutdownDelay so that load balancers stop sending
+// work, stops the HTTP APIs (letting calls in flight finish), lets the MQTT
+// requests in flight finish while refusing new ones, closes MQTT, and
+// closes the store. Every request is either answered after its change was
+// committed or never acknowledged. ctx bounds the waiting.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopping.Store(true)
-	var errs []error
-	for _, s := range []*httpServer{b.api, b.jobs} {
-		if err := s.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop HTTP on %s: %w", s.ln.Addr(), err))
+	if b.cfg.ShutdownDelay > 0 && b.started.Load() {
+		select {
+		case <-time.After(b.cfg.ShutdownDelay):
+		case <-ctx.Done():
 		}
 	}
+	servers := []*httpServer{b.api, b.jobs}
+	httpErrs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				httpErrs[i] = fmt.Errorf("stop HTTP on %s: %w", s.ln.Addr(), err)
+			}
+		}()
+	}
+	if err := b.Jobs.Drain(ctx); err != nil {
+		b.log.Warn("shutdown did not wait for every MQTT request", "error", err)
+	}
+	wg.Wait()
+	errs := httpErrs
 	if err := b.MQTT.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop MQTT: %w", err))
 	}
@@ -322,6 +348,28 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	b.log.Info("jobsbroker stopped")
 	return errors.Join(errs...)
+}
+
+// BackupCompleteTrailer is the HTTP trailer GET /admin/backup sets to
+// "true" once the whole backup has been written, so that a client can tell
+// a complete backup from a cut one.
+const BackupCompleteTrailer = "X-Jobsbroker-Backup-Complete"
+
+// backup streams a consistent backup of the store (Badger's backup format)
+// while the broker keeps serving; `jobsbroker restore` loads it.
+func (b *Broker) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Trailer", BackupCompleteTrailer)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="jobsbroker.backup"`)
+	// A large store takes longer than the server's write timeout.
+	if err := http.NewResponseController(w).SetWriteDeadline(time.Time{}); err != nil {
+		b.log.Warn("backup: cannot lift the write deadline", "error", err)
+	}
+	if _, err := b.Store.Backup(r.Context(), w); err != nil {
+		b.log.Error("backup failed", "error", err)
+		return
+	}
+	w.Header().Set(BackupCompleteTrailer, "true")
 }
 
 // Health is the broker's health as /readyz reports it.

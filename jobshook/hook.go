@@ -17,8 +17,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -86,6 +88,9 @@ type Hook struct {
 	stop    chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
+
+	inflight atomic.Int64 // requests being served
+	draining atomic.Bool  // set by Drain: new requests are refused
 }
 
 // ID returns the hook's identifier.
@@ -183,10 +188,32 @@ func invalidTopicMessage(err error) string {
 	return "the topic maps to no jobs API"
 }
 
+// Drain stops serving new requests (they are answered InternalError, which
+// clients retry) and waits until the requests in flight have been answered,
+// or ctx ends.
+func (h *Hook) Drain(ctx context.Context) error {
+	h.draining.Store(true)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for h.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain jobs requests: %d still in flight: %w", h.inflight.Load(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // serve runs one request and answers it.
 func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
+	h.inflight.Add(1)
+	defer h.inflight.Add(-1)
 	start := time.Now()
 	req, rej := decodeRequest(pk.Payload)
+	if rej == nil && h.draining.Load() {
+		rej = &rejection{code: CodeInternalError, message: "the broker is shutting down; retry on another connection"}
+	}
 	var payload []byte
 	if rej == nil {
 		// Notifications this request causes wait until its reply is out.

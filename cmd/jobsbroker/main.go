@@ -1,9 +1,21 @@
 // Command jobsbroker runs an MQTT broker that speaks the AWS IoT Jobs
 // protocol, with the AWS IoT job-management API over HTTP.
 //
-// With no configuration it serves MQTT on :1883 and the API on :8080 and
-// keeps its data in ./data. Every flag has a JOBSBROKER_* environment
-// equivalent (-mqtt-addr is JOBSBROKER_MQTT_ADDR), which wins over the flag.
+// With no configuration it serves MQTT on :1883, the job-management API on
+// :8080 and the iot-jobs-data API on :8081, and keeps its data in ./data.
+//
+// Usage:
+//
+//	jobsbroker [serve] [flags]      run the broker
+//	jobsbroker config [flags]       print the effective configuration
+//	jobsbroker backup -o FILE       back the store up (-from URL for a running broker)
+//	jobsbroker restore -i FILE      restore a backup into an empty data directory
+//	jobsbroker version              print the version
+//
+// Every setting is a flag (-mqtt-addr), a config-file key (mqtt_addr, in
+// the YAML file given by -config) and an environment variable
+// (JOBSBROKER_MQTT_ADDR); the environment wins over the flag, which wins
+// over the file.
 package main
 
 import (
@@ -12,15 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker"
-	"github.com/jobsbroker/jobsbroker/store/clock"
 )
 
 func main() {
@@ -35,16 +43,36 @@ func main() {
 	}
 }
 
-// run starts the broker and blocks until ctx ends, then shuts it down.
+// run dispatches to a subcommand; without one it serves.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, logCfg, err := parseConfig(args, getenv, stderr)
-	if err != nil {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout, stderr)
+	case "config":
+		return printConfig(args, getenv, stdout, stderr)
+	case "backup":
+		return backup(ctx, args, getenv, stdout, stderr)
+	case "restore":
+		return restore(args, getenv, stdout, stderr)
+	case "version":
+		_, err := fmt.Fprintln(stdout, "jobsbroker", broker.Version)
 		return err
 	}
-	log, err := newLogger(logCfg, stdout)
-	if err != nil {
+	return fmt.Errorf("unknown command %q (serve, config, backup, restore or version)", cmd)
+}
+
+// serve starts the broker and blocks until ctx ends, then shuts it down.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s := newSettings("jobsbroker", stderr)
+	if err := s.load(args, getenv); err != nil {
 		return err
 	}
+	log := s.logger(stdout)
+	cfg := s.Config
 	cfg.Logger = log
 	b, err := broker.New(cfg)
 	if err != nil {
@@ -61,72 +89,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case serveErr = <-b.Err():
 		log.Error("listener failed", "error", serveErr)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), logCfg.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	return errors.Join(serveErr, b.Shutdown(shutdownCtx))
 }
 
-type logConfig struct {
-	format          string
-	level           string
-	shutdownTimeout time.Duration
-}
-
-// parseConfig reads flags, then lets JOBSBROKER_* variables override them.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (broker.Config, logConfig, error) {
-	var cfg broker.Config
-	lc := logConfig{}
-	fs := flag.NewFlagSet("jobsbroker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.MQTTAddr, "mqtt-addr", broker.DefaultMQTTAddr, "address of the plain MQTT listener")
-	fs.StringVar(&cfg.APIAddr, "api-addr", broker.DefaultAPIAddr, "address of the HTTP API (AWS IoT job management)")
-	fs.StringVar(&cfg.JobsAddr, "jobs-addr", broker.DefaultJobsAddr, "address of the HTTP iot-jobs-data API (the device operations)")
-	fs.StringVar(&cfg.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store")
-	fs.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
-	fs.BoolVar(&cfg.Events, "events", false, "publish job and job-execution events on $aws/events/... (until UpdateEventConfigurations changes it)")
-	fs.StringVar(&cfg.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns")
-	fs.StringVar(&cfg.Account, "account", broker.DefaultAccount, "AWS account id used in the ARNs the API returns")
-	fs.StringVar(&cfg.EndpointHost, "endpoint-host", "localhost", "host name DescribeEndpoint returns (with each listener's port)")
-	fs.StringVar(&lc.format, "log-format", "text", "log format: text or json")
-	fs.StringVar(&lc.level, "log-level", "info", "log level: debug, info, warn or error")
-	fs.DurationVar(&lc.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
-	var offset time.Duration
-	fs.DurationVar(&offset, "debug-clock-offset", 0, "run the broker's clock this far ahead of the wall clock (for testing timers)")
-	if err := fs.Parse(args); err != nil {
-		return cfg, lc, err
+// printConfig prints the effective configuration as a config file.
+func printConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s := newSettings("jobsbroker config", stderr)
+	if err := s.load(args, getenv); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return cfg, lc, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "JOBSBROKER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" && err == nil {
-			if serr := f.Value.Set(v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, serr)
-			}
-		}
-	})
+	out, err := s.effective()
 	if err != nil {
-		return cfg, lc, err
+		return err
 	}
-	if offset != 0 {
-		cfg.Clock = clock.Offset{By: offset}
-	}
-	return cfg, lc, nil
-}
-
-func newLogger(c logConfig, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.level)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: %w", c.level, err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q must be text or json", c.format)
+	_, err = stdout.Write(out)
+	return err
 }

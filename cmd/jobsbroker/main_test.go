@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,64 +21,137 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-func TestParseConfigDefaults(t *testing.T) {
-	cfg, lc, err := parseConfig(nil, env(nil), io.Discard)
+func load(t *testing.T, args []string, vars map[string]string) (*settings, error) {
+	t.Helper()
+	s := newSettings("jobsbroker", io.Discard)
+	return s, s.load(args, env(vars))
+}
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "jobsbroker.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDefaults(t *testing.T) {
+	s, err := load(t, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MQTTAddr != ":1883" || cfg.APIAddr != ":8080" || cfg.JobsAddr != ":8081" || cfg.DataDir != "./data" || cfg.NoSync {
-		t.Fatalf("defaults = %+v", cfg)
+	if s.MQTTAddr != ":1883" || s.APIAddr != ":8080" || s.JobsAddr != ":8081" || s.DataDir != "./data" || s.NoSync || s.Events {
+		t.Fatalf("defaults = %+v", s.Config)
 	}
-	if cfg.Clock != nil || lc.format != "text" || lc.level != "info" || lc.shutdownTimeout != 15*time.Second {
-		t.Fatalf("log defaults = %+v, clock %v", lc, cfg.Clock)
+	if s.Clock != nil || s.logFormat != "text" || s.logLevel != "info" || s.shutdownTimeout != 15*time.Second || s.ShutdownDelay != 0 {
+		t.Fatalf("defaults: log %s %s timeout %v delay %v clock %v", s.logFormat, s.logLevel, s.shutdownTimeout, s.ShutdownDelay, s.Clock)
 	}
 }
 
-func TestEnvironmentOverridesFlags(t *testing.T) {
-	cfg, lc, err := parseConfig(
-		[]string{"-mqtt-addr", ":1", "-data-dir", "/flag", "-log-level", "debug"},
-		env(map[string]string{"JOBSBROKER_MQTT_ADDR": ":2", "JOBSBROKER_NO_SYNC": "true", "JOBSBROKER_DEBUG_CLOCK_OFFSET": "2m"}),
-		io.Discard)
+// TestPrecedence: default < file < flag < environment.
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "mqtt_addr: ':1111'\napi_addr: ':2222'\ndata_dir: /file\nlog_level: warn\nno_sync: true\n")
+	s, err := load(t, []string{"-config", file, "-api-addr", ":3333", "-data-dir", "/flag"},
+		map[string]string{"JOBSBROKER_DATA_DIR": "/env", "JOBSBROKER_DEBUG_CLOCK_OFFSET": "2m"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MQTTAddr != ":2" || cfg.DataDir != "/flag" || !cfg.NoSync || lc.level != "debug" {
-		t.Fatalf("cfg = %+v, log %+v", cfg, lc)
+	if s.MQTTAddr != ":1111" || s.APIAddr != ":3333" || s.DataDir != "/env" || s.logLevel != "warn" || !s.NoSync || s.JobsAddr != ":8081" {
+		t.Fatalf("settings = %+v, log level %s", s.Config, s.logLevel)
 	}
-	if off, ok := cfg.Clock.(clock.Offset); !ok || off.By != 2*time.Minute {
-		t.Fatalf("clock = %#v", cfg.Clock)
+	if off, ok := s.Clock.(clock.Offset); !ok || off.By != 2*time.Minute {
+		t.Fatalf("clock = %#v", s.Clock)
+	}
+	// JOBSBROKER_CONFIG names the file too.
+	s, err = load(t, nil, map[string]string{"JOBSBROKER_CONFIG": file})
+	if err != nil || s.MQTTAddr != ":1111" {
+		t.Fatalf("JOBSBROKER_CONFIG: %+v, %v", s.Config, err)
 	}
 }
 
-func TestParseConfigErrors(t *testing.T) {
+func TestConfigErrors(t *testing.T) {
 	cases := []struct {
 		args []string
 		env  map[string]string
+		file string
 		want string
 	}{
-		{[]string{"-no-such-flag"}, nil, "not defined"},
-		{[]string{"stray"}, nil, `unexpected argument "stray"`},
-		{nil, map[string]string{"JOBSBROKER_NO_SYNC": "perhaps"}, "JOBSBROKER_NO_SYNC"},
-		{nil, map[string]string{"JOBSBROKER_SHUTDOWN_TIMEOUT": "soon"}, "JOBSBROKER_SHUTDOWN_TIMEOUT"},
+		{args: []string{"-no-such-flag"}, want: "not defined"},
+		{args: []string{"stray"}, want: `unexpected argument "stray"`},
+		{env: map[string]string{"JOBSBROKER_NO_SYNC": "perhaps"}, want: "JOBSBROKER_NO_SYNC"},
+		{env: map[string]string{"JOBSBROKER_SHUTDOWN_TIMEOUT": "soon"}, want: "JOBSBROKER_SHUTDOWN_TIMEOUT"},
+		{file: "mqtt_addr: ':1'\nmqtt_port: 1\n", want: `line 2: unknown setting "mqtt_port"`},
+		{file: "shutdown_timeout: forever\n", want: "line 1: shutdown_timeout"},
+		{file: "- a\n- b\n", want: "must be a mapping"},
+		{file: "api_addr: {a: b}\n", want: "api_addr"},
+		{args: []string{"-mqtt-addr", "1883"}, want: `mqtt_addr: "1883" is not host:port`},
+		{args: []string{"-api-addr", ":9000", "-jobs-addr", ":9000"}, want: `jobs_addr: ":9000" is also api_addr`},
+		{args: []string{"-region", "mars"}, want: `region: "mars"`},
+		{args: []string{"-account", "12"}, want: "account"},
+		{args: []string{"-log-format", "xml"}, want: "log_format"},
+		{args: []string{"-log-level", "loud"}, want: "log_level"},
+		{args: []string{"-shutdown-delay", "20s"}, want: "shutdown_delay"},
+		{args: []string{"-config", "/no/such/file"}, want: "read config file"},
 	}
 	for _, c := range cases {
-		_, _, err := parseConfig(c.args, env(c.env), io.Discard)
+		args := c.args
+		if c.file != "" {
+			args = append(args, "-config", writeFile(t, c.file))
+		}
+		_, err := load(t, args, c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("parseConfig(%v, %v) = %v, want an error mentioning %q", c.args, c.env, err, c.want)
+			t.Errorf("args %v env %v file %q: error %v, want one mentioning %q", c.args, c.env, c.file, err, c.want)
 		}
 	}
-	if _, _, err := parseConfig([]string{"-h"}, env(nil), io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if _, err := load(t, []string{"-h"}, nil); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h = %v, want flag.ErrHelp", err)
-	}
-	if _, err := newLogger(logConfig{format: "xml", level: "info"}, io.Discard); err == nil {
-		t.Error("log format xml accepted")
-	}
-	if _, err := newLogger(logConfig{format: "text", level: "loud"}, io.Discard); err == nil {
-		t.Error("log level loud accepted")
 	}
 }
 
-// TestRunStopsOnContext runs the whole main path in process: run serves
+// TestConfigCommand: `jobsbroker config` prints a file that, read back,
+// gives the same settings; and the example in deploy/ is that output.
+func TestConfigCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"config", "-mqtt-addr", ":1999", "-events"}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	s, err := load(t, []string{"-config", writeFile(t, out.String())}, nil)
+	if err != nil {
+		t.Fatalf("the printed configuration does not load: %v\n%s", err, out.String())
+	}
+	if s.MQTTAddr != ":1999" || !s.Events || s.APIAddr != ":8080" {
+		t.Fatalf("round trip gave %+v", s.Config)
+	}
+	s.secret["region"] = true
+	printed, err := s.effective()
+	if err != nil || !strings.Contains(string(printed), `region: "<redacted>"`) || strings.Contains(string(printed), "us-east-1") {
+		t.Fatalf("a secret setting is printed:\n%s", printed)
+	}
+	var defaults bytes.Buffer
+	if err := run(context.Background(), []string{"config"}, env(nil), &defaults, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../deploy/jobsbroker.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(example) != defaults.String() {
+		t.Fatalf("deploy/jobsbroker.example.yaml is out of date; regenerate it with `go run ./cmd/jobsbroker config > deploy/jobsbroker.example.yaml`")
+	}
+}
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), broker.Version) {
+		t.Fatalf("version: %q, %v", out.String(), err)
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, env(nil), io.Discard, io.Discard); err == nil {
+		t.Fatal("an unknown command ran")
+	}
+}
+
+// TestRunStopsOnContext runs the whole serve path in process: it serves
 // until its context ends, then shuts down cleanly.
 func TestRunStopsOnContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -132,22 +132,10 @@ func Open(opts Options) (*Store, error) {
 	if opts.GCInterval == 0 {
 		opts.GCInterval = 5 * time.Minute
 	}
-	bopts := badgerdb.DefaultOptions(opts.Dir).
+	bopts := baseOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithSyncWrites(!opts.NoSync && !opts.InMemory).
-		WithLogger(badgerLogger{opts.Logger}).
-		// A synced commit msyncs the memtable's write-ahead log, and the cost
-		// of that grows with how full the memtable is: with 64 MB
-		// memtables a commit cost 2.4 times more once 100,000 executions
-		// were stored; with 16 MB the cost stays flat (BENCHMARKS.md).
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(3).
-		// Large values (job documents, target lists) go to the value log,
-		// so that a job with very many targets still fits one commit.
-		WithValueThreshold(64 << 10).
-		WithNumCompactors(2).
-		WithBlockCacheSize(64 << 20).
-		WithMetricsEnabled(false)
+		WithLogger(badgerLogger{opts.Logger})
 	if opts.InMemory {
 		bopts.Dir, bopts.ValueDir = "", ""
 	}
@@ -180,6 +168,23 @@ func Open(opts Options) (*Store, error) {
 		go s.gcLoop()
 	}
 	return s, nil
+}
+
+// baseOptions are the Badger options every opening of a store uses.
+func baseOptions(dir string) badgerdb.Options {
+	return badgerdb.DefaultOptions(dir).
+		// A synced commit msyncs the memtable's write-ahead log, and the
+		// cost of that grows with how full the memtable is: with 64 MB
+		// memtables a commit cost 2.4 times more once 100,000 executions
+		// were stored; with 16 MB the cost stays flat (BENCHMARKS.md).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		// Large values (job documents, target lists) go to the value log,
+		// so that a job with very many targets still fits one commit.
+		WithValueThreshold(64 << 10).
+		WithNumCompactors(2).
+		WithBlockCacheSize(64 << 20).
+		WithMetricsEnabled(false)
 }
 
 // load reads the sequence counter and the unfinished job tasks.

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/store/clock"
+)
+
+// settings holds every setting of the command. Each has one name in three
+// spellings: the flag -mqtt-addr, the config-file key mqtt_addr and the
+// environment variable JOBSBROKER_MQTT_ADDR. Precedence, lowest first:
+// the default, the config file (-config), the flag, the environment.
+type settings struct {
+	broker.Config
+	configFile      string
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+	clockOffset     time.Duration
+
+	fs     *flag.FlagSet
+	secret map[string]bool // settings printed as <redacted>
+}
+
+func newSettings(name string, stderr io.Writer) *settings {
+	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), secret: map[string]bool{}}
+	fs := s.fs
+	fs.SetOutput(stderr)
+	fs.StringVar(&s.configFile, "config", "", "YAML file of settings (keys are the flag names with _ for -)")
+	fs.StringVar(&s.MQTTAddr, "mqtt-addr", broker.DefaultMQTTAddr, "address of the plain MQTT listener")
+	fs.StringVar(&s.APIAddr, "api-addr", broker.DefaultAPIAddr, "address of the HTTP API (AWS IoT job management, /metrics, /healthz, /readyz)")
+	fs.StringVar(&s.JobsAddr, "jobs-addr", broker.DefaultJobsAddr, "address of the HTTP iot-jobs-data API (the device operations)")
+	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store")
+	fs.BoolVar(&s.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
+	fs.BoolVar(&s.Events, "events", false, "publish job and job-execution events on $aws/events/... (until UpdateEventConfigurations changes it)")
+	fs.StringVar(&s.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns")
+	fs.StringVar(&s.Account, "account", broker.DefaultAccount, "AWS account id used in the ARNs the API returns")
+	fs.StringVar(&s.EndpointHost, "endpoint-host", "localhost", "host name DescribeEndpoint returns (with each listener's port)")
+	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
+	fs.DurationVar(&s.ShutdownDelay, "shutdown-delay", 0, "how long shutdown reports unready (/readyz 503) before it stops serving, for load balancers to notice")
+	fs.DurationVar(&s.clockOffset, "debug-clock-offset", 0, "run the broker's clock this far ahead of the wall clock (for testing timers)")
+	return s
+}
+
+// load reads flags, then the config file for what the flags left unset,
+// then the environment, and validates the result.
+func (s *settings) load(args []string, getenv func(string) string) error {
+	if err := s.fs.Parse(args); err != nil {
+		return err
+	}
+	if s.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
+	}
+	explicit := map[string]bool{}
+	s.fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if v := getenv(envName("config")); v != "" {
+		s.configFile = v
+	}
+	if s.configFile != "" {
+		if err := s.loadFile(s.configFile, explicit); err != nil {
+			return err
+		}
+	}
+	var err error
+	s.fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && err == nil && f.Name != "config" {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if s.clockOffset != 0 {
+		s.Clock = clock.Offset{By: s.clockOffset}
+	}
+	return s.validate()
+}
+
+func envName(flagName string) string {
+	return "JOBSBROKER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func fileKey(flagName string) string { return strings.ReplaceAll(flagName, "-", "_") }
+
+// loadFile applies a YAML config file: a mapping of setting names to
+// scalars (or lists, given to the setting joined by commas).
+func (s *settings) loadFile(path string, explicit map[string]bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s: line %d: the file must be a mapping of settings", path, root.Line)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		name := strings.ReplaceAll(k.Value, "_", "-")
+		f := s.fs.Lookup(name)
+		if f == nil || name == "config" {
+			return fmt.Errorf("config file %s: line %d: unknown setting %q", path, k.Line, k.Value)
+		}
+		if explicit[name] {
+			continue // the flag wins
+		}
+		value, err := scalarText(v)
+		if err != nil {
+			return fmt.Errorf("config file %s: line %d: %s: %w", path, v.Line, k.Value, err)
+		}
+		if err := f.Value.Set(value); err != nil {
+			return fmt.Errorf("config file %s: line %d: %s: %w", path, v.Line, k.Value, err)
+		}
+	}
+	return nil
+}
+
+func scalarText(n *yaml.Node) (string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return n.Value, nil
+	case yaml.SequenceNode:
+		parts := make([]string, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return "", errors.New("a list may only hold plain values")
+			}
+			parts = append(parts, c.Value)
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", errors.New("the value must be a plain value or a list")
+}
+
+var (
+	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
+	accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+)
+
+// validate checks the settings together; an error names the setting and
+// says what is wrong.
+func (s *settings) validate() error {
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s: %s", fileKey(name), fmt.Sprintf(format, args...)))
+	}
+	addrs := map[string]string{"mqtt-addr": s.MQTTAddr, "api-addr": s.APIAddr, "jobs-addr": s.JobsAddr}
+	seen := map[string]string{}
+	for _, name := range []string{"mqtt-addr", "api-addr", "jobs-addr"} {
+		addr := addrs[name]
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			bad(name, "%q is not host:port (%v)", addr, err)
+			continue
+		}
+		if other, dup := seen[addr]; dup && port != "0" {
+			bad(name, "%q is also %s", addr, fileKey(other))
+		}
+		seen[addr] = name
+	}
+	if s.DataDir == "" {
+		bad("data-dir", "must not be empty")
+	}
+	if !regionPattern.MatchString(s.Region) {
+		bad("region", "%q is not an AWS region name such as us-east-1", s.Region)
+	}
+	if !accountPattern.MatchString(s.Account) {
+		bad("account", "%q is not a 12-digit AWS account id", s.Account)
+	}
+	if s.EndpointHost == "" {
+		bad("endpoint-host", "must not be empty")
+	}
+	if s.logFormat != "text" && s.logFormat != "json" {
+		bad("log-format", "%q must be text or json", s.logFormat)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+		bad("log-level", "%q must be debug, info, warn or error", s.logLevel)
+	}
+	if s.shutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive, got %v", s.shutdownTimeout)
+	}
+	if s.ShutdownDelay < 0 || s.ShutdownDelay >= s.shutdownTimeout {
+		bad("shutdown-delay", "%v must be at least 0 and less than shutdown_timeout (%v)", s.ShutdownDelay, s.shutdownTimeout)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// logger builds the logger the settings describe, writing to w.
+func (s *settings) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(s.logLevel)) // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if s.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// effective renders the settings as a YAML config file, each setting
+// commented with its help, secrets redacted. Fed back through -config it
+// gives the same settings.
+func (s *settings) effective() ([]byte, error) {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	var err error
+	s.fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" || err != nil {
+			return
+		}
+		value := f.Value.String()
+		if s.secret[f.Name] && value != "" {
+			value = "<redacted>"
+		}
+		key := &yaml.Node{Kind: yaml.ScalarNode, Value: fileKey(f.Name), HeadComment: f.Usage}
+		val := &yaml.Node{Kind: yaml.ScalarNode, Value: value}
+		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool {
+			val.Style = yaml.DoubleQuotedStyle
+		}
+		root.Content = append(root.Content, key, val)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# jobsbroker configuration. Keys are the flag names with _ for -; every setting\n" +
+		"# may also come from a flag (-mqtt-addr) or the environment (JOBSBROKER_MQTT_ADDR).\n" +
+		"# Precedence, lowest first: default, this file, flag, environment.\n\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
+}
