@@ -180,7 +180,7 @@ func (b *Broker) buildMQTT() error {
 	}
 	b.Jobs = new(jobshook.Hook)
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
-		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics}); err != nil {
+		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs")}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	b.mqttLn = listeners.NewTCP(listeners.Config{ID: "mqtt", Address: b.cfg.MQTTAddr})

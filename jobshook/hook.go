@@ -54,6 +54,8 @@ type Options struct {
 	QueueLength int `yaml:"queue_length" json:"queue_length"`
 	// Observer, if set, is told about every request and notification.
 	Observer Observer `yaml:"-" json:"-"`
+	// Logger, if set, is used instead of the logger mochi gives hooks.
+	Logger *slog.Logger `yaml:"-" json:"-"`
 	// Region and Account fill the thingArn of job-execution events
 	// (defaults us-east-1 and 123456789012).
 	Region  string `yaml:"region" json:"region"`
@@ -127,6 +129,9 @@ func (h *Hook) Init(config any) error {
 	h.clock = h.opts.Clock
 	if h.clock == nil {
 		h.clock = clock.Real{}
+	}
+	if h.opts.Logger != nil {
+		h.Log = h.opts.Logger
 	}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
@@ -234,7 +239,11 @@ func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
 	} else {
 		h.answer(cl, pk, topics.Accepted(pk.TopicName), payload)
 	}
-	h.observe(t.Op, code, time.Since(start))
+	took := time.Since(start)
+	h.observe(t.Op, code, took)
+	if h.Log.Enabled(context.Background(), slog.LevelDebug) {
+		h.Log.Debug("jobs request", "client", cl.ID, "thing", t.Thing, "job", t.JobID, "op", t.Op.String(), "code", code, "duration", took)
+	}
 }
 
 func (h *Hook) observe(op topics.Operation, code string, took time.Duration) {
