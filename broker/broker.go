@@ -65,6 +65,11 @@ type Config struct {
 	// ShutdownDelay is how long Shutdown reports unready before it stops
 	// serving, for load balancers to notice (default 0).
 	ShutdownDelay time.Duration
+	// EchoPrefix, when set, makes the broker answer every publish under
+	// that topic prefix with the same payload on topic/reply, to the
+	// publisher alone: jobsbench's measure of the broker's own
+	// request/reply ceiling. Leave it empty in production.
+	EchoPrefix string
 }
 
 // Version is the build's version, set with -ldflags "-X github.com/jobsbroker/jobsbroker/broker.Version=...".
@@ -182,6 +187,11 @@ func (b *Broker) buildMQTT() error {
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs")}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
+	}
+	if b.cfg.EchoPrefix != "" {
+		if err := b.MQTT.AddHook(&echoHook{prefix: b.cfg.EchoPrefix, jobs: b.Jobs}, nil); err != nil {
+			return fmt.Errorf("add echo hook: %w", err)
+		}
 	}
 	b.mqttLn = listeners.NewTCP(listeners.Config{ID: "mqtt", Address: b.cfg.MQTTAddr})
 	if err := b.MQTT.AddListener(b.mqttLn); err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 )
 
@@ -136,4 +137,22 @@ func TestReplyBeforeNotifications(t *testing.T) {
 	dpOK(t, b, "POST", "/things/dev/jobs/second", `{"status":"SUCCEEDED"}`)
 	d.Expect(base + "notify-next")
 	d.Expect(base + "notify")
+}
+
+// TestEchoPrefix: with EchoPrefix set, a publish under it is answered to
+// its publisher alone and consumed (jobsbench's baseline).
+func TestEchoPrefix(t *testing.T) {
+	b := brokertest.Start(t, func(c *broker.Config) { c.EchoPrefix = "bench/" })
+	d := brokertest.Connect(t, b.MQTTAddr(), "e1", 4)
+	spy := brokertest.Connect(t, b.MQTTAddr(), "spy", 5)
+	spy.Subscribe("bench/#", 1)
+	d.Publish("bench/42", "ping", 1)
+	if m := d.Expect("bench/42/reply"); string(m.Payload) != "ping" {
+		t.Fatalf("echo = %q", m.Payload)
+	}
+	d.Publish("other/topic", "x", 1) // not under the prefix: an ordinary publish
+	spy.Expect("other/topic")
+	if n := len(spy.Received()); n != 0 {
+		t.Fatalf("the spy saw %d echo messages", n)
+	}
 }

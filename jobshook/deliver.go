@@ -12,6 +12,13 @@ import (
 // maxReplyQoS is the highest QoS of a reply; AWS IoT has no QoS 2.
 const maxReplyQoS = 1
 
+// Answer writes payload on topic to the client that sent req, as the hook
+// answers jobs requests (see answer). It is exported for the broker's
+// benchmark echo.
+func (h *Hook) Answer(cl *mqtt.Client, req packets.Packet, topic string, payload []byte) {
+	h.answer(cl, req, topic, payload)
+}
+
 // answer writes a reply to the client that sent the request, and to no one
 // else. AWS delivers replies to the requester whether or not it subscribed
 // to them (seqsense's Go client and the FreeRTOS OTA agent rely on that),

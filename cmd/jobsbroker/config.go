@@ -54,6 +54,7 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
 	fs.DurationVar(&s.ShutdownDelay, "shutdown-delay", 0, "how long shutdown reports unready (/readyz 503) before it stops serving, for load balancers to notice")
 	fs.DurationVar(&s.clockOffset, "debug-clock-offset", 0, "run the broker's clock this far ahead of the wall clock (for testing timers)")
+	fs.StringVar(&s.EchoPrefix, "debug-echo-prefix", "", "answer every publish under this topic prefix with its payload on topic/reply (for jobsbench's echo baseline)")
 	return s
 }
 
