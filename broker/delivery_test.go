@@ -146,6 +146,7 @@ func TestEchoPrefix(t *testing.T) {
 	d := brokertest.Connect(t, b.MQTTAddr(), "e1", 4)
 	spy := brokertest.Connect(t, b.MQTTAddr(), "spy", 5)
 	spy.Subscribe("bench/#", 1)
+	spy.Subscribe("other/#", 1)
 	d.Publish("bench/42", "ping", 1)
 	if m := d.Expect("bench/42/reply"); string(m.Payload) != "ping" {
 		t.Fatalf("echo = %q", m.Payload)
