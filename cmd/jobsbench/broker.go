@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// echoPrefix is the topic prefix the echo baselines use: a device
+// publishes on bench/{device} and is answered on bench/{device}/reply.
+const echoPrefix = "bench/"
+
+// target is the broker a scenario runs against.
+type target struct {
+	// MQTTAddr is host:port of the MQTT listener.
+	MQTTAddr string
+	// APIURL is the base URL of the control-plane API.
+	APIURL string
+	// PID is the broker's process id, for its RSS; 0 when unknown.
+	PID int
+	// External is set when jobsbench did not start the broker.
+	External bool
+	proc     *brokerProcess
+}
+
+// RSS returns the broker's resident set size in bytes, or 0 if unknown.
+func (t *target) RSS() int64 {
+	if t.PID == 0 {
+		return 0
+	}
+	rss, err := readRSS(t.PID)
+	if err != nil {
+		slog.Debug("read broker RSS", "pid", t.PID, "error", err)
+		return 0
+	}
+	return rss
+}
+
+// Close stops the broker if jobsbench started it.
+func (t *target) Close() error {
+	if t.proc == nil {
+		return nil
+	}
+	return t.proc.Stop()
+}
+
+// Warnings lists the warning and error lines the broker logged.
+func (t *target) Warnings() []string {
+	if t.proc == nil {
+		return nil
+	}
+	return t.proc.Warnings()
+}
+
+var (
+	buildMu    sync.Mutex
+	builtPaths = map[string]string{} // cached builds, by package
+)
+
+// buildBroker compiles cmd/jobsbroker into a temporary directory once per
+// process and returns the binary's path. It must run inside the module.
+func buildBroker(ctx context.Context) (string, error) {
+	const pkg = "github.com/jobsbroker/jobsbroker/cmd/jobsbroker"
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := builtPaths[pkg]; ok {
+		return p, nil
+	}
+	dir, err := os.MkdirTemp("", "jobsbench-bin-")
+	if err != nil {
+		return "", fmt.Errorf("build jobsbroker: %w", err)
+	}
+	path := filepath.Join(dir, "jobsbroker")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", path, pkg).CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("build jobsbroker (run jobsbench inside the jobsbroker module, or pass -broker-bin): %w\n%s", err, out)
+	}
+	builtPaths[pkg] = path
+	return path, nil
+}
+
+// removeBuilds deletes the binaries buildBroker made.
+func removeBuilds() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	for pkg, path := range builtPaths {
+		os.RemoveAll(filepath.Dir(path))
+		delete(builtPaths, pkg)
+	}
+}
+
+// brokerProcess is a jobsbroker child process.
+type brokerProcess struct {
+	cmd     *exec.Cmd
+	dataDir string
+	exited  chan struct{}
+
+	mu       sync.Mutex
+	tail     []string // the last log lines
+	warnings []string
+}
+
+// startBroker runs the jobsbroker binary at bin on loopback ports with a
+// fresh data directory and waits for its "jobsbroker started" line.
+func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) (*target, error) {
+	dataDir, err := os.MkdirTemp("", "jobsbench-data-")
+	if err != nil {
+		return nil, fmt.Errorf("start jobsbroker: %w", err)
+	}
+	args := []string{"-mqtt-addr", "127.0.0.1:0", "-api-addr", "127.0.0.1:0", "-jobs-addr", "127.0.0.1:0",
+		"-data-dir", dataDir, "-log-format", "json", "-debug-echo-prefix", echoPrefix}
+	if noSync {
+		args = append(args, "-no-sync")
+	}
+	args = append(args, extra...)
+	cmd := exec.Command(bin, args...)
+	// The environment wins over flags in jobsbroker: clear what would
+	// redirect it.
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "JOBSBROKER_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		os.RemoveAll(dataDir)
+		return nil, fmt.Errorf("start jobsbroker: %w", err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dataDir)
+		return nil, fmt.Errorf("start jobsbroker %s: %w", bin, err)
+	}
+	p := &brokerProcess{cmd: cmd, dataDir: dataDir, exited: make(chan struct{})}
+	started := make(chan map[string]any, 1)
+	go p.readLogs(stdout, started)
+	go func() {
+		cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case line := <-started:
+		mqttAddr, _ := line["mqtt"].(string)
+		api, _ := line["api"].(string)
+		if mqttAddr == "" || api == "" {
+			p.Stop()
+			return nil, fmt.Errorf("start jobsbroker: no addresses in its start line %v", line)
+		}
+		return &target{MQTTAddr: mqttAddr, APIURL: "http://" + api, PID: cmd.Process.Pid, proc: p}, nil
+	case <-p.exited:
+		p.Stop()
+		return nil, fmt.Errorf("jobsbroker exited during start:\n%s", p.Tail())
+	case <-time.After(60 * time.Second):
+		p.Stop()
+		return nil, fmt.Errorf("jobsbroker did not start in 60s:\n%s", p.Tail())
+	case <-ctx.Done():
+		p.Stop()
+		return nil, fmt.Errorf("start jobsbroker: %w", ctx.Err())
+	}
+}
+
+func (p *brokerProcess) readLogs(r io.Reader, started chan<- map[string]any) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var v map[string]any
+		_ = json.Unmarshal([]byte(line), &v)
+		p.mu.Lock()
+		p.tail = append(p.tail, line)
+		if len(p.tail) > 200 {
+			p.tail = p.tail[len(p.tail)-100:]
+		}
+		if lvl, _ := v["level"].(string); lvl == "WARN" || lvl == "ERROR" {
+			if len(p.warnings) < 100 {
+				p.warnings = append(p.warnings, line)
+			}
+		}
+		p.mu.Unlock()
+		if v["msg"] == "jobsbroker started" {
+			select {
+			case started <- v:
+			default:
+			}
+		}
+	}
+}
+
+// Tail returns the last lines the broker logged.
+func (p *brokerProcess) Tail() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.tail, "\n")
+}
+
+// Warnings returns the warning and error lines the broker logged.
+func (p *brokerProcess) Warnings() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.warnings...)
+}
+
+// Stop shuts the broker down with SIGTERM (SIGKILL after 30 s) and removes
+// its data directory.
+func (p *brokerProcess) Stop() error {
+	defer os.RemoveAll(p.dataDir)
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return errors.New("jobsbroker did not stop within 30s of SIGTERM; killed it")
+	}
+}
+
+// startMosquitto runs Mosquitto at path on a free loopback port with a
+// generated configuration (anonymous access, TCP_NODELAY, no persistence,
+// no limits on queued or in-flight messages).
+func startMosquitto(ctx context.Context, path string) (*target, func() error, error) {
+	dir, err := os.MkdirTemp("", "jobsbench-mosquitto-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("start mosquitto: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("start mosquitto: %w", err)
+	}
+	conf := fmt.Sprintf(`listener %d 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+persistence false
+max_connections -1
+max_inflight_messages 0
+max_queued_messages 0
+log_dest stderr
+log_type error
+log_type warning
+`, port)
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("start mosquitto: %w", err)
+	}
+	cmd := exec.Command(path, "-c", confPath)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	cmd.Stdout = lockedWriter{&logMu, &logs}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("start mosquitto %s: %w", path, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	stop := func() error {
+		defer os.RemoveAll(dir)
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		return nil
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			logMu.Lock()
+			defer logMu.Unlock()
+			os.RemoveAll(dir)
+			return nil, nil, fmt.Errorf("mosquitto exited during start:\n%s", logs.String())
+		case <-ctx.Done():
+			stop()
+			return nil, nil, fmt.Errorf("start mosquitto: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, nil, fmt.Errorf("mosquitto did not listen on %s within 10s: %w", addr, err)
+		}
+	}
+	return &target{MQTTAddr: addr, PID: cmd.Process.Pid}, stop, nil
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// readRSS returns VmRSS of a process, in bytes.
+func readRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read RSS: %w", err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, fmt.Errorf("read RSS: unexpected line %q", line)
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read RSS: %w", err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("read RSS: no VmRSS in /proc/%d/status", pid)
+}

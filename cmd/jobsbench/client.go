@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ClientOptions configures a Client.
+type ClientOptions struct {
+	// ClientID is the MQTT client identifier (the thing name, for devices).
+	ClientID string
+	// KeepAlive is announced in CONNECT; the client does not ping by itself
+	// (see PingIfIdle). Zero disables the broker's keep-alive timeout.
+	KeepAlive time.Duration
+	// OnMessage is called on the client's reader goroutine for every
+	// PUBLISH the broker delivers, after its PUBACK has been queued. The
+	// message aliases the read buffer and is valid only during the call.
+	// Publishes made from OnMessage go out in the same write as the PUBACK.
+	OnMessage func(c *Client, m *publish)
+	// DialTimeout bounds the TCP connect and the CONNACK (default 10 s).
+	DialTimeout time.Duration
+}
+
+// Client is a minimal MQTT 3.1.1 client for load generation: a clean
+// session over one TCP connection with TCP_NODELAY, QoS 0 and 1 publishes,
+// SUBSCRIBE, PINGREQ, and automatic PUBACKs of the broker's QoS 1
+// deliveries. It runs one goroutine, the reader. Writes go out under a
+// mutex; while the reader works through packets that have already arrived,
+// what it and OnMessage write is gathered and sent in one write system call.
+type Client struct {
+	opts ClientOptions
+	conn net.Conn
+	br   *bufio.Reader
+	rbuf []byte
+
+	wmu      sync.Mutex
+	wbuf     []byte
+	batching bool // the reader is handling buffered packets: defer the write
+	nextID   uint16
+	wErr     error
+
+	onMessage atomic.Pointer[func(c *Client, m *publish)]
+	lastWrite atomic.Int64 // mono() of the last write
+	subMu     sync.Mutex   // one SUBSCRIBE at a time
+	subacks   chan []byte
+	closing   atomic.Bool
+	done      chan struct{}
+	errMu     sync.Mutex
+	err       error
+}
+
+// Dial connects to an MQTT broker at addr and completes the MQTT handshake.
+func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		if err := tc.SetNoDelay(true); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("set TCP_NODELAY: %w", err)
+		}
+	}
+	c := &Client{
+		opts:    opts,
+		conn:    conn,
+		br:      bufio.NewReaderSize(conn, 2048),
+		rbuf:    make([]byte, 512),
+		wbuf:    make([]byte, 0, 512),
+		subacks: make(chan []byte, 1),
+		done:    make(chan struct{}),
+		nextID:  uint16(rand.IntN(1 << 16)),
+	}
+	if opts.OnMessage != nil {
+		c.SetOnMessage(opts.OnMessage)
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	err = c.handshake()
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect %s as %s: %w", addr, opts.ClientID, err)
+	}
+	conn.SetDeadline(time.Time{})
+	go c.read()
+	return c, nil
+}
+
+func (c *Client) handshake() error {
+	ka := uint16(min(c.opts.KeepAlive/time.Second, 65535))
+	if _, err := c.conn.Write(appendConnect(nil, c.opts.ClientID, ka)); err != nil {
+		return err
+	}
+	c.lastWrite.Store(mono())
+	h, body, err := readPacket(c.br, &c.rbuf)
+	if err != nil {
+		return fmt.Errorf("read CONNACK: %w", err)
+	}
+	if h>>4 != typeConnack {
+		return fmt.Errorf("%w: expected CONNACK, got packet type %d", errMalformed, h>>4)
+	}
+	code, err := parseConnack(body)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("broker refused the connection (CONNACK return code %d)", code)
+	}
+	return nil
+}
+
+// SetOnMessage replaces the OnMessage handler; it is safe to call while
+// messages arrive.
+func (c *Client) SetOnMessage(fn func(c *Client, m *publish)) {
+	c.onMessage.Store(&fn)
+}
+
+// ID is the client identifier.
+func (c *Client) ID() string { return c.opts.ClientID }
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection ended: nil while it runs and after Close.
+func (c *Client) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+// read is the reader goroutine.
+func (c *Client) read() {
+	err := c.readLoop()
+	if c.closing.Load() {
+		err = nil
+	} else if err == nil {
+		err = io.EOF
+	}
+	c.errMu.Lock()
+	c.err = err
+	c.errMu.Unlock()
+	c.conn.Close()
+	close(c.done)
+}
+
+func (c *Client) readLoop() error {
+	for {
+		h, body, err := readPacket(c.br, &c.rbuf)
+		if err != nil {
+			return err
+		}
+		switch h >> 4 {
+		case typePublish:
+			m, err := parsePublish(h, body)
+			if err != nil {
+				return err
+			}
+			c.wmu.Lock()
+			c.batching = true
+			if m.QoS > 0 {
+				c.wbuf = appendPuback(c.wbuf, m.ID) // QoS 2 is never granted by our subscriptions
+			}
+			c.wmu.Unlock()
+			if fn := c.onMessage.Load(); fn != nil {
+				(*fn)(c, &m)
+			}
+		case typePuback, typePingresp:
+		case typeSuback:
+			_, codes, err := parseAck(body)
+			if err != nil {
+				return err
+			}
+			c.subacks <- append([]byte(nil), codes...)
+		default:
+			return fmt.Errorf("%w: unexpected packet type %d", errMalformed, h>>4)
+		}
+		if !packetBuffered(c.br) {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// flush ends a batch: it writes what was gathered.
+func (c *Client) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.batching = false
+	return c.writeLocked()
+}
+
+func (c *Client) writeLocked() error {
+	if c.wErr != nil {
+		c.wbuf = c.wbuf[:0]
+		return c.wErr
+	}
+	if c.batching || len(c.wbuf) == 0 {
+		return nil
+	}
+	_, err := c.conn.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	c.lastWrite.Store(mono())
+	if err != nil {
+		c.wErr = fmt.Errorf("write: %w", err)
+		c.conn.Close() // the reader notices and reports
+		return c.wErr
+	}
+	return nil
+}
+
+// Publish sends a PUBLISH; QoS 1 messages get the next packet id. It
+// returns once the packet is written (or queued behind the reader's
+// batch).
+func (c *Client) Publish(topic string, payload []byte, qos byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var id uint16
+	if qos > 0 {
+		id = c.packetIDLocked()
+	}
+	c.wbuf = appendPublish(c.wbuf, topic, payload, qos, id)
+	return c.writeLocked()
+}
+
+func (c *Client) packetIDLocked() uint16 {
+	c.nextID++
+	if c.nextID == 0 {
+		c.nextID = 1
+	}
+	return c.nextID
+}
+
+// Subscribe subscribes to one topic filter and waits for the SUBACK.
+func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	c.wmu.Lock()
+	c.wbuf = appendSubscribe(c.wbuf, c.packetIDLocked(), filter, qos)
+	err := c.writeLocked()
+	c.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", filter, err)
+	}
+	select {
+	case codes := <-c.subacks:
+		if len(codes) != 1 || codes[0] > 2 {
+			return fmt.Errorf("subscribe %s: refused (return codes %v)", filter, codes)
+		}
+		return nil
+	case <-c.done:
+		return fmt.Errorf("subscribe %s: connection closed: %w", filter, c.Err())
+	case <-ctx.Done():
+		return fmt.Errorf("subscribe %s: %w", filter, ctx.Err())
+	}
+}
+
+// PingIfIdle sends a PINGREQ if nothing was written for idle.
+func (c *Client) PingIfIdle(idle time.Duration) error {
+	if time.Duration(mono()-c.lastWrite.Load()) < idle {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendPingreq(c.wbuf)
+	return c.writeLocked()
+}
+
+// Close sends DISCONNECT, closes the connection and waits for the reader
+// to end.
+func (c *Client) Close() error {
+	if c.closing.Swap(true) {
+		<-c.done
+		return nil
+	}
+	c.wmu.Lock()
+	c.batching = false
+	c.wbuf = appendDisconnect(c.wbuf)
+	c.writeLocked()
+	c.wmu.Unlock()
+	err := c.conn.Close()
+	<-c.done
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit, for
+// many thousands of connections; child processes (the broker) inherit it.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, fmt.Errorf("raise RLIMIT_NOFILE to %d: %w", lim.Max, err)
+		}
+	}
+	return lim.Cur, nil
+}
+
+// monoBase anchors mono.
+var monoBase = time.Now()
+
+// mono is a monotonic clock in nanoseconds since the process started.
+func mono() int64 { return int64(time.Since(monoBase)) }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// runEcho runs the echo baselines alone (the echo scenario).
+func runEcho(ctx context.Context, cfg *config, rep *Report) error {
+	t, err := openTarget(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeTarget(t, rep)
+	return runEchoes(ctx, cfg, t, rep)
+}
+
+// runEchoes measures the request/reply pattern of steady with no jobs
+// work: through jobsbroker's -debug-echo-prefix responder (the broker's
+// own ceiling), then through Mosquitto with one responder client.
+func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
+	if t.External {
+		rep.note("echo through the running broker needs it started with -debug-echo-prefix %s", echoPrefix)
+	}
+	res, err := echoLoop(ctx, cfg, "echo jobsbroker", t.MQTTAddr, false, newProber(t.PID, ""))
+	if err != nil {
+		return err
+	}
+	res.Broker = "jobsbroker"
+	res.RSSMiB = mib(t.RSS())
+	rep.Echo = append(rep.Echo, res)
+
+	if cfg.Mosquitto == "" {
+		rep.note("mosquitto echo skipped (-mosquitto is empty)")
+		return nil
+	}
+	if _, err := os.Stat(cfg.Mosquitto); err != nil {
+		rep.note("mosquitto echo skipped: %s not found (Debian: apt-get install mosquitto)", cfg.Mosquitto)
+		return nil
+	}
+	mq, stop, err := startMosquitto(ctx, cfg.Mosquitto)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	responder, err := Dial(ctx, mq.MQTTAddr, ClientOptions{ClientID: "jobsbench-responder", KeepAlive: cfg.KeepAlive,
+		OnMessage: func(c *Client, m *publish) {
+			// bench/+ matches requests only: replies are one level deeper.
+			reply := make([]byte, 0, len(m.Topic)+6)
+			reply = append(append(reply, m.Topic...), "/reply"...)
+			c.Publish(string(reply), m.Payload, 1)
+		}})
+	if err != nil {
+		return fmt.Errorf("mosquitto echo responder: %w", err)
+	}
+	defer responder.Close()
+	if err := responder.Subscribe(ctx, echoPrefix+"+", 1); err != nil {
+		return fmt.Errorf("mosquitto echo responder: %w", err)
+	}
+	res, err = echoLoop(ctx, cfg, "echo mosquitto", mq.MQTTAddr, true, newProber(mq.PID, ""))
+	if err != nil {
+		return err
+	}
+	res.Broker = "mosquitto"
+	res.RSSMiB = mib(mq.RSS())
+	if err := responder.Err(); err != nil {
+		return fmt.Errorf("mosquitto echo responder: %w", err)
+	}
+	rep.Echo = append(rep.Echo, res)
+	return nil
+}
+
+// echoLoop connects cfg.Devices devices to addr and runs the echo loop;
+// subscribe makes each subscribe to its reply topic first (a plain broker
+// routes replies only by subscription).
+func echoLoop(ctx context.Context, cfg *config, label, addr string, subscribe bool, probe *prober) (*LoopResult, error) {
+	ids := names("echo-"+runID(), cfg.Devices)
+	var setup func(i int, c *Client) error
+	if subscribe {
+		setup = func(i int, c *Client) error {
+			return c.Subscribe(ctx, echoPrefix+ids[i]+"/reply", 1)
+		}
+	}
+	clients, err := connectDevices(ctx, cfg, addr, label+" connect", ids, setup)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	}
+	defer closeAll(clients)
+	kctx, stopKeepAlive := context.WithCancel(ctx)
+	defer stopKeepAlive()
+	go keepAlive(kctx, func() []*Client { return clients }, cfg.KeepAlive)
+	protos := make([]deviceProto, len(clients))
+	for i := range clients {
+		protos[i] = newEchoProto(ids[i])
+	}
+	return runLoop(ctx, label, clients, protos, cfg.Warmup, cfg.Duration, cfg.Timeout, probe, cfg.Progress)
+}
+
+// echoProto publishes a ~100-byte JSON request on bench/{device} and
+// expects the same bytes back on bench/{device}/reply.
+type echoProto struct {
+	topic, replyTopic string
+	device            string
+	seq               uint64
+	buf               []byte
+}
+
+func newEchoProto(device string) *echoProto {
+	return &echoProto{topic: echoPrefix + device, replyTopic: echoPrefix + device + "/reply", device: device,
+		buf: make([]byte, 0, 128)}
+}
+
+func (p *echoProto) request() (string, []byte) {
+	p.seq++
+	b := append(p.buf[:0], `{"device":"`...)
+	b = append(b, p.device...)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, p.seq, 10)
+	b = append(b, `,"status":"IN_PROGRESS","statusDetails":{"progress":"50"}}`...)
+	p.buf = b
+	return p.topic, p.buf
+}
+
+func (p *echoProto) reply(m *publish) outcome {
+	if string(m.Topic) != p.replyTopic {
+		return outIgnore
+	}
+	if !bytes.Equal(m.Payload, p.buf) {
+		return outInvalid
+	}
+	return outAccepted
+}

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// outcome is what a device makes of a message.
+type outcome int
+
+const (
+	outIgnore    outcome = iota // not the answer to the outstanding request
+	outAccepted                 // accepted
+	outCycle                    // accepted, and it completed a cycle (a job, for steady)
+	outRejected                 // rejected by the broker
+	outInvalid                  // an answer that fails the device's checks
+	outExhausted                // nothing left to do: the measurement must end
+)
+
+// deviceProto is the request/reply logic of one device in a loop: it
+// builds each request and judges each answer. Its methods run under the
+// device's lock, on the connection's reader goroutine (or the starter's).
+type deviceProto interface {
+	request() (topic string, payload []byte)
+	reply(m *publish) outcome
+}
+
+// ErrorCounts counts failed operations by kind.
+type ErrorCounts struct {
+	Rejected    int64 `json:"rejected"`
+	Timeouts    int64 `json:"timeouts"`
+	Disconnects int64 `json:"disconnects"`
+	Invalid     int64 `json:"invalid"`
+}
+
+// Total is the sum of all kinds.
+func (e ErrorCounts) Total() int64 { return e.Rejected + e.Timeouts + e.Disconnects + e.Invalid }
+
+func (e *ErrorCounts) add(o ErrorCounts) {
+	e.Rejected += o.Rejected
+	e.Timeouts += o.Timeouts
+	e.Disconnects += o.Disconnects
+	e.Invalid += o.Invalid
+}
+
+// loopDevice is one connection that keeps exactly one request outstanding:
+// it sends the next request as soon as the previous one is answered.
+type loopDevice struct {
+	run   *loopRun
+	c     *Client
+	proto deviceProto
+
+	mu      sync.Mutex
+	sentAt  int64 // mono() of the outstanding request; 0 if none
+	stopped bool
+	samples []int64 // latencies of the requests answered in the window
+	ops     int64   // requests accepted in the window
+	cycles  int64   // cycles completed in the window
+	errs    ErrorCounts
+}
+
+// loopRun drives devices in a closed loop: a warm-up, then a measured
+// window [start, end). A request counts in the window if its answer
+// arrives in it.
+type loopRun struct {
+	devices []*loopDevice
+	timeout time.Duration
+	start   int64
+	end     atomic.Int64
+	cutAt   atomic.Int64 // when a device ran out of work (0: never)
+	// interrupted is set when the context ended the run early.
+	interrupted atomic.Bool
+	ops         atomic.Int64 // every accepted answer, warm-up included (progress)
+	errs        atomic.Int64 // every error (progress)
+	wg          sync.WaitGroup
+}
+
+// LoopResult is the outcome of a closed-loop run (steady and echo).
+type LoopResult struct {
+	Name         string      `json:"name"`
+	Broker       string      `json:"broker"`
+	Devices      int         `json:"devices"`
+	WarmupS      float64     `json:"warmup_s"`
+	WindowS      float64     `json:"window_s"`
+	Ops          int64       `json:"ops"`
+	OpsPerSec    float64     `json:"ops_per_s"`
+	CyclesPerSec float64     `json:"jobs_per_s,omitempty"`
+	Latency      Latency     `json:"latency"`
+	Errors       ErrorCounts `json:"errors"`
+	ErrorsTotal  int64       `json:"errors_total"`
+	RSSMiB       float64     `json:"broker_rss_mib,omitempty"`
+	// Usage is the CPU and store activity during the window.
+	Usage    *WindowUsage `json:"usage,omitempty"`
+	CutShort string       `json:"cut_short,omitempty"`
+}
+
+// runLoop runs protos over connected clients (one each) for warmup, then
+// for the measured duration, and summarizes the window. A request that is
+// not answered within timeout counts as an error and stops its device.
+//
+// probe, if not nil, is sampled at the start and the end of the window.
+func runLoop(ctx context.Context, name string, clients []*Client, protos []deviceProto, warmup, duration, timeout time.Duration,
+	probe *prober, stderr io.Writer) (*LoopResult, error) {
+	r := &loopRun{timeout: timeout}
+	for i, c := range clients {
+		d := &loopDevice{run: r, c: c, proto: protos[i], samples: make([]int64, 0, 1024)}
+		r.devices = append(r.devices, d)
+		c.SetOnMessage(d.onMessage)
+	}
+	now := mono()
+	r.start = now + int64(warmup)
+	r.end.Store(r.start + int64(duration))
+	r.wg.Add(len(r.devices))
+
+	var lastOps int64
+	var lastAt time.Duration
+	prog := startProgress(stderr, name, func(el time.Duration) string {
+		ops := r.ops.Load()
+		rate := float64(ops-lastOps) / max(1e-9, (el-lastAt).Seconds())
+		lastOps, lastAt = ops, el
+		phase := "warm-up"
+		if t := mono(); t >= r.end.Load() {
+			phase = "draining"
+		} else if t >= r.start {
+			phase = fmt.Sprintf("measuring %.0f/%.0fs", float64(t-r.start)/1e9, float64(r.end.Load()-r.start)/1e9)
+		}
+		return fmt.Sprintf("%-22s %8.0f ops/s  total %9d  errors %d", phase, rate, ops, r.errs.Load())
+	})
+	defer prog.Stop()
+
+	var first, last sample
+	probed := make(chan struct{})
+	go func(ctx context.Context) {
+		defer close(probed)
+		if probe == nil {
+			return
+		}
+		time.Sleep(time.Duration(r.start - mono()))
+		first = probe.sample(ctx)
+		for t := mono(); t < r.end.Load(); t = mono() {
+			time.Sleep(min(50*time.Millisecond, time.Duration(r.end.Load()-t)))
+		}
+		last = probe.sample(ctx)
+	}(context.WithoutCancel(ctx))
+
+	for _, d := range r.devices {
+		d.mu.Lock()
+		d.sendLocked()
+		d.mu.Unlock()
+	}
+	allStopped := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(allStopped)
+	}()
+	sweep := time.NewTicker(100 * time.Millisecond)
+	defer sweep.Stop()
+	for done := false; !done; {
+		select {
+		case <-allStopped:
+			done = true
+		case <-sweep.C:
+			r.sweep()
+		case <-ctx.Done():
+			r.interrupted.Store(true)
+			r.endBy(mono())
+			// Devices stop at their next answer; the sweeper ends the rest.
+			ctx = context.Background()
+		}
+	}
+	prog.Stop()
+	<-probed
+
+	res := &LoopResult{Name: name, Devices: len(clients), WarmupS: warmup.Seconds()}
+	end := r.end.Load()
+	if cut := r.cutAt.Load(); cut != 0 {
+		res.CutShort = fmt.Sprintf("a device ran out of work %.1fs into the measured window", float64(cut-r.start)/1e9)
+	}
+	if r.interrupted.Load() {
+		res.CutShort = "interrupted"
+	}
+	if end <= r.start {
+		return nil, fmt.Errorf("%s: the run ended during the warm-up (%s)", name, res.CutShort)
+	}
+	var samples []int64
+	var cycles int64
+	for _, d := range r.devices {
+		samples = append(samples, d.samples...)
+		res.Ops += d.ops
+		cycles += d.cycles
+		res.Errors.add(d.errs)
+	}
+	window := end - r.start
+	res.WindowS = seconds(window)
+	res.OpsPerSec = round1(float64(res.Ops) / (float64(window) / 1e9))
+	res.CyclesPerSec = round1(float64(cycles) / (float64(window) / 1e9))
+	if probe != nil && first.at != 0 {
+		res.Usage = windowUsage(first, last)
+	}
+	res.Latency = summarize(samples)
+	res.ErrorsTotal = res.Errors.Total()
+	return res, nil
+}
+
+// endBy ends the measured window at t, if that is earlier.
+func (r *loopRun) endBy(t int64) {
+	for {
+		e := r.end.Load()
+		if t >= e || r.end.CompareAndSwap(e, t) {
+			return
+		}
+	}
+}
+
+// cut ends the window at t because a device ran out of work.
+func (r *loopRun) cut(t int64) {
+	r.endBy(t)
+	r.cutAt.CompareAndSwap(0, t)
+}
+
+// sweep stops devices whose request timed out or whose connection died.
+func (r *loopRun) sweep() {
+	now := mono()
+	for _, d := range r.devices {
+		d.mu.Lock()
+		switch {
+		case d.stopped:
+		case d.sentAt != 0 && time.Duration(now-d.sentAt) > r.timeout:
+			d.errs.Timeouts++
+			r.errs.Add(1)
+			d.stopLocked()
+		case d.c.Err() != nil:
+			d.errs.Disconnects++
+			r.errs.Add(1)
+			d.stopLocked()
+		case d.sentAt == 0 && now >= r.end.Load():
+			d.stopLocked() // idle after an error at the very end
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *loopDevice) stopLocked() {
+	if !d.stopped {
+		d.stopped = true
+		d.sentAt = 0
+		d.run.wg.Done()
+	}
+}
+
+// sendLocked sends the device's next request.
+func (d *loopDevice) sendLocked() {
+	topic, payload := d.proto.request()
+	d.sentAt = mono()
+	if err := d.c.Publish(topic, payload, 1); err != nil {
+		d.errs.Disconnects++
+		d.run.errs.Add(1)
+		d.stopLocked()
+	}
+}
+
+// onMessage is the client's OnMessage: it judges the answer, records it
+// and sends the next request, until the window has ended.
+func (d *loopDevice) onMessage(_ *Client, m *publish) {
+	now := mono()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped || d.sentAt == 0 {
+		return
+	}
+	out := d.proto.reply(m)
+	if out == outIgnore {
+		return
+	}
+	r := d.run
+	lat := now - d.sentAt
+	d.sentAt = 0
+	end := r.end.Load()
+	inWindow := now >= r.start && now < end
+	switch out {
+	case outAccepted, outCycle:
+		r.ops.Add(1)
+		if inWindow {
+			d.samples = append(d.samples, lat)
+			d.ops++
+			if out == outCycle {
+				d.cycles++
+			}
+		}
+	case outRejected:
+		d.errs.Rejected++
+		r.errs.Add(1)
+	case outInvalid:
+		d.errs.Invalid++
+		r.errs.Add(1)
+	case outExhausted:
+		r.cut(now)
+		d.stopLocked()
+		return
+	}
+	if now >= end {
+		d.stopLocked()
+		return
+	}
+	d.sendLocked()
+}

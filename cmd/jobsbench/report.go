@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is everything one jobsbench invocation measured; it is printed as
+// a table and written as JSON.
+type Report struct {
+	Scenario string    `json:"scenario"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Host     hostInfo  `json:"host"`
+	Settings settings  `json:"settings"`
+	// SetupS is how long unmeasured preparation took, by step.
+	SetupS map[string]float64 `json:"setup_s,omitempty"`
+	Steady *LoopResult        `json:"steady,omitempty"`
+	Echo   []*LoopResult      `json:"echo,omitempty"`
+	Ratios *Ratios            `json:"ratios,omitempty"`
+	Fanout *FanoutResult      `json:"fanout,omitempty"`
+	Storm  *StormResult       `json:"storm,omitempty"`
+	Notes  []string           `json:"notes,omitempty"`
+	// BrokerWarnings are the WARN and ERROR lines the broker logged.
+	BrokerWarnings []string `json:"broker_warnings,omitempty"`
+}
+
+// Ratios compare steady's jobs throughput with the echo baselines of the
+// same run.
+type Ratios struct {
+	// JobsOverEcho is jobs ops/s ÷ jobsbroker echo ops/s.
+	JobsOverEcho float64 `json:"jobs_over_echo"`
+	// JobsOverMosquittoEcho is jobs ops/s ÷ Mosquitto echo ops/s.
+	JobsOverMosquittoEcho float64 `json:"jobs_over_mosquitto_echo,omitempty"`
+}
+
+// settings is the part of the configuration the report records.
+type settings struct {
+	Devices          int     `json:"devices"`
+	Things           int     `json:"things"`
+	Connected        int     `json:"connected"`
+	DurationS        float64 `json:"duration_s"`
+	WarmupS          float64 `json:"warmup_s"`
+	JobsPerDevice    int     `json:"jobs_per_device"`
+	JobsPerThing     int     `json:"jobs_per_thing"`
+	SyncWrites       bool    `json:"sync_writes"`
+	ExternalBroker   bool    `json:"external_broker"`
+	StormConcurrency int     `json:"storm_concurrency"`
+}
+
+func newReport(scenario string, cfg *config) *Report {
+	return &Report{
+		Scenario: scenario,
+		Started:  time.Now().UTC(),
+		Host:     currentHost(),
+		SetupS:   map[string]float64{},
+		Settings: settings{
+			Devices: cfg.Devices, Things: cfg.Things, Connected: cfg.Connected,
+			DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), JobsPerDevice: cfg.JobsPerDevice,
+			SyncWrites: !cfg.NoSync, ExternalBroker: cfg.MQTTAddr != "", StormConcurrency: cfg.StormConcurrency,
+		},
+	}
+}
+
+// note adds a line to the report's notes.
+func (r *Report) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// WriteJSONFile writes the report as indented JSON to path ("-" is
+// stdout).
+func (r *Report) WriteJSONFile(path string, stdout io.Writer) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode the JSON report: %w", err)
+	}
+	data = append(data, '\n')
+	if path == "-" {
+		_, err = stdout.Write(data)
+	} else {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("write the JSON report: %w", err)
+	}
+	return nil
+}
+
+// WriteTable prints the report as aligned tables.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	broker := "jobsbroker with synced writes"
+	switch {
+	case r.Settings.ExternalBroker:
+		broker = "a running broker"
+	case !r.Settings.SyncWrites:
+		broker = "jobsbroker -no-sync"
+	}
+	fmt.Fprintf(w, "jobsbench %s  (%d CPUs, %s; %s)\n\n", r.Scenario, r.Host.CPUs, r.Host.GoVersion, broker)
+
+	var loops []*LoopResult
+	if r.Steady != nil {
+		loops = append(loops, r.Steady)
+	}
+	loops = append(loops, r.Echo...)
+	if len(loops) > 0 {
+		p("run\tbroker\tdevices\twindow s\tops\tops/s\tjobs/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\tbroker RSS MiB\tbroker cores\tbench cores\tops/commit\t\n")
+		for _, l := range loops {
+			jobs, perCommit, brokerCores, benchCores := "-", "-", "-", "-"
+			if l.CyclesPerSec > 0 {
+				jobs = fmt.Sprintf("%.0f", l.CyclesPerSec)
+			}
+			if u := l.Usage; u != nil {
+				benchCores = fmt.Sprintf("%.2f", u.BenchCores)
+				if u.BrokerCores > 0 {
+					brokerCores = fmt.Sprintf("%.2f", u.BrokerCores)
+				}
+				if u.OpsPerCommit > 0 {
+					perCommit = fmt.Sprintf("%.1f", u.OpsPerCommit)
+				}
+			}
+			p("%s\t%s\t%d\t%.1f\t%d\t%.0f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.1f\t%s\t%s\t%s\t\n", l.Name, l.Broker, l.Devices, l.WindowS,
+				l.Ops, l.OpsPerSec, jobs, l.Latency.P50Ms, l.Latency.P99Ms, l.Latency.P999Ms, l.Latency.MaxMs, l.ErrorsTotal, l.RSSMiB,
+				brokerCores, benchCores, perCommit)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, l := range loops {
+			if l.ErrorsTotal > 0 {
+				fmt.Fprintf(w, "  %s errors: %d rejected, %d timeouts, %d disconnects, %d invalid\n", l.Name,
+					l.Errors.Rejected, l.Errors.Timeouts, l.Errors.Disconnects, l.Errors.Invalid)
+			}
+		}
+	}
+	if r.Ratios != nil {
+		fmt.Fprintf(w, "\njobs ops/s ÷ jobsbroker echo ops/s: %.3f\n", r.Ratios.JobsOverEcho)
+		if r.Ratios.JobsOverMosquittoEcho > 0 {
+			fmt.Fprintf(w, "jobs ops/s ÷ mosquitto echo ops/s:  %.3f\n", r.Ratios.JobsOverMosquittoEcho)
+		}
+	}
+	if f := r.Fanout; f != nil {
+		p("fanout\tthings\tconnected\tcreate ms\trollout s\texecutions/s\tfirst notify ms\tp50 s\tp99 s\tall notified s\tnotified/s\tmissing\terrors\tRSS KiB/device\tbroker RSS MiB\t\n")
+		p("\t%d\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.0f\t%d\t%d\t%.1f\t%.1f\t\n", f.Things, f.Connected, f.CreateMs, f.RolloutS,
+			f.ExecutionsPerSec, f.FirstNotifyMs, f.NotifyP50S, f.NotifyP99S, f.AllNotifiedS, f.NotifiesPerSec, f.Missing, f.ErrorsTotal,
+			f.RSSPerDeviceKiB, f.RSSEndMiB)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  setup %.1fs (registering things), connect+subscribe %.1fs; broker RSS %.1f MiB before, %.1f MiB connected\n",
+			f.SetupS, f.ConnectS, f.RSSBeforeMiB, f.RSSConnectedMiB)
+	}
+	if s := r.Storm; s != nil {
+		p("storm\tdevices\tin flight\tconnected s\tanswered s\tconnect p50 ms\tp99 ms\tstart-next p50 ms\tp99 ms\tp99.9 ms\terrors\tRSS KiB/device\tbroker RSS MiB\t\n")
+		p("\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t\n", s.Devices, s.Concurrency, s.ConnectedS, s.AnsweredS,
+			s.Connect.P50Ms, s.Connect.P99Ms, s.StartNext.P50Ms, s.StartNext.P99Ms, s.StartNext.P999Ms, s.ErrorsTotal,
+			s.RSSPerDeviceKiB, s.RSSEndMiB)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if s.ErrorsTotal > 0 {
+			fmt.Fprintf(w, "  errors: %d rejected, %d timeouts, %d connection failures, %d invalid\n",
+				s.Errors.Rejected, s.Errors.Timeouts, s.Errors.Disconnects, s.Errors.Invalid)
+		}
+	}
+	if len(r.SetupS) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(r.SetupS)) {
+			parts = append(parts, fmt.Sprintf("%s %.1fs", k, r.SetupS[k]))
+		}
+		fmt.Fprintf(w, "\nsetup (not measured): %s\n", strings.Join(parts, ", "))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if len(r.BrokerWarnings) > 0 {
+		fmt.Fprintf(w, "the broker logged %d warnings or errors; the first: %s\n", len(r.BrokerWarnings), r.BrokerWarnings[0])
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	removeBuilds()
+	os.Exit(code)
+}
+
+// smokeConfig is a run of a few seconds with a handful of devices.
+func smokeConfig() config {
+	cfg := defaultConfig()
+	cfg.Devices = 20
+	cfg.Things = 300
+	cfg.Connected = 40
+	cfg.Duration = 2 * time.Second
+	cfg.Warmup = 500 * time.Millisecond
+	cfg.Timeout = 10 * time.Second
+	cfg.WaitTimeout = time.Minute
+	cfg.NoSync = true
+	return cfg
+}
+
+// runSmoke runs one scenario in process against a broker it starts, and
+// returns the report; it fails the test on any error. There are no timing
+// assertions: CI machines vary.
+func runSmoke(t *testing.T, scenario string, mod func(*config)) *Report {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a broker and runs a scenario for a few seconds")
+	}
+	cfg := smokeConfig()
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, scenario, &cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rep.Notes {
+		t.Log("note:", n)
+	}
+	for _, w := range rep.BrokerWarnings {
+		t.Log("broker:", w)
+	}
+	return rep
+}
+
+func checkLoop(t *testing.T, l *LoopResult) {
+	t.Helper()
+	if l.Ops == 0 || l.OpsPerSec <= 0 || l.Latency.Count == 0 {
+		t.Errorf("%s: no throughput: %+v", l.Name, l)
+	}
+	if l.ErrorsTotal != 0 {
+		t.Errorf("%s: %d errors: %+v", l.Name, l.ErrorsTotal, l.Errors)
+	}
+}
+
+func TestSmokeSteady(t *testing.T) {
+	rep := runSmoke(t, "steady", nil)
+	if rep.Steady == nil {
+		t.Fatal("no steady result")
+	}
+	checkLoop(t, rep.Steady)
+	if rep.Steady.CyclesPerSec <= 0 {
+		t.Errorf("no jobs completed: %+v", rep.Steady)
+	}
+	if len(rep.Echo) == 0 || rep.Ratios == nil || rep.Ratios.JobsOverEcho <= 0 {
+		t.Errorf("steady ran no echo baseline: echo %v, ratios %+v", rep.Echo, rep.Ratios)
+	}
+	for _, e := range rep.Echo {
+		checkLoop(t, e)
+	}
+}
+
+func TestSmokeEcho(t *testing.T) {
+	rep := runSmoke(t, "echo", nil)
+	if len(rep.Echo) == 0 {
+		t.Fatal("no echo result")
+	}
+	for _, e := range rep.Echo {
+		checkLoop(t, e)
+	}
+	// .ci/run installs Mosquitto, so under CI the peer baseline must run.
+	if os.Getenv("CI") == "true" && len(rep.Echo) < 2 {
+		t.Errorf("CI=true but the Mosquitto echo baseline did not run (notes %q)", rep.Notes)
+	}
+}
+
+func TestSmokeFanout(t *testing.T) {
+	rep := runSmoke(t, "fanout", nil)
+	f := rep.Fanout
+	if f == nil {
+		t.Fatal("no fanout result")
+	}
+	if f.ErrorsTotal != 0 || f.Missing != 0 || f.Notified != f.Connected {
+		t.Errorf("fanout: %d of %d notified, %d errors", f.Notified, f.Connected, f.ErrorsTotal)
+	}
+	if f.NotifiesPerSec <= 0 || f.RolloutS <= 0 {
+		t.Errorf("fanout: no throughput: %+v", f)
+	}
+}
+
+// TestSmokeFanoutGroup makes the fanout target a thing group: more things
+// than one CreateJob can name.
+func TestSmokeFanoutGroup(t *testing.T) {
+	defer func(old int) { maxTargetBytes = old }(maxTargetBytes)
+	maxTargetBytes = 4 << 10
+	rep := runSmoke(t, "fanout", nil)
+	f := rep.Fanout
+	if f == nil {
+		t.Fatal("no fanout result")
+	}
+	if f.ErrorsTotal != 0 || f.Notified != f.Connected {
+		t.Errorf("fanout: %d of %d notified, %d errors", f.Notified, f.Connected, f.ErrorsTotal)
+	}
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "thing group") }) {
+		t.Errorf("the job did not target a thing group: notes %q", rep.Notes)
+	}
+}
+
+func TestSmokeStorm(t *testing.T) {
+	rep := runSmoke(t, "storm", nil)
+	s := rep.Storm
+	if s == nil {
+		t.Fatal("no storm result")
+	}
+	if s.ErrorsTotal != 0 || s.Answered != s.Devices {
+		t.Errorf("storm: %d of %d answered, errors %+v", s.Answered, s.Devices, s.Errors)
+	}
+	if s.AnsweredS <= 0 || s.StartNext.Count != s.Devices {
+		t.Errorf("storm: no throughput: %+v", s)
+	}
+}

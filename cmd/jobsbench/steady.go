@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// benchDocument is the job document of every job jobsbench creates.
+const benchDocument = `{"operation":"bench","url":"https://example.invalid/firmware.bin","sha256":"00000000000000000000000000000000"}`
+
+// estimatedOpsPerSec sizes -jobs-per-device when it is 0 (auto): a
+// generous guess of the broker's steady rate on a small machine. If the
+// devices still run out, the window is cut short and the report says so.
+const estimatedOpsPerSec = 12_000
+
+// autoJobsPerDevice is how many jobs each device needs for warm-up and
+// window at estimatedOpsPerSec (three operations per job), with headroom.
+func autoJobsPerDevice(devices int, warmup, duration time.Duration) int {
+	ops := estimatedOpsPerSec * (warmup + duration).Seconds() * 1.5
+	return max(1, int(math.Ceil(ops/3/float64(max(1, devices)))))
+}
+
+// runSteady measures the device loop start-next, update IN_PROGRESS,
+// update SUCCEEDED over pre-created jobs, then (unless -no-echo) the echo
+// baselines, and the ratios between them.
+func runSteady(ctx context.Context, cfg *config, rep *Report) error {
+	t, err := openTarget(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeTarget(t, rep)
+	res, err := steadyJobs(ctx, cfg, t, rep)
+	if err != nil {
+		return err
+	}
+	rep.Steady = res
+	if cfg.NoEcho {
+		return nil
+	}
+	if err := runEchoes(ctx, cfg, t, rep); err != nil {
+		return err
+	}
+	rep.Ratios = &Ratios{}
+	for _, e := range rep.Echo {
+		if e.OpsPerSec == 0 {
+			continue
+		}
+		r := round3(res.OpsPerSec / e.OpsPerSec)
+		switch e.Broker {
+		case "jobsbroker":
+			rep.Ratios.JobsOverEcho = r
+		case "mosquitto":
+			rep.Ratios.JobsOverMosquittoEcho = r
+		}
+	}
+	return nil
+}
+
+// steadyJobs creates the jobs, waits until they are rolled out, connects
+// the devices and runs the loop. Only device operations run in the
+// measured window: job creation and rollout end before the devices start.
+//
+// A device works through its jobs as a sequence of things (layers), each
+// with -jobs-per-thing pending jobs, rather than as one thing with every
+// job pending: what a device operation costs grows with the thing's
+// pending set, and real things have few pending jobs.
+func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*LoopResult, error) {
+	api := newAPIClient(t.APIURL, cfg.APIConcurrency)
+	run := runID()
+	devices := names("steady-"+run, cfg.Devices)
+	perThing := max(1, cfg.JobsPerThing)
+	perDevice := cfg.JobsPerDevice
+	if perDevice <= 0 {
+		perDevice = autoJobsPerDevice(cfg.Devices, cfg.Warmup, cfg.Duration)
+	}
+	layers := (perDevice + perThing - 1) / perThing
+	perDevice = layers * perThing
+	rep.Settings.JobsPerDevice = perDevice
+	rep.Settings.JobsPerThing = perThing
+	rep.note("steady: each device works through %d things with %d pending jobs each (%d jobs of %d things, %d executions), "+
+		"created and rolled out before the devices connect: the measured window holds device operations only",
+		layers, perThing, layers*perThing, cfg.Devices, perDevice*cfg.Devices)
+
+	things := make([][]string, layers) // things[layer][device]
+	for l := range things {
+		things[l] = make([]string, cfg.Devices)
+		for i, d := range devices {
+			things[l][i] = fmt.Sprintf("%s-t%03d", d, l)
+		}
+	}
+	var registered, created, rolled atomic.Int64
+	total := int64(perDevice * cfg.Devices)
+	setupStart := time.Now()
+	prog := startProgress(cfg.Progress, "steady setup", func(time.Duration) string {
+		return fmt.Sprintf("things %d/%d  jobs %d/%d  executions %d/%d", registered.Load(), layers*cfg.Devices,
+			created.Load(), layers*perThing, rolled.Load(), total)
+	})
+	var jobIDs []string
+	for l := range layers {
+		targets, err := api.targetsFor(ctx, things[l], fmt.Sprintf("steady-%s-t%03d", run, l), cfg.APIConcurrency, &registered)
+		if err != nil {
+			prog.Stop()
+			return nil, fmt.Errorf("steady setup: %w", err)
+		}
+		for j := range perThing {
+			id := fmt.Sprintf("steady-%s-t%03d-j%02d", run, l, j)
+			if err := api.createJob(ctx, id, targets, benchDocument); err != nil {
+				prog.Stop()
+				return nil, fmt.Errorf("steady setup: %w", err)
+			}
+			jobIDs = append(jobIDs, id)
+			created.Add(1)
+		}
+	}
+	var doneExecs int64
+	for _, id := range jobIDs {
+		err := api.waitRolledOut(ctx, id, int64(cfg.Devices), 100*time.Millisecond, func(n int64) { rolled.Store(doneExecs + n) })
+		if err != nil {
+			prog.Stop()
+			return nil, fmt.Errorf("steady setup: %w", err)
+		}
+		doneExecs += int64(cfg.Devices)
+	}
+	prog.Stop()
+	rep.SetupS["steady jobs"] = seconds(int64(time.Since(setupStart)))
+
+	clients, err := connectDevices(ctx, cfg, t.MQTTAddr, "steady connect", devices, nil)
+	if err != nil {
+		return nil, fmt.Errorf("steady: %w", err)
+	}
+	defer closeAll(clients)
+	kctx, stopKeepAlive := context.WithCancel(ctx)
+	defer stopKeepAlive()
+	go keepAlive(kctx, func() []*Client { return clients }, cfg.KeepAlive)
+
+	protos := make([]deviceProto, len(clients))
+	for i := range clients {
+		mine := make([]string, layers)
+		for l := range layers {
+			mine[l] = things[l][i]
+		}
+		protos[i] = newSteadyProto(mine, perThing)
+	}
+	res, err := runLoop(ctx, "steady", clients, protos, cfg.Warmup, cfg.Duration, cfg.Timeout, newProber(t.PID, t.APIURL), cfg.Progress)
+	if err != nil {
+		return nil, err
+	}
+	res.Broker = "jobsbroker"
+	res.RSSMiB = mib(t.RSS())
+	switch {
+	case res.CutShort == "interrupted":
+		rep.note("steady: interrupted; the window ended early")
+	case res.CutShort != "":
+		rep.note("steady: %s; the window was cut there: rerun with -jobs-per-device above %d", res.CutShort, perDevice)
+	}
+	return res, nil
+}
+
+// The states of a steady device.
+const (
+	stStartNext = iota
+	stInProgress
+	stSucceeded
+)
+
+// steadyProto is a device that works through its jobs: start-next, update
+// IN_PROGRESS, update SUCCEEDED, and again; after perThing jobs (or when
+// start-next finds nothing) it goes on as its next thing. Each request
+// carries a clientToken, and each answer must echo it.
+type steadyProto struct {
+	things   []string
+	layer    int
+	perThing int
+	done     int // jobs finished as the current thing
+
+	thingPrefix                              string // $aws/things/{thing}/jobs/
+	startTopic, startAccepted, startRejected string
+	state                                    int
+	jobID                                    string
+	updTopic, updAccepted, updRejected       string
+	seq                                      uint64
+	buf                                      []byte
+	want                                     []byte // "clientToken":"{seq}"
+}
+
+func newSteadyProto(things []string, perThing int) *steadyProto {
+	p := &steadyProto{things: things, perThing: perThing, buf: make([]byte, 0, 128), want: make([]byte, 0, 40)}
+	p.setThing(0)
+	return p
+}
+
+func (p *steadyProto) setThing(layer int) {
+	p.layer, p.done = layer, 0
+	p.thingPrefix = "$aws/things/" + p.things[layer] + "/jobs/"
+	p.startTopic = p.thingPrefix + "start-next"
+	p.startAccepted = p.startTopic + "/accepted"
+	p.startRejected = p.startTopic + "/rejected"
+}
+
+func (p *steadyProto) request() (string, []byte) {
+	p.seq++
+	p.buf = p.buf[:0]
+	var topic string
+	switch p.state {
+	case stStartNext:
+		topic = p.startTopic
+		p.buf = append(p.buf, `{"statusDetails":{"step":"download"},"clientToken":"`...)
+	case stInProgress:
+		topic = p.updTopic
+		p.buf = append(p.buf, `{"status":"IN_PROGRESS","statusDetails":{"step":"install","progress":"50"},"clientToken":"`...)
+	default:
+		topic = p.updTopic
+		p.buf = append(p.buf, `{"status":"SUCCEEDED","statusDetails":{"step":"done","progress":"100"},"clientToken":"`...)
+	}
+	p.buf = strconv.AppendUint(p.buf, p.seq, 10)
+	p.buf = append(p.buf, `"}`...)
+	p.want = strconv.AppendUint(append(p.want[:0], `"clientToken":"`...), p.seq, 10)
+	p.want = append(p.want, '"')
+	return topic, p.buf
+}
+
+func (p *steadyProto) reply(m *publish) outcome {
+	accepted, rejected := p.startAccepted, p.startRejected
+	if p.state != stStartNext {
+		accepted, rejected = p.updAccepted, p.updRejected
+	}
+	switch string(m.Topic) {
+	case accepted:
+	case rejected:
+		p.state = stStartNext // start over: start-next returns the execution in progress
+		return outRejected
+	default:
+		return outIgnore
+	}
+	if !bytes.Contains(m.Payload, p.want) {
+		p.state = stStartNext
+		return outInvalid
+	}
+	switch p.state {
+	case stStartNext:
+		if !bytes.HasPrefix(m.Payload, []byte(`{"execution":`)) {
+			// Nothing pending as this thing: go on as the next one.
+			if p.layer+1 >= len(p.things) {
+				return outExhausted
+			}
+			p.setThing(p.layer + 1)
+			return outAccepted
+		}
+		id, ok := jsonString(m.Payload, "jobId")
+		if !ok {
+			return outInvalid
+		}
+		if string(id) != p.jobID {
+			p.jobID = string(id)
+			p.updTopic = p.thingPrefix + p.jobID + "/update"
+			p.updAccepted = p.updTopic + "/accepted"
+			p.updRejected = p.updTopic + "/rejected"
+		}
+		p.state = stInProgress
+		return outAccepted
+	case stInProgress:
+		p.state = stSucceeded
+		return outAccepted
+	default:
+		p.state = stStartNext
+		if p.done++; p.done == p.perThing {
+			if p.layer+1 >= len(p.things) {
+				return outExhausted
+			}
+			p.setThing(p.layer + 1)
+		}
+		return outCycle
+	}
+}
+
+// jsonString returns the value of the first "key":"value" pair in a JSON
+// text whose values need no unescaping (job ids, thing names).
+func jsonString(data []byte, key string) ([]byte, bool) {
+	pat := make([]byte, 0, len(key)+4)
+	pat = append(append(append(pat, '"'), key...), `":"`...)
+	i := bytes.Index(data, pat)
+	if i < 0 {
+		return nil, false
+	}
+	rest := data[i+len(pat):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return nil, false
+	}
+	return rest[:j], true
+}
