@@ -100,6 +100,8 @@ type Store struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	stats     Stats
+
+	maxBytes, maxEntries int64 // the most one Badger transaction may hold
 }
 
 var _ store.Store = (*Store)(nil)
@@ -144,15 +146,17 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger in %q: %w", opts.Dir, err)
 	}
 	s := &Store{
-		db:        db,
-		opts:      opts,
-		clock:     opts.Clock,
-		log:       opts.Logger,
-		ops:       make(chan *op, 4*opts.MaxBatch),
-		unsettled: map[string]bool{},
-		timerWake: make(chan struct{}, 1),
-		taskWake:  make(chan struct{}, 1),
-		closing:   make(chan struct{}),
+		db:         db,
+		opts:       opts,
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		ops:        make(chan *op, 4*opts.MaxBatch),
+		unsettled:  map[string]bool{},
+		timerWake:  make(chan struct{}, 1),
+		taskWake:   make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		maxBytes:   db.MaxBatchSize(),
+		maxEntries: db.MaxBatchCount(),
 	}
 	s.docs.init(64 << 20)
 	if err := s.load(); err != nil {

@@ -301,7 +301,7 @@ func (w *wtx) rolloutStep(job *store.Job, t *task) (time.Time, error) {
 	var chunk []string
 	chunkNo := -1
 	queued := 0
-	for n := 0; n < limit && r.Next < r.Total; n++ {
+	for n := 0; n < limit && r.Next < r.Total && !w.full(); n++ {
 		if c := r.Next / targetChunk; c != chunkNo {
 			chunk, chunkNo = nil, c
 			if err := w.getJSON(targetsKey(job.JobID, c), &chunk); err != nil {
@@ -368,7 +368,12 @@ func (w *wtx) settleStep(job *store.Job, t *task) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, k := range keys {
+	more := len(keys) == w.s.opts.TaskBatch
+	for i, k := range keys {
+		if i > 0 && w.full() {
+			keys, more = keys[:i], true
+			break
+		}
 		thing, n, ok := parseJobExecKey(k, job.JobID)
 		if !ok {
 			continue
@@ -392,7 +397,7 @@ func (w *wtx) settleStep(job *store.Job, t *task) (bool, error) {
 			return false, err
 		}
 	}
-	if len(keys) == w.s.opts.TaskBatch {
+	if more {
 		t.Settle.After = keys[len(keys)-1]
 		return true, w.saveTask(job.JobID, t)
 	}
@@ -573,7 +578,10 @@ func (s *Store) dueTimers(ctx context.Context, now time.Time, limit int) (due []
 // execution has moved on (finished, or re-armed with another deadline) is
 // stale and only removed.
 func (w *wtx) fireTimers(keys [][]byte) error {
-	for _, k := range keys {
+	for i, k := range keys {
+		if i > 0 && w.full() {
+			return nil // the rest stay in the index for the next sweep
+		}
 		if err := w.del(k); err != nil {
 			return err
 		}

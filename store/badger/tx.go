@@ -133,9 +133,21 @@ func (r *rtx) document(job string, seq uint64) (string, error) {
 
 // pending loads a thing's pending set as stored.
 func (r *rtx) pending(thing string) (store.PendingSet, error) {
-	var set store.PendingSet
-	if err := r.getJSON(thingKey(thing), &set); err != nil && !errors.Is(err, errMissing) {
+	k := thingKey(thing)
+	item, err := r.txn.Get(k)
+	if errors.Is(err, errMissing) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
+	}
+	var set store.PendingSet
+	err = item.Value(func(b []byte) error {
+		set, err = decodePending(b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode %q: %w", k, err)
 	}
 	return set, nil
 }
@@ -244,18 +256,41 @@ type wtx struct {
 	counts        map[string]*store.ProcessDetails
 	timersChanged bool
 	tasksChanged  bool
+	written       int64 // bytes this operation has written, roughly as Badger counts them
+	entries       int64 // keys this operation has written or deleted
 }
 
-func (w *wtx) set(k, v []byte) error { return w.txn.Set(k, v) }
+// entryOverhead approximates what Badger adds to each entry of a batch
+// (meta, version, skiplist node) when it checks the batch's size.
+const entryOverhead = 32
 
-func (w *wtx) del(k []byte) error { return w.txn.Delete(k) }
+func (w *wtx) set(k, v []byte) error {
+	w.written += int64(len(k) + len(v) + entryOverhead)
+	w.entries++
+	return w.txn.Set(k, v)
+}
+
+func (w *wtx) del(k []byte) error {
+	w.written += int64(len(k) + entryOverhead)
+	w.entries++
+	return w.txn.Delete(k)
+}
+
+// full reports whether the operation has written half of what one Badger
+// transaction may hold. Background steps (rollouts, cancellations, timer
+// sweeps) stop taking on things when it has, and carry on in the next
+// step: how much one thing costs depends on how many executions it has
+// pending, so a fixed number of things per step could outgrow a batch.
+func (w *wtx) full() bool {
+	return w.written >= w.s.maxBytes/2 || w.entries >= w.s.maxEntries/2
+}
 
 func (w *wtx) setJSON(k []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %q: %w", k, err)
 	}
-	return w.txn.Set(k, b)
+	return w.set(k, b)
 }
 
 // afterCommit runs f once the operation's batch is committed.
@@ -282,7 +317,7 @@ func (w *wtx) savePending(thing string, set store.PendingSet) error {
 	if len(set) == 0 {
 		return w.del(thingKey(thing))
 	}
-	return w.setJSON(thingKey(thing), set)
+	return w.set(thingKey(thing), appendPending(nil, set))
 }
 
 // jobCounts returns the job's counts, cached for the rest of the

@@ -1,0 +1,163 @@
+package badger
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jobsbroker/jobsbroker/store"
+)
+
+// A thing's pending set is read and rewritten by every operation on the
+// thing, so it has a compact binary form rather than JSON: a version byte,
+// the number of entries, then each entry's fields as varints and
+// length-prefixed strings. Times are Unix nanoseconds, 0 for the zero time.
+const pendingCodecV1 = 1
+
+// Status codes of the binary pending form; any other status is written as
+// statusOther followed by its name.
+const (
+	statusQueued     = 0
+	statusInProgress = 1
+	statusOther      = 0xff
+)
+
+var errCorrupt = errors.New("corrupt record")
+
+func appendPending(b []byte, set store.PendingSet) []byte {
+	b = append(b, pendingCodecV1)
+	b = binary.AppendUvarint(b, uint64(len(set)))
+	for i := range set {
+		p := &set[i]
+		b = appendString(b, p.JobID)
+		b = binary.AppendVarint(b, p.ExecutionNumber)
+		switch p.Status {
+		case store.StatusQueued:
+			b = append(b, statusQueued)
+		case store.StatusInProgress:
+			b = append(b, statusInProgress)
+		default:
+			b = appendString(append(b, statusOther), string(p.Status))
+		}
+		b = appendTime(b, p.QueuedAt)
+		b = appendTime(b, p.StartedAt)
+		b = appendTime(b, p.LastUpdatedAt)
+		b = binary.AppendVarint(b, p.VersionNumber)
+		b = binary.AppendUvarint(b, p.QueueSeq)
+		b = binary.AppendUvarint(b, p.JobSeq)
+	}
+	return b
+}
+
+func decodePending(b []byte) (store.PendingSet, error) {
+	if len(b) > 0 && b[0] == '[' { // written as JSON by an earlier version
+		var set store.PendingSet
+		err := json.Unmarshal(b, &set)
+		return set, err
+	}
+	d := decoder{b: b}
+	if v := d.byte(); v != pendingCodecV1 {
+		return nil, fmt.Errorf("%w: pending set version %d", errCorrupt, v)
+	}
+	n := d.uvarint()
+	if n > uint64(len(b)) { // every entry takes several bytes
+		return nil, fmt.Errorf("%w: pending set of %d entries in %d bytes", errCorrupt, n, len(b))
+	}
+	set := make(store.PendingSet, n)
+	for i := range set {
+		p := &set[i]
+		p.JobID = d.string()
+		p.ExecutionNumber = d.varint()
+		switch c := d.byte(); c {
+		case statusQueued:
+			p.Status = store.StatusQueued
+		case statusInProgress:
+			p.Status = store.StatusInProgress
+		case statusOther:
+			p.Status = store.ExecutionStatus(d.string())
+		default:
+			d.fail()
+		}
+		p.QueuedAt = d.time()
+		p.StartedAt = d.time()
+		p.LastUpdatedAt = d.time()
+		p.VersionNumber = d.varint()
+		p.QueueSeq = d.uvarint()
+		p.JobSeq = d.uvarint()
+	}
+	if d.bad || len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: pending set", errCorrupt)
+	}
+	return set, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	return binary.AppendVarint(b, t.UnixNano())
+}
+
+// decoder reads the binary forms; after the first malformed field it
+// returns zero values and sets bad.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) fail() { d.bad, d.b = true, nil }
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) time() time.Time {
+	v := d.varint()
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v).UTC()
+}
