@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,23 +105,55 @@ func TestExponentialRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rates 6, 12, 24, 48 per minute: gaps of 10, 5, 2.5 and 1.25 seconds.
+	// The clock moves in quarter seconds, each time only once the store's
+	// task loop is asleep again, so the fake times at which executions are
+	// queued do not depend on how busy the machine is.
 	start := b.Clock.Now()
-	var reached []time.Duration
-	for want := 1; want <= len(things); want++ {
-		for lcNotified(t, devices, "exp") < want {
-			b.Clock.Advance(250 * time.Millisecond)
-			brokertest.Eventually(t, "a step", func() error { return nil })
-			if b.Clock.Now().Sub(start) > 2*time.Minute {
-				t.Fatalf("only %d notified after 2 minutes", lcNotified(t, devices, "exp"))
-			}
-			time.Sleep(2 * time.Millisecond)
+	ctx := context.Background()
+	for {
+		job, err := b.Store.DescribeJob(ctx, "exp")
+		if err != nil {
+			t.Fatal(err)
 		}
-		reached = append(reached, b.Clock.Now().Sub(start))
+		if !job.IsConcurrent {
+			break
+		}
+		if b.Clock.Now().Sub(start) > 2*time.Minute {
+			t.Fatalf("rollout not over after 2 minutes: %+v", job.ProcessDetails)
+		}
+		b.Clock.Advance(250 * time.Millisecond)
+		brokertest.Eventually(t, "the task loop sleeps again", func() error {
+			if b.Clock.Waiters() == 0 {
+				if j, err := b.Store.DescribeJob(ctx, "exp"); err == nil && !j.IsConcurrent {
+					return nil // the rollout is over: nothing left to wait for
+				}
+				j, _ := b.Store.DescribeJob(ctx, "exp"); return fmt.Errorf("the task loop has not re-armed its timer (now %v, job %+v)", b.Clock.Now().Sub(start), j.ProcessDetails)
+			}
+			return nil
+		})
+	}
+	out, err := b.Store.ListJobExecutionsForJob(ctx, &store.ListExecutionsInput{JobID: "exp", MaxResults: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached []time.Duration
+	for _, e := range out.Executions {
+		reached = append(reached, e.QueuedAt.Sub(start))
+	}
+	slices.Sort(reached)
+	if len(reached) != len(things) {
+		t.Fatalf("%d executions queued", len(reached))
 	}
 	gap := func(i int) time.Duration { return reached[i] - reached[i-1] }
 	if gap(1) < 9*time.Second || gap(3) > 6*time.Second || gap(3) < 4*time.Second || gap(5) > 3*time.Second {
-		t.Fatalf("notification times %v do not ramp 10s, 10s, 5s, 5s, 2.5s, 2.5s", reached)
+		t.Fatalf("queue times %v do not ramp 10s, 10s, 5s, 5s, 2.5s, 2.5s", reached)
 	}
+	brokertest.Eventually(t, "every device notified", func() error {
+		if n := lcNotified(t, devices, "exp"); n != len(things) {
+			return fmt.Errorf("%d notified", n)
+		}
+		return nil
+	})
 }
 
 // TestAbortAtThreshold: three of five things fail; the job is canceled and

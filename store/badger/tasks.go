@@ -461,6 +461,11 @@ func (s *Store) taskLoop() {
 			err := s.submit(ctx, func(w *wtx) error {
 				var err error
 				res, err = w.step(job)
+				// This loop knows when the step wants it back (res); its own
+				// write to the task must not wake it at once, or a paced
+				// rollout would spin, committing an empty step after
+				// another.
+				w.tasksChanged = false
 				return err
 			})
 			if err != nil {
