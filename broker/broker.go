@@ -7,6 +7,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,20 +15,24 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/jobsbroker/jobsbroker/broker/auth"
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/broker/certs"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
+	"github.com/jobsbroker/jobsbroker/broker/sigv4"
+	"github.com/jobsbroker/jobsbroker/broker/throttle"
 	"github.com/jobsbroker/jobsbroker/jobshook"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -35,7 +40,8 @@ import (
 
 // Config is everything a broker needs; zero values mean the defaults.
 type Config struct {
-	// MQTTAddr is the plain MQTT listener (default ":1883").
+	// MQTTAddr is the plain MQTT listener (default ":1883", Off under
+	// identity mtls).
 	MQTTAddr string
 	// APIAddr is the HTTP listener of the control-plane API (default ":8080").
 	APIAddr string
@@ -65,6 +71,61 @@ type Config struct {
 	// ShutdownDelay is how long Shutdown reports unready before it stops
 	// serving, for load balancers to notice (default 0).
 	ShutdownDelay time.Duration
+	// Security. See security.go for how these combine; every listener
+	// that cannot tell who its clients are binds to loopback unless
+	// AllowAnonymous is set.
+
+	// MQTTTLSAddr is the MQTT-over-TLS listener (default ":8883" when
+	// TLSCert is set, otherwise Off). It offers the ALPN protocols
+	// x-amzn-mqtt-ca and mqtt.
+	MQTTTLSAddr string
+	// MQTTALPNAddr is a second MQTT-over-TLS listener, for clients that
+	// insist on port 443 with ALPN x-amzn-mqtt-ca as on AWS IoT (default
+	// Off; binding 443 needs CAP_NET_BIND_SERVICE).
+	MQTTALPNAddr string
+	// WebSocketAddr serves MQTT over WebSocket, over TLS when TLSCert is
+	// set (default Off).
+	WebSocketAddr string
+	// TLSCert and TLSKey are PEM files of the server certificate chain and
+	// key. With them the TLS listeners start and both HTTP APIs serve
+	// HTTPS.
+	TLSCert, TLSKey string
+	// ClientCA is a PEM bundle of the CAs that sign device certificates.
+	// MQTT TLS listeners require a certificate from it under identity
+	// mtls; the data plane accepts one in place of a signature.
+	ClientCA string
+	// Identity is how MQTT clients are identified (default auth.ModeNone).
+	Identity auth.Mode
+	// PasswordFile lists thing:bcrypt-hash logins for auth.ModePassword.
+	PasswordFile string
+	// Operators may subscribe to $aws/events/#.
+	Operators []string
+	// TopicRules are the topics a thing may use beside its jobs topics
+	// (nil: auth.DefaultTopicRules).
+	TopicRules []string
+	// MaxConnectionsPerIdentity limits connections per identity (default
+	// auth.DefaultMaxConnections; negative: no limit).
+	MaxConnectionsPerIdentity int
+	// CredentialsFile holds the access keys (AWS shared-credentials
+	// format) that HTTP requests must be signed with (SigV4). Without it
+	// the HTTP APIs take unsigned requests.
+	CredentialsFile string
+	// AllowAnonymous lets listeners that cannot identify their clients
+	// bind to addresses other than loopback.
+	AllowAnonymous bool
+	// MaxPacketSize is the largest MQTT packet accepted, in bytes (default
+	// 131072, AWS IoT's 128 KB).
+	MaxPacketSize int
+	// MaxTopicLength is the longest topic name or filter accepted, in bytes
+	// (default 256, as AWS IoT).
+	MaxTopicLength int
+	// RequestRate is how many device requests per second one thing may
+	// make over MQTT and HTTP together (default 100, AWS IoT's publish
+	// rate per connection; negative: no limit). RequestBurst is how many
+	// it may make at once (default: RequestRate).
+	RequestRate  float64
+	RequestBurst int
+
 	// EchoPrefix, when set, makes the broker answer every publish under
 	// that topic prefix with the same payload on topic/reply, to the
 	// publisher alone: jobsbench's measure of the broker's own
@@ -86,15 +147,6 @@ const (
 )
 
 func (c *Config) applyDefaults() {
-	if c.MQTTAddr == "" {
-		c.MQTTAddr = DefaultMQTTAddr
-	}
-	if c.APIAddr == "" {
-		c.APIAddr = DefaultAPIAddr
-	}
-	if c.JobsAddr == "" {
-		c.JobsAddr = DefaultJobsAddr
-	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
@@ -120,24 +172,35 @@ func (c *Config) applyDefaults() {
 
 // Broker is a running jobsbroker.
 type Broker struct {
-	cfg      Config
-	log      *slog.Logger
-	MQTT     *mqtt.Server
-	Store    *badger.Store
-	Jobs     *jobshook.Hook
-	Metrics  *metrics.Metrics
-	mqttLn   *listeners.TCP
-	api      *httpServer
-	jobs     *httpServer
-	serveErr chan error
-	started  atomic.Bool
-	stopping atomic.Bool
+	cfg                 Config
+	log                 *slog.Logger
+	MQTT                *mqtt.Server
+	Store               *badger.Store
+	Jobs                *jobshook.Hook
+	Auth                *auth.Hook
+	Metrics             *metrics.Metrics
+	mqttLns             map[string]listeners.Listener // by listener id, the ones configured
+	certs               *certs.Store                  // nil without TLS
+	passwords           *auth.Passwords               // nil unless identity password
+	throttle            *throttle.Limiter             // nil without a request rate
+	controlSig, dataSig *sigv4.Verifier               // nil without a credentials file
+	api                 *httpServer
+	jobs                *httpServer
+	serveErr            chan error
+	started             atomic.Bool
+	stopping            atomic.Bool
 }
 
 // New opens the store and binds every listener; Start begins serving.
 func New(cfg Config) (*Broker, error) {
 	cfg.applyDefaults()
+	if err := cfg.resolveSecurity(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
+	if err := b.loadSecrets(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -175,17 +238,24 @@ func (b *Broker) buildMQTT() error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1 // AWS IoT has no QoS 2
 	caps.MaximumClientWritesPending = 1024
+	caps.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
 	b.MQTT = mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
 		Logger:       mochiLogger(b.log),
 	})
-	if err := b.MQTT.AddHook(new(auth.AllowHook), nil); err != nil {
+	b.Auth = new(auth.Hook)
+	if err := b.MQTT.AddHook(b.Auth, &auth.Options{
+		Mode: b.cfg.Identity, Passwords: b.passwords, Operators: b.cfg.Operators, TopicRules: b.cfg.TopicRules,
+		MaxTopicLength: b.cfg.MaxTopicLength, MaxConnections: b.cfg.MaxConnectionsPerIdentity,
+		Logger: b.log.With("component", "auth"),
+	}); err != nil {
 		return fmt.Errorf("add auth hook: %w", err)
 	}
 	b.Jobs = new(jobshook.Hook)
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
-		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs")}); err != nil {
+		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
+		Identity: b.Auth.Identity, Throttle: b.throttle.Allow}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	if b.cfg.EchoPrefix != "" {
@@ -193,9 +263,8 @@ func (b *Broker) buildMQTT() error {
 			return fmt.Errorf("add echo hook: %w", err)
 		}
 	}
-	b.mqttLn = listeners.NewTCP(listeners.Config{ID: "mqtt", Address: b.cfg.MQTTAddr})
-	if err := b.MQTT.AddListener(b.mqttLn); err != nil {
-		return fmt.Errorf("listen for MQTT on %s: %w", b.cfg.MQTTAddr, err)
+	if err := b.addMQTTListeners(); err != nil {
+		return err
 	}
 	metrics.RegisterBroker(b.cfg.Registry, b.MQTT)
 	return nil
@@ -228,12 +297,12 @@ func (h levelFloor) WithGroup(n string) slog.Handler {
 func (b *Broker) buildAPI() error {
 	mux := http.NewServeMux()
 	var err error
-	if b.api, err = b.listenHTTP("control", b.cfg.APIAddr, mux); err != nil {
+	if b.api, err = b.listenHTTP("control", b.cfg.APIAddr, mux, b.httpTLS(certs.NoClientCert)); err != nil {
 		return err
 	}
 	dp := dataplane.New(dataplane.Options{Store: b.Store, Clock: b.cfg.Clock, Logger: b.log.With("component", "jobs-api"),
 		Observe: b.Metrics.API("data")})
-	if b.jobs, err = b.listenHTTP("data", b.cfg.JobsAddr, dp); err != nil {
+	if b.jobs, err = b.listenHTTP("data", b.cfg.JobsAddr, b.deviceGate(dp), b.httpTLS(certs.OptionalClientCert)); err != nil {
 		b.api.ln.Close()
 		return err
 	}
@@ -244,8 +313,8 @@ func (b *Broker) buildAPI() error {
 	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))
-	mux.HandleFunc("GET /admin/backup", b.backup)
-	mux.Handle("/", cp)
+	mux.Handle("GET /admin/backup", b.signedOnly(http.HandlerFunc(b.backup)))
+	mux.Handle("/", b.signedOnly(cp))
 	return nil
 }
 
@@ -260,7 +329,16 @@ func (b *Broker) endpoints() map[string]string {
 		}
 		return net.JoinHostPort(b.cfg.EndpointHost, port)
 	}
-	mqttAddr := withPort(b.mqttLn.Address())
+	// Devices are told the TLS listener when there is one, as AWS tells
+	// them its port 8883.
+	mqttAddr := b.listenerAddr(listenerMQTTTLS)
+	if mqttAddr == "" {
+		mqttAddr = b.listenerAddr(listenerMQTT)
+	}
+	if mqttAddr == "" {
+		mqttAddr = b.listenerAddr(listenerMQTTALPN)
+	}
+	mqttAddr = withPort(mqttAddr)
 	return map[string]string{
 		"iot:Data":     mqttAddr,
 		"iot:Data-ATS": mqttAddr,
@@ -274,10 +352,13 @@ type httpServer struct {
 	ln net.Listener
 }
 
-func (b *Broker) listenHTTP(api, addr string, h http.Handler) (*httpServer, error) {
+func (b *Broker) listenHTTP(api, addr string, h http.Handler, tlsConf *tls.Config) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the %s API on %s: %w", api, addr, err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
 	}
 	return &httpServer{ln: ln, Server: &http.Server{
 		Handler:           awsapi.WithRequestID(b.log, api, h),
@@ -302,16 +383,37 @@ func (b *Broker) Start() error {
 		}()
 	}
 	b.started.Store(true)
-	b.log.Info("jobsbroker started", "mqtt", b.MQTTAddr(), "api", b.APIAddr(), "jobs_api", b.JobsAddr(),
-		"data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
+	attrs := []any{"mqtt", b.MQTTAddr()}
+	for _, id := range []string{listenerMQTTTLS, listenerMQTTALPN, listenerWS} {
+		if addr := b.listenerAddr(id); addr != "" {
+			attrs = append(attrs, strings.ReplaceAll(id, "-", "_"), addr)
+		}
+	}
+	attrs = append(attrs, "api", b.APIAddr(), "jobs_api", b.JobsAddr(), "https", b.certs != nil,
+		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
+	b.log.Info("jobsbroker started", attrs...)
+	b.securityNotice()
 	return nil
 }
 
 // Err reports a listener that stopped serving on its own.
 func (b *Broker) Err() <-chan error { return b.serveErr }
 
-// MQTTAddr returns the bound MQTT address.
-func (b *Broker) MQTTAddr() string { return b.mqttLn.Address() }
+// MQTTAddr returns the bound address of the plain MQTT listener, "" when
+// it is off.
+func (b *Broker) MQTTAddr() string { return b.listenerAddr(listenerMQTT) }
+
+// MQTTTLSAddr returns the bound address of the MQTT-over-TLS listener, ""
+// when it is off.
+func (b *Broker) MQTTTLSAddr() string { return b.listenerAddr(listenerMQTTTLS) }
+
+// MQTTALPNAddr returns the bound address of the second MQTT-over-TLS
+// listener (the port-443 stand-in), "" when it is off.
+func (b *Broker) MQTTALPNAddr() string { return b.listenerAddr(listenerMQTTALPN) }
+
+// WebSocketAddr returns the bound address of the MQTT-over-WebSocket
+// listener, "" when it is off.
+func (b *Broker) WebSocketAddr() string { return b.listenerAddr(listenerWS) }
 
 // APIAddr returns the bound control-plane API address.
 func (b *Broker) APIAddr() string { return b.api.ln.Addr().String() }

@@ -18,7 +18,7 @@ import (
 func TestREADMEWalkthrough(t *testing.T) {
 	aws := Need(t, "/usr/bin/aws", "apt-get install awscli (Debian's AWS CLI 2.9)")
 	Need(t, "mosquitto_rr", "apt-get install mosquitto-clients")
-	for _, addr := range []string{":1883", ":8080"} {
+	for _, addr := range []string{"127.0.0.1:1883", "127.0.0.1:8080", "127.0.0.1:8081"} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			if os.Getenv("CI") == "true" {
@@ -30,7 +30,8 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	block := walkthroughBlock(t)
 	dir := t.TempDir()
-	brokertest.StartProcess(t, filepath.Join(dir, "data"), "-mqtt-addr", ":1883", "-api-addr", ":8080")
+	// As the README runs it: the defaults, on loopback.
+	brokertest.StartProcess(t, filepath.Join(dir, "data"), "-mqtt-addr", "", "-api-addr", "", "-jobs-addr", "")
 
 	// Put Debian's aws first on PATH, ahead of any other AWS CLI.
 	bin := filepath.Join(dir, "bin")

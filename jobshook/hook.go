@@ -60,6 +60,15 @@ type Options struct {
 	// (defaults us-east-1 and 123456789012).
 	Region  string `yaml:"region" json:"region"`
 	Account string `yaml:"account" json:"account"`
+	// Identity, if set, returns the thing a client is authenticated as,
+	// with enforced false when the client's identity is taken on trust. A
+	// request for another thing than an enforced identity is rejected
+	// InvalidRequest and runs nothing, whatever the access rules let
+	// through.
+	Identity func(cl *mqtt.Client) (thing string, enforced bool) `yaml:"-" json:"-"`
+	// Throttle, if set, is asked once per request with the thing it names;
+	// false answers RequestThrottled and runs nothing.
+	Throttle func(thing string) bool `yaml:"-" json:"-"`
 }
 
 // Observer receives a report of every request the hook answers and every
@@ -216,6 +225,14 @@ func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
 	defer h.inflight.Add(-1)
 	start := time.Now()
 	req, rej := decodeRequest(pk.Payload)
+	if rej == nil && h.opts.Identity != nil {
+		if id, enforced := h.opts.Identity(cl); enforced && id != t.Thing {
+			rej = invalid(fmt.Sprintf("this connection is thing %s and may not act for thing %s", id, t.Thing))
+		}
+	}
+	if rej == nil && h.opts.Throttle != nil && !h.opts.Throttle(t.Thing) {
+		rej = &rejection{code: CodeRequestThrottled, message: "thing " + t.Thing + " sends requests faster than its rate limit; retry later"}
+	}
 	if rej == nil && h.draining.Load() {
 		rej = &rejection{code: CodeInternalError, message: "the broker is shutting down; retry on another connection"}
 	}

@@ -1089,12 +1089,11 @@ func TestQoS1RepliesThroughServer(t *testing.T) {
 	})
 }
 
-// TestOnPublishOtherThing checks STYLE.md lessons 2 and 3: cl.ID is the
-// authenticated publisher, and OnPublish rejects a request whose thing
-// name differs from it, whatever the auth hook allowed (mochi ORs ACL
-// results, and the broker installs auth.AllowHook).
+// TestOnPublishOtherThing checks STYLE.md lessons 2 and 3: the
+// authenticated client (here cl.ID, as identity mtls makes it) is the
+// publisher, and OnPublish rejects a request whose thing name differs from
+// it, whatever the access hooks allowed (mochi ORs ACL results).
 func TestOnPublishOtherThing(t *testing.T) {
-	t.Skip("BUG: a client is served on another thing's request topics; STYLE.md lessons 2-3 ask OnPublish to reject a {thingName} that differs from cl.ID (PROTOCOL.md itself is silent)")
 	const other = "thing-2"
 	tt := []struct {
 		desc    string
@@ -1106,7 +1105,9 @@ func TestOnPublishOtherThing(t *testing.T) {
 		{desc: "describe", topic: "$aws/things/thing-2/jobs/job-1/get", payload: `{"clientToken":"c-3"}`},
 		{desc: "update", topic: "$aws/things/thing-2/jobs/job-1/update", payload: `{"status":"REJECTED","clientToken":"c-4"}`},
 	}
-	f := newFixture(t)
+	f := newFixture(t, func(o *Options) {
+		o.Identity = func(cl *mqtt.Client) (string, bool) { return cl.ID, true }
+	})
 	f.createJob(t, "job-1", other)
 	for _, tc := range tt {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -1133,5 +1134,42 @@ func TestOnPublishOtherThing(t *testing.T) {
 	}
 	if out.Execution.Status != store.StatusQueued || out.Execution.VersionNumber != 1 {
 		t.Errorf("thing-1 changed thing-2's execution: %s v%d", out.Execution.Status, out.Execution.VersionNumber)
+	}
+}
+
+// TestThrottle answers requests over the thing's rate RequestThrottled,
+// without running them, and leaves other things alone.
+func TestThrottle(t *testing.T) {
+	allowed := map[string]int{thing1: 1}
+	f := newFixture(t, func(o *Options) {
+		o.Throttle = func(thing string) bool {
+			if allowed[thing] > 0 {
+				allowed[thing]--
+				return true
+			}
+			return thing != thing1
+		}
+	})
+	f.createJob(t, "job-1", thing1)
+	cl, w := newPipeClient(t, f.server, thing1, false)
+	start := topics.Request(thing1, topics.OpStartNext, "")
+	f.hook.OnPublish(cl, publish(start, `{"clientToken":"c-1"}`, 0))
+	if pk := w.next(t); pk.TopicName != topics.Accepted(start) {
+		t.Fatalf("first request: reply on %q (%s)", pk.TopicName, pk.Payload)
+	}
+	update := topics.Request(thing1, topics.OpUpdate, "job-1")
+	f.hook.OnPublish(cl, publish(update, `{"status":"SUCCEEDED","clientToken":"c-2"}`, 0))
+	pk := w.next(t)
+	var got struct{ Code, ClientToken string }
+	if err := json.Unmarshal(pk.Payload, &got); err != nil || pk.TopicName != topics.Rejected(update) ||
+		got.Code != CodeRequestThrottled || got.ClientToken != "c-2" {
+		t.Fatalf("throttled request: reply on %q: %s", pk.TopicName, pk.Payload)
+	}
+	out, err := f.store.DescribeJobExecution(context.Background(), &store.DescribeExecutionInput{ThingName: thing1, JobID: "job-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Execution.Status != store.StatusInProgress {
+		t.Errorf("a throttled update ran: status %s", out.Execution.Status)
 	}
 }

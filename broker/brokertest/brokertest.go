@@ -6,8 +6,11 @@ package brokertest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -29,6 +32,9 @@ type Instance struct {
 	*broker.Broker
 	Config broker.Config
 	Clock  *clock.Fake
+	// Credentials sign the requests of IoT(); set them when the broker
+	// has a credentials file.
+	Credentials aws.Credentials
 }
 
 // Start runs a broker on loopback with a fake clock and a temporary data
@@ -79,15 +85,52 @@ func (i *Instance) Stop(t testing.TB) {
 	i.Broker = nil
 }
 
-// APIURL is the base URL of the control-plane API.
-func (i *Instance) APIURL() string { return "http://" + i.APIAddr() }
+// APIURL is the base URL of the control-plane API (https when the broker
+// has a TLS certificate).
+func (i *Instance) APIURL() string { return i.scheme() + i.APIAddr() }
 
 // JobsURL is the base URL of the iot-jobs-data API.
-func (i *Instance) JobsURL() string { return "http://" + i.JobsAddr() }
+func (i *Instance) JobsURL() string { return i.scheme() + i.JobsAddr() }
 
-// IoT returns an AWS SDK for Go v2 IoT client pointed at the broker.
+func (i *Instance) scheme() string {
+	if i.Config.TLSCert != "" {
+		return "https://"
+	}
+	return "http://"
+}
+
+// HTTPClient returns an HTTP client for the broker's APIs. With TLS it
+// trusts the CA bundle of Config.ClientCA (tests sign the server
+// certificate with the same CA as the devices') and presents cert, if any.
+func (i *Instance) HTTPClient(cert *tls.Certificate) *http.Client {
+	if i.Config.TLSCert == "" {
+		return &http.Client{Timeout: 30 * time.Second}
+	}
+	pool := x509.NewCertPool()
+	if b, err := os.ReadFile(i.Config.ClientCA); err == nil {
+		pool.AppendCertsFromPEM(b)
+	}
+	conf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		conf.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
+}
+
+// IoT returns an AWS SDK for Go v2 IoT client pointed at the broker,
+// signing with i.Credentials (or a placeholder key when they are unset).
 func (i *Instance) IoT() *iot.Client {
-	return IoTClient(i.APIURL())
+	creds := i.Credentials
+	if creds.AccessKeyID == "" {
+		creds = aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret"}
+	}
+	return iot.New(iot.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String(i.APIURL()),
+		Credentials:      credentials.StaticCredentialsProvider{Value: creds},
+		RetryMaxAttempts: 1,
+		HTTPClient:       i.HTTPClient(nil),
+	})
 }
 
 // IoTClient returns an AWS SDK for Go v2 IoT client for endpoint, with

@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -275,4 +276,85 @@ func (c *Client) describe() string {
 		fmt.Fprintf(&b, "\n  %s %s", m.Topic, m.Payload)
 	}
 	return b.String()
+}
+
+// Dial describes a connection for TryConnect.
+type Dial struct {
+	// URL is the broker: tcp://, ssl:// (TLS), ws:// or wss:// (WebSocket,
+	// path /mqtt).
+	URL string
+	// ID is the client ID.
+	ID string
+	// TLS configures ssl:// and wss://.
+	TLS *tls.Config
+	// Username and Password are sent when Username is set.
+	Username, Password string
+}
+
+// TryConnect connects an MQTT 3.1.1 client as d describes and returns the
+// connection error instead of failing the test, for tests of refusals.
+func TryConnect(t testing.TB, d Dial) (*Client, error) {
+	t.Helper()
+	c := newClient(t, d.ID, 4)
+	opts := paho3.NewClientOptions().AddBroker(d.URL).SetClientID(d.ID).
+		SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).
+		SetOrderMatters(true).SetConnectTimeout(5 * time.Second).SetConnectRetry(false).
+		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
+			c.record(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos()})
+		})
+	if d.TLS != nil {
+		opts.SetTLSConfig(d.TLS)
+	}
+	if d.Username != "" {
+		opts.SetUsername(d.Username).SetPassword(d.Password)
+	}
+	c.v3 = paho3.NewClient(opts)
+	tok := c.v3.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, fmt.Errorf("connect %s: timed out", d.ID)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(c.Close)
+	return c, nil
+}
+
+// TrySubscribe subscribes and returns the broker's refusal as an error.
+func (c *Client) TrySubscribe(filter string, qos byte) error {
+	tok := c.v3.Subscribe(filter, qos, nil)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("subscribe %s: timed out", filter)
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	st, ok := tok.(*paho3.SubscribeToken)
+	if !ok {
+		return fmt.Errorf("subscribe %s: no SUBACK result", filter)
+	}
+	for f, code := range st.Result() {
+		if code >= 0x80 {
+			return fmt.Errorf("subscribe %s: refused by the broker (%#x for %s)", filter, code, f)
+		}
+	}
+	return nil
+}
+
+// TryPublish publishes at QoS 0 or 1 (MQTT 3.1.1 clients) and returns
+// the error instead of failing the test.
+func (c *Client) TryPublish(topic, payload string, qos byte) error {
+	tok := c.v3.Publish(topic, qos, false, payload)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("publish %s: timed out", topic)
+	}
+	return tok.Error()
+}
+
+// Connected reports whether the client is still connected.
+func (c *Client) Connected() bool {
+	if c.v3 != nil {
+		return c.v3.IsConnectionOpen()
+	}
+	return true
 }

@@ -40,9 +40,26 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs := s.fs
 	fs.SetOutput(stderr)
 	fs.StringVar(&s.configFile, "config", "", "YAML file of settings (keys are the flag names with _ for -)")
-	fs.StringVar(&s.MQTTAddr, "mqtt-addr", broker.DefaultMQTTAddr, "address of the plain MQTT listener")
-	fs.StringVar(&s.APIAddr, "api-addr", broker.DefaultAPIAddr, "address of the HTTP API (AWS IoT job management, /metrics, /healthz, /readyz)")
-	fs.StringVar(&s.JobsAddr, "jobs-addr", broker.DefaultJobsAddr, "address of the HTTP iot-jobs-data API (the device operations)")
+	fs.StringVar(&s.MQTTAddr, "mqtt-addr", "", "address of the plain MQTT listener (empty: :1883, off under identity mtls; 127.0.0.1 only while no identity is configured; off: none)")
+	fs.StringVar(&s.MQTTTLSAddr, "mqtt-tls-addr", "", "address of the MQTT-over-TLS listener, which also takes ALPN x-amzn-mqtt-ca (empty: :8883 when tls_cert is set, else off)")
+	fs.StringVar(&s.MQTTALPNAddr, "mqtt-alpn-addr", "", "address of a second MQTT-over-TLS listener for clients that insist on port 443 with ALPN x-amzn-mqtt-ca, such as the AWS IoT Device Client (empty: off)")
+	fs.StringVar(&s.WebSocketAddr, "websocket-addr", "", "address of the MQTT-over-WebSocket listener, wss when tls_cert is set (empty: off)")
+	fs.StringVar(&s.APIAddr, "api-addr", "", "address of the HTTP API: AWS IoT job management, /metrics, /healthz, /readyz (empty: :8080; 127.0.0.1 only while no credentials_file is configured)")
+	fs.StringVar(&s.JobsAddr, "jobs-addr", "", "address of the HTTP iot-jobs-data API, the device operations (empty: :8081; 127.0.0.1 only while neither credentials_file nor client_ca is configured)")
+	fs.StringVar(&s.TLSCert, "tls-cert", "", "PEM file of the server certificate chain: enables the MQTT TLS listener and HTTPS on both HTTP APIs (reloaded on SIGHUP)")
+	fs.StringVar(&s.TLSKey, "tls-key", "", "PEM file of the server certificate's private key (reloaded on SIGHUP)")
+	fs.StringVar(&s.ClientCA, "client-ca", "", "PEM bundle of the CAs that sign device certificates; the data plane then accepts a device certificate for its own thing (reloaded on SIGHUP)")
+	fs.StringVar((*string)(&s.Identity), "identity", "none", "how MQTT clients are identified: none (client ID, unchecked; no access rules), mtls (certificate CN, which must equal the client ID) or password (username checked against password_file)")
+	fs.StringVar(&s.PasswordFile, "password-file", "", "file of thing:bcrypt-hash lines for identity password (see jobsbroker passwd; reloaded on SIGHUP)")
+	fs.StringVar(&s.CredentialsFile, "credentials-file", "", "AWS shared-credentials file of the access keys HTTP requests must be signed with (SigV4); empty: unsigned requests are served (reloaded on SIGHUP)")
+	fs.Var(&listFlag{&s.Operators}, "operators", "comma-separated identities that may subscribe to $aws/events/#")
+	fs.Var(&listFlag{&s.TopicRules}, "topic-rules", "comma-separated topic filters a thing may use beside its jobs topics; {thing} is its name (default things/{thing}/#; \"none\" for no others)")
+	fs.IntVar(&s.MaxConnectionsPerIdentity, "max-connections-per-identity", 0, "connections one identity may hold at once (0: 10; negative: no limit)")
+	fs.BoolVar(&s.AllowAnonymous, "allow-anonymous", false, "let listeners that cannot identify their clients bind to addresses other than loopback")
+	fs.IntVar(&s.MaxPacketSize, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet accepted, in bytes (AWS IoT: 128 KB)")
+	fs.IntVar(&s.MaxTopicLength, "max-topic-length", 256, "longest MQTT topic name or filter accepted, in bytes (AWS IoT: 256)")
+	fs.Float64Var(&s.RequestRate, "request-rate", 100, "device requests per second one thing may make over MQTT and HTTP together, answered RequestThrottled / ThrottlingException beyond it (negative: no limit)")
+	fs.IntVar(&s.RequestBurst, "request-burst", 0, "device requests one thing may make at once before request_rate applies (0: request_rate)")
 	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store")
 	fs.BoolVar(&s.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
 	fs.BoolVar(&s.Events, "events", false, "publish job and job-execution events on $aws/events/... (until UpdateEventConfigurations changes it)")
@@ -169,10 +186,14 @@ func (s *settings) validate() error {
 	bad := func(name, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("%s: %s", fileKey(name), fmt.Sprintf(format, args...)))
 	}
-	addrs := map[string]string{"mqtt-addr": s.MQTTAddr, "api-addr": s.APIAddr, "jobs-addr": s.JobsAddr}
+	addrs := map[string]string{"mqtt-addr": s.MQTTAddr, "mqtt-tls-addr": s.MQTTTLSAddr, "mqtt-alpn-addr": s.MQTTALPNAddr,
+		"websocket-addr": s.WebSocketAddr, "api-addr": s.APIAddr, "jobs-addr": s.JobsAddr}
 	seen := map[string]string{}
-	for _, name := range []string{"mqtt-addr", "api-addr", "jobs-addr"} {
+	for _, name := range []string{"mqtt-addr", "mqtt-tls-addr", "mqtt-alpn-addr", "websocket-addr", "api-addr", "jobs-addr"} {
 		addr := addrs[name]
+		if addr == "" || addr == broker.Off {
+			continue
+		}
 		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			bad(name, "%q is not host:port (%v)", addr, err)
@@ -207,6 +228,14 @@ func (s *settings) validate() error {
 	}
 	if s.ShutdownDelay < 0 || s.ShutdownDelay >= s.shutdownTimeout {
 		bad("shutdown-delay", "%v must be at least 0 and less than shutdown_timeout (%v)", s.ShutdownDelay, s.shutdownTimeout)
+	}
+	if len(s.TopicRules) == 1 && s.TopicRules[0] == "none" {
+		s.TopicRules = []string{}
+	}
+	if err := broker.CheckConfig(s.Config); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			problems = append(problems, line)
+		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
@@ -259,4 +288,24 @@ func (s *settings) effective() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), enc.Close()
+}
+
+// listFlag is a comma-separated list setting.
+type listFlag struct{ list *[]string }
+
+func (f *listFlag) String() string {
+	if f.list == nil {
+		return ""
+	}
+	return strings.Join(*f.list, ",")
+}
+
+func (f *listFlag) Set(v string) error {
+	*f.list = nil
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*f.list = append(*f.list, item)
+		}
+	}
+	return nil
 }

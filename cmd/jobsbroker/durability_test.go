@@ -295,7 +295,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx := context.Background()
-	p := brokertest.StartProcess(t, dir, "-shutdown-delay", "500ms")
+	// The devices update as fast as they can: lift the per-thing rate.
+	p := brokertest.StartProcess(t, dir, "-shutdown-delay", "500ms", "-request-rate", "-1")
 	api := brokertest.IoTClient(p.APIURL())
 	const devices = 6
 	var targets []string

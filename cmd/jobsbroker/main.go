@@ -1,8 +1,12 @@
 // Command jobsbroker runs an MQTT broker that speaks the AWS IoT Jobs
 // protocol, with the AWS IoT job-management API over HTTP.
 //
-// With no configuration it serves MQTT on :1883, the job-management API on
-// :8080 and the iot-jobs-data API on :8081, and keeps its data in ./data.
+// With no configuration it serves MQTT on 127.0.0.1:1883, the
+// job-management API on 127.0.0.1:8080 and the iot-jobs-data API on
+// 127.0.0.1:8081, and keeps its data in ./data. Listeners bind to every
+// interface once they can identify their clients (identity, credentials
+// file) or with -allow-anonymous. SIGHUP reloads certificates and
+// credentials.
 //
 // Usage:
 //
@@ -10,6 +14,7 @@
 //	jobsbroker config [flags]       print the effective configuration
 //	jobsbroker backup -o FILE       back the store up (-from URL for a running broker)
 //	jobsbroker restore -i FILE      restore a backup into an empty data directory
+//	jobsbroker passwd -file F THING set a thing's password (identity password; read from stdin)
 //	jobsbroker version              print the version
 //
 // Every setting is a flag (-mqtt-addr), a config-file key (mqtt_addr, in
@@ -58,11 +63,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return backup(ctx, args, getenv, stdout, stderr)
 	case "restore":
 		return restore(args, getenv, stdout, stderr)
+	case "passwd":
+		return passwd(args, os.Stdin, stdout, stderr)
 	case "version":
 		_, err := fmt.Fprintln(stdout, "jobsbroker", broker.Version)
 		return err
 	}
-	return fmt.Errorf("unknown command %q (serve, config, backup, restore or version)", cmd)
+	return fmt.Errorf("unknown command %q (serve, config, backup, restore, passwd or version)", cmd)
 }
 
 // serve starts the broker and blocks until ctx ends, then shuts it down.
@@ -82,12 +89,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		b.Shutdown(context.Background())
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "reason", context.Cause(ctx))
-	case serveErr = <-b.Err():
-		log.Error("listener failed", "error", serveErr)
+wait:
+	for {
+		select {
+		case <-hup:
+			// Certificates, passwords and access keys; a bad file keeps
+			// the old material in use.
+			if err := b.Reload(); err != nil {
+				log.Error("reload failed; still using the previous certificates and credentials", "error", err)
+			}
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", context.Cause(ctx))
+			break wait
+		case serveErr = <-b.Err():
+			log.Error("listener failed", "error", serveErr)
+			break wait
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()

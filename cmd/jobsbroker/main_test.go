@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/broker/auth"
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 )
@@ -41,7 +42,10 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MQTTAddr != ":1883" || s.APIAddr != ":8080" || s.JobsAddr != ":8081" || s.DataDir != "./data" || s.NoSync || s.Events {
+	// Empty addresses are the broker's defaults (broker/security.go),
+	// which depend on the identity settings.
+	if s.MQTTAddr != "" || s.APIAddr != "" || s.JobsAddr != "" || s.DataDir != "./data" || s.NoSync || s.Events ||
+		s.Identity != "none" || s.AllowAnonymous || s.RequestRate != 100 || s.MaxPacketSize != 128<<10 {
 		t.Fatalf("defaults = %+v", s.Config)
 	}
 	if s.Clock != nil || s.logFormat != "text" || s.logLevel != "info" || s.shutdownTimeout != 15*time.Second || s.ShutdownDelay != 0 {
@@ -51,13 +55,13 @@ func TestDefaults(t *testing.T) {
 
 // TestPrecedence: default < file < flag < environment.
 func TestPrecedence(t *testing.T) {
-	file := writeFile(t, "mqtt_addr: ':1111'\napi_addr: ':2222'\ndata_dir: /file\nlog_level: warn\nno_sync: true\n")
+	file := writeFile(t, "mqtt_addr: ':1111'\napi_addr: ':2222'\ndata_dir: /file\nlog_level: warn\nno_sync: true\nallow_anonymous: true\n")
 	s, err := load(t, []string{"-config", file, "-api-addr", ":3333", "-data-dir", "/flag"},
 		map[string]string{"JOBSBROKER_DATA_DIR": "/env", "JOBSBROKER_DEBUG_CLOCK_OFFSET": "2m"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MQTTAddr != ":1111" || s.APIAddr != ":3333" || s.DataDir != "/env" || s.logLevel != "warn" || !s.NoSync || s.JobsAddr != ":8081" {
+	if s.MQTTAddr != ":1111" || s.APIAddr != ":3333" || s.DataDir != "/env" || s.logLevel != "warn" || !s.NoSync || s.JobsAddr != "" {
 		t.Fatalf("settings = %+v, log level %s", s.Config, s.logLevel)
 	}
 	if off, ok := s.Clock.(clock.Offset); !ok || off.By != 2*time.Minute {
@@ -93,6 +97,14 @@ func TestConfigErrors(t *testing.T) {
 		{args: []string{"-log-level", "loud"}, want: "log_level"},
 		{args: []string{"-shutdown-delay", "20s"}, want: "shutdown_delay"},
 		{args: []string{"-config", "/no/such/file"}, want: "read config file"},
+		{args: []string{"-mqtt-addr", ":1883"}, want: `mqtt_addr ":1883" would serve the network`},
+		{args: []string{"-api-addr", "0.0.0.0:8080"}, want: "configure credentials_file"},
+		{args: []string{"-identity", "cert"}, want: `identity "cert"`},
+		{args: []string{"-identity", "mtls"}, want: "identity mtls needs client_ca"},
+		{args: []string{"-identity", "password"}, want: "identity password needs password_file"},
+		{args: []string{"-mqtt-tls-addr", ":8883", "-allow-anonymous"}, want: "need tls_cert and tls_key"},
+		{args: []string{"-tls-cert", "c.pem"}, want: "tls_cert and tls_key go together"},
+		{args: []string{"-topic-rules", "things/x{thing}/#"}, want: "{thing} must be a whole level"},
 	}
 	for _, c := range cases {
 		args := c.args
@@ -113,14 +125,14 @@ func TestConfigErrors(t *testing.T) {
 // gives the same settings; and the example in deploy/ is that output.
 func TestConfigCommand(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"config", "-mqtt-addr", ":1999", "-events"}, env(nil), &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"config", "-mqtt-addr", "127.0.0.1:1999", "-events", "-operators", "ops-1, ops-2"}, env(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	s, err := load(t, []string{"-config", writeFile(t, out.String())}, nil)
 	if err != nil {
 		t.Fatalf("the printed configuration does not load: %v\n%s", err, out.String())
 	}
-	if s.MQTTAddr != ":1999" || !s.Events || s.APIAddr != ":8080" {
+	if s.MQTTAddr != "127.0.0.1:1999" || !s.Events || s.APIAddr != "" || strings.Join(s.Operators, " ") != "ops-1 ops-2" {
 		t.Fatalf("round trip gave %+v", s.Config)
 	}
 	s.secret["region"] = true
@@ -199,4 +211,34 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatalf("the data directory does not open after SIGTERM: %v", err)
 	}
 	b.Shutdown(context.Background())
+}
+
+func TestPasswdCommand(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "passwords")
+	for _, step := range []struct{ thing, pw, want string }{
+		{"thing-1", "one\n", "added"},
+		{"thing-2", "two\n", "added"},
+		{"thing-1", "uno\n", "replaced"},
+	} {
+		var out bytes.Buffer
+		if err := passwd([]string{"-file", file, step.thing}, strings.NewReader(step.pw), &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out.String(), step.want) {
+			t.Errorf("%s: %q", step.thing, out.String())
+		}
+	}
+	p, err := auth.LoadPasswords(file)
+	if err != nil || p.Len() != 2 {
+		t.Fatalf("%v (%d entries)", err, p.Len())
+	}
+	if p.Check("thing-1", []byte("uno")) != nil || p.Check("thing-1", []byte("one")) == nil || p.Check("thing-2", []byte("two")) != nil {
+		t.Error("the file does not hold the latest passwords")
+	}
+	if err := passwd([]string{"-file", file, "bad thing"}, strings.NewReader("x\n"), io.Discard, io.Discard); err == nil {
+		t.Error("a bad thing name was accepted")
+	}
+	if err := passwd([]string{"-file", file, "thing-3"}, strings.NewReader(""), io.Discard, io.Discard); err == nil {
+		t.Error("an empty password was accepted")
+	}
 }
