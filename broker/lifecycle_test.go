@@ -127,7 +127,8 @@ func TestExponentialRollout(t *testing.T) {
 				if j, err := b.Store.DescribeJob(ctx, "exp"); err == nil && !j.IsConcurrent {
 					return nil // the rollout is over: nothing left to wait for
 				}
-				j, _ := b.Store.DescribeJob(ctx, "exp"); return fmt.Errorf("the task loop has not re-armed its timer (now %v, job %+v)", b.Clock.Now().Sub(start), j.ProcessDetails)
+				j, _ := b.Store.DescribeJob(ctx, "exp")
+				return fmt.Errorf("the task loop has not re-armed its timer (now %v, job %+v)", b.Clock.Now().Sub(start), j.ProcessDetails)
 			}
 			return nil
 		})

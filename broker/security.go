@@ -69,6 +69,9 @@ func (c *Config) resolveSecurity() error {
 	if c.MaxTopicLength == 0 {
 		c.MaxTopicLength = auth.DefaultMaxTopicLength
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
 	if c.RequestRate == 0 {
 		c.RequestRate = throttle.DefaultRate
 	}
@@ -245,7 +248,7 @@ func (b *Broker) addMQTTListeners() error {
 	}
 	tcp := func(id, addr string, conf *tls.Config) func() (listeners.Listener, error) {
 		return func() (listeners.Listener, error) {
-			return listeners.NewTCP(listeners.Config{ID: id, Address: addr, TLSConfig: conf}), nil
+			return newTCPListener(id, addr, conf, c.WriteTimeout)
 		}
 	}
 	if err := add(listenerMQTT, c.MQTTAddr, tcp(listenerMQTT, c.MQTTAddr, nil)); err != nil {
@@ -258,7 +261,7 @@ func (b *Broker) addMQTTListeners() error {
 		return err
 	}
 	return add(listenerWS, c.WebSocketAddr, func() (listeners.Listener, error) {
-		return newWSListener(listenerWS, c.WebSocketAddr, tlsConf)
+		return newWSListener(listenerWS, c.WebSocketAddr, tlsConf, c.WriteTimeout)
 	})
 }
 

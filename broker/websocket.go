@@ -29,16 +29,18 @@ type wsListener struct {
 	mu     sync.Mutex
 	closed bool
 	est    listeners.EstablishFn
+
+	writeTimeout time.Duration
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id, addr string, tlsConf *tls.Config) (*wsListener, error) {
+func newWSListener(id, addr string, tlsConf *tls.Config, writeTimeout time.Duration) (*wsListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	l := &wsListener{id: id, ln: ln, tls: tlsConf}
+	l := &wsListener{id: id, ln: ln, tls: tlsConf, writeTimeout: writeTimeout}
 	l.up = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		// Devices are not browsers; an Origin header proves nothing either
@@ -86,7 +88,7 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered the client
 	}
-	c := &wsConn{Conn: ws.NetConn(), ws: ws}
+	c := &wsConn{Conn: ws.NetConn(), ws: ws, timeout: l.writeTimeout}
 	if r.TLS != nil {
 		state := *r.TLS
 		c.state = &state
@@ -126,6 +128,8 @@ type wsConn struct {
 	r     io.Reader
 	state *tls.ConnectionState
 	wmu   sync.Mutex
+
+	timeout time.Duration // per write, as deadlineConn
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
@@ -155,7 +159,15 @@ func (c *wsConn) Read(p []byte) (int, error) {
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.timeout > 0 {
+		if err := c.ws.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+			return 0, err
+		}
+	}
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		if isTimeout(err) {
+			c.Conn.Close()
+		}
 		return 0, err
 	}
 	return len(p), nil

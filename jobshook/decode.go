@@ -27,7 +27,7 @@ type request struct {
 // nothing when a request has no fields.
 func decodeRequest(payload []byte) (*request, *rejection) {
 	r := &request{}
-	payload = bytes.TrimSpace(payload)
+	payload = bytes.Trim(payload, " \t\r\n") // JSON's whitespace, not Unicode's
 	if len(payload) == 0 {
 		return r, nil
 	}

@@ -96,14 +96,11 @@ func (h *Hook) publish(c *store.Change) {
 }
 
 func (h *Hook) send(topic, kind string, payload []byte, err error) {
-	if err == nil {
-		err = h.server.Publish(topic, payload, false, notificationQoS)
-	}
 	if err != nil {
-		h.Log.Error("could not publish a jobs notification", "topic", topic, "error", err)
+		h.Log.Error("could not render a jobs notification", "topic", topic, "error", err)
 		return
 	}
-	if h.opts.Observer != nil {
+	if h.fanOut(topic, payload) > 0 && h.opts.Observer != nil {
 		h.opts.Observer.Notification(kind)
 	}
 }

@@ -99,6 +99,7 @@ type Hook struct {
 	stop    chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
+	outbox  outbox // notifications waiting for each client
 
 	inflight atomic.Int64 // requests being served
 	draining atomic.Bool  // set by Drain: new requests are refused
@@ -148,6 +149,7 @@ func (h *Hook) Init(config any) error {
 	h.server, h.store = h.opts.Server, h.opts.Store
 	h.changes = make(chan []store.Change, h.opts.QueueLength)
 	h.stop = make(chan struct{})
+	h.outbox.queues = map[*mqtt.Client]*clientQueue{}
 	h.store.SetChangeHandler(h.enqueue)
 	h.wg.Add(1)
 	go h.dispatch()
