@@ -240,3 +240,26 @@ type DeleteExecutionInput struct {
 	ExecutionNumber int64
 	Force           bool
 }
+
+// Shared is implemented by backends that several broker nodes use at once
+// (a shared database). A change committed on one node must reach the
+// ChangeHandler of every node that serves devices of the changed thing, so
+// such a store asks the node which things those are.
+type Shared interface {
+	Store
+	// SetInterest installs the node's view of which things it serves.
+	// Install it before serving traffic, with SetChangeHandler.
+	SetInterest(Interest)
+}
+
+// Interest tells a Shared store which things this node has devices
+// listening for, so that it can deliver other nodes' changes to them.
+type Interest interface {
+	// Has reports whether a client on this node subscribes to thing's
+	// notify or notify-next topic.
+	Has(thing string) bool
+	// Things lists every thing Has is true for. After losing touch with
+	// the other nodes (a dropped database connection), the store re-reads
+	// the state of these things and hands over whatever changed meanwhile.
+	Things() []string
+}

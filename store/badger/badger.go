@@ -64,6 +64,13 @@ type Options struct {
 	// GCInterval is how often the value log is garbage-collected (default
 	// 5 minutes; negative turns it off).
 	GCInterval time.Duration `yaml:"gc_interval" json:"gc_interval"`
+	// MinFreeBytes is the free space the store's filesystem must keep:
+	// below it, operations that write are refused with
+	// ServiceUnavailable while reads go on (default 256 MiB; negative
+	// turns the check off). Badger writes through memory maps of sparse
+	// files, and running out of space there kills the process, so the
+	// store stops writing well before that.
+	MinFreeBytes int64 `yaml:"min_free_bytes" json:"min_free_bytes"`
 	// OnCommit, if set, is told about every commit: how long it took, how
 	// many operations it carried, and its error.
 	OnCommit func(took time.Duration, ops int, err error) `yaml:"-" json:"-"`
@@ -73,6 +80,9 @@ const (
 	defaultMaxBatch  = 512
 	defaultTaskBatch = 256
 )
+
+// DefaultMinFreeBytes is the default of Options.MinFreeBytes.
+const DefaultMinFreeBytes = 256 << 20
 
 // Store is the Badger implementation of store.Store.
 type Store struct {
@@ -102,6 +112,9 @@ type Store struct {
 	stats     Stats
 
 	maxBytes, maxEntries int64 // the most one Badger transaction may hold
+
+	failed atomic.Pointer[error] // set by a failed commit: the store takes no more writes
+	space  diskSpace             // committer only
 }
 
 var _ store.Store = (*Store)(nil)
@@ -133,6 +146,14 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.GCInterval == 0 {
 		opts.GCInterval = 5 * time.Minute
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if !opts.InMemory {
+		if err := removeEmptyMemtables(opts.Dir); err != nil {
+			return nil, err
+		}
 	}
 	bopts := baseOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
@@ -236,6 +257,9 @@ func (s *Store) load() error {
 // Ping checks that the store can read and that its committer runs: it
 // submits an operation that reads the schema version and writes nothing.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.failed.Load(); err != nil {
+		return store.Unavailable("ping", fmt.Errorf("a commit failed earlier (%w); restart the broker", *err))
+	}
 	return s.submit(ctx, func(w *wtx) error {
 		_, err := w.get([]byte(metaSchema))
 		return err
@@ -278,6 +302,9 @@ type op struct {
 // fn may run more than once (when a batch has to be redone); it must keep
 // its results in variables it resets at the start.
 func (s *Store) submit(ctx context.Context, fn func(w *wtx) error) error {
+	if err := s.failed.Load(); err != nil {
+		return store.Unavailable("write", fmt.Errorf("a commit failed earlier (%w); restart the broker", *err))
+	}
 	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
 	select {
 	case s.ops <- o:
@@ -328,9 +355,42 @@ func (s *Store) commitLoop() {
 
 // runBatch runs ops in as few transactions as their size allows.
 func (s *Store) runBatch(ops []*op) {
+	if s.space.low(s) {
+		for _, o := range ops {
+			s.runReadOnly(o)
+		}
+		return
+	}
 	for len(ops) > 0 {
 		ops = ops[s.runTxn(ops):]
 	}
+}
+
+// runReadOnly runs one op while the disk is low on space: an op that
+// writes nothing (a ping, a rejected request) completes as usual, one that
+// writes is refused and changes nothing.
+func (s *Store) runReadOnly(o *op) {
+	defer close(o.done)
+	if o.skipped {
+		return
+	}
+	if err := o.ctx.Err(); err != nil {
+		o.skipped, o.err = true, err
+		return
+	}
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	w, err := s.execute(txn, o)
+	switch {
+	case err != nil:
+		o.err = store.Unavailable("operation", err)
+	case w.entries > 0:
+		s.stats.CommitFailures.Add(1)
+		o.err = store.Unavailable("write", fmt.Errorf("the disk holding the store has less than %d MiB free; writes resume when there is more", s.opts.MinFreeBytes>>20))
+	default:
+		return // nothing to commit
+	}
+	o.changes, o.after = nil, nil
 }
 
 // runTxn runs a prefix of ops in one transaction and commits it. It returns
@@ -346,7 +406,7 @@ func (s *Store) runTxn(ops []*op) int {
 			o.skipped, o.err = true, err
 			continue
 		}
-		err := s.execute(txn, o)
+		_, err := s.execute(txn, o)
 		if err == nil {
 			continue
 		}
@@ -376,8 +436,8 @@ func (s *Store) runTxn(ops []*op) int {
 // outcome (a rejection; whatever the op wrote before deciding, such as
 // settling a canceled job, is kept). Any other error, or a panic, is
 // returned.
-func (s *Store) execute(txn *badgerdb.Txn, o *op) (err error) {
-	w := &wtx{rtx: rtx{txn: txn, s: s}, now: s.clock.Now()}
+func (s *Store) execute(txn *badgerdb.Txn, o *op) (w *wtx, err error) {
+	w = &wtx{rtx: rtx{txn: txn, s: s}, now: s.clock.Now()}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
@@ -386,10 +446,10 @@ func (s *Store) execute(txn *badgerdb.Txn, o *op) (err error) {
 	ferr := o.fn(w)
 	var se *store.Error
 	if ferr != nil && !errors.As(ferr, &se) {
-		return ferr
+		return w, ferr
 	}
 	if err := w.flushCounts(); err != nil {
-		return err
+		return w, err
 	}
 	o.err, o.changes, o.after = ferr, w.changes, w.after
 	if gate := store.NotifyAfter(o.ctx); gate != nil {
@@ -403,7 +463,7 @@ func (s *Store) execute(txn *badgerdb.Txn, o *op) (err error) {
 	if w.tasksChanged {
 		o.after = append(o.after, s.wakeTasks)
 	}
-	return nil
+	return w, nil
 }
 
 func (s *Store) commit(txn *badgerdb.Txn, ops []*op) {
@@ -450,7 +510,14 @@ func (s *Store) commit(txn *badgerdb.Txn, ops []*op) {
 
 func (s *Store) failAll(ops []*op, err error) {
 	s.stats.CommitFailures.Add(1)
-	s.log.Error("store commit failed", "error", err, "operations", len(ops))
+	// A commit that failed inside Badger (a write error, no room for a new
+	// memtable) can leave it unable to take more: the store stops writing
+	// and reports unready, and a restart recovers every acknowledged write.
+	if s.failed.CompareAndSwap(nil, &err) {
+		s.log.Error("store commit failed; the store takes no more writes until the broker restarts", "error", err, "operations", len(ops))
+	} else {
+		s.log.Error("store commit failed", "error", err, "operations", len(ops))
+	}
 	for _, o := range ops {
 		if !o.skipped {
 			o.err = store.Unavailable("commit", err)
@@ -484,12 +551,25 @@ func (s *Store) view(ctx context.Context, fn func(r *rtx) error) error {
 		return store.Unavailable("read", errors.New("store is closed"))
 	default:
 	}
-	err := s.db.View(func(txn *badgerdb.Txn) error { return fn(&rtx{txn: txn, s: s}) })
+	err := s.safeView(fn)
 	var se *store.Error
 	if err != nil && !errors.As(err, &se) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return store.Unavailable("read", err)
 	}
 	return err
+}
+
+// safeView runs fn in a Badger read transaction, turning a panic into an
+// error: Badger can panic on reads after a failed commit left it without a
+// memtable, and a read must not take the broker down.
+func (s *Store) safeView(fn func(r *rtx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("read panicked: %v", r)
+			s.log.Error("store read failed", "error", err, "stack", string(debug.Stack()))
+		}
+	}()
+	return s.db.View(func(txn *badgerdb.Txn) error { return fn(&rtx{txn: txn, s: s}) })
 }
 
 // nextSeq hands out the next sequence number. Committer only.
@@ -588,6 +668,12 @@ func (s *Store) gcLoop() {
 	for {
 		select {
 		case <-t.C:
+			// Garbage collection rewrites value-log files: not on a disk
+			// that is nearly full, nor on a store that stopped writing.
+			if free, err := freeBytes(s.opts.Dir); s.failed.Load() != nil ||
+				(err == nil && s.opts.MinFreeBytes > 0 && free < uint64(s.opts.MinFreeBytes)) {
+				continue
+			}
 			s.collectGarbage()
 		case <-s.closing:
 			return
