@@ -53,6 +53,9 @@ type Config struct {
 	// NoSync acknowledges writes before they reach the disk (see
 	// badger.Options.NoSync).
 	NoSync bool
+	// MinFreeBytes is the free disk space below which the store refuses
+	// writes and keeps serving reads (see badger.Options.MinFreeBytes).
+	MinFreeBytes int64
 	// Events switches $aws/events messages on until
 	// UpdateEventConfigurations says otherwise.
 	Events bool
@@ -119,6 +122,9 @@ type Config struct {
 	// MaxTopicLength is the longest topic name or filter accepted, in bytes
 	// (default 256, as AWS IoT).
 	MaxTopicLength int
+	// WriteTimeout is how long a write to an MQTT client may block before
+	// the client is disconnected (default 10 s; negative: never).
+	WriteTimeout time.Duration
 	// RequestRate is how many device requests per second one thing may
 	// make over MQTT and HTTP together (default 100, AWS IoT's publish
 	// rate per connection; negative: no limit). RequestBurst is how many
@@ -209,6 +215,7 @@ func New(cfg Config) (*Broker, error) {
 	st, err := badger.Open(badger.Options{
 		Dir:          filepath.Join(cfg.DataDir, "jobs"),
 		NoSync:       cfg.NoSync,
+		MinFreeBytes: cfg.MinFreeBytes,
 		EnableEvents: cfg.Events,
 		Clock:        cfg.Clock,
 		Logger:       cfg.Logger.With("component", "store"),

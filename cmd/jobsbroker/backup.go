@@ -1,13 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/store/badger"
@@ -19,6 +28,7 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	s := newSettings("jobsbroker backup", stderr)
 	out := s.fs.String("o", "", "file to write the backup to (required)")
 	from := s.fs.String("from", "", "base URL of a running broker's API (http://host:8080); without it the data directory is read, and the broker must be stopped")
+	ca := s.fs.String("ca", "", "PEM bundle of the CA that signed the API's certificate, for -from https://...")
 	if err := s.load(args, getenv); err != nil {
 		return err
 	}
@@ -32,7 +42,7 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer os.Remove(tmp)
 	if *from != "" {
-		err = fetchBackup(ctx, *from, f)
+		err = fetchBackup(ctx, *from, *ca, getenv, f)
 	} else {
 		err = backupDir(ctx, s, f)
 	}
@@ -52,12 +62,35 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	return nil
 }
 
-func fetchBackup(ctx context.Context, base string, w io.Writer) error {
+// fetchBackup streams GET /admin/backup into w. The request is signed
+// (SigV4, service iot) with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when
+// they are set, as a broker with a credentials file requires.
+func fetchBackup(ctx context.Context, base, caFile string, getenv func(string) string, w io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/admin/backup", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if key := getenv("AWS_ACCESS_KEY_ID"); key != "" {
+		region := cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), broker.DefaultRegion)
+		creds := aws.Credentials{AccessKeyID: key, SecretAccessKey: getenv("AWS_SECRET_ACCESS_KEY"), SessionToken: getenv("AWS_SESSION_TOKEN")}
+		emptySHA256 := hex.EncodeToString(sha256.New().Sum(nil))
+		if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "iot", region, time.Now()); err != nil {
+			return fmt.Errorf("sign the backup request: %w", err)
+		}
+	}
+	client := &http.Client{}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
@@ -115,5 +117,32 @@ func TestBackupRestore(t *testing.T) {
 		if after != before {
 			t.Fatalf("%s restored a different state:\nbefore %s\nafter  %s", filepath.Base(file), before, after)
 		}
+	}
+}
+
+// TestSignedBackup takes an online backup from a broker whose API is HTTPS
+// and requires signatures.
+func TestSignedBackup(t *testing.T) {
+	pki := brokertest.NewPKI(t)
+	server := pki.Server("server")
+	creds := filepath.Join(t.TempDir(), "credentials")
+	if err := os.WriteFile(creds, []byte("[ops]\naws_access_key_id = AKIABACKUP0000000001\naws_secret_access_key = s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, func(c *broker.Config) {
+		c.TLSCert, c.TLSKey, c.ClientCA, c.CredentialsFile = server.Cert, server.Key, pki.CAFile, creds
+	})
+	out := filepath.Join(t.TempDir(), "signed.backup")
+	args := []string{"backup", "-o", out, "-from", b.APIURL(), "-ca", pki.CAFile}
+	err := run(context.Background(), args, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("an unsigned backup request: %v, want a 401", err)
+	}
+	signed := env(map[string]string{"AWS_ACCESS_KEY_ID": "AKIABACKUP0000000001", "AWS_SECRET_ACCESS_KEY": "s3cr3t"})
+	if err := run(context.Background(), args, signed, io.Discard, io.Discard); err != nil {
+		t.Fatalf("a signed backup: %v", err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("backup file: %v, %v", fi, err)
 	}
 }

@@ -57,16 +57,16 @@ func TestFullDiskKeepsReads(t *testing.T) {
 type diskFault struct {
 	// stays says whether the fault outlives the broker process (a full
 	// filesystem does, a process's resource limit does not).
-	stays   bool
+	stays bool
 	// failStop says the store cannot serve at all after the fault, until
 	// a restart; otherwise reads go on and writes resume in place.
 	failStop bool
 	args     []string // broker flags for this fault
 	dataDir  string   // the data directory as the broker sees it
-	hostDir string   // the same directory as the test sees it
-	prefix  []string // runs the broker where dataDir is
-	fill    func(t *testing.T, b *diskBroker)
-	free    func(t *testing.T, b *diskBroker)
+	hostDir  string   // the same directory as the test sees it
+	prefix   []string // runs the broker where dataDir is
+	fill     func(t *testing.T, b *diskBroker)
+	free     func(t *testing.T, b *diskBroker)
 }
 
 // tmpfsFault mounts a 64 MB tmpfs in a new user and mount namespace, kept

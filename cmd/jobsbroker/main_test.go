@@ -242,3 +242,19 @@ func TestPasswdCommand(t *testing.T) {
 		t.Error("an empty password was accepted")
 	}
 }
+
+// TestREADMEListsEverySetting keeps the README's configuration table in
+// step with the flags.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSettings("jobsbroker", io.Discard)
+	s.fs.VisitAll(func(f *flag.Flag) {
+		if !bytes.Contains(readme, []byte("`-"+f.Name+"`")) && !bytes.Contains(readme, []byte("`-"+f.Name+"`,")) &&
+			!bytes.Contains(readme, []byte(", `-"+f.Name+"`")) {
+			t.Errorf("README.md does not document -%s", f.Name)
+		}
+	})
+}
