@@ -132,6 +132,11 @@ type Config struct {
 	RequestRate  float64
 	RequestBurst int
 
+	// PprofAddr, when set, serves Go's profiling endpoints
+	// (/debug/pprof/) on a listener of their own. Keep it on loopback: the
+	// endpoints expose the process's internals and cost CPU when used.
+	PprofAddr string
+
 	// EchoPrefix, when set, makes the broker answer every publish under
 	// that topic prefix with the same payload on topic/reply, to the
 	// publisher alone: jobsbench's measure of the broker's own
@@ -192,6 +197,7 @@ type Broker struct {
 	controlSig, dataSig *sigv4.Verifier               // nil without a credentials file
 	api                 *httpServer
 	jobs                *httpServer
+	pprof               *httpServer // nil unless PprofAddr is set
 	serveErr            chan error
 	started             atomic.Bool
 	stopping            atomic.Bool
@@ -203,7 +209,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := cfg.resolveSecurity(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
+	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4)}
 	if err := b.loadSecrets(); err != nil {
 		return nil, err
 	}
@@ -322,6 +328,11 @@ func (b *Broker) buildAPI() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))
 	mux.Handle("GET /admin/backup", b.signedOnly(http.HandlerFunc(b.backup)))
 	mux.Handle("/", b.signedOnly(cp))
+	if err := b.listenPprof(); err != nil {
+		b.api.ln.Close()
+		b.jobs.ln.Close()
+		return err
+	}
 	return nil
 }
 
@@ -382,7 +393,7 @@ func (b *Broker) Start() error {
 	if err := b.MQTT.Serve(); err != nil {
 		return fmt.Errorf("serve MQTT: %w", err)
 	}
-	for _, s := range []*httpServer{b.api, b.jobs} {
+	for _, s := range b.httpServers() {
 		go func() {
 			if err := s.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				b.serveErr <- fmt.Errorf("serve HTTP on %s: %w", s.ln.Addr(), err)
@@ -396,11 +407,23 @@ func (b *Broker) Start() error {
 			attrs = append(attrs, strings.ReplaceAll(id, "-", "_"), addr)
 		}
 	}
+	if b.pprof != nil {
+		attrs = append(attrs, "pprof", b.PprofAddr())
+	}
 	attrs = append(attrs, "api", b.APIAddr(), "jobs_api", b.JobsAddr(), "https", b.certs != nil,
 		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
 	b.log.Info("jobsbroker started", attrs...)
 	b.securityNotice()
 	return nil
+}
+
+// httpServers returns the HTTP listeners that are on.
+func (b *Broker) httpServers() []*httpServer {
+	servers := []*httpServer{b.api, b.jobs}
+	if b.pprof != nil {
+		servers = append(servers, b.pprof)
+	}
+	return servers
 }
 
 // Err reports a listener that stopped serving on its own.
@@ -442,7 +465,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	servers := []*httpServer{b.api, b.jobs}
+	servers := b.httpServers()
 	httpErrs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {

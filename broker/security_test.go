@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -416,4 +418,21 @@ func passwordLine(t *testing.T, thing, pw string) string {
 		t.Fatal(err)
 	}
 	return thing + ":" + string(hash)
+}
+
+func TestPprofListener(t *testing.T) {
+	b := brokertest.Start(t, func(c *broker.Config) { c.PprofAddr = "127.0.0.1:0" })
+	resp, err := http.Get("http://" + b.PprofAddr() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("pprof: %d %.100s", resp.StatusCode, body)
+	}
+	_, err = broker.New(broker.Config{PprofAddr: ":0", DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", JobsAddr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "pprof_addr") {
+		t.Fatalf("a pprof listener beyond loopback: %v", err)
+	}
 }

@@ -31,7 +31,8 @@ import (
 
 // The ports and paths the broker serves (README, broker/broker.go).
 const (
-	mqttPort    = 1883
+	mqttPort    = 1883 // plain MQTT: the compose stack
+	mqttTLSPort = 8883 // MQTT over TLS: the Kubernetes devices
 	apiPort     = 8080
 	jobsAPIPort = 8081
 	// defaultShutdownTimeout is cmd/jobsbroker's -shutdown-timeout default.
@@ -197,30 +198,41 @@ func brokerContainer(t *testing.T, sts *appsv1.StatefulSet) *corev1.Container {
 }
 
 // flagValue returns the value of -name (or --name, =value or separate) in
-// args, and whether it was given.
+// args, and whether it was given; the last one wins, as in package flag.
 func flagValue(args []string, name string) (string, bool) {
+	value, found := "", false
 	for i, a := range args {
 		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
 		if a == name && i+1 < len(args) {
-			return args[i+1], true
+			value, found = args[i+1], true
 		}
 		if v, ok := strings.CutPrefix(a, name+"="); ok {
-			return v, true
+			value, found = v, true
 		}
 	}
-	return "", false
+	return value, found
+}
+
+// boolFlag reports whether the boolean flag -name is on in args (-name,
+// --name or -name=true; the last one wins).
+func boolFlag(args []string, name string) bool {
+	on := false
+	for _, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name {
+			on = true
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			on, _ = strconv.ParseBool(v)
+		}
+	}
+	return on
 }
 
 // setting is what the broker does with one of its flags: the
 // JOBSBROKER_* variable wins over the flag, as in cmd/jobsbroker.
 func setting(c *corev1.Container, flag string) (string, bool) {
-	env := "JOBSBROKER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-	for _, e := range c.Env {
-		if e.Name == env && e.Value != "" {
-			return e.Value, true
-		}
-	}
-	return flagValue(c.Args, flag)
+	return containerCmdline(c).value(flag)
 }
 
 // containerPort resolves a port reference (number or name) against the
@@ -266,20 +278,34 @@ func TestKubernetesStatefulSet(t *testing.T) {
 		t.Errorf("container image %q is not among kustomization.yaml's images %v", c.Image, m.kust.Images)
 	}
 
-	// Ports.
-	want := map[int32]bool{mqttPort: false, apiPort: false, jobsAPIPort: false}
+	// Ports: exactly those the args open (security_test.go reads the
+	// listeners from the args), so no Service can point at a closed one.
+	cl := containerCmdline(c)
+	opened := cl.openPorts(t)
+	var declared []int32
 	for _, p := range c.Ports {
-		if _, ok := want[p.ContainerPort]; ok {
-			want[p.ContainerPort] = true
+		declared = append(declared, p.ContainerPort)
+		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+			t.Errorf("container port %s is %s, the broker serves TCP", p.Name, p.Protocol)
 		}
 	}
-	for port, found := range want {
-		if !found {
-			t.Errorf("container does not declare port %d", port)
+	slices.Sort(declared)
+	if !slices.Equal(declared, opened) {
+		t.Errorf("container declares ports %v; its args open %v", declared, opened)
+	}
+	for _, p := range []int32{mqttTLSPort, apiPort, jobsAPIPort} {
+		if !slices.Contains(opened, p) {
+			t.Errorf("the args do not open %d", p)
 		}
+	}
+	if slices.Contains(opened, mqttPort) {
+		t.Errorf("the args open plain MQTT (%d); under -identity mtls it must be off", mqttPort)
 	}
 
-	// Probes: liveness /healthz, readiness /readyz, both on the API port.
+	// Probes: liveness /healthz, readiness /readyz, both on the API port,
+	// over HTTPS when the broker has a certificate (it then serves nothing
+	// else on 8080).
+	_, httpsOn := cl.value("tls-cert")
 	probe := func(kind string, p *corev1.Probe, path string, required bool) {
 		t.Helper()
 		if p == nil {
@@ -297,6 +323,9 @@ func TestKubernetesStatefulSet(t *testing.T) {
 		}
 		if port := containerPort(t, c, p.HTTPGet.Port); port != apiPort {
 			t.Errorf("%s probe port = %d, want %d", kind, port, apiPort)
+		}
+		if want := corev1.URISchemeHTTPS; httpsOn && p.HTTPGet.Scheme != want {
+			t.Errorf("%s probe scheme = %q, want %s: with -tls-cert the API serves HTTPS only", kind, p.HTTPGet.Scheme, want)
 		}
 	}
 	probe("liveness", c.LivenessProbe, "/healthz", true)
@@ -445,11 +474,25 @@ func TestKubernetesServices(t *testing.T) {
 		}
 		return false
 	}
-	if !has(mqttPort) {
-		t.Errorf("no Service exposes MQTT (%d)", mqttPort)
+	// Every port the args open is reachable through a (non-headless)
+	// Service. The loop above checked that no Service targets a port the
+	// container does not declare, and TestKubernetesStatefulSet that the
+	// container declares exactly the ports the args open.
+	for _, p := range containerCmdline(c).openPorts(t) {
+		if !has(p) {
+			t.Errorf("no Service exposes port %d, which the args open", p)
+		}
+	}
+	if !has(mqttTLSPort) {
+		t.Errorf("no Service exposes MQTT over TLS (%d)", mqttTLSPort)
 	}
 	if !has(apiPort, jobsAPIPort) {
 		t.Errorf("no Service exposes both HTTP APIs (%d, %d)", apiPort, jobsAPIPort)
+	}
+	for svc, ports := range exposes {
+		if ports[mqttPort] {
+			t.Errorf("Service %s exposes plain MQTT (%d)", svc, mqttPort)
+		}
 	}
 }
 
@@ -499,9 +542,7 @@ func TestKubernetesServiceMonitor(t *testing.T) {
 		if ep.Path != "" && ep.Path != "/metrics" {
 			t.Errorf("ServiceMonitor path = %q, want /metrics", ep.Path)
 		}
-		if ep.Scheme != nil && strings.ToLower(string(*ep.Scheme)) != "http" {
-			t.Errorf("ServiceMonitor scheme = %q; the API listener is plain HTTP", *ep.Scheme)
-		}
+		checkScrapeTLS(t, m, c, svc, ep)
 	}
 }
 
@@ -530,6 +571,31 @@ func dockerInstructions(t *testing.T) []string {
 		cur.Reset()
 	}
 	return out
+}
+
+// dockerEntrypoint returns the image's ENTRYPOINT (exec form) and its
+// VOLUME mount points.
+func dockerEntrypoint(t *testing.T) (entrypoint, volumes []string) {
+	t.Helper()
+	for _, i := range dockerInstructions(t) {
+		word, rest, _ := strings.Cut(i, " ")
+		switch strings.ToUpper(word) {
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(rest), &entrypoint); err != nil || len(entrypoint) == 0 {
+				t.Fatalf("ENTRYPOINT %q is not in exec (JSON) form: %v", rest, err)
+			}
+		case "VOLUME":
+			var v []string
+			if err := json.Unmarshal([]byte(rest), &v); err != nil {
+				t.Fatalf("VOLUME %q is not in JSON form: %v", rest, err)
+			}
+			volumes = append(volumes, v...)
+		}
+	}
+	if entrypoint == nil {
+		t.Fatal("the Dockerfile has no ENTRYPOINT")
+	}
+	return entrypoint, volumes
 }
 
 func TestDockerfile(t *testing.T) {
@@ -594,6 +660,15 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("VOLUME %s lacks %s", volumes, v)
 		}
 	}
+
+	// Secure by default: nothing in the image lets listeners serve
+	// anonymous clients beyond loopback (the compose stack and users opt
+	// in with -allow-anonymous after the image name).
+	for _, i := range ins {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(i, "_", "-")), "allow-anonymous") {
+			t.Errorf("the Dockerfile sets allow-anonymous (%q); the image must not serve anonymous clients unless told to", i)
+		}
+	}
 }
 
 func TestBuildScript(t *testing.T) {
@@ -621,19 +696,7 @@ func TestBuildScript(t *testing.T) {
 // TestCompose checks the compose file's wiring: the files it mounts exist,
 // Prometheus scrapes the broker's service on the API port.
 func TestCompose(t *testing.T) {
-	var compose struct {
-		Services map[string]struct {
-			Volumes []string `json:"volumes"`
-			Ports   []string `json:"ports"`
-			Build   *struct {
-				Context    string `json:"context"`
-				Dockerfile string `json:"dockerfile"`
-			} `json:"build"`
-		} `json:"services"`
-	}
-	if err := yaml.Unmarshal(readFile(t, "docker-compose.yml"), &compose); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
+	compose := loadCompose(t)
 	for _, name := range []string{"jobsbroker", "prometheus", "grafana"} {
 		if _, ok := compose.Services[name]; !ok {
 			t.Errorf("docker-compose.yml has no %s service", name)
@@ -657,6 +720,7 @@ func TestCompose(t *testing.T) {
 	var prom struct {
 		RuleFiles     []string `json:"rule_files"`
 		ScrapeConfigs []struct {
+			Scheme        string `json:"scheme"`
 			MetricsPath   string `json:"metrics_path"`
 			StaticConfigs []struct {
 				Targets []string `json:"targets"`
@@ -671,6 +735,10 @@ func TestCompose(t *testing.T) {
 		for _, st := range sc.StaticConfigs {
 			if slices.Contains(st.Targets, "jobsbroker:"+strconv.Itoa(apiPort)) && (sc.MetricsPath == "" || sc.MetricsPath == "/metrics") {
 				scraped = true
+				// The compose broker has no certificate: plain HTTP.
+				if sc.Scheme != "" && sc.Scheme != "http" {
+					t.Errorf("prometheus.yml scrapes jobsbroker with scheme %q; the compose broker serves plain HTTP", sc.Scheme)
+				}
 			}
 		}
 	}
@@ -683,6 +751,114 @@ func TestCompose(t *testing.T) {
 	prometheusMounts := strings.Join(compose.Services["prometheus"].Volumes, " ")
 	if !strings.Contains(prometheusMounts, "./prometheus/alerts.yml:/etc/prometheus/alerts.yml") {
 		t.Errorf("the prometheus service does not mount alerts.yml beside its config: %s", prometheusMounts)
+	}
+
+	// The broker: -allow-anonymous (a local stack, nobody is identified),
+	// and it publishes exactly the ports its command line opens.
+	broker := compose.Services["jobsbroker"]
+	if !boolFlag(broker.Command, "allow-anonymous") {
+		t.Errorf("the jobsbroker service's command %v lacks -allow-anonymous: the image alone binds every listener to the container's loopback", broker.Command)
+	}
+	cl := composeCmdline(t, compose)
+	opened := cl.openPorts(t)
+	var published []int32
+	for _, p := range broker.Ports {
+		// [host_ip:]host_port:container_port[/protocol]
+		spec, proto, _ := strings.Cut(p, "/")
+		parts := strings.Split(spec, ":")
+		port, err := strconv.Atoi(parts[len(parts)-1])
+		if err != nil || len(parts) < 2 || (proto != "" && proto != "tcp") {
+			t.Errorf("the jobsbroker service publishes %q; want [host_ip:]host_port:container_port", p)
+			continue
+		}
+		published = append(published, int32(port))
+		// Nothing is identified: keep it off other machines.
+		if len(parts) != 3 || !isLoopbackHost(parts[0]) {
+			t.Errorf("the jobsbroker service publishes %q on every host interface; the anonymous stack publishes on 127.0.0.1", p)
+		}
+	}
+	slices.Sort(published)
+	if !slices.Equal(published, opened) {
+		t.Errorf("the jobsbroker service publishes container ports %v; its command line opens %v", published, opened)
+	}
+}
+
+// composeFile is the part of docker-compose.yml the tests read.
+type composeFile struct {
+	Services map[string]struct {
+		Command     []string          `json:"command"`
+		Environment map[string]string `json:"environment"`
+		Volumes     []string          `json:"volumes"`
+		Ports       []string          `json:"ports"`
+		Build       *struct {
+			Context    string `json:"context"`
+			Dockerfile string `json:"dockerfile"`
+		} `json:"build"`
+	} `json:"services"`
+}
+
+func loadCompose(t *testing.T) *composeFile {
+	t.Helper()
+	var compose composeFile
+	if err := yaml.Unmarshal(readFile(t, "docker-compose.yml"), &compose); err != nil {
+		t.Fatalf("docker-compose.yml (command must be a list, environment a map): %v", err)
+	}
+	return &compose
+}
+
+// TestSystemdUnit checks the unit's reload, shutdown and hardening.
+func TestSystemdUnit(t *testing.T) {
+	settings := map[string][]string{}
+	for _, line := range strings.Split(string(readFile(t, "jobsbroker.service")), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Errorf("jobsbroker.service: %q is no Key=value line", line)
+			continue
+		}
+		settings[k] = append(settings[k], v)
+	}
+	one := func(k string) string {
+		if v := settings[k]; len(v) == 1 {
+			return v[0]
+		}
+		t.Errorf("jobsbroker.service: %s is set %d times, want once", k, len(settings[k]))
+		return ""
+	}
+	// SIGHUP re-reads certificates and credentials.
+	if v := one("ExecReload"); v != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("ExecReload = %q, want /bin/kill -HUP $MAINPID", v)
+	}
+	exec := strings.Fields(one("ExecStart"))
+	if len(exec) == 0 || exec[0] != "/usr/local/bin/jobsbroker" {
+		t.Fatalf("ExecStart = %v", exec)
+	}
+	if boolFlag(exec[1:], "allow-anonymous") {
+		t.Error("ExecStart sets -allow-anonymous")
+	}
+	if v, _ := flagValue(exec[1:], "data-dir"); v != "/var/lib/"+one("StateDirectory") {
+		t.Errorf("-data-dir %q is not the StateDirectory", v)
+	}
+	// Stop: longer than the broker's shutdown timeout.
+	if d, err := time.ParseDuration(one("TimeoutStopSec")); err != nil || d <= defaultShutdownTimeout {
+		t.Errorf("TimeoutStopSec = %v (%v), want more than %s", d, err, defaultShutdownTimeout)
+	}
+	// Hardening: no capability (443 is a drop-in away, see the unit's
+	// comment), nothing writable but the state directory.
+	for k, want := range map[string]string{
+		"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+		"PrivateTmp": "yes", "PrivateDevices": "yes", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
+		"RestrictSUIDSGID": "yes", "MemoryDenyWriteExecute": "yes", "LockPersonality": "yes",
+	} {
+		if v := one(k); v != want {
+			t.Errorf("%s = %q, want %q", k, v, want)
+		}
+	}
+	if f := settings["EnvironmentFile"]; len(f) != 1 || !strings.HasPrefix(f[0], "-") {
+		t.Errorf("EnvironmentFile = %v, want one optional (-) file", f)
 	}
 }
 

@@ -1,12 +1,20 @@
 // Package deploy holds no code: the folder is how jobsbroker is built and
 // run outside `go run`. build.sh builds the release binary (CI and the
-// Dockerfile both run it); Dockerfile builds the container image;
-// docker-compose.yml runs the broker with Prometheus and Grafana;
-// kubernetes/ holds a StatefulSet, its Services and a ServiceMonitor;
-// grafana/ the dashboard; prometheus/ the alerting rules with their
-// promtool tests; jobsbroker.service the hardened systemd unit.
+// Dockerfile both run it); Dockerfile builds the container image, whose
+// entrypoint serves nobody beyond loopback until given identity and
+// credential settings; docker-compose.yml runs the broker anonymously
+// (-allow-anonymous, a local stack) with Prometheus and Grafana;
+// kubernetes/ holds a StatefulSet with mTLS devices, SigV4-signed API calls
+// and HTTPS from two Secrets, its Services and a ServiceMonitor that scrapes
+// over HTTPS; grafana/ the dashboard; prometheus/ the alerting rules with
+// their promtool tests; jobsbroker.service the hardened systemd unit;
+// README.md how to make the certificates, keys and Secrets.
 //
 // deploy_test.go checks that these files are well-formed and wired to each
-// other and to the metrics a real broker serves; validate.sh runs promtool
-// on the Prometheus files.
+// other and to the metrics a real broker serves; security_test.go that every
+// listener the StatefulSet opens identifies its clients, runs the real
+// binary with the StatefulSet's and the compose stack's exact command lines
+// (and the README's openssl and kubectl commands), and checks that each
+// refuses to serve the network without its security settings; validate.sh
+// runs promtool, the compose checker, kustomize and systemd-analyze.
 package deploy

@@ -74,6 +74,7 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
 	fs.DurationVar(&s.ShutdownDelay, "shutdown-delay", 0, "how long shutdown reports unready (/readyz 503) before it stops serving, for load balancers to notice")
 	fs.DurationVar(&s.clockOffset, "debug-clock-offset", 0, "run the broker's clock this far ahead of the wall clock (for testing timers)")
+	fs.StringVar(&s.PprofAddr, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address; keep it on 127.0.0.1 (empty: off)")
 	fs.StringVar(&s.EchoPrefix, "debug-echo-prefix", "", "answer every publish under this topic prefix with its payload on topic/reply (for jobsbench's echo baseline)")
 	return s
 }
