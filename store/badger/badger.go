@@ -115,6 +115,7 @@ type Store struct {
 
 	failed atomic.Pointer[error] // set by a failed commit: the store takes no more writes
 	space  diskSpace             // committer only
+	cache  recordCache           // committer only
 }
 
 var _ store.Store = (*Store)(nil)
@@ -380,7 +381,7 @@ func (s *Store) runReadOnly(o *op) {
 	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	w, err := s.execute(txn, o)
+	w, err := s.execute(txn, o, newTxnCache(&s.cache)) // staged writes are dropped
 	switch {
 	case err != nil:
 		o.err = store.Unavailable("operation", err)
@@ -398,6 +399,7 @@ func (s *Store) runReadOnly(o *op) {
 func (s *Store) runTxn(ops []*op) int {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
+	tc := newTxnCache(&s.cache)
 	for i, o := range ops {
 		if o.skipped {
 			continue
@@ -406,7 +408,7 @@ func (s *Store) runTxn(ops []*op) int {
 			o.skipped, o.err = true, err
 			continue
 		}
-		_, err := s.execute(txn, o)
+		_, err := s.execute(txn, o, tc)
 		if err == nil {
 			continue
 		}
@@ -428,7 +430,7 @@ func (s *Store) runTxn(ops []*op) int {
 		close(o.done)
 		return i + 1
 	}
-	s.commit(txn, ops)
+	s.commit(txn, ops, tc)
 	return len(ops)
 }
 
@@ -436,8 +438,8 @@ func (s *Store) runTxn(ops []*op) int {
 // outcome (a rejection; whatever the op wrote before deciding, such as
 // settling a canceled job, is kept). Any other error, or a panic, is
 // returned.
-func (s *Store) execute(txn *badgerdb.Txn, o *op) (w *wtx, err error) {
-	w = &wtx{rtx: rtx{txn: txn, s: s}, now: s.clock.Now()}
+func (s *Store) execute(txn *badgerdb.Txn, o *op, tc *txnCache) (w *wtx, err error) {
+	w = &wtx{rtx: rtx{txn: txn, s: s, tc: tc}, now: s.clock.Now()}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
@@ -466,7 +468,7 @@ func (s *Store) execute(txn *badgerdb.Txn, o *op) (w *wtx, err error) {
 	return w, nil
 }
 
-func (s *Store) commit(txn *badgerdb.Txn, ops []*op) {
+func (s *Store) commit(txn *badgerdb.Txn, ops []*op, tc *txnCache) {
 	if s.seq != s.persistedSeq {
 		if err := txn.Set([]byte(metaSeq), strconv.AppendUint(nil, s.seq, 10)); err != nil {
 			s.failAll(ops, err)
@@ -485,6 +487,7 @@ func (s *Store) commit(txn *badgerdb.Txn, ops []*op) {
 		return
 	}
 	s.persistedSeq = s.seq
+	tc.apply()
 	s.stats.Commits.Add(1)
 	s.stats.CommittedOps.Add(int64(len(ops)))
 	// Changes go to the handler before anyone hears of the commit, so that
@@ -510,6 +513,7 @@ func (s *Store) commit(txn *badgerdb.Txn, ops []*op) {
 
 func (s *Store) failAll(ops []*op, err error) {
 	s.stats.CommitFailures.Add(1)
+	s.cache.clear()
 	// A commit that failed inside Badger (a write error, no room for a new
 	// memtable) can leave it unable to take more: the store stops writing
 	// and reports unready, and a restart recovers every acknowledged write.

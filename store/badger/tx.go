@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -20,6 +21,7 @@ var errMissing = badgerdb.ErrKeyNotFound
 type rtx struct {
 	txn *badgerdb.Txn
 	s   *Store
+	tc  *txnCache // the committer's record cache; nil in read-only views
 }
 
 // get returns a copy of the value at k, or errMissing.
@@ -96,22 +98,58 @@ func (r *rtx) getJSON(k []byte, v any) error {
 
 // job loads a job record without its counts.
 func (r *rtx) job(id string) (*store.Job, error) {
+	k := jobKey(id)
+	if v, ok := r.cached(k); ok {
+		if j, ok := v.(*store.Job); ok {
+			return j.Clone(), nil
+		}
+		return nil, store.Errorf(store.ErrNotFound, "job %s does not exist", id)
+	}
 	var j store.Job
-	if err := r.getJSON(jobKey(id), &j); err != nil {
+	if err := r.getJSON(k, &j); err != nil {
 		if errors.Is(err, errMissing) {
+			r.remember(k, absent{})
 			return nil, store.Errorf(store.ErrNotFound, "job %s does not exist", id)
 		}
 		return nil, err
 	}
+	r.remember(k, j.Clone())
 	return &j, nil
+}
+
+// cached returns what the committer's cache knows of k (never in views).
+func (r *rtx) cached(k []byte) (any, bool) {
+	if r.tc == nil {
+		return nil, false
+	}
+	return r.tc.lookup(string(k))
+}
+
+// remember tells the committer's cache what k holds.
+func (r *rtx) remember(k []byte, v any) {
+	if r.tc != nil {
+		r.tc.remember(string(k), v)
+	}
 }
 
 // counts loads a job's process details.
 func (r *rtx) counts(id string) (*store.ProcessDetails, error) {
-	var p store.ProcessDetails
-	if err := r.getJSON(countsKey(id), &p); err != nil && !errors.Is(err, errMissing) {
-		return nil, err
+	k := countsKey(id)
+	if v, ok := r.cached(k); ok {
+		if p, ok := v.(*store.ProcessDetails); ok {
+			return copyCounts(p), nil
+		}
+		return &store.ProcessDetails{}, nil
 	}
+	var p store.ProcessDetails
+	if err := r.getJSON(k, &p); err != nil {
+		if !errors.Is(err, errMissing) {
+			return nil, err
+		}
+		r.remember(k, absent{})
+		return &p, nil
+	}
+	r.remember(k, copyCounts(&p))
 	return &p, nil
 }
 
@@ -134,8 +172,15 @@ func (r *rtx) document(job string, seq uint64) (string, error) {
 // pending loads a thing's pending set as stored.
 func (r *rtx) pending(thing string) (store.PendingSet, error) {
 	k := thingKey(thing)
+	if v, ok := r.cached(k); ok {
+		if set, ok := v.(store.PendingSet); ok {
+			return slices.Clone(set), nil
+		}
+		return nil, nil
+	}
 	item, err := r.txn.Get(k)
 	if errors.Is(err, errMissing) {
+		r.remember(k, absent{})
 		return nil, nil
 	}
 	if err != nil {
@@ -149,18 +194,28 @@ func (r *rtx) pending(thing string) (store.PendingSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode %q: %w", k, err)
 	}
+	r.remember(k, slices.Clone(set))
 	return set, nil
 }
 
 // exec loads one execution.
 func (r *rtx) exec(thing, job string, n int64) (*store.Execution, error) {
+	k := execKey(thing, job, n)
+	if v, ok := r.cached(k); ok {
+		if e, ok := v.(*store.Execution); ok {
+			return e.Clone(), nil
+		}
+		return nil, store.Errorf(store.ErrNotFound, "no execution %d of job %s exists for thing %s", n, job, thing)
+	}
 	var e store.Execution
-	if err := r.getJSON(execKey(thing, job, n), &e); err != nil {
+	if err := r.getJSON(k, &e); err != nil {
 		if errors.Is(err, errMissing) {
+			r.remember(k, absent{})
 			return nil, store.Errorf(store.ErrNotFound, "no execution %d of job %s exists for thing %s", n, job, thing)
 		}
 		return nil, err
 	}
+	r.remember(k, e.Clone())
 	return &e, nil
 }
 
@@ -267,13 +322,22 @@ const entryOverhead = 32
 func (w *wtx) set(k, v []byte) error {
 	w.written += int64(len(k) + len(v) + entryOverhead)
 	w.entries++
+	w.stage(k, unknown{})
 	return w.txn.Set(k, v)
 }
 
 func (w *wtx) del(k []byte) error {
 	w.written += int64(len(k) + entryOverhead)
 	w.entries++
+	w.stage(k, absent{})
 	return w.txn.Delete(k)
+}
+
+// stage tells the transaction's cache what this operation wrote at k.
+func (w *wtx) stage(k []byte, v any) {
+	if w.tc != nil {
+		w.tc.stage(string(k), v)
+	}
 }
 
 // full reports whether the operation has written half of what one Badger
@@ -300,9 +364,13 @@ func (w *wtx) afterCommit(f func()) { w.after = append(w.after, f) }
 // saveTargetARNs, and left out here: device operations read the job
 // record, and a job can name very many targets.
 func (w *wtx) saveJob(j *store.Job) error {
-	rec := *j
+	rec := j.Clone()
 	rec.Targets = nil
-	return w.setJSON(jobKey(j.JobID), &rec)
+	if err := w.setJSON(jobKey(j.JobID), rec); err != nil {
+		return err
+	}
+	w.stage(jobKey(j.JobID), rec)
+	return nil
 }
 
 func (w *wtx) saveTargetARNs(j *store.Job) error {
@@ -310,14 +378,23 @@ func (w *wtx) saveTargetARNs(j *store.Job) error {
 }
 
 func (w *wtx) saveExec(e *store.Execution) error {
-	return w.setJSON(execKey(e.ThingName, e.JobID, e.ExecutionNumber), e)
+	k := execKey(e.ThingName, e.JobID, e.ExecutionNumber)
+	if err := w.setJSON(k, e); err != nil {
+		return err
+	}
+	w.stage(k, e.Clone())
+	return nil
 }
 
 func (w *wtx) savePending(thing string, set store.PendingSet) error {
 	if len(set) == 0 {
 		return w.del(thingKey(thing))
 	}
-	return w.set(thingKey(thing), appendPending(nil, set))
+	if err := w.set(thingKey(thing), appendPending(nil, set)); err != nil {
+		return err
+	}
+	w.stage(thingKey(thing), slices.Clone(set))
+	return nil
 }
 
 // jobCounts returns the job's counts, cached for the rest of the
@@ -352,6 +429,7 @@ func (w *wtx) flushCounts() error {
 		if err := w.setJSON(countsKey(job), p); err != nil {
 			return err
 		}
+		w.stage(countsKey(job), copyCounts(p))
 	}
 	w.counts = nil
 	return nil

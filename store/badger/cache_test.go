@@ -1,0 +1,81 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/jobsbroker/jobsbroker/store"
+)
+
+// TestCacheForgetsDiscardedWrites: what an operation wrote before failing
+// (its transaction thrown away) must not be what the next operation reads
+// through the committer's cache; what committed operations wrote must be.
+func TestCacheForgetsDiscardedWrites(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j",
+		Targets: []string{"arn:aws:iot:us-east-1:123456789012:thing/t"}}, Document: `{}`}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() *store.Execution {
+		t.Helper()
+		var e *store.Execution
+		if err := s.submit(ctx, func(w *wtx) error {
+			var err error
+			e, err = w.exec("t", "j", 1)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	before := read() // now cached
+	boom := errors.New("boom")
+	err = s.submit(ctx, func(w *wtx) error {
+		e, err := w.exec("t", "j", 1)
+		if err != nil {
+			return err
+		}
+		e.VersionNumber = 99
+		e.StatusDetails = map[string]string{"discarded": "yes"}
+		if err := w.saveExec(e); err != nil {
+			return err
+		}
+		if _, err := w.exec("t", "j", 1); err != nil { // reads its own write
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("failing operation: %v", err)
+	}
+	if got := read(); got.VersionNumber != before.VersionNumber || got.StatusDetails["discarded"] != "" {
+		t.Fatalf("a discarded write is read back: version %d details %v", got.VersionNumber, got.StatusDetails)
+	}
+	// A committed write is read back, and what callers change in what they
+	// read does not reach the cache.
+	if _, err := s.UpdateJobExecution(ctx, &store.UpdateExecutionInput{ThingName: "t", JobID: "j", Status: store.StatusInProgress,
+		StatusDetails: map[string]string{"step": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := read()
+	if got.Status != store.StatusInProgress || got.StatusDetails["step"] != "1" {
+		t.Fatalf("committed write not read back: %+v", got)
+	}
+	got.StatusDetails["step"] = "mutated"
+	if again := read(); again.StatusDetails["step"] != "1" {
+		t.Fatalf("a caller's change reached the cache: %v", again.StatusDetails)
+	}
+	// Views (outside the committer) agree.
+	out, err := s.DescribeJobExecution(ctx, &store.DescribeExecutionInput{ThingName: "t", JobID: "j"})
+	if err != nil || out.Execution.StatusDetails["step"] != "1" || out.Execution.VersionNumber != got.VersionNumber {
+		t.Fatalf("view: %+v, %v", out, err)
+	}
+}
