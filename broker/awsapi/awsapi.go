@@ -14,7 +14,10 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"path"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/store"
@@ -90,6 +93,9 @@ func DecodeBody(r *http.Request, v any) *Error {
 	if len(body) == 0 {
 		return nil
 	}
+	if exact, err := exactMembers(body, reflect.TypeOf(v)); err == nil {
+		body = exact
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
@@ -116,10 +122,27 @@ func WithRequestID(log *slog.Logger, api string, next http.Handler) http.Handler
 		w.Header().Set("x-amzn-RequestId", id)
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
+		if !canonicalPath(r.URL.Path) {
+			// http.ServeMux would answer with an HTML redirect to the
+			// cleaned path; AWS answers that no operation matches.
+			WriteError(rec, Errorf(http.StatusNotFound, "UnknownOperationException",
+				"no operation matches "+r.Method+" "+r.URL.Path))
+		} else {
+			next.ServeHTTP(rec, r)
+		}
 		log.Debug("api request", "api", api, "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"request_id", id, "duration", time.Since(start))
 	})
+}
+
+// canonicalPath reports whether p is absolute and has no empty, "." or
+// ".." segments (a trailing slash is allowed).
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p)
+	return clean == p || (strings.HasSuffix(p, "/") && clean+"/" == p)
 }
 
 type statusRecorder struct {

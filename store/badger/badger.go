@@ -99,7 +99,8 @@ type Store struct {
 	docs docCache
 
 	unsettledMu sync.RWMutex
-	unsettled   map[string]bool // jobs with a cancel (false) or delete (true) still being written out
+	unsettled   map[string]*unsettledJob // jobs whose cancel or delete is being written out
+	unsettleGen uint64
 	nUnsettled  atomic.Int32
 
 	events atomic.Pointer[store.EventConfigurations]
@@ -173,7 +174,7 @@ func Open(opts Options) (*Store, error) {
 		clock:      opts.Clock,
 		log:        opts.Logger,
 		ops:        make(chan *op, 4*opts.MaxBatch),
-		unsettled:  map[string]bool{},
+		unsettled:  map[string]*unsettledJob{},
 		timerWake:  make(chan struct{}, 1),
 		taskWake:   make(chan struct{}, 1),
 		closing:    make(chan struct{}),
@@ -248,7 +249,8 @@ func (s *Store) load() error {
 				return false, fmt.Errorf("decode task %q: %w", k, err)
 			}
 			if t.Settle != nil {
-				s.unsettled[string(k[1:])] = t.Settle.Delete
+				s.unsettleGen++
+				s.unsettled[string(k[1:])] = &unsettledJob{deleting: t.Settle.Delete, gen: s.unsettleGen}
 			}
 			return true, nil
 		})
@@ -592,26 +594,50 @@ func (s *Store) isUnsettled(job string) bool {
 	return ok
 }
 
+// unsettledJob is a job whose cancellation or deletion is being written
+// out to its executions.
+type unsettledJob struct {
+	deleting bool
+	gen      uint64 // tells this settling from a later one of a re-created job
+	done     bool   // written out; kept a moment for readers that began before
+}
+
 func (s *Store) setUnsettled(job string, deleting bool) {
 	s.unsettledMu.Lock()
 	defer s.unsettledMu.Unlock()
-	s.unsettled[job] = deleting
+	s.unsettleGen++
+	s.unsettled[job] = &unsettledJob{deleting: deleting, gen: s.unsettleGen}
 	s.nUnsettled.Store(int32(len(s.unsettled)))
 }
 
-func (s *Store) clearUnsettled(job string) {
+// settled marks a job's settling as written out and forgets it after a
+// grace period, unless the job settles again meanwhile.
+func (s *Store) settled(job string) {
 	s.unsettledMu.Lock()
-	defer s.unsettledMu.Unlock()
-	delete(s.unsettled, job)
-	s.nUnsettled.Store(int32(len(s.unsettled)))
+	u := s.unsettled[job]
+	if u == nil {
+		s.unsettledMu.Unlock()
+		return
+	}
+	u.done = true
+	gen := u.gen
+	s.unsettledMu.Unlock()
+	time.AfterFunc(time.Second, func() {
+		s.unsettledMu.Lock()
+		defer s.unsettledMu.Unlock()
+		if u := s.unsettled[job]; u != nil && u.gen == gen {
+			delete(s.unsettled, job)
+			s.nUnsettled.Store(int32(len(s.unsettled)))
+		}
+	})
 }
 
 func (s *Store) deletionsInProgress() int {
 	s.unsettledMu.RLock()
 	defer s.unsettledMu.RUnlock()
 	n := 0
-	for _, deleting := range s.unsettled {
-		if deleting {
+	for _, u := range s.unsettled {
+		if u.deleting && !u.done {
 			n++
 		}
 	}

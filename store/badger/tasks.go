@@ -404,7 +404,7 @@ func (w *wtx) settleStep(job *store.Job, t *task) (bool, error) {
 	// Done. Readers that began before this commit may still look at the
 	// unsettled set, so it keeps the job a little longer.
 	jobID := job.JobID
-	w.afterCommit(func() { time.AfterFunc(time.Second, func() { w.s.clearUnsettled(jobID) }) })
+	w.afterCommit(func() { w.s.settled(jobID) })
 	if err := w.del(taskKey(jobID)); err != nil {
 		return false, err
 	}

@@ -1,0 +1,50 @@
+package awsapi
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+func TestExactMembers(t *testing.T) {
+	type inner struct {
+		BaseRate int `json:"baseRatePerMinute"`
+	}
+	type body struct {
+		Status  string            `json:"status"`
+		Version *int64            `json:"expectedVersion,omitempty"`
+		Details map[string]string `json:"statusDetails"`
+		Rollout *inner            `json:"rollout"`
+		List    []inner           `json:"list"`
+		Raw     json.RawMessage   `json:"raw"`
+		At      EpochSeconds      `json:"at"`
+	}
+	cases := []struct {
+		in   string
+		want body
+	}{
+		{`{"Status":"SUCCEEDED"}`, body{}},
+		{`{"status":"IN_PROGRESS","Status":"SUCCEEDED"}`, body{Status: "IN_PROGRESS"}},
+		{`{"Status":"SUCCEEDED","status":"IN_PROGRESS"}`, body{Status: "IN_PROGRESS"}},
+		{`{"statusDetails":{"Step":"1"}}`, body{Details: map[string]string{"Step": "1"}}}, // map keys are data
+		{`{"rollout":{"BaseRatePerMinute":5}}`, body{Rollout: &inner{}}},
+		{`{"list":[{"baseRatePerMinute":1},{"BASERATEPERMINUTE":2}]}`, body{List: []inner{{1}, {0}}}},
+		{`{"raw":{"Any":"Thing"}}`, body{Raw: json.RawMessage(`{"Any":"Thing"}`)}},
+		{`{"expectedVersion":12345678901234567}`, body{Version: ptr(int64(12345678901234567))}},
+	}
+	for _, c := range cases {
+		b, err := exactMembers([]byte(c.in), reflect.TypeFor[*body]())
+		if err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		var got body
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s decoded as %+v, want %+v", c.in, got, c.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
