@@ -138,5 +138,8 @@ func (p *Process) Terminate(d time.Duration) int {
 	}
 }
 
+// Signal sends sig to the broker process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Exited is closed when the process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.exited }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -257,4 +258,64 @@ func TestREADMEListsEverySetting(t *testing.T) {
 			t.Errorf("README.md does not document -%s", f.Name)
 		}
 	})
+}
+
+// TestSIGHUPReloads: SIGHUP makes the running binary read its password
+// file again, without dropping connected clients.
+func TestSIGHUPReloads(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "passwords")
+	write := func(pw string) {
+		line, err := auth.PasswordLine("thing-1", []byte(pw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first")
+	p := brokertest.StartProcess(t, filepath.Join(dir, "data"), "-identity", "password", "-password-file", file)
+	login := func(id, pw string) (*brokertest.Client, error) {
+		return brokertest.TryConnect(t, brokertest.Dial{URL: "tcp://" + p.MQTTAddr, ID: id, Username: "thing-1", Password: pw})
+	}
+	c, err := login("thing-1", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("second")
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, "the reload is logged", func() error {
+		if !strings.Contains(p.Logs(), "reloaded certificates and credentials") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if _, err := login("thing-1-b", "first"); err == nil {
+		t.Error("the old password works after SIGHUP")
+	}
+	if _, err := login("thing-1-c", "second"); err != nil {
+		t.Errorf("the new password after SIGHUP: %v", err)
+	}
+	if !c.Connected() {
+		t.Error("SIGHUP dropped a connected client")
+	}
+	// A broken file is refused and logged; the broker keeps running.
+	if err := os.WriteFile(file, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, "the failed reload is logged", func() error {
+		if !strings.Contains(p.Logs(), "reload failed") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if _, err := login("thing-1-d", "second"); err != nil {
+		t.Errorf("after a failed reload the previous passwords must stay: %v", err)
+	}
 }
