@@ -145,9 +145,13 @@ func TestExponentialRollout(t *testing.T) {
 	if len(reached) != len(things) {
 		t.Fatalf("%d executions queued", len(reached))
 	}
-	gap := func(i int) time.Duration { return reached[i] - reached[i-1] }
-	if gap(1) < 9*time.Second || gap(3) > 6*time.Second || gap(3) < 4*time.Second || gap(5) > 3*time.Second {
-		t.Fatalf("queue times %v do not ramp 10s, 10s, 5s, 5s, 2.5s, 2.5s", reached)
+	// The rate doubles as soon as each second thing is notified: gaps of
+	// 10 s, then 5 s twice, 2.5 s twice, 1.25 s.
+	want := []time.Duration{0, 10 * time.Second, 15 * time.Second, 20 * time.Second, 22500 * time.Millisecond, 25 * time.Second, 26250 * time.Millisecond}
+	for i := range want {
+		if d := reached[i] - want[i]; d < -250*time.Millisecond || d > 250*time.Millisecond {
+			t.Fatalf("queue times %v, want %v", reached, want)
+		}
 	}
 	brokertest.Eventually(t, "every device notified", func() error {
 		if n := lcNotified(t, devices, "exp"); n != len(things) {

@@ -326,6 +326,9 @@ func (w *wtx) rolloutStep(job *store.Job, t *task) (time.Time, error) {
 	r.Notified += int64(queued)
 	if rate > 0 {
 		r.Tokens -= float64(queued)
+		// The things just notified may have met the rate-increase
+		// criteria: the wait for the next token is at the new rate.
+		rate = w.rolloutRate(job, r, counts)
 	}
 	if r.Next >= r.Total {
 		t.Rollout = nil

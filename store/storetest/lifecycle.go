@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,39 +262,45 @@ func testRolloutRate(t *testing.T, h *Harness) {
 }
 
 func testExponentialRollout(t *testing.T, h *Harness) {
-	all := things(30)
+	all := things(12)
+	start := h.Clock.Now()
 	h.CreateJobWith(store.CreateJobInput{Job: store.Job{JobID: "exp", RolloutConfig: &store.RolloutConfig{
 		ExponentialRate: &store.ExponentialRate{BaseRatePerMinute: 6, IncrementFactor: 2,
 			RateIncreaseCriteria: store.RateIncreaseCriteria{NumberOfNotifiedThings: ptr(int64(4))}}}}}, all...)
-	// 6/min until 4 things, then 12/min until 8, then 24/min.
-	queuedAt := func(d time.Duration) int64 {
-		h.Clock.Advance(d)
-		var q int64
-		h.Eventually("rollout step", func() error {
-			q = h.Job("exp").ProcessDetails.Queued
+	// The clock moves in half seconds, each time only once the store's
+	// task loop sleeps again, so the queue times do not depend on how busy
+	// the machine is.
+	for h.Job("exp").IsConcurrent {
+		if h.Clock.Now().Sub(start) > 2*time.Minute {
+			t.Fatalf("rollout not over after 2 minutes: %s", Counts(h.Job("exp").ProcessDetails))
+		}
+		h.Clock.Advance(500 * time.Millisecond)
+		h.Eventually("the task loop sleeps again", func() error {
+			if h.Clock.Waiters() == 0 && h.Job("exp").IsConcurrent {
+				return fmt.Errorf("the task loop has not re-armed its timer")
+			}
 			return nil
 		})
-		return q
 	}
-	equal(t, "start", h.Job("exp").ProcessDetails.Queued, int64(1))
-	h.Eventually("three more at 6/min", func() error {
-		if q := queuedAt(10 * time.Second); q < 4 {
-			return fmt.Errorf("%d", q)
-		}
-		return nil
-	})
-	start := h.Clock.Now()
-	h.Eventually("four more at 12/min", func() error {
-		if q := queuedAt(5 * time.Second); q < 8 {
-			return fmt.Errorf("%d", q)
-		}
-		return nil
-	})
-	if took := h.Clock.Now().Sub(start); took < 15*time.Second || took > 25*time.Second {
-		t.Fatalf("four things at 12/min took %v", took)
+	out, err := h.Store.ListJobExecutionsForJob(h.Ctx, &store.ListExecutionsInput{JobID: "exp", MaxResults: 100})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := store.RolloutRate(h.Job("exp").RolloutConfig, 8, 0); got != 24 {
-		t.Fatalf("rate after 8 notified = %v, want 24", got)
+	var at []time.Duration
+	for _, e := range out.Executions {
+		at = append(at, e.QueuedAt.Sub(start))
+	}
+	slices.Sort(at)
+	// 6/min (every 10 s) for the first four things, 12/min (5 s) once four
+	// have been notified, 24/min (2.5 s) once eight have.
+	want := []float64{0, 10, 20, 30, 35, 40, 45, 50, 52.5, 55, 57.5, 60}
+	if len(at) != len(want) {
+		t.Fatalf("%d executions queued", len(at))
+	}
+	for i := range want {
+		if d := at[i] - time.Duration(want[i]*float64(time.Second)); d < -500*time.Millisecond || d > 500*time.Millisecond {
+			t.Fatalf("queue times %v, want %v seconds", at, want)
+		}
 	}
 }
 

@@ -1,0 +1,624 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/jobsbroker/jobsbroker/store"
+)
+
+// Cross-node delivery.
+//
+// A transaction that produces notifications (store.Change) sends, inside
+// itself, pg_notify on the store's channel with the names of the things
+// concerned; PostgreSQL delivers it to the listening nodes when, and only
+// if, the transaction commits. A notification is a hint, never the truth:
+// the node that receives it re-reads the thing's pending executions and
+// compares them with what it last delivered for the thing (its baseline:
+// the revision of thing_state.rev and the pending set), and hands the
+// handler a Change only when the members (notify) or the head
+// (notify-next) differ. A read older than the baseline is ignored, so
+// hints may arrive late, twice, or out of order. A thing without a baseline
+// (nothing delivered for it yet) takes the notify and notify-next flags
+// the origin sent with the hint.
+//
+// Baselines are kept for the things of the node's Interest only: every
+// change this node commits for such a thing moves its baseline, every
+// remote change it delivers too, and a periodic sweep gives one to the
+// things that became interesting meanwhile. After the listening
+// connection drops, the node reconnects, listens again and then re-reads
+// every thing of its Interest, delivering whatever changed while it was
+// deaf.
+//
+// Event messages travel in the notification itself (they are not in any
+// table): best effort. An event whose encoding exceeds what a
+// notification carries (8,000 bytes, a job event of a job with very many
+// targets) is not sent to the other nodes, and events committed while a
+// node's listening connection is down are lost for that node.
+
+// interestBox holds the node's store.Interest.
+type interestBox struct{ store.Interest }
+
+// SetInterest installs the node's view of which things it serves (see
+// store.Shared). Without one, the store delivers only its own changes.
+func (s *Store) SetInterest(i store.Interest) {
+	if i == nil {
+		s.interest.Store(nil)
+		return
+	}
+	s.interest.Store(&interestBox{i})
+	s.resyncMu.Lock()
+	s.needSweep = true
+	s.resyncMu.Unlock()
+}
+
+// seenState is what a node last delivered for a thing.
+type seenState struct {
+	rev int64
+	set store.PendingSet
+	// swept marks a baseline read by a sweep rather than delivered: hints
+	// that arrive for it later, for revisions up to rev, name changes
+	// nobody delivered, and are handed over by their flags (floor is the
+	// highest such revision handled).
+	swept bool
+	floor int64
+}
+
+// hint is one thing named in a notification, with the flags its origin
+// computed.
+type hint struct {
+	thing        string
+	rev          int64 // the thing's revision after the change
+	notify, next bool
+	flagged      bool // the origin's flags are known
+}
+
+const (
+	maxPayload  = 7800
+	kindThings  = 'T'
+	kindEvent   = 'E'
+	kindTimers  = 'W'
+	kindTasks   = 'K'
+	kindConfig  = 'C'
+	flagNotify  = 'n'
+	flagNext    = 'x'
+	flagBoth    = 'b'
+	sweepPeriod = 2 * time.Second
+	readChunk   = 500
+)
+
+// queueHints queues the transaction's notifications to the other nodes.
+func (w *wtx) queueHints() {
+	prefix := func(kind byte) string { return string(kind) + "|" + w.s.node + "|" }
+	var b strings.Builder
+	send := func() {
+		if b.Len() > 0 {
+			w.queue("SELECT pg_notify($1, $2)", w.s.channel, b.String())
+			b.Reset()
+		}
+	}
+	for _, name := range w.delivered {
+		st := w.things[name]
+		if !st.notify && !st.next {
+			continue
+		}
+		if b.Len()+len(name)+24 > maxPayload {
+			send()
+		}
+		if b.Len() == 0 {
+			b.WriteString(prefix(kindThings))
+		} else {
+			b.WriteByte(',')
+		}
+		switch {
+		case st.notify && st.next:
+			b.WriteByte(flagBoth)
+		case st.notify:
+			b.WriteByte(flagNotify)
+		default:
+			b.WriteByte(flagNext)
+		}
+		b.WriteString(strconv.FormatInt(st.rev, 10))
+		b.WriteByte(':')
+		b.WriteString(name)
+	}
+	send()
+	for _, c := range w.changes {
+		if c.Event == nil {
+			continue
+		}
+		enc, err := encodeEvent(c.Event)
+		if err != nil || len(enc)+len(w.s.node)+3 > maxPayload {
+			w.s.stats.HintsDropped.Add(1)
+			w.s.log.Warn("event too large to send to the other nodes", "op", "notify", "event", c.Event.Operation, "bytes", len(enc))
+			continue
+		}
+		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindEvent)+string(enc))
+	}
+	if w.timersChanged {
+		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindTimers))
+	}
+	if w.tasksChanged {
+		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindTasks))
+	}
+	if w.configChanged {
+		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindConfig))
+	}
+}
+
+// deliveredThings lists the things whose delivery order the commit must
+// keep: those whose pending sets it changed.
+func (w *wtx) deliveredThings() []string { return w.delivered }
+
+// deliverLocal hands a committed transaction's changes to the handler and
+// moves the baselines of the things it changed. The caller holds their
+// stripes. When a thing's baseline is older than what the transaction
+// found, changes of other nodes have not been delivered yet: the first
+// change of the thing is then measured from the baseline instead.
+func (s *Store) deliverLocal(w *wtx) {
+	ix := s.interest.Load()
+	if ix == nil {
+		s.hand(w.changes)
+		return
+	}
+	tracked := map[string]*seenState{}
+	for _, name := range w.delivered {
+		if ix.Has(name) {
+			tracked[name] = s.stripes[stripeOf(name)].seen[name]
+		}
+	}
+	out := make([]store.Change, 0, len(w.changes))
+	adjusted := map[string]bool{}
+	for i, c := range w.changes {
+		if c.Event != nil {
+			out = append(out, c)
+			continue
+		}
+		prev, ok := tracked[c.ThingName]
+		if !ok || adjusted[c.ThingName] {
+			out = append(out, c)
+			continue
+		}
+		adjusted[c.ThingName] = true
+		st := w.things[c.ThingName]
+		if prev == nil || prev.rev >= st.lockedRev {
+			out = append(out, c)
+			continue
+		}
+		if c, ok = s.measure(prev.set, w.changeSets[i], c, st); ok {
+			out = append(out, c)
+		}
+	}
+	for name, prev := range tracked {
+		st := w.things[name]
+		if !adjusted[name] && prev != nil && prev.rev < st.lockedRev {
+			c := store.Change{ThingName: name, At: w.now}
+			if c, ok := s.measure(prev.set, st.set, c, st); ok {
+				if gate := store.NotifyAfter(w.ctx); gate != nil {
+					c.After = gate
+				}
+				out = append(out, c)
+			}
+		}
+		s.stripes[stripeOf(name)].seen[name] = &seenState{rev: st.rev, set: st.set}
+	}
+	s.hand(out)
+}
+
+// measure sets a change's flags by comparing the set after it with what
+// was delivered before; it reports false when nothing is due.
+func (s *Store) measure(before, after store.PendingSet, c store.Change, st *thingState) (store.Change, bool) {
+	c.Notify = !store.SameMembers(before, after)
+	c.NotifyNext = !store.SameHead(before, after)
+	c.Pending, c.Next, c.NextDocument = nil, nil, ""
+	if c.Notify {
+		c.Pending = after
+	}
+	if c.NotifyNext {
+		if h := after.Head(); h != nil && st.head != nil && st.head.JobID == h.JobID && st.head.ExecutionNumber == h.ExecutionNumber {
+			c.Next, c.NextDocument = st.head, st.headDoc
+		} else if h != nil {
+			// The head of an intermediate set; the change after it names
+			// the right one.
+			c.NotifyNext = false
+		}
+	}
+	return c, c.Notify || c.NotifyNext
+}
+
+// parseHints reads the things of a notification.
+func parseHints(data string) []hint {
+	var out []hint
+	for _, e := range strings.Split(data, ",") {
+		if len(e) < 2 {
+			continue
+		}
+		revText, name, ok := strings.Cut(e[1:], ":")
+		rev, err := strconv.ParseInt(revText, 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		h := hint{thing: name, rev: rev, flagged: true}
+		switch e[0] {
+		case flagNotify:
+			h.notify = true
+		case flagNext:
+			h.next = true
+		case flagBoth:
+			h.notify, h.next = true, true
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// handleNotification acts on one notification from another node.
+func (s *Store) handleNotification(ctx context.Context, payload string) {
+	kind, rest, ok := strings.Cut(payload, "|")
+	if !ok || len(kind) != 1 {
+		return
+	}
+	origin, data, _ := strings.Cut(rest, "|")
+	if origin == s.node {
+		return
+	}
+	switch kind[0] {
+	case kindThings:
+		ix := s.interest.Load()
+		if ix == nil {
+			return
+		}
+		var mine []hint
+		for _, h := range parseHints(data) {
+			if ix.Has(h.thing) {
+				mine = append(mine, h)
+			}
+		}
+		s.markDirty(mine, false)
+	case kindEvent:
+		ev, err := decodeEvent([]byte(data))
+		if err != nil {
+			s.log.Warn("undecodable event from another node", "op", "notify", "error", err)
+			return
+		}
+		thing := ""
+		if ev.Execution != nil {
+			thing = ev.Execution.ThingName
+		}
+		s.stats.RemoteChanges.Add(1)
+		s.hand([]store.Change{{ThingName: thing, Event: ev, At: ev.At}})
+	case kindTimers:
+		s.wakeTimers()
+	case kindTasks:
+		s.wakeTasks()
+	case kindConfig:
+		if err := s.loadEvents(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reload event configuration", "op", "notify", "error", err)
+		}
+	}
+}
+
+// markDirty queues things for the refresher; all asks it to re-read every
+// thing of the Interest.
+func (s *Store) markDirty(hints []hint, all bool) {
+	if len(hints) == 0 && !all {
+		return
+	}
+	s.resyncMu.Lock()
+	if s.dirty == nil {
+		s.dirty = map[string]hint{}
+	}
+	for _, h := range hints {
+		if old, ok := s.dirty[h.thing]; ok {
+			h.notify, h.next = h.notify || old.notify, h.next || old.next
+			h.flagged = h.flagged || old.flagged
+			h.rev = max(h.rev, old.rev)
+		}
+		s.dirty[h.thing] = h
+	}
+	if all {
+		s.resyncAll = true
+	}
+	s.resyncMu.Unlock()
+	select {
+	case s.dirtySig <- struct{}{}:
+	default:
+	}
+}
+
+// listenState is the part of Store that the listener and refresher share.
+type listenState struct {
+	resyncMu  sync.Mutex
+	dirty     map[string]hint
+	resyncAll bool
+	needSweep bool
+	dirtySig  chan struct{}
+}
+
+// listen opens the listening connection.
+func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, s.connCfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	s.listenPID.Store(conn.PgConn().PID())
+	s.listening.Store(true)
+	return conn, nil
+}
+
+// listenLoop receives the other nodes' notifications, reconnecting when
+// the connection drops; after each reconnection it has every thing of
+// the Interest re-read and the loops look for work.
+func (s *Store) listenLoop(conn *pgx.Conn) {
+	defer s.wg.Done()
+	ctx, cancel := s.loopContext()
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		if conn == nil {
+			var err error
+			if conn, err = s.listen(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("listen for other nodes' changes", "op", "listen", "error", err)
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return
+				}
+				wait = min(2*wait, 2*time.Second)
+				continue
+			}
+			wait = 50 * time.Millisecond
+			s.log.Debug("listening again", "op", "listen")
+			s.markDirty(nil, true)
+			s.wakeTimers()
+			s.wakeTasks()
+			if err := s.loadEvents(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reload event configuration", "op", "listen", "error", err)
+			}
+		}
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			s.listening.Store(false)
+			conn.Close(context.Background())
+			conn = nil
+			if ctx.Err() != nil {
+				return
+			}
+			s.stats.ListenFailures.Add(1)
+			s.log.Warn("lost the listening connection; reconnecting", "op", "listen", "error", err)
+			continue
+		}
+		s.handleNotification(ctx, n.Payload)
+	}
+}
+
+// refreshLoop re-reads the things other nodes changed and hands over
+// what differs from their baselines; it also gives baselines to things
+// that became interesting, and forgets those that no longer are.
+func (s *Store) refreshLoop() {
+	defer s.wg.Done()
+	ctx, cancel := s.loopContext()
+	defer cancel()
+	tick := time.NewTicker(sweepPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.dirtySig:
+		case <-tick.C:
+			s.resyncMu.Lock()
+			s.needSweep = true
+			s.resyncMu.Unlock()
+		case <-ctx.Done():
+			return
+		}
+		s.resyncMu.Lock()
+		batch, all, sweep := s.dirty, s.resyncAll, s.needSweep
+		s.dirty, s.resyncAll, s.needSweep = nil, false, false
+		s.resyncMu.Unlock()
+		ix := s.interest.Load()
+		if ix == nil {
+			continue
+		}
+		var err error
+		if all {
+			s.stats.Resyncs.Add(1)
+			err = s.refresh(ctx, ix, ix.Things(), nil, true)
+		}
+		if err == nil && len(batch) > 0 {
+			names := make([]string, 0, len(batch))
+			for name := range batch {
+				names = append(names, name)
+			}
+			err = s.refresh(ctx, ix, names, batch, true)
+		}
+		if err == nil && sweep {
+			err = s.sweepBaselines(ctx, ix)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("re-read changed things; trying again", "op", "refresh", "error", err)
+			var again []hint
+			for _, h := range batch {
+				again = append(again, h)
+			}
+			s.markDirty(again, all)
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// refresh re-reads things and, with emit, hands over their changes; it
+// moves their baselines either way.
+func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hints map[string]hint, emit bool) error {
+	for len(names) > 0 {
+		chunk := names[:min(readChunk, len(names))]
+		names = names[len(chunk):]
+		var mine []string
+		for _, n := range chunk {
+			if ix.Has(n) {
+				mine = append(mine, n)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		snaps, err := s.readSnapshots(ctx, mine)
+		if err != nil {
+			return err
+		}
+		docs := map[string]string{}
+		for _, sn := range snaps {
+			if h := sn.set.Head(); h != nil {
+				if _, ok := s.docs.get(h.JobSeq); !ok {
+					var doc string
+					err := s.pool.QueryRow(ctx, "SELECT document FROM jobs WHERE job_id = $1 AND seq = $2", h.JobID, int64(h.JobSeq)).Scan(&doc)
+					if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+						return err
+					}
+					if err == nil {
+						s.docs.put(h.JobSeq, doc)
+					}
+				}
+				docs[h.JobID], _ = s.docs.get(h.JobSeq)
+			}
+		}
+		for _, name := range mine {
+			h, hinted := hints[name]
+			s.compare(name, snaps[name], docs, h, hinted && emit, emit)
+		}
+	}
+	return nil
+}
+
+// compare hands over a thing's change, if any, since its baseline. Without
+// a baseline, the hint's flags (when it has them) say what is due.
+func (s *Store) compare(name string, sn *snapshot, docs map[string]string, h hint, useFlags, emit bool) {
+	var rev int64
+	var set store.PendingSet
+	if sn != nil {
+		rev, set = sn.rev, sn.set
+	}
+	st := &s.stripes[stripeOf(name)]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	prev := st.seen[name]
+	if prev != nil {
+		s.log.Debug("compare", "op", "refresh", "thing", name, "rev", rev, "baseline", prev.rev, "swept", prev.swept, "hint", h.rev, "emit", emit)
+	} else {
+		s.log.Debug("compare", "op", "refresh", "thing", name, "rev", rev, "baseline", "none", "hint", h.rev, "emit", emit)
+	}
+	var notify, next bool
+	switch {
+	case !emit:
+		if prev != nil {
+			return
+		}
+		st.seen[name] = &seenState{rev: rev, set: set, swept: true}
+		return
+	case prev != nil && rev <= prev.rev:
+		// Nothing newer than the baseline, unless the baseline was swept
+		// after a change whose hint comes only now.
+		if !prev.swept || !useFlags || !h.flagged || h.rev <= prev.floor || h.rev > prev.rev {
+			return
+		}
+		prev.floor = h.rev
+		notify, next = h.notify, h.next
+		set = prev.set
+		if rev < prev.rev || sn == nil {
+			return
+		}
+	case prev != nil:
+		notify, next = !store.SameMembers(prev.set, set), !store.SameHead(prev.set, set)
+		if prev.swept && useFlags && h.flagged && h.rev > prev.floor {
+			notify, next = notify || h.notify, next || h.next
+		}
+		st.seen[name] = &seenState{rev: rev, set: set}
+	default:
+		if useFlags && h.flagged {
+			notify, next = h.notify, h.next
+		}
+		st.seen[name] = &seenState{rev: rev, set: set}
+	}
+	if !notify && !next {
+		return
+	}
+	c := store.Change{ThingName: name, At: s.clock.Now()}
+	if notify {
+		c.Notify, c.Pending = true, set
+	}
+	if next {
+		c.NotifyNext = true
+		if hd := set.Head(); hd != nil {
+			c.Next = sn.execs[execKey{name, hd.JobID, hd.ExecutionNumber}]
+			c.NextDocument = docs[hd.JobID]
+		}
+	}
+	s.stats.RemoteChanges.Add(1)
+	s.hand([]store.Change{c})
+}
+
+// sweepBaselines reads the things of the Interest that have no baseline
+// (without handing anything over), and forgets the baselines of things
+// that are no longer of interest.
+func (s *Store) sweepBaselines(ctx context.Context, ix *interestBox) error {
+	var missing []string
+	for _, name := range ix.Things() {
+		st := &s.stripes[stripeOf(name)]
+		st.mu.Lock()
+		_, ok := st.seen[name]
+		st.mu.Unlock()
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	if err := s.refresh(ctx, ix, missing, nil, false); err != nil {
+		return err
+	}
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		st.mu.Lock()
+		for name := range st.seen {
+			if !ix.Has(name) {
+				delete(st.seen, name)
+			}
+		}
+		st.mu.Unlock()
+	}
+	return nil
+}
+
+// ListenerPID returns the backend process id of the connection on which
+// the store listens for other nodes' changes (0 while it is down); for
+// operators and tests.
+func (s *Store) ListenerPID() uint32 {
+	if !s.listening.Load() {
+		return 0
+	}
+	return s.listenPID.Load()
+}
+
+// Listening reports whether the store currently hears the other nodes.
+func (s *Store) Listening() bool { return s.listening.Load() }
+
+// String names the store's schema and node, for logs.
+func (s *Store) String() string { return fmt.Sprintf("postgres store %s (node %s)", s.schema, s.node) }

@@ -1,0 +1,156 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/storetest"
+)
+
+// testURL returns the database the tests use. Without one they skip, except
+// under CI, where they fail.
+func testURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("JOBSBROKER_TEST_POSTGRES_URL")
+	if url == "" {
+		msg := "set JOBSBROKER_TEST_POSTGRES_URL to a PostgreSQL database the tests may create schemas in; " +
+			`eval "$(.ci/postgres)" starts one and prints the line that sets it (see .ci/postgres)`
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return url
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("JOBSBROKER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// freshSchema creates an empty schema for one test and drops it when the
+// test ends.
+func freshSchema(t testing.TB) (url, schema string) {
+	t.Helper()
+	url = testURL(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema = "test_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return url, schema
+}
+
+// openNode opens a store on schema; it is closed when the test ends.
+func openNode(t testing.TB, url, schema, node string, clk clock.Clock, batch int) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{URL: url, Schema: schema, NodeID: node, Clock: clk,
+		Logger: testLogger().With("node", node), TaskBatch: batch, MaxConns: 8})
+	if err != nil {
+		t.Fatalf("open %s: %v", node, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestContract(t *testing.T) {
+	testURL(t)
+	storetest.Run(t, func(t *testing.T, clk clock.Clock) store.Store {
+		url, schema := freshSchema(t)
+		return openNode(t, url, schema, "contract", clk, 4)
+	})
+}
+
+// TestMigrationsOnce opens several stores on one fresh schema at the same
+// time: each migration is applied once, and a reopened store finds the
+// schema up to date.
+func TestMigrationsOnce(t *testing.T) {
+	url, schema := freshSchema(t)
+	errs := make(chan error, 4)
+	stores := make(chan *Store, 4)
+	for i := range 4 {
+		go func() {
+			s, err := Open(context.Background(), Options{URL: url, Schema: schema, NodeID: "m" + itoa(i), Logger: testLogger()})
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if s := <-stores; s != nil {
+			s.Close()
+		}
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM "+schema+".schema_migrations").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d migrations recorded, want 1", n)
+	}
+	s := openNode(t, url, schema, "again", nil, 0)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+}
+
+// TestClosedStore checks that a closed store reports ErrUnavailable.
+func TestClosedStore(t *testing.T) {
+	url, schema := freshSchema(t)
+	s := openNode(t, url, schema, "closed", clock.NewFake(storetest.Epoch), 0)
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.GetPendingJobExecutions(ctx, "t"); !isUnavailable(err) {
+		t.Fatalf("GetPending on a closed store = %v", err)
+	}
+	if _, err := s.StartNextPendingJobExecution(ctx, &store.StartNextInput{ThingName: "t"}); !isUnavailable(err) {
+		t.Fatalf("StartNext on a closed store = %v", err)
+	}
+	if err := s.Ping(ctx); !isUnavailable(err) {
+		t.Fatalf("Ping on a closed store = %v", err)
+	}
+}
+
+func isUnavailable(err error) bool {
+	return err != nil && errors.Is(err, store.ErrUnavailable)
+}

@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/jobsbroker/jobsbroker/store"
+)
+
+// template loads a job template.
+func (w *wtx) template(id string) (*store.JobTemplate, error) {
+	var rec []byte
+	err := w.queryRow("SELECT record FROM job_templates WHERE template_id = $1", []any{id}, &rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.Errorf(store.ErrNotFound, "job template %s does not exist", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decode[store.JobTemplate](rec, "job template "+id)
+}
+
+// CreateJobTemplate stores a job template, from a document or by copying
+// a job's document and configuration.
+func (s *Store) CreateJobTemplate(ctx context.Context, in *store.CreateJobTemplateInput) (*store.JobTemplate, error) {
+	if err := store.ValidateTemplate(in); err != nil {
+		return nil, err
+	}
+	var out *store.JobTemplate
+	err := s.update(ctx, "create job template", func(w *wtx) error {
+		out = nil
+		t := in.Template
+		if in.JobID != "" {
+			job, err := w.job(in.JobID)
+			if err != nil {
+				return err
+			}
+			if t.Document, err = w.document(job.JobID, job.Seq); err != nil {
+				return err
+			}
+			from := &store.JobTemplate{
+				PresignedURLConfig: job.PresignedURLConfig, RolloutConfig: job.RolloutConfig, AbortConfig: job.AbortConfig,
+				TimeoutConfig: job.TimeoutConfig, RetryConfig: job.RetryConfig, DestinationPackageVersions: job.DestinationPackageVersions,
+			}
+			if job.SchedulingConfig != nil {
+				from.MaintenanceWindows = job.SchedulingConfig.MaintenanceWindows
+			}
+			fillTemplate(&t, from)
+		}
+		t.CreatedAt = w.now
+		rec, err := json.Marshal(&t)
+		if err != nil {
+			return err
+		}
+		n, err := w.execNow("INSERT INTO job_templates (template_id, record) VALUES ($1, $2) ON CONFLICT DO NOTHING", t.JobTemplateID, rec)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.Errorf(store.ErrAlreadyExists, "job template %s already exists", t.JobTemplateID)
+		}
+		out = &t
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// fillTemplate copies into t the configuration it does not set itself.
+func fillTemplate(t, from *store.JobTemplate) {
+	if t.PresignedURLConfig == nil {
+		t.PresignedURLConfig = from.PresignedURLConfig
+	}
+	if t.RolloutConfig == nil {
+		t.RolloutConfig = from.RolloutConfig
+	}
+	if t.AbortConfig == nil {
+		t.AbortConfig = from.AbortConfig
+	}
+	if t.TimeoutConfig == nil {
+		t.TimeoutConfig = from.TimeoutConfig
+	}
+	if t.RetryConfig == nil {
+		t.RetryConfig = from.RetryConfig
+	}
+	if len(t.MaintenanceWindows) == 0 {
+		t.MaintenanceWindows = from.MaintenanceWindows
+	}
+	if len(t.DestinationPackageVersions) == 0 {
+		t.DestinationPackageVersions = from.DestinationPackageVersions
+	}
+}
+
+// DescribeJobTemplate returns a job template.
+func (s *Store) DescribeJobTemplate(ctx context.Context, id string) (*store.JobTemplate, error) {
+	if err := store.ValidateJobID(id); err != nil {
+		return nil, err
+	}
+	var out *store.JobTemplate
+	err := s.view(ctx, "describe job template", func(r *wtx) error {
+		var err error
+		out, err = r.template(id)
+		return err
+	})
+	return out, err
+}
+
+// ListJobTemplates lists job templates by id.
+func (s *Store) ListJobTemplates(ctx context.Context, in *store.PageInput) (*store.TemplatesPage, error) {
+	limit, after, err := page(in)
+	if err != nil {
+		return nil, err
+	}
+	out := &store.TemplatesPage{}
+	err = s.view(ctx, "list job templates", func(r *wtx) error {
+		out.Templates, out.NextToken = nil, ""
+		rows, err := r.query("SELECT record FROM job_templates WHERE template_id > $1 ORDER BY template_id LIMIT $2", after, limit+1)
+		if err != nil {
+			return err
+		}
+		recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if len(out.Templates) == limit {
+				out.NextToken = token(out.Templates[limit-1].JobTemplateID)
+				break
+			}
+			t, err := decode[store.JobTemplate](rec, "job template")
+			if err != nil {
+				return err
+			}
+			out.Templates = append(out.Templates, t)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteJobTemplate deletes a job template; jobs made from it keep their
+// copy of its document and configuration.
+func (s *Store) DeleteJobTemplate(ctx context.Context, id string) error {
+	if err := store.ValidateJobID(id); err != nil {
+		return err
+	}
+	return s.update(ctx, "delete job template", func(w *wtx) error {
+		n, err := w.execNow("DELETE FROM job_templates WHERE template_id = $1", id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.Errorf(store.ErrNotFound, "job template %s does not exist", id)
+		}
+		return nil
+	})
+}
