@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +32,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
 	"github.com/jobsbroker/jobsbroker/jobshook"
+	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 )
@@ -48,8 +47,16 @@ type Config struct {
 	// JobsAddr is the HTTP listener of the iot-jobs-data API (default
 	// ":8081"); its paths collide with the control plane's.
 	JobsAddr string
-	// DataDir holds the store (default "./data").
+	// DataDir holds the Badger store (default "./data").
 	DataDir string
+	// Store is the backend: StoreBadger (default), embedded in DataDir, or
+	// StorePostgres, shared by every node that names the same StoreURL.
+	Store string
+	// StoreURL is the PostgreSQL connection string of StorePostgres.
+	StoreURL string
+	// NodeID names this node to the others on a shared store (default
+	// hostname-pid).
+	NodeID string
 	// NoSync acknowledges writes before they reach the disk (see
 	// badger.Options.NoSync).
 	NoSync bool
@@ -161,6 +168,9 @@ func (c *Config) applyDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
+	if c.Store == "" {
+		c.Store = StoreBadger
+	}
 	if c.Region == "" {
 		c.Region = DefaultRegion
 	}
@@ -186,7 +196,7 @@ type Broker struct {
 	cfg                 Config
 	log                 *slog.Logger
 	MQTT                *mqtt.Server
-	Store               *badger.Store
+	Store               store.Store
 	Jobs                *jobshook.Hook
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
@@ -213,31 +223,19 @@ func New(cfg Config) (*Broker, error) {
 	if err := b.loadSecrets(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
 	b.Metrics = metrics.New(cfg.Registry, Version)
 	metrics.RegisterReady(cfg.Registry, func() bool { return b.Health().Ready })
-	st, err := badger.Open(badger.Options{
-		Dir:          filepath.Join(cfg.DataDir, "jobs"),
-		NoSync:       cfg.NoSync,
-		MinFreeBytes: cfg.MinFreeBytes,
-		EnableEvents: cfg.Events,
-		Clock:        cfg.Clock,
-		Logger:       cfg.Logger.With("component", "store"),
-		OnCommit:     b.Metrics.Commit,
-	})
+	st, err := b.openStore()
 	if err != nil {
 		return nil, err
 	}
 	b.Store = st
-	stats := st.Stats()
-	metrics.RegisterStore(cfg.Registry, st, metrics.StoreCounters{
-		TimersFired: stats.TimersFired.Load, GCRuns: stats.GCRuns.Load, GCRewrites: stats.GCRewrites.Load,
-	}, 5*time.Second)
 	if err := b.buildMQTT(); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if shared, ok := st.(store.Shared); ok {
+		shared.SetInterest(b.Jobs)
 	}
 	if err := b.buildAPI(); err != nil {
 		b.MQTT.Close()
@@ -507,7 +505,14 @@ func (b *Broker) backup(w http.ResponseWriter, r *http.Request) {
 	if err := http.NewResponseController(w).SetWriteDeadline(time.Time{}); err != nil {
 		b.log.Warn("backup: cannot lift the write deadline", "error", err)
 	}
-	if _, err := b.Store.Backup(r.Context(), w); err != nil {
+	bs, ok := b.Store.(*badger.Store)
+	if !ok {
+		w.Header().Del("Trailer")
+		awsapi.WriteError(w, awsapi.Errorf(http.StatusNotImplemented, "InvalidRequestException",
+			"this broker's store is PostgreSQL: back it up with the database's own tools (pg_dump)"))
+		return
+	}
+	if _, err := bs.Backup(r.Context(), w); err != nil {
 		b.log.Error("backup failed", "error", err)
 		return
 	}

@@ -138,6 +138,12 @@ func (c *Config) resolveSecurity() error {
 			problems = append(problems, err)
 		}
 	}
+	switch {
+	case c.Store != StoreBadger && c.Store != StorePostgres:
+		problems = append(problems, fmt.Errorf("store %q: must be %s or %s", c.Store, StoreBadger, StorePostgres))
+	case c.Store == StorePostgres && c.StoreURL == "":
+		problems = append(problems, errors.New("store postgres needs store_url (postgres://user:password@host:5432/db)"))
+	}
 	if c.MaxPacketSize < 0 || c.MaxTopicLength < 0 {
 		problems = append(problems, errors.New("max_packet_size and max_topic_length must be positive"))
 	}

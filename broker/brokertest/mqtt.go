@@ -231,6 +231,12 @@ func (c *Client) MustReject(topic string, payload any) map[string]any {
 	return m.JSON(c.t)
 }
 
+// Wait waits up to d for the first message on topic not taken yet, and
+// takes it; ok is false when none came.
+func (c *Client) Wait(d time.Duration, topic string) (m Message, ok bool) {
+	return c.wait(d, func(m Message) bool { return m.Topic == topic })
+}
+
 func (c *Client) wait(d time.Duration, match func(Message) bool) (Message, bool) {
 	deadline := time.Now().Add(d)
 	timer := time.AfterFunc(d, c.cond.Broadcast)

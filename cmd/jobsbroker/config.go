@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -62,7 +63,10 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs.Float64Var(&s.RequestRate, "request-rate", 100, "device requests per second one thing may make over MQTT and HTTP together, answered RequestThrottled / ThrottlingException beyond it (negative: no limit)")
 	fs.DurationVar(&s.WriteTimeout, "write-timeout", broker.DefaultWriteTimeout, "how long a write to an MQTT client may block before the client is disconnected (a client that stops reading holds up only itself meanwhile)")
 	fs.IntVar(&s.RequestBurst, "request-burst", 0, "device requests one thing may make at once before request_rate applies (0: request_rate)")
-	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store")
+	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store (store badger)")
+	fs.StringVar(&s.Store, "store", broker.StoreBadger, "where jobs live: badger (embedded in data_dir, one node) or postgres (store_url, shared by several nodes)")
+	fs.StringVar(&s.StoreURL, "store-url", "", "PostgreSQL connection string for store postgres, e.g. postgres://user:password@db:5432/jobs (its password is redacted by jobsbroker config)")
+	fs.StringVar(&s.NodeID, "node-id", "", "this node's name among the nodes of a shared store (empty: hostname-pid)")
 	fs.Int64Var(&s.MinFreeBytes, "min-free-bytes", badger.DefaultMinFreeBytes, "free space the data directory's filesystem must keep: below it writes are refused (ServiceUnavailable / InternalError) and reads go on; negative turns the check off")
 	fs.BoolVar(&s.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
 	fs.BoolVar(&s.Events, "events", false, "publish job and job-execution events on $aws/events/... (until UpdateEventConfigurations changes it)")
@@ -269,8 +273,11 @@ func (s *settings) effective() ([]byte, error) {
 			return
 		}
 		value := f.Value.String()
-		if s.secret[f.Name] && value != "" {
+		switch {
+		case s.secret[f.Name] && value != "":
 			value = "<redacted>"
+		case f.Name == "store-url":
+			value = redactURL(value)
 		}
 		key := &yaml.Node{Kind: yaml.ScalarNode, Value: fileKey(f.Name), HeadComment: f.Usage}
 		val := &yaml.Node{Kind: yaml.ScalarNode, Value: value}
@@ -312,4 +319,18 @@ func (f *listFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+var keywordPassword = regexp.MustCompile(`(password\s*=\s*)('[^']*'|\S+)`)
+
+// redactURL hides the password of a PostgreSQL connection string, in URL
+// or keyword=value form.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+			s = u.String()
+		}
+	}
+	return keywordPassword.ReplaceAllString(s, "${1}redacted")
 }

@@ -319,3 +319,21 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Errorf("after a failed reload the previous passwords must stay: %v", err)
 	}
 }
+
+func TestRedactStoreURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://jb:s3cret@db:5432/jobs?sslmode=require": "postgres://jb:redacted@db:5432/jobs?sslmode=require",
+		"host=db user=jb password=s3cret dbname=jobs":       "host=db user=jb password=redacted dbname=jobs",
+		"postgres://jb@db/jobs":                             "postgres://jb@db/jobs",
+		"":                                                  "",
+	} {
+		if got := redactURL(in); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"config", "-store", "postgres", "-store-url", "postgres://jb:s3cret@db/jobs"}, env(nil), &out, io.Discard)
+	if err != nil || strings.Contains(out.String(), "s3cret") || !strings.Contains(out.String(), "postgres://jb:redacted@db/jobs") {
+		t.Fatalf("config printed:\n%s\n%v", out.String(), err)
+	}
+}

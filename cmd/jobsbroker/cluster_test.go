@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+	iottypes "github.com/aws/aws-sdk-go-v2/service/iot/types"
+
+	"github.com/jobsbroker/jobsbroker/broker/brokertest"
+)
+
+// TestCluster runs two broker processes on one PostgreSQL database (issue
+// 8): a device on node A hears of a job created through node B's API
+// within a second; its updates through A are visible through B; A is
+// killed, the device reconnects to B and finishes the job; and a step
+// timer armed through A fires exactly once after A is gone.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three broker processes on PostgreSQL")
+	}
+	url := brokertest.PostgresURL(t)
+	node := func(name string, extra ...string) *brokertest.Process {
+		return brokertest.StartProcess(t, t.TempDir(), append([]string{"-store", "postgres", "-store-url", url, "-node-id", name}, extra...)...)
+	}
+	a, b := node("a"), node("b")
+	ctx := context.Background()
+	apiB := brokertest.IoTClient(b.APIURL())
+
+	dev := brokertest.Connect3(t, a.MQTTAddr, "pump-1")
+	dev.Subscribe("$aws/things/pump-1/jobs/notify-next", 1)
+	timerDev := brokertest.Connect3(t, a.MQTTAddr, "timer-1")
+
+	if _, err := apiB.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("fw"), Document: aws.String(`{"operation":"flash"}`),
+		Targets: []string{brokertest.ThingARN("pump-1"), brokertest.ThingARN("timer-1")},
+		JobExecutionsRetryConfig: &iottypes.JobExecutionsRetryConfig{CriteriaList: []iottypes.RetryCriteria{
+			{FailureType: iottypes.RetryableFailureTypeTimedOut, NumberOfRetries: aws.Int32(1)}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	m, ok := dev.Wait(time.Second, "$aws/things/pump-1/jobs/notify-next")
+	if !ok {
+		t.Fatalf("no notify-next on node A within 1 s of CreateJob on node B")
+	}
+	t.Logf("notify-next reached node A %v after CreateJob returned on node B", time.Since(created))
+	if e, _ := m.JSON(t)["execution"].(map[string]any); e == nil || e["jobId"] != "fw" {
+		t.Fatalf("notify-next = %s", m.Payload)
+	}
+
+	// Updates through A are visible through B.
+	base := "$aws/things/pump-1/jobs/"
+	dev.MustAccept(base+"start-next", map[string]any{"clientToken": "s"})
+	dev.MustAccept(base+"fw/update", map[string]any{"status": "IN_PROGRESS", "expectedVersion": 2, "statusDetails": map[string]string{"step": "flash"}})
+	ex, err := apiB.DescribeJobExecution(ctx, &iot.DescribeJobExecutionInput{JobId: aws.String("fw"), ThingName: aws.String("pump-1")})
+	if err != nil || ex.Execution.VersionNumber != 3 || ex.Execution.StatusDetails.DetailsMap["step"] != "flash" {
+		t.Fatalf("node B sees %+v, %v", ex.Execution, err)
+	}
+
+	// A step timer armed through A.
+	timerDev.MustAccept("$aws/things/timer-1/jobs/start-next", map[string]any{"stepTimeoutInMinutes": 1})
+
+	// A dies; the device takes its session to B and finishes the job.
+	a.Kill()
+	dev2 := brokertest.Connect3(t, b.MQTTAddr, "pump-1")
+	done := dev2.MustAccept(base+"fw/update", map[string]any{"status": "SUCCEEDED", "expectedVersion": 3, "includeJobExecutionState": true})
+	if st, _ := done["executionState"].(map[string]any); st["status"] != "SUCCEEDED" {
+		t.Fatalf("update through B = %v", done)
+	}
+
+	// A third node, its clock two minutes ahead, finds the timer due and
+	// fires it: once, so the retry config gives exactly one new execution.
+	c := node("c", "-debug-clock-offset", "2m")
+	apiC := brokertest.IoTClient(c.APIURL())
+	brokertest.Eventually(t, "timer-1 times out", func() error {
+		out, err := apiC.ListJobExecutionsForThing(ctx, &iot.ListJobExecutionsForThingInput{ThingName: aws.String("timer-1")})
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, s := range out.ExecutionSummaries {
+			got = append(got, fmt.Sprintf("#%d %s", aws.ToInt64(s.JobExecutionSummary.ExecutionNumber), s.JobExecutionSummary.Status))
+		}
+		if fmt.Sprint(got) != "[#2 QUEUED #1 TIMED_OUT]" && fmt.Sprint(got) != "[#1 TIMED_OUT #2 QUEUED]" {
+			return fmt.Errorf("executions %v", got)
+		}
+		return nil
+	})
+	job, err := apiC.DescribeJob(ctx, &iot.DescribeJobInput{JobId: aws.String("fw")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pd := job.Job.JobProcessDetails; aws.ToInt32(pd.NumberOfSucceededThings) != 1 || aws.ToInt32(pd.NumberOfQueuedThings) != 1 ||
+		aws.ToInt32(pd.NumberOfTimedOutThings) != 0 || aws.ToInt32(pd.NumberOfInProgressThings) != 0 {
+		t.Fatalf("job counts %+v", pd)
+	}
+}
