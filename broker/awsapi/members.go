@@ -3,6 +3,8 @@ package awsapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -20,6 +22,11 @@ func exactMembers(body []byte, t reflect.Type) ([]byte, error) {
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		// Something follows the value: leave the body as it is so that
+		// json.Unmarshal reports it instead of a re-encoding hiding it.
+		return nil, errors.New("data after the top-level value")
 	}
 	if !filterMembers(v, t) {
 		return body, nil

@@ -2,7 +2,10 @@ package awsapi
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -48,3 +51,28 @@ func TestExactMembers(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A body with something after its JSON value is malformed even when an
+// unknown member would be dropped from the value (found by FuzzDataPlane).
+func TestDecodeBodyRejectsTrailingData(t *testing.T) {
+	type body struct {
+		Status string `json:"status"`
+	}
+	for _, in := range []string{`{"":""}0`, `{"status":"x"} {}`, `{"Status":"x"}]`} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(in))
+		var v body
+		e := DecodeBody(r, &v)
+		if e == nil {
+			t.Errorf("%s: accepted as %+v", in, v)
+			continue
+		}
+		if e.Status != http.StatusBadRequest || e.Type != "InvalidRequestException" {
+			t.Errorf("%s: got %d %s, want 400 InvalidRequestException", in, e.Status, e.Type)
+		}
+	}
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{\"Status\":\"x\",\"status\":\"y\"}\n"))
+	var v body
+	if e := DecodeBody(r, &v); e != nil || v.Status != "y" {
+		t.Errorf("trailing newline: %v %+v", e, v)
+	}
+}
