@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // ClientOptions configures a Client.
@@ -23,9 +25,10 @@ type ClientOptions struct {
 	KeepAlive time.Duration
 	// OnMessage is called on the client's reader goroutine for every
 	// PUBLISH the broker delivers, after its PUBACK has been queued. The
-	// message aliases the read buffer and is valid only during the call.
-	// Publishes made from OnMessage go out in the same write as the PUBACK.
-	OnMessage func(c *Client, m *publish)
+	// message (TopicName and Payload included) aliases the read buffer and
+	// is valid only during the call. Publishes made from OnMessage go out
+	// in the same write as the PUBACK.
+	OnMessage func(c *Client, m *packets.Packet)
 	// DialTimeout bounds the TCP connect and the CONNACK (default 10 s).
 	DialTimeout time.Duration
 }
@@ -33,22 +36,23 @@ type ClientOptions struct {
 // Client is a minimal MQTT 3.1.1 client for load generation: a clean
 // session over one TCP connection with TCP_NODELAY, QoS 0 and 1 publishes,
 // SUBSCRIBE, PINGREQ, and automatic PUBACKs of the broker's QoS 1
-// deliveries. It runs one goroutine, the reader. Writes go out under a
-// mutex; while the reader works through packets that have already arrived,
-// what it and OnMessage write is gathered and sent in one write system call.
+// deliveries. mochi's packets package encodes and decodes the packets. It
+// runs one goroutine, the reader. Writes go out under a mutex; while the
+// reader works through packets that have already arrived, what it and
+// OnMessage write is gathered and sent in one write system call.
 type Client struct {
 	opts ClientOptions
 	conn net.Conn
-	br   *bufio.Reader
-	rbuf []byte
+	r    *packetReader
 
 	wmu      sync.Mutex
-	wbuf     []byte
-	batching bool // the reader is handling buffered packets: defer the write
+	wbuf     bytes.Buffer   // encoded packets not yet written
+	wpk      packets.Packet // the PUBLISH or PUBACK being encoded
+	batching bool           // the reader is handling buffered packets: defer the write
 	nextID   uint16
 	wErr     error
 
-	onMessage atomic.Pointer[func(c *Client, m *publish)]
+	onMessage atomic.Pointer[func(c *Client, m *packets.Packet)]
 	lastWrite atomic.Int64 // mono() of the last write
 	subMu     sync.Mutex   // one SUBSCRIBE at a time
 	subacks   chan []byte
@@ -76,29 +80,38 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 			return nil, fmt.Errorf("set TCP_NODELAY: %w", err)
 		}
 	}
+	c, err := connect(ctx, conn, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s as %s: %w", addr, opts.ClientID, err)
+	}
+	return c, nil
+}
+
+// connect completes the MQTT handshake on conn before ctx ends and starts
+// the reader; it closes conn if it fails.
+func connect(ctx context.Context, conn net.Conn, opts ClientOptions) (*Client, error) {
 	c := &Client{
 		opts:    opts,
 		conn:    conn,
-		br:      bufio.NewReaderSize(conn, 2048),
-		rbuf:    make([]byte, 512),
-		wbuf:    make([]byte, 0, 512),
+		r:       newPacketReader(conn),
 		subacks: make(chan []byte, 1),
 		done:    make(chan struct{}),
 		nextID:  uint16(rand.IntN(1 << 16)),
 	}
+	c.wbuf.Grow(512)
 	if opts.OnMessage != nil {
 		c.SetOnMessage(opts.OnMessage)
 	}
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	err = c.handshake()
+	err := c.handshake()
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("connect %s as %s: %w", addr, opts.ClientID, err)
+		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
 	go c.read()
@@ -106,31 +119,39 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 }
 
 func (c *Client) handshake() error {
-	ka := uint16(min(c.opts.KeepAlive/time.Second, 65535))
-	if _, err := c.conn.Write(appendConnect(nil, c.opts.ClientID, ka)); err != nil {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: mqtt311,
+		Connect: packets.ConnectParams{
+			ProtocolName:     []byte("MQTT"),
+			Clean:            true,
+			Keepalive:        uint16(min(c.opts.KeepAlive/time.Second, 65535)),
+			ClientIdentifier: c.opts.ClientID,
+		},
+	}
+	pk.ConnectEncode(&c.wbuf) // never fails
+	_, err := c.conn.Write(c.wbuf.Bytes())
+	c.wbuf.Reset()
+	if err != nil {
 		return err
 	}
 	c.lastWrite.Store(mono())
-	h, body, err := readPacket(c.br, &c.rbuf)
+	ack, err := c.r.readPacket()
 	if err != nil {
 		return fmt.Errorf("read CONNACK: %w", err)
 	}
-	if h>>4 != typeConnack {
-		return fmt.Errorf("%w: expected CONNACK, got packet type %d", errMalformed, h>>4)
+	if ack.FixedHeader.Type != packets.Connack {
+		return fmt.Errorf("expected CONNACK, got %s", packets.PacketNames[ack.FixedHeader.Type])
 	}
-	code, err := parseConnack(body)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("broker refused the connection (CONNACK return code %d)", code)
+	if ack.ReasonCode != 0 {
+		return fmt.Errorf("broker refused the connection (CONNACK return code %d)", ack.ReasonCode)
 	}
 	return nil
 }
 
 // SetOnMessage replaces the OnMessage handler; it is safe to call while
 // messages arrive.
-func (c *Client) SetOnMessage(fn func(c *Client, m *publish)) {
+func (c *Client) SetOnMessage(fn func(c *Client, m *packets.Packet)) {
 	c.onMessage.Store(&fn)
 }
 
@@ -164,36 +185,28 @@ func (c *Client) read() {
 
 func (c *Client) readLoop() error {
 	for {
-		h, body, err := readPacket(c.br, &c.rbuf)
+		pk, err := c.r.readPacket()
 		if err != nil {
 			return err
 		}
-		switch h >> 4 {
-		case typePublish:
-			m, err := parsePublish(h, body)
-			if err != nil {
-				return err
-			}
+		switch pk.FixedHeader.Type {
+		case packets.Publish:
 			c.wmu.Lock()
 			c.batching = true
-			if m.QoS > 0 {
-				c.wbuf = appendPuback(c.wbuf, m.ID) // QoS 2 is never granted by our subscriptions
+			if pk.FixedHeader.Qos > 0 { // QoS 2 is never granted by our subscriptions
+				c.encodeLocked(packets.Puback, 0, pk.PacketID, "", nil)
 			}
 			c.wmu.Unlock()
 			if fn := c.onMessage.Load(); fn != nil {
-				(*fn)(c, &m)
+				(*fn)(c, pk)
 			}
-		case typePuback, typePingresp:
-		case typeSuback:
-			_, codes, err := parseAck(body)
-			if err != nil {
-				return err
-			}
-			c.subacks <- append([]byte(nil), codes...)
+		case packets.Puback, packets.Pingresp:
+		case packets.Suback:
+			c.subacks <- append([]byte(nil), pk.ReasonCodes...)
 		default:
-			return fmt.Errorf("%w: unexpected packet type %d", errMalformed, h>>4)
+			return fmt.Errorf("unexpected %s packet from the broker", packets.PacketNames[pk.FixedHeader.Type])
 		}
-		if !packetBuffered(c.br) {
+		if !c.r.packetBuffered() {
 			if err := c.flush(); err != nil {
 				return err
 			}
@@ -211,14 +224,14 @@ func (c *Client) flush() error {
 
 func (c *Client) writeLocked() error {
 	if c.wErr != nil {
-		c.wbuf = c.wbuf[:0]
+		c.wbuf.Reset()
 		return c.wErr
 	}
-	if c.batching || len(c.wbuf) == 0 {
+	if c.batching || c.wbuf.Len() == 0 {
 		return nil
 	}
-	_, err := c.conn.Write(c.wbuf)
-	c.wbuf = c.wbuf[:0]
+	_, err := c.conn.Write(c.wbuf.Bytes())
+	c.wbuf.Reset()
 	c.lastWrite.Store(mono())
 	if err != nil {
 		c.wErr = fmt.Errorf("write: %w", err)
@@ -238,8 +251,24 @@ func (c *Client) Publish(topic string, payload []byte, qos byte) error {
 	if qos > 0 {
 		id = c.packetIDLocked()
 	}
-	c.wbuf = appendPublish(c.wbuf, topic, payload, qos, id)
+	c.encodeLocked(packets.Publish, qos, id, topic, payload)
 	return c.writeLocked()
+}
+
+// encodeLocked appends a PUBLISH or a PUBACK to wbuf. It encodes c.wpk
+// rather than a new Packet: zeroing the 800 bytes of a Packet for every
+// packet costs about as much as mochi's encoding of a PUBACK.
+func (c *Client) encodeLocked(typ, qos byte, id uint16, topic string, payload []byte) {
+	pk := &c.wpk
+	pk.FixedHeader = packets.FixedHeader{Type: typ, Qos: qos}
+	pk.ProtocolVersion = mqtt311
+	pk.PacketID, pk.TopicName, pk.Payload = id, topic, payload
+	if typ == packets.Publish {
+		pk.PublishEncode(&c.wbuf) // fails only at QoS > 0 without a packet id
+	} else {
+		pk.PubackEncode(&c.wbuf) // never fails
+	}
+	pk.TopicName, pk.Payload = "", nil // do not keep the caller's memory
 }
 
 func (c *Client) packetIDLocked() uint16 {
@@ -255,7 +284,13 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
 	c.wmu.Lock()
-	c.wbuf = appendSubscribe(c.wbuf, c.packetIDLocked(), filter, qos)
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, // the flags MQTT requires of a SUBSCRIBE
+		ProtocolVersion: mqtt311,
+		PacketID:        c.packetIDLocked(),
+		Filters:         packets.Subscriptions{{Filter: filter, Qos: qos}},
+	}
+	pk.SubscribeEncode(&c.wbuf) // fails only without a packet id
 	err := c.writeLocked()
 	c.wmu.Unlock()
 	if err != nil {
@@ -281,7 +316,8 @@ func (c *Client) PingIfIdle(idle time.Duration) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf = appendPingreq(c.wbuf)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}, ProtocolVersion: mqtt311}
+	pk.PingreqEncode(&c.wbuf) // never fails
 	return c.writeLocked()
 }
 
@@ -294,7 +330,8 @@ func (c *Client) Close() error {
 	}
 	c.wmu.Lock()
 	c.batching = false
-	c.wbuf = appendDisconnect(c.wbuf)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt311}
+	pk.DisconnectEncode(&c.wbuf) // never fails
 	c.writeLocked()
 	c.wmu.Unlock()
 	err := c.conn.Close()

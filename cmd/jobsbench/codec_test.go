@@ -3,180 +3,190 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"strings"
+	"errors"
+	"io"
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// decodeWithMochi decodes one packet of ours with mochi's codec.
-func decodeWithMochi(t *testing.T, raw []byte) packets.Packet {
+// encodeMochi encodes packets as the broker would, with mochi's encoders.
+func encodeMochi(t testing.TB, pks ...packets.Packet) []byte {
 	t.Helper()
-	r := bytes.NewReader(raw)
-	hb, _ := r.ReadByte()
-	var pk packets.Packet
-	pk.ProtocolVersion = 4
-	if err := pk.FixedHeader.Decode(hb); err != nil {
-		t.Fatalf("mochi fixed header: %v", err)
-	}
-	n, _, err := packets.DecodeLength(r)
-	if err != nil {
-		t.Fatalf("mochi remaining length: %v", err)
-	}
-	if n != r.Len() {
-		t.Fatalf("remaining length %d, but %d bytes follow", n, r.Len())
-	}
-	body := raw[len(raw)-n:]
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Subscribe:
-		err = pk.SubscribeDecode(body)
-	case packets.Pingreq:
-		err = pk.PingreqDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	default:
-		t.Fatalf("unexpected packet type %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
-		t.Fatalf("mochi decode: %v", err)
-	}
-	return pk
-}
-
-func TestEncodeMatchesMochi(t *testing.T) {
-	pk := decodeWithMochi(t, appendConnect(nil, "dev-1", 60))
-	if pk.Connect.ClientIdentifier != "dev-1" || pk.Connect.Keepalive != 60 || !pk.Connect.Clean ||
-		pk.ProtocolVersion != 4 || string(pk.Connect.ProtocolName) != "MQTT" {
-		t.Errorf("connect decoded as %+v", pk.Connect)
-	}
-	if code := pk.ConnectValidate(); code != packets.CodeSuccess {
-		t.Errorf("mochi rejects our CONNECT: %v", code)
-	}
-
-	long := strings.Repeat("x", 300) // a two-byte remaining length
-	pk = decodeWithMochi(t, appendPublish(nil, "$aws/things/t/jobs/start-next", []byte(long), 1, 513))
-	if pk.TopicName != "$aws/things/t/jobs/start-next" || string(pk.Payload) != long || pk.FixedHeader.Qos != 1 || pk.PacketID != 513 {
-		t.Errorf("publish decoded as topic %q qos %d id %d payload %d bytes", pk.TopicName, pk.FixedHeader.Qos, pk.PacketID, len(pk.Payload))
-	}
-	pk = decodeWithMochi(t, appendPublish(nil, "a/b", []byte("hi"), 0, 0))
-	if pk.TopicName != "a/b" || string(pk.Payload) != "hi" || pk.FixedHeader.Qos != 0 {
-		t.Errorf("QoS 0 publish decoded as %+v", pk)
-	}
-
-	pk = decodeWithMochi(t, appendPuback(nil, 65535))
-	if pk.PacketID != 65535 {
-		t.Errorf("puback id %d", pk.PacketID)
-	}
-
-	pk = decodeWithMochi(t, appendSubscribe(nil, 7, "$aws/things/t/jobs/notify-next", 1))
-	if pk.PacketID != 7 || len(pk.Filters) != 1 || pk.Filters[0].Filter != "$aws/things/t/jobs/notify-next" || pk.Filters[0].Qos != 1 {
-		t.Errorf("subscribe decoded as id %d filters %+v", pk.PacketID, pk.Filters)
-	}
-	decodeWithMochi(t, appendPingreq(nil))
-	decodeWithMochi(t, appendDisconnect(nil))
-}
-
-func TestDecodeMochiEncoded(t *testing.T) {
 	var buf bytes.Buffer
-	payload := bytes.Repeat([]byte("p"), 20_000) // a three-byte remaining length
-	for _, qos := range []byte{0, 1} {
-		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos}, ProtocolVersion: 4,
-			TopicName: "bench/dev-1/reply", Payload: payload}
-		if qos > 0 {
-			pk.PacketID = 42
+	for _, pk := range pks {
+		pk.ProtocolVersion = mqtt311
+		var err error
+		switch pk.FixedHeader.Type {
+		case packets.Publish:
+			err = pk.PublishEncode(&buf)
+		case packets.Puback:
+			err = pk.PubackEncode(&buf)
+		case packets.Connack:
+			err = pk.ConnackEncode(&buf)
+		case packets.Suback:
+			err = pk.SubackEncode(&buf)
+		case packets.Pingresp:
+			err = pk.PingrespEncode(&buf)
+		case packets.Subscribe:
+			err = pk.SubscribeEncode(&buf)
+		default:
+			t.Fatalf("encodeMochi: no encoder for %s", packets.PacketNames[pk.FixedHeader.Type])
 		}
-		if err := pk.PublishEncode(&buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ProtocolVersion: 4, ReasonCode: 5}
-	if err := ack.ConnackEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Suback}, ProtocolVersion: 4, PacketID: 9, ReasonCodes: []byte{1}}
-	if err := sub.SubackEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-
-	r := bufio.NewReaderSize(bytes.NewReader(buf.Bytes()), 64)
-	var rbuf []byte
-	for _, qos := range []byte{0, 1} {
-		h, body, err := readPacket(r, &rbuf)
-		if err != nil || h>>4 != typePublish {
-			t.Fatalf("read publish: type %d, %v", h>>4, err)
-		}
-		m, err := parsePublish(h, body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(m.Topic) != "bench/dev-1/reply" || !bytes.Equal(m.Payload, payload) || m.QoS != qos || (qos == 1 && m.ID != 42) {
-			t.Errorf("publish read as topic %q qos %d id %d payload %d bytes", m.Topic, m.QoS, m.ID, len(m.Payload))
+	}
+	return buf.Bytes()
+}
+
+func pub(topic string, payload []byte, qos byte, id uint16) packets.Packet {
+	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos}, TopicName: topic, Payload: payload, PacketID: id}
+}
+
+// TestReadPacket reads what mochi encodes through a small buffer, with
+// remaining lengths of one to three bytes, and checks that nothing of a
+// packet leaks into the next one read into the same Packet.
+func TestReadPacket(t *testing.T) {
+	big := bytes.Repeat([]byte("p"), 20_000) // a three-byte remaining length
+	raw := encodeMochi(t,
+		pub("bench/dev-1/reply", big, 1, 42),
+		pub("a/b", []byte("hi"), 0, 0),
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: 5},
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Suback}, PacketID: 9, ReasonCodes: []byte{1}},
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: 65535},
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingresp}},
+	)
+	r := &packetReader{br: bufio.NewReaderSize(bytes.NewReader(raw), 16)}
+	read := func(typ byte) *packets.Packet {
+		t.Helper()
+		pk, err := r.readPacket()
+		if err != nil {
+			t.Fatalf("read %s: %v", packets.PacketNames[typ], err)
 		}
+		if pk.FixedHeader.Type != typ {
+			t.Fatalf("read %s, want %s", packets.PacketNames[pk.FixedHeader.Type], packets.PacketNames[typ])
+		}
+		return pk
 	}
-	h, body, err := readPacket(r, &rbuf)
-	if err != nil || h>>4 != typeConnack {
-		t.Fatalf("read connack: type %d, %v", h>>4, err)
+	if pk := read(packets.Publish); pk.TopicName != "bench/dev-1/reply" || !bytes.Equal(pk.Payload, big) ||
+		pk.FixedHeader.Qos != 1 || pk.PacketID != 42 || pk.FixedHeader.Remaining != 2+17+2+len(big) {
+		t.Errorf("QoS 1 publish read as topic %q qos %d id %d remaining %d payload %d bytes",
+			pk.TopicName, pk.FixedHeader.Qos, pk.PacketID, pk.FixedHeader.Remaining, len(pk.Payload))
 	}
-	if code, err := parseConnack(body); err != nil || code != 5 {
-		t.Errorf("connack code %d, %v", code, err)
+	if pk := read(packets.Publish); pk.TopicName != "a/b" || string(pk.Payload) != "hi" || pk.FixedHeader.Qos != 0 || pk.PacketID != 0 {
+		t.Errorf("QoS 0 publish read as topic %q qos %d id %d payload %q", pk.TopicName, pk.FixedHeader.Qos, pk.PacketID, pk.Payload)
 	}
-	h, body, err = readPacket(r, &rbuf)
-	if err != nil || h>>4 != typeSuback {
-		t.Fatalf("read suback: type %d, %v", h>>4, err)
+	if pk := read(packets.Connack); pk.ReasonCode != 5 || pk.Payload != nil {
+		t.Errorf("connack read as code %d, payload %q", pk.ReasonCode, pk.Payload)
 	}
-	if id, codes, err := parseAck(body); err != nil || id != 9 || !bytes.Equal(codes, []byte{1}) {
-		t.Errorf("suback id %d codes %v, %v", id, codes, err)
+	if pk := read(packets.Suback); pk.PacketID != 9 || !bytes.Equal(pk.ReasonCodes, []byte{1}) {
+		t.Errorf("suback read as id %d codes %v", pk.PacketID, pk.ReasonCodes)
 	}
-	if _, _, err := readPacket(r, &rbuf); err == nil {
-		t.Error("read past the end without an error")
+	if pk := read(packets.Puback); pk.PacketID != 65535 || pk.ReasonCodes != nil {
+		t.Errorf("puback read as id %d codes %v", pk.PacketID, pk.ReasonCodes)
+	}
+	read(packets.Pingresp)
+	if _, err := r.readPacket(); err != io.EOF {
+		t.Errorf("read past the end: %v, want EOF", err)
 	}
 }
 
 func TestReadPacketErrors(t *testing.T) {
-	var rbuf []byte
-	for name, raw := range map[string][]byte{
-		"truncated body":   {0x30, 10, 0, 3, 'a'},
-		"truncated length": {0x30, 0x80},
-		"length too long":  {0x30, 0x80, 0x80, 0x80, 0x80, 0x01},
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want error // nil: any error
+	}{
+		{"truncated body", []byte{0x30, 10, 0, 3, 'a'}, io.ErrUnexpectedEOF},
+		{"truncated length", []byte{0x30, 0x80}, io.ErrUnexpectedEOF},
+		{"length too long", []byte{0x30, 0x80, 0x80, 0x80, 0x80, 0x01}, packets.ErrMalformedVariableByteInteger},
+		{"QoS 3", []byte{0x36, 0}, packets.ErrProtocolViolationQosOutOfRange},
+		{"flags on a puback", []byte{0x42, 2, 0, 1}, packets.ErrMalformedFlags},
+		{"short topic", []byte{0x32, 3, 0, 5, 'a'}, packets.ErrMalformedTopic},
+		{"QoS 1 without packet id", []byte{0x32, 4, 0, 1, 'a', 0}, packets.ErrMalformedPacketID},
+		{"topic not UTF-8", []byte{0x30, 3, 0, 1, 0xff}, packets.ErrMalformedTopic},
+		{"empty puback", []byte{0x40, 0}, packets.ErrMalformedPacketID},
+		{"subscribe from the broker", encodeMochi(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+			PacketID: 1, Filters: packets.Subscriptions{{Filter: "a"}}}), nil},
 	} {
-		if _, _, err := readPacket(bufio.NewReader(bytes.NewReader(raw)), &rbuf); err == nil {
-			t.Errorf("%s: no error", name)
+		r := &packetReader{br: bufio.NewReader(bytes.NewReader(tc.raw))}
+		_, err := r.readPacket()
+		if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
-	}
-	if _, err := parsePublish(0x32, []byte{0, 5, 'a'}); err == nil {
-		t.Error("publish with a short topic: no error")
-	}
-	if _, err := parsePublish(0x32, []byte{0, 1, 'a', 0}); err == nil {
-		t.Error("QoS 1 publish without a packet id: no error")
 	}
 }
 
 func TestPacketBuffered(t *testing.T) {
-	pub := appendPublish(nil, "a/b", bytes.Repeat([]byte("x"), 200), 1, 1)
-	for n := 0; n <= len(pub); n++ {
-		r := bufio.NewReaderSize(bytes.NewReader(pub[:n]), 1024)
-		r.Peek(n) // fill the buffer with what there is
-		if got, want := packetBuffered(r), n == len(pub); got != want {
-			t.Errorf("%d of %d bytes buffered: packetBuffered = %v", n, len(pub), got)
+	for _, size := range []int{0, 100, 200} { // one and two length bytes
+		raw := encodeMochi(t, pub("a/b", bytes.Repeat([]byte("x"), size), 1, 1))
+		for n := 0; n <= len(raw); n++ {
+			r := &packetReader{br: bufio.NewReaderSize(bytes.NewReader(raw[:n]), 1024)}
+			r.br.Peek(n) // fill the buffer with what there is
+			if got, want := r.packetBuffered(), n == len(raw); got != want {
+				t.Errorf("%d of %d bytes buffered: packetBuffered = %v", n, len(raw), got)
+			}
 		}
 	}
 }
 
-func TestJSONString(t *testing.T) {
-	data := []byte(`{"execution":{"jobId":"steady-1-t000-j00","thingName":"x","jobDocument":{"jobId":"other"}}}`)
-	if v, ok := jsonString(data, "jobId"); !ok || string(v) != "steady-1-t000-j00" {
-		t.Errorf("jobId = %q, %v", v, ok)
+// repeater reads data over and over.
+type repeater struct {
+	data []byte
+	off  int
+}
+
+func (r *repeater) Read(p []byte) (int, error) {
+	n := copy(p, r.data[r.off:])
+	r.off = (r.off + n) % len(r.data)
+	return n, nil
+}
+
+// TestReadPacketAllocs checks that reading reuses the Packet and the body
+// buffer: the load generator reads millions of packets.
+func TestReadPacketAllocs(t *testing.T) {
+	raw := encodeMochi(t, pub("$aws/things/steady-0001/jobs/start-next/accepted", bytes.Repeat([]byte("x"), 300), 1, 7),
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: 7})
+	r := newPacketReader(&repeater{data: raw})
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := r.readPacket(); err != nil {
+			t.Fatal(err)
+		}
+		r.packetBuffered()
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet read", allocs)
 	}
-	if _, ok := jsonString(data, "missing"); ok {
-		t.Error("found a missing key")
+}
+
+// BenchmarkReadPublish measures reading a delivery and its PUBACK, as the
+// reader goroutine does.
+func BenchmarkReadPublish(b *testing.B) {
+	raw := encodeMochi(b, pub("$aws/things/steady-0001/jobs/start-next/accepted", bytes.Repeat([]byte("x"), 300), 1, 7),
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: 7})
+	r := newPacketReader(&repeater{data: raw})
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for range 2 {
+			if _, err := r.readPacket(); err != nil {
+				b.Fatal(err)
+			}
+			r.packetBuffered()
+		}
 	}
-	if _, ok := jsonString([]byte(`{"jobId":"unterminated`), "jobId"); ok {
-		t.Error("accepted an unterminated string")
+}
+
+// BenchmarkEncodePublish measures encoding a QoS 1 request and the PUBACK
+// of a delivery, as Client.Publish and the reader goroutine do.
+func BenchmarkEncodePublish(b *testing.B) {
+	var c Client
+	topic, payload := "$aws/things/steady-0001/jobs/start-next", []byte(`{"clientToken":"12345678"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.wbuf.Reset()
+		c.encodeLocked(packets.Puback, 0, 7, "", nil)
+		c.encodeLocked(packets.Publish, 1, 8, topic, payload)
 	}
 }

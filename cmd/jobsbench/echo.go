@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // runEcho runs the echo baselines alone (the echo scenario).
@@ -47,10 +49,10 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 	}
 	defer stop()
 	responder, err := Dial(ctx, mq.MQTTAddr, ClientOptions{ClientID: "jobsbench-responder", KeepAlive: cfg.KeepAlive,
-		OnMessage: func(c *Client, m *publish) {
+		OnMessage: func(c *Client, m *packets.Packet) {
 			// bench/+ matches requests only: replies are one level deeper.
-			reply := make([]byte, 0, len(m.Topic)+6)
-			reply = append(append(reply, m.Topic...), "/reply"...)
+			reply := make([]byte, 0, len(m.TopicName)+6)
+			reply = append(append(reply, m.TopicName...), "/reply"...)
 			c.Publish(string(reply), m.Payload, 1)
 		}})
 	if err != nil {
@@ -124,8 +126,8 @@ func (p *echoProto) request() (string, []byte) {
 	return p.topic, p.buf
 }
 
-func (p *echoProto) reply(m *publish) outcome {
-	if string(m.Topic) != p.replyTopic {
+func (p *echoProto) reply(m *packets.Packet) outcome {
+	if m.TopicName != p.replyTopic {
 		return outIgnore
 	}
 	if !bytes.Equal(m.Payload, p.buf) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // FanoutResult is the outcome of the fanout scenario. Times are measured
@@ -103,8 +105,8 @@ func runFanout(ctx context.Context, cfg *config, rep *Report) error {
 	}
 	clients, err := connectDevices(ctx, cfg, t.MQTTAddr, "fanout connect", connected, func(i int, c *Client) error {
 		topic := "$aws/things/" + connected[i] + "/jobs/notify-next"
-		c.SetOnMessage(func(_ *Client, m *publish) {
-			if string(m.Topic) != topic || !bytes.Contains(m.Payload, want) {
+		c.SetOnMessage(func(_ *Client, m *packets.Packet) {
+			if m.TopicName != topic || !bytes.Contains(m.Payload, want) {
 				return
 			}
 			if arrivals[i].CompareAndSwap(0, mono()-t0.Load()) && notified.Add(1) == int64(cfg.Connected) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // outcome is what a device makes of a message.
@@ -26,7 +28,7 @@ const (
 // device's lock, on the connection's reader goroutine (or the starter's).
 type deviceProto interface {
 	request() (topic string, payload []byte)
-	reply(m *publish) outcome
+	reply(m *packets.Packet) outcome
 }
 
 // ErrorCounts counts failed operations by kind.
@@ -265,7 +267,7 @@ func (d *loopDevice) sendLocked() {
 
 // onMessage is the client's OnMessage: it judges the answer, records it
 // and sends the next request, until the window has ended.
-func (d *loopDevice) onMessage(_ *Client, m *publish) {
+func (d *loopDevice) onMessage(_ *Client, m *packets.Packet) {
 	now := mono()
 	d.mu.Lock()
 	defer d.mu.Unlock()

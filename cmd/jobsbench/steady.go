@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // benchDocument is the job document of every job jobsbench creates.
@@ -224,12 +226,12 @@ func (p *steadyProto) request() (string, []byte) {
 	return topic, p.buf
 }
 
-func (p *steadyProto) reply(m *publish) outcome {
+func (p *steadyProto) reply(m *packets.Packet) outcome {
 	accepted, rejected := p.startAccepted, p.startRejected
 	if p.state != stStartNext {
 		accepted, rejected = p.updAccepted, p.updRejected
 	}
-	switch string(m.Topic) {
+	switch m.TopicName {
 	case accepted:
 	case rejected:
 		p.state = stStartNext // start over: start-next returns the execution in progress

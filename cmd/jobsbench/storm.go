@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // StormResult is the outcome of the storm scenario. Times are measured
@@ -113,9 +115,9 @@ func runStorm(ctx context.Context, cfg *config, rep *Report) error {
 			dev := &devs[i]
 			prefix := "$aws/things/" + things[i] + "/jobs/start-next"
 			accepted, rejectedTopic := prefix+"/accepted", prefix+"/rejected"
-			onMessage := func(_ *Client, m *publish) {
+			onMessage := func(_ *Client, m *packets.Packet) {
 				var fail *atomic.Int64
-				switch string(m.Topic) {
+				switch m.TopicName {
 				case accepted:
 					if !bytes.HasPrefix(m.Payload, []byte(`{"execution":{"jobId":"`+jobID+`"`)) {
 						fail = &invalid
