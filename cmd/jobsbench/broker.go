@@ -109,6 +109,9 @@ type brokerProcess struct {
 	cmd     *exec.Cmd
 	dataDir string
 	exited  chan struct{}
+	// startedIn is how long the process took from its start to its
+	// "jobsbroker started" line.
+	startedIn time.Duration
 
 	mu       sync.Mutex
 	tail     []string // the last log lines
@@ -128,6 +131,35 @@ func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) 
 		args = append(args, "-no-sync")
 	}
 	args = append(args, extra...)
+	t, err := execBroker(ctx, bin, args, dataDir)
+	if err != nil {
+		os.RemoveAll(dataDir)
+	}
+	return t, err
+}
+
+// restart stops the broker jobsbench started (SIGTERM, waiting for a clean
+// shutdown), starts it again on the same data directory and returns the
+// restarted broker; the old target must not be used any more.
+func (t *target) restart(ctx context.Context) (*target, error) {
+	p := t.proc
+	if p == nil {
+		return nil, errors.New("restart: jobsbench did not start this broker")
+	}
+	if err := p.stopProcess(); err != nil {
+		return nil, fmt.Errorf("restart: %w", err)
+	}
+	nt, err := execBroker(ctx, p.cmd.Path, p.cmd.Args[1:], p.dataDir)
+	if err != nil {
+		os.RemoveAll(p.dataDir)
+		return nil, fmt.Errorf("restart: %w", err)
+	}
+	return nt, nil
+}
+
+// execBroker runs the jobsbroker binary at bin with args (which name
+// dataDir) and waits for its "jobsbroker started" line.
+func execBroker(ctx context.Context, bin string, args []string, dataDir string) (*target, error) {
 	cmd := exec.Command(bin, args...)
 	// The environment wins over flags in jobsbroker: clear what would
 	// redirect it.
@@ -140,12 +172,11 @@ func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) 
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("start jobsbroker: %w", err)
 	}
 	cmd.Stderr = cmd.Stdout
+	begin := time.Now()
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("start jobsbroker %s: %w", bin, err)
 	}
 	p := &brokerProcess{cmd: cmd, dataDir: dataDir, exited: make(chan struct{})}
@@ -157,21 +188,21 @@ func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) 
 	}()
 	select {
 	case line := <-started:
+		p.startedIn = time.Since(begin)
 		mqttAddr, _ := line["mqtt"].(string)
 		api, _ := line["api"].(string)
 		if mqttAddr == "" || api == "" {
-			p.Stop()
+			p.stopProcess()
 			return nil, fmt.Errorf("start jobsbroker: no addresses in its start line %v", line)
 		}
 		return &target{MQTTAddr: mqttAddr, APIURL: "http://" + api, PID: cmd.Process.Pid, proc: p}, nil
 	case <-p.exited:
-		p.Stop()
 		return nil, fmt.Errorf("jobsbroker exited during start:\n%s", p.Tail())
-	case <-time.After(60 * time.Second):
-		p.Stop()
-		return nil, fmt.Errorf("jobsbroker did not start in 60s:\n%s", p.Tail())
+	case <-time.After(5 * time.Minute):
+		p.stopProcess()
+		return nil, fmt.Errorf("jobsbroker did not start in 5 minutes:\n%s", p.Tail())
 	case <-ctx.Done():
-		p.Stop()
+		p.stopProcess()
 		return nil, fmt.Errorf("start jobsbroker: %w", ctx.Err())
 	}
 }
@@ -221,6 +252,11 @@ func (p *brokerProcess) Warnings() []string {
 // its data directory.
 func (p *brokerProcess) Stop() error {
 	defer os.RemoveAll(p.dataDir)
+	return p.stopProcess()
+}
+
+// stopProcess shuts the broker down with SIGTERM (SIGKILL after 30 s).
+func (p *brokerProcess) stopProcess() error {
 	select {
 	case <-p.exited:
 		return nil

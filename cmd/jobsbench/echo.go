@@ -98,7 +98,7 @@ func echoLoop(ctx context.Context, cfg *config, label, addr string, subscribe bo
 	for i := range clients {
 		protos[i] = newEchoProto(ids[i])
 	}
-	return runLoop(ctx, label, clients, protos, cfg.Warmup, cfg.Duration, cfg.Timeout, probe, cfg.Progress)
+	return runLoop(ctx, label, clients, protos, cfg.loopOptions(probe))
 }
 
 // echoProto publishes a ~100-byte JSON request on bench/{device} and

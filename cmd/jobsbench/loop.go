@@ -56,13 +56,18 @@ type loopDevice struct {
 	c     *Client
 	proto deviceProto
 
-	mu      sync.Mutex
-	sentAt  int64 // mono() of the outstanding request; 0 if none
-	stopped bool
-	samples []int64 // latencies of the requests answered in the window
-	ops     int64   // requests accepted in the window
-	cycles  int64   // cycles completed in the window
-	errs    ErrorCounts
+	mu     sync.Mutex
+	sentAt int64 // mono() of the outstanding request; 0 if none
+	// intended is when the outstanding (or next) request was due: sentAt
+	// in a closed loop; its slot in the schedule when paced, so that a
+	// request sent late because the previous answer came late counts the
+	// wait in its latency.
+	intended int64
+	stopped  bool
+	samples  []int64 // latencies of the requests answered in the window
+	ops      int64   // requests accepted in the window
+	cycles   int64   // cycles completed in the window
+	errs     ErrorCounts
 }
 
 // loopRun drives devices in a closed loop: a warm-up, then a measured
@@ -71,9 +76,12 @@ type loopDevice struct {
 type loopRun struct {
 	devices []*loopDevice
 	timeout time.Duration
-	start   int64
-	end     atomic.Int64
-	cutAt   atomic.Int64 // when a device ran out of work (0: never)
+	// interval is the time between one device's requests when paced; 0
+	// for a closed loop.
+	interval int64
+	start    int64
+	end      atomic.Int64
+	cutAt    atomic.Int64 // when a device ran out of work (0: never)
 	// interrupted is set when the context ended the run early.
 	interrupted atomic.Bool
 	ops         atomic.Int64 // every accepted answer, warm-up included (progress)
@@ -95,19 +103,44 @@ type LoopResult struct {
 	Errors       ErrorCounts `json:"errors"`
 	ErrorsTotal  int64       `json:"errors_total"`
 	RSSMiB       float64     `json:"broker_rss_mib,omitempty"`
+	// TargetOpsPerSec is the paced request rate of all devices together;
+	// 0 for a closed loop (each device sends as soon as it is answered).
+	TargetOpsPerSec float64 `json:"target_ops_per_s,omitempty"`
 	// Usage is the CPU and store activity during the window.
 	Usage    *WindowUsage `json:"usage,omitempty"`
 	CutShort string       `json:"cut_short,omitempty"`
 }
 
-// runLoop runs protos over connected clients (one each) for warmup, then
-// for the measured duration, and summarizes the window. A request that is
-// not answered within timeout counts as an error and stops its device.
+// loopOptions are the settings of one runLoop.
+type loopOptions struct {
+	Warmup, Duration time.Duration
+	// Timeout stops a device whose request is unanswered this long.
+	Timeout time.Duration
+	// Rate paces the devices to this many requests per second in all
+	// (each device at Rate/devices); 0 runs a closed loop.
+	Rate float64
+	// Probe, if not nil, is sampled at the start and the end of the window.
+	Probe *prober
+	// Progress receives the progress lines; nil shows none.
+	Progress io.Writer
+}
+
+// runLoop runs protos over connected clients (one each) for the warm-up,
+// then for the measured duration, and summarizes the window. A request
+// that is not answered within the timeout counts as an error and stops
+// its device.
 //
-// probe, if not nil, is sampled at the start and the end of the window.
-func runLoop(ctx context.Context, name string, clients []*Client, protos []deviceProto, warmup, duration, timeout time.Duration,
-	probe *prober, stderr io.Writer) (*LoopResult, error) {
-	r := &loopRun{timeout: timeout}
+// Paced (o.Rate > 0), each device sends on a fixed schedule, the devices'
+// schedules evenly staggered; a request whose slot passed while the
+// previous one was unanswered goes out at once, and its latency runs from
+// its slot (so that a slow broker cannot hide its queueing by slowing the
+// load down).
+func runLoop(ctx context.Context, name string, clients []*Client, protos []deviceProto, o loopOptions) (*LoopResult, error) {
+	warmup, duration, probe, stderr := o.Warmup, o.Duration, o.Probe, o.Progress
+	r := &loopRun{timeout: o.Timeout}
+	if o.Rate > 0 {
+		r.interval = max(1, int64(float64(len(clients))/o.Rate*1e9))
+	}
 	for i, c := range clients {
 		d := &loopDevice{run: r, c: c, proto: protos[i], samples: make([]int64, 0, 1024)}
 		r.devices = append(r.devices, d)
@@ -149,9 +182,13 @@ func runLoop(ctx context.Context, name string, clients []*Client, protos []devic
 		last = probe.sample(ctx)
 	}(context.WithoutCancel(ctx))
 
-	for _, d := range r.devices {
+	for i, d := range r.devices {
 		d.mu.Lock()
-		d.sendLocked()
+		if r.interval == 0 {
+			d.sendLocked(mono())
+		} else {
+			d.scheduleLocked(now+r.interval*int64(i)/int64(len(r.devices)), now)
+		}
 		d.mu.Unlock()
 	}
 	allStopped := make(chan struct{})
@@ -177,7 +214,7 @@ func runLoop(ctx context.Context, name string, clients []*Client, protos []devic
 	prog.Stop()
 	<-probed
 
-	res := &LoopResult{Name: name, Devices: len(clients), WarmupS: warmup.Seconds()}
+	res := &LoopResult{Name: name, Devices: len(clients), WarmupS: warmup.Seconds(), TargetOpsPerSec: o.Rate}
 	end := r.end.Load()
 	if cut := r.cutAt.Load(); cut != 0 {
 		res.CutShort = fmt.Sprintf("a device ran out of work %.1fs into the measured window", float64(cut-r.start)/1e9)
@@ -240,7 +277,7 @@ func (r *loopRun) sweep() {
 			r.errs.Add(1)
 			d.stopLocked()
 		case d.sentAt == 0 && now >= r.end.Load():
-			d.stopLocked() // idle after an error at the very end
+			d.stopLocked() // idle (paced, or after an error) at the end
 		}
 		d.mu.Unlock()
 	}
@@ -254,10 +291,11 @@ func (d *loopDevice) stopLocked() {
 	}
 }
 
-// sendLocked sends the device's next request.
-func (d *loopDevice) sendLocked() {
+// sendLocked sends the device's next request, due at intended.
+func (d *loopDevice) sendLocked(intended int64) {
 	topic, payload := d.proto.request()
 	d.sentAt = mono()
+	d.intended = min(intended, d.sentAt)
 	if err := d.c.Publish(topic, payload, 1); err != nil {
 		d.errs.Disconnects++
 		d.run.errs.Add(1)
@@ -279,7 +317,7 @@ func (d *loopDevice) onMessage(_ *Client, m *packets.Packet) {
 		return
 	}
 	r := d.run
-	lat := now - d.sentAt
+	lat := now - d.intended
 	d.sentAt = 0
 	end := r.end.Load()
 	inWindow := now >= r.start && now < end
@@ -308,5 +346,25 @@ func (d *loopDevice) onMessage(_ *Client, m *packets.Packet) {
 		d.stopLocked()
 		return
 	}
-	d.sendLocked()
+	if r.interval == 0 {
+		d.sendLocked(now)
+		return
+	}
+	d.scheduleLocked(d.intended+r.interval, now)
+}
+
+// scheduleLocked sends the next request at due: now if it is already due,
+// else from a timer.
+func (d *loopDevice) scheduleLocked(due, now int64) {
+	if due <= now {
+		d.sendLocked(due)
+		return
+	}
+	time.AfterFunc(time.Duration(due-now), func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !d.stopped && d.sentAt == 0 && mono() < d.run.end.Load() {
+			d.sendLocked(due)
+		}
+	})
 }

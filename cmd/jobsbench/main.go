@@ -13,6 +13,8 @@
 //	jobsbench fanout [flags]   one job for -things things, -connected of them listening on notify-next
 //	jobsbench storm [flags]    -connected devices connect at once and each sends start-next
 //	jobsbench echo [flags]     the request/reply ceiling: jobsbroker's echo responder and Mosquitto's
+//	jobsbench scale [flags]    steady over a broker holding 1,000 executions, then -stored, each restarted first
+//	jobsbench fsync [flags]    the disk's flush latency (4 KiB append + fdatasync) where brokers keep their data
 //
 // By default jobsbench builds cmd/jobsbroker (it must run inside the
 // module for that, or be given -broker-bin) and starts it on loopback ports
@@ -37,6 +39,12 @@
 //     targets; times run from just before CreateJob is sent.
 //   - storm: -storm-concurrency connection attempts run at once; each
 //     device sends start-next as soon as it has its CONNACK.
+//   - scale: for 1,000 and then -stored executions (QUEUED, jobs for a
+//     thing group of up to -things things), a fresh broker is filled,
+//     restarted on its data directory (its start is timed) and measured
+//     with steady (no echo); the ratio compares the two steady rates.
+//   - -rate paces steady and echo: each device sends on a fixed schedule
+//     and latencies run from the scheduled time, not the send.
 //
 // There are no timing targets: the numbers depend on the machine, and only
 // figures from one invocation (such as the ratios steady prints) compare.
@@ -77,6 +85,8 @@ type config struct {
 	BrokerBin          string
 	ConnectConcurrency int
 	ConnectRate        float64
+	Rate               float64
+	Stored             int
 	StormConcurrency   int
 	APIConcurrency     int
 	Timeout            time.Duration
@@ -92,6 +102,7 @@ func defaultConfig() config {
 	return config{
 		Devices:            1000,
 		Things:             100_000,
+		Stored:             1_000_000,
 		Connected:          10_000,
 		Duration:           20 * time.Second,
 		Warmup:             5 * time.Second,
@@ -106,13 +117,15 @@ func defaultConfig() config {
 	}
 }
 
-const usage = `usage: jobsbench steady|fanout|storm|echo [flags]
+const usage = `usage: jobsbench steady|fanout|storm|echo|scale|fsync [flags]
 
   steady   -devices devices loop start-next, update IN_PROGRESS, update SUCCEEDED over
            pre-created jobs; then the echo baselines in the same run (unless -no-echo)
   fanout   one job for -things things; -connected of them listen on notify-next
   storm    -connected devices connect at once and each sends start-next
   echo     the same request/reply pattern with no store: jobsbroker's echo, and Mosquitto
+  scale    steady over a restarted broker holding 1,000 stored executions, then -stored
+  fsync    the disk's flush latency: 4 KiB appends, each followed by fdatasync, for -duration
 
 flags:
 `
@@ -130,12 +143,14 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "steady and echo: concurrent devices, one request outstanding each")
-	fs.IntVar(&cfg.Things, "things", cfg.Things, "fanout: things the job targets")
+	fs.IntVar(&cfg.Things, "things", cfg.Things, "fanout: things the job targets; scale: things each filling job targets")
+	fs.IntVar(&cfg.Stored, "stored", cfg.Stored, "scale: executions stored before the second steady run")
 	fs.IntVar(&cfg.Connected, "connected", cfg.Connected, "fanout: connected devices listening on notify-next; storm: devices")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "steady and echo: measured window")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "steady and echo: warm-up before the window")
 	fs.IntVar(&cfg.JobsPerDevice, "jobs-per-device", 0, "steady: jobs each device works through (0: enough for the run at about 12k ops/s)")
 	fs.IntVar(&cfg.JobsPerThing, "jobs-per-thing", cfg.JobsPerThing, "steady: pending jobs of each thing; a device works through several things")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "steady and echo: pace all devices together to this many requests/s (0: closed loop, as fast as answered)")
 	fs.BoolVar(&cfg.NoSync, "no-sync", false, "start the broker with -no-sync (acknowledge before the disk flush)")
 	fs.BoolVar(&cfg.NoEcho, "no-echo", false, "steady: skip the echo baselines")
 	fs.StringVar(&cfg.Mosquitto, "mosquitto", cfg.Mosquitto, "Mosquitto binary for the echo baseline (empty: skip it)")
@@ -154,7 +169,7 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	quiet := fs.Bool("quiet", false, "no progress display")
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
 		fs.Usage()
-		return "", cfg, errors.New("name a scenario: steady, fanout, storm or echo")
+		return "", cfg, errors.New("name a scenario: steady, fanout, storm, echo, scale or fsync")
 	}
 	scenario := args[0]
 	if err := fs.Parse(args[1:]); err != nil {
@@ -216,8 +231,12 @@ func run(ctx context.Context, scenario string, cfg *config, stdout io.Writer) (*
 		err = runStorm(ctx, cfg, rep)
 	case "echo":
 		err = runEcho(ctx, cfg, rep)
+	case "scale":
+		err = runScale(ctx, cfg, rep)
+	case "fsync":
+		err = runFsync(ctx, cfg, rep)
 	default:
-		return nil, fmt.Errorf("unknown scenario %q (steady, fanout, storm or echo)", scenario)
+		return nil, fmt.Errorf("unknown scenario %q (steady, fanout, storm, echo, scale or fsync)", scenario)
 	}
 	if err != nil {
 		return rep, err
@@ -232,6 +251,11 @@ func run(ctx context.Context, scenario string, cfg *config, stdout io.Writer) (*
 		}
 	}
 	return rep, nil
+}
+
+// loopOptions are the runLoop settings of the configuration.
+func (c *config) loopOptions(probe *prober) loopOptions {
+	return loopOptions{Warmup: c.Warmup, Duration: c.Duration, Timeout: c.Timeout, Rate: c.Rate, Probe: probe, Progress: c.Progress}
 }
 
 // openTarget starts a jobsbroker, or describes the running one of -mqtt.

@@ -27,6 +27,8 @@ type Report struct {
 	Ratios *Ratios            `json:"ratios,omitempty"`
 	Fanout *FanoutResult      `json:"fanout,omitempty"`
 	Storm  *StormResult       `json:"storm,omitempty"`
+	Scale  *ScaleResult       `json:"scale,omitempty"`
+	Fsync  *FsyncResult       `json:"fsync,omitempty"`
 	Notes  []string           `json:"notes,omitempty"`
 	// BrokerWarnings are the WARN and ERROR lines the broker logged.
 	BrokerWarnings []string `json:"broker_warnings,omitempty"`
@@ -53,6 +55,8 @@ type settings struct {
 	SyncWrites       bool    `json:"sync_writes"`
 	ExternalBroker   bool    `json:"external_broker"`
 	StormConcurrency int     `json:"storm_concurrency"`
+	RateOpsPerSec    float64 `json:"rate_ops_per_s,omitempty"`
+	Stored           int     `json:"stored,omitempty"`
 }
 
 func newReport(scenario string, cfg *config) *Report {
@@ -65,6 +69,7 @@ func newReport(scenario string, cfg *config) *Report {
 			Devices: cfg.Devices, Things: cfg.Things, Connected: cfg.Connected,
 			DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), JobsPerDevice: cfg.JobsPerDevice,
 			SyncWrites: !cfg.NoSync, ExternalBroker: cfg.MQTTAddr != "", StormConcurrency: cfg.StormConcurrency,
+			RateOpsPerSec: cfg.Rate, Stored: cfg.Stored,
 		},
 	}
 }
@@ -104,11 +109,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 	case !r.Settings.SyncWrites:
 		broker = "jobsbroker -no-sync"
 	}
+	if r.Scenario == "fsync" {
+		broker = "no broker"
+	}
 	fmt.Fprintf(w, "jobsbench %s  (%d CPUs, %s; %s)\n\n", r.Scenario, r.Host.CPUs, r.Host.GoVersion, broker)
 
 	var loops []*LoopResult
 	if r.Steady != nil {
 		loops = append(loops, r.Steady)
+	}
+	if sc := r.Scale; sc != nil {
+		for _, run := range []*ScaleRun{sc.Baseline, sc.Loaded} {
+			if run != nil && run.Steady != nil {
+				loops = append(loops, run.Steady)
+			}
+		}
 	}
 	loops = append(loops, r.Echo...)
 	if len(loops) > 0 {
@@ -135,6 +150,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			return err
 		}
 		for _, l := range loops {
+			if l.TargetOpsPerSec > 0 {
+				fmt.Fprintf(w, "  %s (%s) paced at %.0f ops/s; latencies run from each request's slot in the schedule\n", l.Name, l.Broker, l.TargetOpsPerSec)
+			}
 			if l.ErrorsTotal > 0 {
 				fmt.Fprintf(w, "  %s errors: %d rejected, %d timeouts, %d disconnects, %d invalid\n", l.Name,
 					l.Errors.Rejected, l.Errors.Timeouts, l.Errors.Disconnects, l.Errors.Invalid)
@@ -145,6 +163,31 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "\njobs ops/s ÷ jobsbroker echo ops/s: %.3f\n", r.Ratios.JobsOverEcho)
 		if r.Ratios.JobsOverMosquittoEcho > 0 {
 			fmt.Fprintf(w, "jobs ops/s ÷ mosquitto echo ops/s:  %.3f\n", r.Ratios.JobsOverMosquittoEcho)
+		}
+	}
+	if sc := r.Scale; sc != nil {
+		fmt.Fprintln(w)
+		p("scale\tstored executions\tfill s\tdata MiB\tstart s\tRSS after start MiB\tsteady ops/s\tp99 ms\t\n")
+		for _, run := range []*ScaleRun{sc.Baseline, sc.Loaded} {
+			if run == nil || run.Steady == nil {
+				continue
+			}
+			p("\t%d\t%.1f\t%.1f\t%.2f\t%.1f\t%.0f\t%.2f\t\n", run.Stored, run.FillS, run.DataMiB, run.StartS,
+				run.RSSAfterStartMiB, run.Steady.OpsPerSec, run.Steady.Latency.P99Ms)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if sc.Ratio > 0 {
+			fmt.Fprintf(w, "steady ops/s with %d stored ÷ with %d stored: %.3f\n", sc.Loaded.Stored, sc.Baseline.Stored, sc.Ratio)
+		}
+	}
+	if f := r.Fsync; f != nil {
+		p("fsync\tdir\tblock bytes\tflushes/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\t\n")
+		p("\t%s\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", f.Dir, f.BlockBytes, f.SyncsPerSec, f.Latency.P50Ms, f.Latency.P99Ms,
+			f.Latency.P999Ms, f.Latency.MaxMs)
+		if err := tw.Flush(); err != nil {
+			return err
 		}
 	}
 	if f := r.Fanout; f != nil {

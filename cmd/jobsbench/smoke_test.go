@@ -143,3 +143,68 @@ func TestSmokeStorm(t *testing.T) {
 		t.Errorf("storm: no throughput: %+v", s)
 	}
 }
+
+// TestSmokeSteadyPaced runs steady and the echo baselines at a fixed pace.
+// A paced loop can never send more than its schedule holds, whatever the
+// machine: that bound is checked, not any speed.
+func TestSmokeSteadyPaced(t *testing.T) {
+	const rate = 200
+	rep := runSmoke(t, "steady", func(c *config) { c.Rate = rate })
+	if rep.Steady == nil {
+		t.Fatal("no steady result")
+	}
+	loops := append([]*LoopResult{rep.Steady}, rep.Echo...)
+	for _, l := range loops {
+		checkLoop(t, l)
+		if l.TargetOpsPerSec != rate {
+			t.Errorf("%s: target rate %v, want %v", l.Name, l.TargetOpsPerSec, rate)
+		}
+		// Every slot up to the window's end, plus one late answer per
+		// device from before the window.
+		if limit := int64(rate*(l.WarmupS+l.WindowS)) + 2*int64(l.Devices); l.Ops > limit {
+			t.Errorf("%s: %d operations in the window exceed the %d the pace allows", l.Name, l.Ops, limit)
+		}
+	}
+	if rep.Ratios != nil {
+		t.Errorf("a paced run reported ratios of its paces: %+v", rep.Ratios)
+	}
+}
+
+// TestSmokeScale fills a broker, restarts it on its data and runs steady,
+// twice.
+func TestSmokeScale(t *testing.T) {
+	rep := runSmoke(t, "scale", func(c *config) {
+		c.Stored = 3000
+		c.Things = 1000
+	})
+	sc := rep.Scale
+	if sc == nil || sc.Baseline == nil || sc.Loaded == nil {
+		t.Fatalf("no scale result: %+v", sc)
+	}
+	for _, run := range []*ScaleRun{sc.Baseline, sc.Loaded} {
+		if run.Steady == nil {
+			t.Fatalf("stored %d: no steady result", run.Stored)
+		}
+		checkLoop(t, run.Steady)
+		if run.StartS <= 0 || run.DataMiB <= 0 {
+			t.Errorf("stored %d: restart not measured: %+v", run.Stored, run)
+		}
+	}
+	if sc.Baseline.Stored != scaleBaselineStored || sc.Loaded.Stored != 3000 {
+		t.Errorf("stored %d and %d, want %d and 3000", sc.Baseline.Stored, sc.Loaded.Stored, scaleBaselineStored)
+	}
+	if sc.Ratio <= 0 {
+		t.Errorf("no ratio: %+v", sc)
+	}
+}
+
+func TestSmokeFsync(t *testing.T) {
+	rep := runSmoke(t, "fsync", func(c *config) { c.Duration = 300 * time.Millisecond })
+	f := rep.Fsync
+	if f == nil {
+		t.Fatal("no fsync result")
+	}
+	if f.Latency.Count == 0 || f.SyncsPerSec <= 0 || f.Latency.P50Ms <= 0 || f.Latency.MaxMs < f.Latency.P99Ms {
+		t.Errorf("fsync: %+v", f)
+	}
+}

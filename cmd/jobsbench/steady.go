@@ -47,6 +47,10 @@ func runSteady(ctx context.Context, cfg *config, rep *Report) error {
 	if err := runEchoes(ctx, cfg, t, rep); err != nil {
 		return err
 	}
+	if cfg.Rate > 0 {
+		rep.note("steady: paced at %.0f ops/s, as are the echo baselines: compare latencies; the rates are the pace, so no ratios", cfg.Rate)
+		return nil
+	}
 	rep.Ratios = &Ratios{}
 	for _, e := range rep.Echo {
 		if e.OpsPerSec == 0 {
@@ -148,7 +152,7 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 		}
 		protos[i] = newSteadyProto(mine, perThing)
 	}
-	res, err := runLoop(ctx, "steady", clients, protos, cfg.Warmup, cfg.Duration, cfg.Timeout, newProber(t.PID, t.APIURL), cfg.Progress)
+	res, err := runLoop(ctx, "steady", clients, protos, cfg.loopOptions(newProber(t.PID, t.APIURL)))
 	if err != nil {
 		return nil, err
 	}
