@@ -35,35 +35,79 @@ type target struct {
 	// External is set when jobsbench did not start the broker.
 	External bool
 	proc     *brokerProcess
+	// nodes are the cluster's further nodes (sharing one PostgreSQL
+	// store); the target is the first. Devices are spread over all.
+	nodes []*target
 }
 
-// RSS returns the broker's resident set size in bytes, or 0 if unknown.
+// all returns the target's nodes, itself first.
+func (t *target) all() []*target { return append([]*target{t}, t.nodes...) }
+
+// mqttAddrs returns the MQTT addresses of every node.
+func (t *target) mqttAddrs() []string {
+	var out []string
+	for _, n := range t.all() {
+		out = append(out, n.MQTTAddr)
+	}
+	return out
+}
+
+// pids returns the process ids of every node (0 where unknown).
+func (t *target) pids() []int {
+	var out []int
+	for _, n := range t.all() {
+		out = append(out, n.PID)
+	}
+	return out
+}
+
+// prober samples the CPU time and store metrics of every node.
+func (t *target) prober() *prober {
+	var urls []string
+	for _, n := range t.all() {
+		urls = append(urls, n.APIURL)
+	}
+	return newProber(t.pids(), urls)
+}
+
+// RSS returns the resident set size of the broker's nodes in bytes,
+// summed, or 0 if unknown.
 func (t *target) RSS() int64 {
-	if t.PID == 0 {
-		return 0
+	var sum int64
+	for _, n := range t.all() {
+		if n.PID == 0 {
+			return 0
+		}
+		rss, err := readRSS(n.PID)
+		if err != nil {
+			slog.Debug("read broker RSS", "pid", n.PID, "error", err)
+			return 0
+		}
+		sum += rss
 	}
-	rss, err := readRSS(t.PID)
-	if err != nil {
-		slog.Debug("read broker RSS", "pid", t.PID, "error", err)
-		return 0
-	}
-	return rss
+	return sum
 }
 
-// Close stops the broker if jobsbench started it.
+// Close stops the nodes jobsbench started.
 func (t *target) Close() error {
-	if t.proc == nil {
-		return nil
+	var errs []error
+	for _, n := range t.all() {
+		if n.proc != nil {
+			errs = append(errs, n.proc.Stop())
+		}
 	}
-	return t.proc.Stop()
+	return errors.Join(errs...)
 }
 
-// Warnings lists the warning and error lines the broker logged.
+// Warnings lists the warning and error lines the nodes logged.
 func (t *target) Warnings() []string {
-	if t.proc == nil {
-		return nil
+	var out []string
+	for _, n := range t.all() {
+		if n.proc != nil {
+			out = append(out, n.proc.Warnings()...)
+		}
 	}
-	return t.proc.Warnings()
+	return out
 }
 
 var (
@@ -143,8 +187,8 @@ func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) 
 // restarted broker; the old target must not be used any more.
 func (t *target) restart(ctx context.Context) (*target, error) {
 	p := t.proc
-	if p == nil {
-		return nil, errors.New("restart: jobsbench did not start this broker")
+	if p == nil || len(t.nodes) > 0 {
+		return nil, errors.New("restart: jobsbench did not start this broker, or it has several nodes")
 	}
 	if err := p.stopProcess(); err != nil {
 		return nil, fmt.Errorf("restart: %w", err)

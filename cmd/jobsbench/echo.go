@@ -27,7 +27,7 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 	if t.External {
 		rep.note("echo through the running broker needs it started with -debug-echo-prefix %s", echoPrefix)
 	}
-	res, err := echoLoop(ctx, cfg, "echo jobsbroker", t.MQTTAddr, false, newProber(t.PID, ""))
+	res, err := echoLoop(ctx, cfg, "echo jobsbroker", t.mqttAddrs(), false, newProber(t.pids(), nil))
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 	if err := responder.Subscribe(ctx, echoPrefix+"+", 1); err != nil {
 		return fmt.Errorf("mosquitto echo responder: %w", err)
 	}
-	res, err = echoLoop(ctx, cfg, "echo mosquitto", mq.MQTTAddr, true, newProber(mq.PID, ""))
+	res, err = echoLoop(ctx, cfg, "echo mosquitto", mq.mqttAddrs(), true, newProber(mq.pids(), nil))
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 // echoLoop connects cfg.Devices devices to addr and runs the echo loop;
 // subscribe makes each subscribe to its reply topic first (a plain broker
 // routes replies only by subscription).
-func echoLoop(ctx context.Context, cfg *config, label, addr string, subscribe bool, probe *prober) (*LoopResult, error) {
+func echoLoop(ctx context.Context, cfg *config, label string, addrs []string, subscribe bool, probe *prober) (*LoopResult, error) {
 	ids := names("echo-"+runID(), cfg.Devices)
 	var setup func(i int, c *Client) error
 	if subscribe {
@@ -86,7 +86,7 @@ func echoLoop(ctx context.Context, cfg *config, label, addr string, subscribe bo
 			return c.Subscribe(ctx, echoPrefix+ids[i]+"/reply", 1)
 		}
 	}
-	clients, err := connectDevices(ctx, cfg, addr, label+" connect", ids, setup)
+	clients, err := connectDevices(ctx, cfg, addrs, label+" connect", ids, setup)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}

@@ -103,7 +103,7 @@ func runFanout(ctx context.Context, cfg *config, rep *Report) error {
 	for i := range connected {
 		connected[i] = things[int(int64(i)*int64(cfg.Things)/int64(cfg.Connected))]
 	}
-	clients, err := connectDevices(ctx, cfg, t.MQTTAddr, "fanout connect", connected, func(i int, c *Client) error {
+	clients, err := connectDevices(ctx, cfg, t.mqttAddrs(), "fanout connect", connected, func(i int, c *Client) error {
 		topic := "$aws/things/" + connected[i] + "/jobs/notify-next"
 		c.SetOnMessage(func(_ *Client, m *packets.Packet) {
 			if m.TopicName != topic || !bytes.Contains(m.Payload, want) {

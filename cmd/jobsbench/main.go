@@ -43,6 +43,9 @@
 //     thing group of up to -things things), a fresh broker is filled,
 //     restarted on its data directory (its start is timed) and measured
 //     with steady (no echo); the ratio compares the two steady rates.
+//   - -store-url and -nodes start several brokers on one PostgreSQL
+//     database; the devices are spread over them round robin (and -mqtt
+//     takes several addresses, separated by commas, likewise).
 //   - -rate paces steady and echo: each device sends on a fixed schedule
 //     and latencies run from the scheduled time, not the send.
 //
@@ -63,6 +66,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -87,6 +91,8 @@ type config struct {
 	ConnectRate        float64
 	Rate               float64
 	Stored             int
+	StoreURL           string
+	Nodes              int
 	StormConcurrency   int
 	APIConcurrency     int
 	Timeout            time.Duration
@@ -103,6 +109,7 @@ func defaultConfig() config {
 		Devices:            1000,
 		Things:             100_000,
 		Stored:             1_000_000,
+		Nodes:              1,
 		Connected:          10_000,
 		Duration:           20 * time.Second,
 		Warmup:             5 * time.Second,
@@ -154,7 +161,9 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	fs.BoolVar(&cfg.NoSync, "no-sync", false, "start the broker with -no-sync (acknowledge before the disk flush)")
 	fs.BoolVar(&cfg.NoEcho, "no-echo", false, "steady: skip the echo baselines")
 	fs.StringVar(&cfg.Mosquitto, "mosquitto", cfg.Mosquitto, "Mosquitto binary for the echo baseline (empty: skip it)")
-	fs.StringVar(&cfg.MQTTAddr, "mqtt", "", "host:port of a running broker's MQTT listener (default: start one)")
+	fs.StringVar(&cfg.MQTTAddr, "mqtt", "", "host:port of a running broker's MQTT listener, or several separated by commas (default: start one)")
+	fs.StringVar(&cfg.StoreURL, "store-url", "", "start the brokers with -store postgres on this PostgreSQL URL (use an empty database)")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "broker nodes to start, sharing -store-url; devices are spread over them")
 	fs.StringVar(&cfg.APIURL, "api", "", "base URL of the running broker's control-plane API (with -mqtt)")
 	fs.IntVar(&cfg.BrokerPID, "broker-pid", 0, "process id of the running broker, for its RSS (with -mqtt)")
 	fs.StringVar(&cfg.BrokerBin, "broker-bin", "", "jobsbroker binary to start (default: go build ./cmd/jobsbroker)")
@@ -186,6 +195,12 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	}
 	if cfg.MQTTAddr == "" && cfg.APIURL != "" {
 		return "", cfg, errors.New("-api needs -mqtt")
+	}
+	if cfg.Nodes < 1 || (cfg.Nodes > 1 && cfg.StoreURL == "") {
+		return "", cfg, errors.New("-nodes above 1 needs -store-url: the nodes share a PostgreSQL store")
+	}
+	if cfg.MQTTAddr != "" && cfg.StoreURL != "" {
+		return "", cfg, errors.New("-store-url configures brokers jobsbench starts: it cannot go with -mqtt")
 	}
 	return scenario, cfg, nil
 }
@@ -264,7 +279,12 @@ func openTarget(ctx context.Context, cfg *config) (*target, error) {
 		if cfg.APIURL == "" {
 			return nil, errors.New("the scenarios need the control-plane API: give -api with -mqtt")
 		}
-		return &target{MQTTAddr: cfg.MQTTAddr, APIURL: cfg.APIURL, PID: cfg.BrokerPID, External: true}, nil
+		addrs := strings.Split(cfg.MQTTAddr, ",")
+		t := &target{MQTTAddr: addrs[0], APIURL: cfg.APIURL, PID: cfg.BrokerPID, External: true}
+		for _, a := range addrs[1:] {
+			t.nodes = append(t.nodes, &target{MQTTAddr: a, External: true})
+		}
+		return t, nil
 	}
 	bin := cfg.BrokerBin
 	if bin == "" {
@@ -273,7 +293,26 @@ func openTarget(ctx context.Context, cfg *config) (*target, error) {
 			return nil, err
 		}
 	}
-	return startBroker(ctx, bin, cfg.NoSync)
+	if cfg.StoreURL == "" {
+		return startBroker(ctx, bin, cfg.NoSync)
+	}
+	var first *target
+	for i := range cfg.Nodes {
+		n, err := startBroker(ctx, bin, cfg.NoSync, "-store", "postgres", "-store-url", cfg.StoreURL,
+			"-node-id", fmt.Sprintf("jobsbench-%d", i+1))
+		if err != nil {
+			if first != nil {
+				first.Close()
+			}
+			return nil, fmt.Errorf("node %d: %w", i+1, err)
+		}
+		if first == nil {
+			first = n
+		} else {
+			first.nodes = append(first.nodes, n)
+		}
+	}
+	return first, nil
 }
 
 // closeTarget stops a broker jobsbench started and keeps what it warned
@@ -287,8 +326,8 @@ func closeTarget(t *target, rep *Report) {
 
 // connectDevices connects one client per id with the configured limits,
 // showing progress; setup, if not nil, runs on each (a subscription).
-func connectDevices(ctx context.Context, cfg *config, addr, label string, ids []string, setup func(i int, c *Client) error) ([]*Client, error) {
-	d := &dialer{addr: addr, concurrency: cfg.ConnectConcurrency, rate: cfg.ConnectRate, attempts: 3}
+func connectDevices(ctx context.Context, cfg *config, addrs []string, label string, ids []string, setup func(i int, c *Client) error) ([]*Client, error) {
+	d := &dialer{addrs: addrs, concurrency: cfg.ConnectConcurrency, rate: cfg.ConnectRate, attempts: 3}
 	prog := startProgress(cfg.Progress, label, func(time.Duration) string {
 		return fmt.Sprintf("connected %d/%d", d.connected.Load(), len(ids))
 	})

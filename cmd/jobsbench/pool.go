@@ -11,7 +11,9 @@ import (
 
 // dialer opens many connections with bounded concurrency and rate.
 type dialer struct {
-	addr string
+	// addrs are the brokers' MQTT addresses: the i-th connection goes to
+	// addrs[i % len(addrs)].
+	addrs []string
 	// concurrency is how many connection attempts may be in flight.
 	concurrency int
 	// rate caps new connections per second (0: no cap).
@@ -54,7 +56,7 @@ func (d *dialer) dialAll(ctx context.Context, n int, opts func(i int) ClientOpti
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := d.dial(ctx, opts(i))
+			c, err := d.dial(ctx, i, opts(i))
 			if err == nil && setup != nil {
 				if err = setup(i, c); err != nil {
 					c.Close()
@@ -78,7 +80,8 @@ func (d *dialer) dialAll(ctx context.Context, n int, opts func(i int) ClientOpti
 
 // dial connects one client, retrying briefly: under a burst of connects
 // the listen backlog can overflow.
-func (d *dialer) dial(ctx context.Context, o ClientOptions) (*Client, error) {
+func (d *dialer) dial(ctx context.Context, i int, o ClientOptions) (*Client, error) {
+	addr := d.addrs[i%len(d.addrs)]
 	var err error
 	for a := 0; a < max(1, d.attempts); a++ {
 		if a > 0 {
@@ -89,7 +92,7 @@ func (d *dialer) dial(ctx context.Context, o ClientOptions) (*Client, error) {
 			}
 		}
 		var c *Client
-		if c, err = Dial(ctx, d.addr, o); err == nil {
+		if c, err = Dial(ctx, addr, o); err == nil {
 			return c, nil
 		}
 	}

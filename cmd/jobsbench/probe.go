@@ -27,17 +27,27 @@ type sample struct {
 	haveMetrics bool
 }
 
-// prober reads CPU times and the broker's store metrics.
+// prober reads CPU times and the store metrics of the broker's nodes,
+// summed.
 type prober struct {
-	pid        int    // process whose CPU time counts as the broker's; 0: none
-	metricsURL string // jobsbroker's /metrics; "": none
+	pids       []int    // processes whose CPU time counts as the broker's
+	metricsURL []string // jobsbroker's /metrics, one per node
 	http       *http.Client
 }
 
-func newProber(pid int, apiURL string) *prober {
-	p := &prober{pid: pid, http: &http.Client{Timeout: 5 * time.Second}}
-	if apiURL != "" {
-		p.metricsURL = apiURL + "/metrics"
+// newProber samples the processes pids (0 entries are unknown) and the
+// metrics of the control-plane APIs at apiURLs.
+func newProber(pids []int, apiURLs []string) *prober {
+	p := &prober{http: &http.Client{Timeout: 5 * time.Second}}
+	for _, pid := range pids {
+		if pid != 0 {
+			p.pids = append(p.pids, pid)
+		}
+	}
+	for _, u := range apiURLs {
+		if u != "" {
+			p.metricsURL = append(p.metricsURL, u+"/metrics")
+		}
 	}
 	return p
 }
@@ -48,18 +58,21 @@ func (p *prober) sample(ctx context.Context) sample {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.benchCPU = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
 	}
-	if p.pid != 0 {
-		if cpu, err := processCPU(p.pid); err == nil {
-			s.brokerCPU = cpu
+	for _, pid := range p.pids {
+		if cpu, err := processCPU(pid); err == nil {
+			s.brokerCPU += cpu
 		}
 	}
-	if p.metricsURL != "" {
-		if m, err := p.scrape(ctx); err == nil {
-			s.commits = m["jobsbroker_store_commit_operations_count"]
-			s.commitOps = m["jobsbroker_store_commit_operations_sum"]
-			s.commitSecs = m["jobsbroker_store_commit_duration_seconds_sum"]
-			s.haveMetrics = true
+	s.haveMetrics = len(p.metricsURL) > 0
+	for _, u := range p.metricsURL {
+		m, err := p.scrape(ctx, u)
+		if err != nil {
+			s.haveMetrics = false
+			continue
 		}
+		s.commits += m["jobsbroker_store_commit_operations_count"]
+		s.commitOps += m["jobsbroker_store_commit_operations_sum"]
+		s.commitSecs += m["jobsbroker_store_commit_duration_seconds_sum"]
 	}
 	return s
 }
@@ -91,18 +104,18 @@ func processCPU(pid int) (float64, error) {
 }
 
 // scrape reads the unlabeled samples of the broker's /metrics.
-func (p *prober) scrape(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+func (p *prober) scrape(ctx context.Context, url string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", p.metricsURL, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: HTTP %d", p.metricsURL, resp.StatusCode)
+		return nil, fmt.Errorf("scrape %s: HTTP %d", url, resp.StatusCode)
 	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)

@@ -57,6 +57,8 @@ type settings struct {
 	StormConcurrency int     `json:"storm_concurrency"`
 	RateOpsPerSec    float64 `json:"rate_ops_per_s,omitempty"`
 	Stored           int     `json:"stored,omitempty"`
+	Store            string  `json:"store"`
+	Nodes            int     `json:"nodes"`
 }
 
 func newReport(scenario string, cfg *config) *Report {
@@ -69,9 +71,20 @@ func newReport(scenario string, cfg *config) *Report {
 			Devices: cfg.Devices, Things: cfg.Things, Connected: cfg.Connected,
 			DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), JobsPerDevice: cfg.JobsPerDevice,
 			SyncWrites: !cfg.NoSync, ExternalBroker: cfg.MQTTAddr != "", StormConcurrency: cfg.StormConcurrency,
-			RateOpsPerSec: cfg.Rate, Stored: cfg.Stored,
+			RateOpsPerSec: cfg.Rate, Stored: cfg.Stored, Store: storeName(cfg), Nodes: max(cfg.Nodes, strings.Count(cfg.MQTTAddr, ",")+1),
 		},
 	}
+}
+
+// storeName names the store of the brokers jobsbench starts.
+func storeName(cfg *config) string {
+	switch {
+	case cfg.MQTTAddr != "":
+		return "external"
+	case cfg.StoreURL != "":
+		return "postgres"
+	}
+	return "badger"
 }
 
 // note adds a line to the report's notes.
@@ -108,6 +121,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		broker = "a running broker"
 	case !r.Settings.SyncWrites:
 		broker = "jobsbroker -no-sync"
+	}
+	if r.Settings.Store == "postgres" {
+		broker = fmt.Sprintf("%d jobsbroker nodes on PostgreSQL", r.Settings.Nodes)
 	}
 	if r.Scenario == "fsync" {
 		broker = "no broker"

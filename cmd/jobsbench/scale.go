@@ -51,6 +51,9 @@ func runScale(ctx context.Context, cfg *config, rep *Report) error {
 	if cfg.MQTTAddr != "" {
 		return errors.New("scale starts and restarts its own brokers: it cannot use -mqtt")
 	}
+	if cfg.StoreURL != "" {
+		return errors.New("scale measures the embedded Badger store: it cannot use -store-url")
+	}
 	if cfg.Stored <= scaleBaselineStored {
 		return fmt.Errorf("scale: -stored %d must be more than the baseline's %d", cfg.Stored, scaleBaselineStored)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 )
 
 func TestMain(m *testing.M) {
@@ -206,5 +208,29 @@ func TestSmokeFsync(t *testing.T) {
 	}
 	if f.Latency.Count == 0 || f.SyncsPerSec <= 0 || f.Latency.P50Ms <= 0 || f.Latency.MaxMs < f.Latency.P99Ms {
 		t.Errorf("fsync: %+v", f)
+	}
+}
+
+// TestSmokeSteadyCluster runs steady over two nodes sharing PostgreSQL,
+// the devices spread over both.
+func TestSmokeSteadyCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two brokers and runs a scenario for a few seconds")
+	}
+	pg := brokertest.PostgresURL(t)
+	rep := runSmoke(t, "steady", func(c *config) {
+		c.StoreURL = pg
+		c.Nodes = 2
+		c.Mosquitto = ""
+	})
+	if rep.Steady == nil {
+		t.Fatal("no steady result")
+	}
+	checkLoop(t, rep.Steady)
+	if rep.Settings.Store != "postgres" || rep.Settings.Nodes != 2 {
+		t.Errorf("settings %+v, want 2 nodes on postgres", rep.Settings)
+	}
+	for _, e := range rep.Echo {
+		checkLoop(t, e)
 	}
 }

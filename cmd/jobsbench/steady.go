@@ -135,7 +135,7 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 	prog.Stop()
 	rep.SetupS["steady jobs"] = seconds(int64(time.Since(setupStart)))
 
-	clients, err := connectDevices(ctx, cfg, t.MQTTAddr, "steady connect", devices, nil)
+	clients, err := connectDevices(ctx, cfg, t.mqttAddrs(), "steady connect", devices, nil)
 	if err != nil {
 		return nil, fmt.Errorf("steady: %w", err)
 	}
@@ -152,7 +152,7 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 		}
 		protos[i] = newSteadyProto(mine, perThing)
 	}
-	res, err := runLoop(ctx, "steady", clients, protos, cfg.loopOptions(newProber(t.PID, t.APIURL)))
+	res, err := runLoop(ctx, "steady", clients, protos, cfg.loopOptions(t.prober()))
 	if err != nil {
 		return nil, err
 	}

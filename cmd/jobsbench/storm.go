@@ -98,7 +98,7 @@ func runStorm(ctx context.Context, cfg *config, rep *Report) error {
 	if n == 0 {
 		close(allDone)
 	}
-	d := &dialer{addr: t.MQTTAddr, attempts: 3}
+	d := &dialer{addrs: t.mqttAddrs(), attempts: 3}
 	prog = startProgress(cfg.Progress, "storm", func(time.Duration) string {
 		return fmt.Sprintf("connected %d/%d  answered %d/%d  errors %d", d.connected.Load(), n, answered.Load(), n, failed.Load())
 	})
@@ -139,7 +139,7 @@ func runStorm(ctx context.Context, cfg *config, rep *Report) error {
 				finish()
 			}
 			start := mono()
-			c, err := d.dial(ctx, ClientOptions{ClientID: things[i], KeepAlive: cfg.KeepAlive, OnMessage: onMessage})
+			c, err := d.dial(ctx, i, ClientOptions{ClientID: things[i], KeepAlive: cfg.KeepAlive, OnMessage: onMessage})
 			<-sem
 			if err != nil {
 				connErrs.Add(1)
