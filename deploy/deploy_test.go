@@ -21,6 +21,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -117,22 +118,39 @@ type kustomization struct {
 	} `json:"images,omitempty"`
 }
 
-// manifests is everything deploy/kubernetes holds, decoded into the typed
-// objects of k8s.io/api and the Prometheus Operator.
+// manifests is everything a kustomization folder holds, decoded into the
+// typed objects of k8s.io/api and the Prometheus Operator.
 type manifests struct {
-	kust            kustomization
-	statefulSets    []*appsv1.StatefulSet
-	services        []*corev1.Service
-	serviceMonitors []*monitoringv1.ServiceMonitor
+	kust                 kustomization
+	statefulSets         []*appsv1.StatefulSet
+	deployments          []*appsv1.Deployment
+	podDisruptionBudgets []*policyv1.PodDisruptionBudget
+	services             []*corev1.Service
+	serviceMonitors      []*monitoringv1.ServiceMonitor
 }
 
+// loadManifests decodes deploy/kubernetes, the single-node StatefulSet.
 func loadManifests(t *testing.T) *manifests {
 	t.Helper()
-	const dir = "kubernetes"
+	m := decodeManifests(t, "kubernetes")
+	if len(m.statefulSets) != 1 {
+		t.Fatalf("want exactly one StatefulSet, have %d", len(m.statefulSets))
+	}
+	if len(m.serviceMonitors) != 1 {
+		t.Fatalf("want exactly one ServiceMonitor, have %d", len(m.serviceMonitors))
+	}
+	return m
+}
+
+// decodeManifests decodes the kustomization in dir and every file it
+// lists, which must be every manifest in dir.
+func decodeManifests(t *testing.T, dir string) *manifests {
+	t.Helper()
 	m := &manifests{}
-	strictDecode(t, "kustomization.yaml", readFile(t, filepath.Join(dir, "kustomization.yaml")), &m.kust)
+	kustFile := filepath.Join(dir, "kustomization.yaml")
+	strictDecode(t, kustFile, readFile(t, kustFile), &m.kust)
 	if m.kust.APIVersion != "kustomize.config.k8s.io/v1beta1" || m.kust.Kind != "Kustomization" {
-		t.Fatalf("kustomization.yaml: apiVersion/kind = %s/%s", m.kust.APIVersion, m.kust.Kind)
+		t.Fatalf("%s: apiVersion/kind = %s/%s", kustFile, m.kust.APIVersion, m.kust.Kind)
 	}
 
 	// Every manifest in the folder is listed, and every listed one exists.
@@ -150,12 +168,12 @@ func loadManifests(t *testing.T) *manifests {
 	sort.Strings(onDisk)
 	sort.Strings(listed)
 	if !slices.Equal(onDisk, listed) {
-		t.Fatalf("kustomization.yaml lists %v; the folder holds %v", listed, onDisk)
+		t.Fatalf("%s lists %v; the folder holds %v", kustFile, listed, onDisk)
 	}
 
 	for _, res := range m.kust.Resources {
 		for i, doc := range splitDocuments(readFile(t, filepath.Join(dir, res))) {
-			name := fmt.Sprintf("%s (document %d)", res, i+1)
+			name := fmt.Sprintf("%s (document %d)", filepath.Join(dir, res), i+1)
 			var tm metav1.TypeMeta
 			if err := yaml.Unmarshal(doc, &tm); err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -165,6 +183,14 @@ func loadManifests(t *testing.T) *manifests {
 				var o appsv1.StatefulSet
 				strictDecode(t, name, doc, &o)
 				m.statefulSets = append(m.statefulSets, &o)
+			case "apps/v1 Deployment":
+				var o appsv1.Deployment
+				strictDecode(t, name, doc, &o)
+				m.deployments = append(m.deployments, &o)
+			case "policy/v1 PodDisruptionBudget":
+				var o policyv1.PodDisruptionBudget
+				strictDecode(t, name, doc, &o)
+				m.podDisruptionBudgets = append(m.podDisruptionBudgets, &o)
 			case "v1 Service":
 				var o corev1.Service
 				strictDecode(t, name, doc, &o)
@@ -177,12 +203,6 @@ func loadManifests(t *testing.T) *manifests {
 				t.Fatalf("%s: unexpected object %s %s", name, tm.APIVersion, tm.Kind)
 			}
 		}
-	}
-	if len(m.statefulSets) != 1 {
-		t.Fatalf("want exactly one StatefulSet, have %d", len(m.statefulSets))
-	}
-	if len(m.serviceMonitors) != 1 {
-		t.Fatalf("want exactly one ServiceMonitor, have %d", len(m.serviceMonitors))
 	}
 	return m
 }
@@ -255,18 +275,56 @@ func TestKubernetesStatefulSet(t *testing.T) {
 	m := loadManifests(t)
 	sts := m.statefulSets[0]
 	spec := sts.Spec
-	pod := spec.Template.Spec
 	c := brokerContainer(t, sts)
 
 	if spec.Replicas == nil || *spec.Replicas != 1 {
 		t.Errorf("replicas = %v, want 1 (one broker owns its store)", spec.Replicas)
 	}
-	sel, err := metav1.LabelSelectorAsSelector(spec.Selector)
-	if err != nil || sel.Empty() {
-		t.Fatalf("selector %v: %v (empty: %v)", spec.Selector, err, sel == nil || sel.Empty())
+	checkBrokerPod(t, m, spec.Selector, &spec.Template, c)
+
+	// The data directory the broker is told to use is the claim's mount.
+	dataDir, ok := setting(c, "data-dir")
+	if !ok {
+		t.Fatalf("no -data-dir in args %v (the default ./data is inside the read-only image)", c.Args)
 	}
-	if !sel.Matches(labels.Set(spec.Template.Labels)) {
-		t.Errorf("selector %s does not match the pod labels %v", sel, spec.Template.Labels)
+	claims := map[string]bool{}
+	for _, pvc := range spec.VolumeClaimTemplates {
+		claims[pvc.Name] = true
+		if _, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; !ok {
+			t.Errorf("volume claim %s requests no storage", pvc.Name)
+		}
+	}
+	mounted := false
+	for _, vm := range c.VolumeMounts {
+		if filepath.Clean(vm.MountPath) == filepath.Clean(dataDir) {
+			if !claims[vm.Name] {
+				t.Errorf("%s is mounted from %q, which is no volume claim template", dataDir, vm.Name)
+			}
+			if vm.ReadOnly {
+				t.Errorf("%s is mounted read-only", dataDir)
+			}
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("-data-dir %s is not where a volume claim is mounted (%v)", dataDir, c.VolumeMounts)
+	}
+}
+
+// checkBrokerPod checks what every broker workload (the StatefulSet, the
+// cluster's Deployment) needs: a selector that matches its pods, the image
+// its kustomization.yaml renames, the ports its args open, probes on them,
+// a grace period longer than the broker's shutdown, a locked-down
+// container, and resource requests.
+func checkBrokerPod(t *testing.T, m *manifests, selector *metav1.LabelSelector, tmpl *corev1.PodTemplateSpec, c *corev1.Container) {
+	t.Helper()
+	pod := &tmpl.Spec
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil || sel.Empty() {
+		t.Fatalf("selector %v: %v (empty: %v)", selector, err, sel == nil || sel.Empty())
+	}
+	if !sel.Matches(labels.Set(tmpl.Labels)) {
+		t.Errorf("selector %s does not match the pod labels %v", sel, tmpl.Labels)
 	}
 
 	// Image: the one kustomization.yaml renames.
@@ -332,45 +390,25 @@ func TestKubernetesStatefulSet(t *testing.T) {
 	probe("readiness", c.ReadinessProbe, "/readyz", true)
 	probe("startup", c.StartupProbe, "/healthz", false)
 
-	// The data directory the broker is told to use is the claim's mount.
-	dataDir, ok := setting(c, "data-dir")
-	if !ok {
-		t.Fatalf("no -data-dir in args %v (the default ./data is inside the read-only image)", c.Args)
-	}
-	claims := map[string]bool{}
-	for _, pvc := range spec.VolumeClaimTemplates {
-		claims[pvc.Name] = true
-		if _, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; !ok {
-			t.Errorf("volume claim %s requests no storage", pvc.Name)
-		}
-	}
-	mounted := false
-	for _, vm := range c.VolumeMounts {
-		if filepath.Clean(vm.MountPath) == filepath.Clean(dataDir) {
-			if !claims[vm.Name] {
-				t.Errorf("%s is mounted from %q, which is no volume claim template", dataDir, vm.Name)
-			}
-			if vm.ReadOnly {
-				t.Errorf("%s is mounted read-only", dataDir)
-			}
-			mounted = true
-		}
-	}
-	if !mounted {
-		t.Errorf("-data-dir %s is not where a volume claim is mounted (%v)", dataDir, c.VolumeMounts)
-	}
-
-	// Shutdown: the grace period outlasts the broker's shutdown timeout.
+	// Shutdown: the grace period outlasts the broker's shutdown delay
+	// (unready while load balancers notice) and timeout together.
 	shutdown := defaultShutdownTimeout
 	if v, ok := setting(c, "shutdown-timeout"); ok {
 		if shutdown, err = time.ParseDuration(v); err != nil {
 			t.Fatalf("-shutdown-timeout %q: %v", v, err)
 		}
 	}
+	if v, ok := setting(c, "shutdown-delay"); ok {
+		delay, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("-shutdown-delay %q: %v", v, err)
+		}
+		shutdown += delay
+	}
 	if g := pod.TerminationGracePeriodSeconds; g == nil {
-		t.Errorf("no terminationGracePeriodSeconds; want more than the %s shutdown timeout", shutdown)
+		t.Errorf("no terminationGracePeriodSeconds; want more than the %s shutdown", shutdown)
 	} else if time.Duration(*g)*time.Second <= shutdown {
-		t.Errorf("terminationGracePeriodSeconds = %d, want more than the %s shutdown timeout", *g, shutdown)
+		t.Errorf("terminationGracePeriodSeconds = %d, want more than the %s shutdown", *g, shutdown)
 	}
 
 	// Security: non-root, read-only root file system, no capabilities.
@@ -421,12 +459,21 @@ func TestKubernetesServices(t *testing.T) {
 	m := loadManifests(t)
 	sts := m.statefulSets[0]
 	c := brokerContainer(t, sts)
-	podLabels := labels.Set(sts.Spec.Template.Labels)
+	headless := checkServices(t, m.services, labels.Set(sts.Spec.Template.Labels), c)
+	if !slices.Contains(headless, sts.Spec.ServiceName) {
+		t.Errorf("the StatefulSet's serviceName %q is not a headless Service (headless: %v)", sts.Spec.ServiceName, headless)
+	}
+}
 
+// checkServices checks that the Services select the broker's pods, target
+// ports its container declares, and expose every port its args open (MQTT
+// over TLS and both HTTP APIs, never plain MQTT). It returns the names of
+// the headless ones.
+func checkServices(t *testing.T, services []*corev1.Service, podLabels labels.Set, c *corev1.Container) (headless []string) {
+	t.Helper()
 	// servedBy maps a Service port to the container port it reaches.
 	exposes := map[string]map[int32]bool{} // service -> container ports
-	var headless []string
-	for _, svc := range m.services {
+	for _, svc := range services {
 		if len(svc.Spec.Selector) == 0 {
 			t.Errorf("Service %s has no selector", svc.Name)
 			continue
@@ -456,9 +503,6 @@ func TestKubernetesServices(t *testing.T) {
 			headless = append(headless, svc.Name)
 		}
 	}
-	if !slices.Contains(headless, sts.Spec.ServiceName) {
-		t.Errorf("the StatefulSet's serviceName %q is not a headless Service (headless: %v)", sts.Spec.ServiceName, headless)
-	}
 	has := func(ports ...int32) bool {
 		for name, exp := range exposes {
 			if slices.Contains(headless, name) {
@@ -476,8 +520,8 @@ func TestKubernetesServices(t *testing.T) {
 	}
 	// Every port the args open is reachable through a (non-headless)
 	// Service. The loop above checked that no Service targets a port the
-	// container does not declare, and TestKubernetesStatefulSet that the
-	// container declares exactly the ports the args open.
+	// container does not declare, and checkBrokerPod that the container
+	// declares exactly the ports the args open.
 	for _, p := range containerCmdline(c).openPorts(t) {
 		if !has(p) {
 			t.Errorf("no Service exposes port %d, which the args open", p)
@@ -494,12 +538,23 @@ func TestKubernetesServices(t *testing.T) {
 			t.Errorf("Service %s exposes plain MQTT (%d)", svc, mqttPort)
 		}
 	}
+	return headless
 }
 
 func TestKubernetesServiceMonitor(t *testing.T) {
 	m := loadManifests(t)
+	checkServiceMonitor(t, m, &m.statefulSets[0].Spec.Template.Spec, brokerContainer(t, m.statefulSets[0]))
+}
+
+// checkServiceMonitor checks that m's one ServiceMonitor scrapes /metrics
+// through exactly one Service, on the API port of the broker's pods, with
+// the broker's TLS settings.
+func checkServiceMonitor(t *testing.T, m *manifests, pod *corev1.PodSpec, c *corev1.Container) {
+	t.Helper()
+	if len(m.serviceMonitors) != 1 {
+		t.Fatalf("want exactly one ServiceMonitor, have %d", len(m.serviceMonitors))
+	}
 	sm := m.serviceMonitors[0]
-	c := brokerContainer(t, m.statefulSets[0])
 	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
 	if err != nil || sel.Empty() {
 		t.Fatalf("ServiceMonitor selector %v: %v (empty)", sm.Spec.Selector, err)
@@ -542,7 +597,7 @@ func TestKubernetesServiceMonitor(t *testing.T) {
 		if ep.Path != "" && ep.Path != "/metrics" {
 			t.Errorf("ServiceMonitor path = %q, want /metrics", ep.Path)
 		}
-		checkScrapeTLS(t, m, c, svc, ep)
+		checkScrapeTLS(t, pod, c, svc, ep)
 	}
 }
 
@@ -783,9 +838,10 @@ func TestCompose(t *testing.T) {
 	}
 }
 
-// composeFile is the part of docker-compose.yml the tests read.
+// composeFile is the part of a compose file the tests read.
 type composeFile struct {
 	Services map[string]struct {
+		Image       string            `json:"image"`
 		Command     []string          `json:"command"`
 		Environment map[string]string `json:"environment"`
 		Volumes     []string          `json:"volumes"`
@@ -794,17 +850,72 @@ type composeFile struct {
 			Context    string `json:"context"`
 			Dockerfile string `json:"dockerfile"`
 		} `json:"build"`
+		DependsOn   composeDependsOn `json:"depends_on"`
+		Healthcheck *struct {
+			Test []string `json:"test"`
+		} `json:"healthcheck"`
 	} `json:"services"`
+	Volumes map[string]any `json:"volumes"`
+}
+
+// composeDependsOn maps the services a service depends on to the
+// condition it waits for: depends_on is a list (each service_started) or
+// a map of service to {condition}.
+type composeDependsOn map[string]string
+
+func (d *composeDependsOn) UnmarshalJSON(b []byte) error {
+	*d = composeDependsOn{}
+	var list []string
+	if err := json.Unmarshal(b, &list); err == nil {
+		for _, s := range list {
+			(*d)[s] = "service_started"
+		}
+		return nil
+	}
+	var long map[string]struct {
+		Condition string `json:"condition"`
+	}
+	if err := json.Unmarshal(b, &long); err != nil {
+		return fmt.Errorf("depends_on is neither a list nor a map: %w", err)
+	}
+	for s, c := range long {
+		if c.Condition == "" {
+			c.Condition = "service_started"
+		}
+		(*d)[s] = c.Condition
+	}
+	return nil
 }
 
 func loadCompose(t *testing.T) *composeFile {
 	t.Helper()
+	return loadComposeFile(t, "docker-compose.yml")
+}
+
+// loadComposeFile reads a compose file as compose does with no variable
+// set: ${NAME:-default} is the default, ${NAME} empty, $$ a $.
+func loadComposeFile(t *testing.T, name string) *composeFile {
+	t.Helper()
 	var compose composeFile
-	if err := yaml.Unmarshal(readFile(t, "docker-compose.yml"), &compose); err != nil {
-		t.Fatalf("docker-compose.yml (command must be a list, environment a map): %v", err)
+	text := composeVariable.ReplaceAllStringFunc(string(readFile(t, name)), func(v string) string {
+		m := composeVariable.FindStringSubmatch(v)
+		switch {
+		case v == "$$":
+			return "$"
+		case strings.Contains(m[1], "?"):
+			t.Fatalf("%s: %s requires a variable; the tests read the file with none set", name, v)
+		}
+		return m[2]
+	})
+	if err := yaml.Unmarshal([]byte(text), &compose); err != nil {
+		t.Fatalf("%s (command must be a list, environment a map): %v", name, err)
 	}
 	return &compose
 }
+
+// composeVariable is a compose interpolation: $$, ${NAME}, ${NAME:-default},
+// ${NAME-default}, ${NAME:?error}, ${NAME?error} or $NAME.
+var composeVariable = regexp.MustCompile(`\$\$|\$\{[A-Za-z_][A-Za-z0-9_]*(?:(:?[-?])([^}]*))?\}|\$[A-Za-z_][A-Za-z0-9_]*`)
 
 // TestSystemdUnit checks the unit's reload, shutdown and hardening.
 func TestSystemdUnit(t *testing.T) {

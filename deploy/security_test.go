@@ -110,8 +110,18 @@ func containerCmdline(c *corev1.Container) cmdline {
 // service's command, with its environment.
 func composeCmdline(t *testing.T, compose *composeFile) cmdline {
 	t.Helper()
+	return composeServiceCmdline(t, compose, "jobsbroker")
+}
+
+// composeServiceCmdline is how the compose service name runs the broker
+// image.
+func composeServiceCmdline(t *testing.T, compose *composeFile, name string) cmdline {
+	t.Helper()
 	ep, _ := dockerEntrypoint(t)
-	svc := compose.Services["jobsbroker"]
+	svc, ok := compose.Services[name]
+	if !ok {
+		t.Fatalf("no compose service %s", name)
+	}
 	cl := cmdline{args: append(slices.Clone(ep[1:]), svc.Command...), env: map[string]string{}}
 	for k, v := range svc.Environment {
 		cl.env[k] = v
@@ -280,12 +290,37 @@ func secretFile(pod *corev1.PodSpec, c *corev1.Container, path string) (secret, 
 func TestKubernetesSecurity(t *testing.T) {
 	m := loadManifests(t)
 	sts := m.statefulSets[0]
-	pod := &sts.Spec.Template.Spec
 	c := brokerContainer(t, sts)
-	cl := containerCmdline(c)
+	checkPodSecurity(t, &sts.Spec.Template.Spec, c)
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && strings.HasPrefix(e.Name, "JOBSBROKER_") {
+			t.Errorf("env %s comes from %v; give settings as args or plain values, which these tests read", e.Name, e.ValueFrom)
+		}
+	}
 
+	// A prometheus.io-free setup: the ServiceMonitor says how to scrape.
+	annotated := map[string]map[string]string{
+		"StatefulSet " + sts.Name: sts.Annotations, "the pod template": sts.Spec.Template.Annotations,
+	}
+	for _, svc := range m.services {
+		annotated["Service "+svc.Name] = svc.Annotations
+	}
+	for what, ann := range annotated {
+		for k := range ann {
+			if strings.HasPrefix(k, "prometheus.io/") {
+				t.Errorf("%s has annotation %s; the ServiceMonitor is how Prometheus finds the broker", what, k)
+			}
+		}
+	}
+}
+
+// checkPodSecurity checks that the broker's container identifies the
+// clients of every listener it opens, with files from Secret volumes.
+func checkPodSecurity(t *testing.T, pod *corev1.PodSpec, c *corev1.Container) {
+	t.Helper()
+	cl := containerCmdline(c)
 	if cl.on("allow-anonymous") {
-		t.Errorf("the StatefulSet sets -allow-anonymous")
+		t.Errorf("the container's args set -allow-anonymous")
 	}
 	if v, _ := cl.value("identity"); v != "mtls" {
 		t.Errorf("-identity = %q, want mtls (devices identified by their certificates)", v)
@@ -293,11 +328,6 @@ func TestKubernetesSecurity(t *testing.T) {
 	for _, f := range []string{"tls-cert", "tls-key", "client-ca", "credentials-file"} {
 		if _, ok := cl.value(f); !ok {
 			t.Errorf("no -%s in args %v", f, c.Args)
-		}
-	}
-	for _, e := range c.Env {
-		if e.ValueFrom != nil && strings.HasPrefix(e.Name, "JOBSBROKER_") {
-			t.Errorf("env %s comes from %v; give settings as args or plain values, which these tests read", e.Name, e.ValueFrom)
 		}
 	}
 
@@ -330,27 +360,12 @@ func TestKubernetesSecurity(t *testing.T) {
 			t.Errorf("-%s %s: %v", f, v, err)
 		}
 	}
-
-	// A prometheus.io-free setup: the ServiceMonitor says how to scrape.
-	annotated := map[string]map[string]string{
-		"StatefulSet " + sts.Name: sts.Annotations, "the pod template": sts.Spec.Template.Annotations,
-	}
-	for _, svc := range m.services {
-		annotated["Service "+svc.Name] = svc.Annotations
-	}
-	for what, ann := range annotated {
-		for k := range ann {
-			if strings.HasPrefix(k, "prometheus.io/") {
-				t.Errorf("%s has annotation %s; the ServiceMonitor is how Prometheus finds the broker", what, k)
-			}
-		}
-	}
 }
 
 // checkScrapeTLS checks a ServiceMonitor endpoint against the broker's TLS
 // settings: HTTPS, with the CA of the broker's certificate and a server
 // name the certificate can carry.
-func checkScrapeTLS(t *testing.T, m *manifests, c *corev1.Container, svc *corev1.Service, ep monitoringv1.Endpoint) {
+func checkScrapeTLS(t *testing.T, pod *corev1.PodSpec, c *corev1.Container, svc *corev1.Service, ep monitoringv1.Endpoint) {
 	t.Helper()
 	cl := containerCmdline(c)
 	scheme := "http"
@@ -380,7 +395,6 @@ func checkScrapeTLS(t *testing.T, m *manifests, c *corev1.Container, svc *corev1
 	} else if *tc.ServerName != svc.Name && !strings.HasPrefix(*tc.ServerName, svc.Name+".") {
 		t.Errorf("ServiceMonitor tlsConfig.serverName = %q, want the scraped Service's DNS name (%s or %s.<namespace>.svc)", *tc.ServerName, svc.Name, svc.Name)
 	}
-	pod := &m.statefulSets[0].Spec.Template.Spec
 	certSecret, certKey, err := secretFile(pod, c, certFile)
 	if err != nil {
 		t.Errorf("-tls-cert: %v", err)
@@ -939,54 +953,11 @@ func TestKubernetesStatefulSetRuns(t *testing.T) {
 	cl := containerCmdline(c)
 	mat := secretMaterial(t)
 
-	// The volumes: the claims are empty directories, the Secret volumes
-	// hold their items.
-	root := t.TempDir()
-	mounts := map[string]string{}
 	claims := map[string]bool{}
 	for _, pvc := range sts.Spec.VolumeClaimTemplates {
 		claims[pvc.Name] = true
 	}
-	for _, vm := range c.VolumeMounts {
-		dir := filepath.Join(root, vm.Name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		mounts[vm.MountPath] = dir
-		if claims[vm.Name] {
-			continue
-		}
-		var vol *corev1.Volume
-		for i := range pod.Volumes {
-			if pod.Volumes[i].Name == vm.Name {
-				vol = &pod.Volumes[i]
-			}
-		}
-		if vol == nil || vol.Secret == nil {
-			t.Fatalf("volume %s is neither a claim nor a Secret; this test does not know what it holds", vm.Name)
-		}
-		for _, it := range vol.Secret.Items {
-			src, ok := mat.files[it.Key]
-			if !ok {
-				t.Fatalf("Secret %s key %s: deploy/README.md does not create it", vol.Secret.SecretName, it.Key)
-			}
-			dst := filepath.Join(dir, it.Path)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			mode := os.FileMode(0o644)
-			if vol.Secret.DefaultMode != nil {
-				mode = os.FileMode(*vol.Secret.DefaultMode)
-			}
-			if it.Mode != nil {
-				mode = os.FileMode(*it.Mode)
-			}
-			if err := os.WriteFile(dst, readFile(t, src), mode|0o400); err != nil { // |0o400: the owner here is the test
-				t.Fatal(err)
-			}
-		}
-	}
-
+	mounts := podVolumes(t, pod, c, mat, claims)
 	d := startDeployed(t, cl, mounts)
 
 	// HTTPS as Prometheus scrapes it: the ServiceMonitor's CA and server
@@ -1075,6 +1046,55 @@ func TestKubernetesStatefulSetRuns(t *testing.T) {
 	// each, the broker refuses to start.
 	refuses(t, cl, "identity", mounts, "mqtt_tls_addr", "would serve the network")
 	refuses(t, cl, "credentials-file", mounts, "api_addr", "would serve the network")
+}
+
+// podVolumes makes a directory for each of the container's volume mounts
+// and returns them by mount path: the claims stay empty, the Secret
+// volumes hold their items, from the Secrets' material.
+func podVolumes(t *testing.T, pod *corev1.PodSpec, c *corev1.Container, mat *material, claims map[string]bool) map[string]string {
+	t.Helper()
+	root := t.TempDir()
+	mounts := map[string]string{}
+	for _, vm := range c.VolumeMounts {
+		dir := filepath.Join(root, vm.Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mounts[vm.MountPath] = dir
+		if claims[vm.Name] {
+			continue
+		}
+		var vol *corev1.Volume
+		for i := range pod.Volumes {
+			if pod.Volumes[i].Name == vm.Name {
+				vol = &pod.Volumes[i]
+			}
+		}
+		if vol == nil || vol.Secret == nil {
+			t.Fatalf("volume %s is neither a claim nor a Secret; this test does not know what it holds", vm.Name)
+		}
+		for _, it := range vol.Secret.Items {
+			src, ok := mat.files[it.Key]
+			if !ok {
+				t.Fatalf("Secret %s key %s: deploy/README.md does not create it", vol.Secret.SecretName, it.Key)
+			}
+			dst := filepath.Join(dir, it.Path)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			mode := os.FileMode(0o644)
+			if vol.Secret.DefaultMode != nil {
+				mode = os.FileMode(*vol.Secret.DefaultMode)
+			}
+			if it.Mode != nil {
+				mode = os.FileMode(*it.Mode)
+			}
+			if err := os.WriteFile(dst, readFile(t, src), mode|0o400); err != nil { // |0o400: the owner here is the test
+				t.Fatal(err)
+			}
+		}
+	}
+	return mounts
 }
 
 // TestReadmeCertificates checks the README's certificates against the
