@@ -88,16 +88,66 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	closeClients(l.id)
 }
 
-// deadlineConn bounds each write by a timeout.
+// deadlineConn bounds each write by a timeout, and can hold a write back
+// to send it with the next one (see HoldNextWrite).
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+
+	mu   sync.Mutex
+	hold bool   // the next write waits for the one after it
+	held []byte // a write waiting for the next one
+}
+
+// HoldNextWrite makes the connection keep the next write and send it
+// together with the one after it, in one system call. jobshook calls it
+// before it writes the reply to a QoS 1 or 2 request: mochi writes the
+// request's PUBACK (or PUBREC) right after, on the same goroutine, so the
+// reply waits for microseconds and the pair costs one write instead of
+// two. The order of the bytes is kept: any write flushes what is held
+// ahead of itself.
+func (c *deadlineConn) HoldNextWrite() {
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
+}
+
+// ReleaseHold cancels a HoldNextWrite that no write has used yet (the
+// reply went to mochi's own buffer, or was not written at all), so that
+// it cannot hold back some later, unrelated write.
+func (c *deadlineConn) ReleaseHold() {
+	c.mu.Lock()
+	c.hold = false
+	c.mu.Unlock()
 }
 
 // Write writes with a deadline and closes the connection when the
 // deadline passes: mochi ignores write errors on its own write loop, and a
 // closed connection makes its read loop end the client.
 func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hold {
+		c.hold = false
+		c.held = append(c.held[:0], p...)
+		return len(p), nil
+	}
+	out := p
+	if len(c.held) > 0 {
+		out = append(c.held, p...)
+		c.held = c.held[:0]
+		if cap(c.held) > 4096 {
+			c.held = nil // do not keep a large reply's buffer
+		}
+	}
+	n, err := c.write(out)
+	// The held bytes were reported written when they were held: count
+	// only p's.
+	n = max(0, n-(len(out)-len(p)))
+	return n, err
+}
+
+func (c *deadlineConn) write(p []byte) (int, error) {
 	if c.timeout <= 0 {
 		return c.Conn.Write(p)
 	}

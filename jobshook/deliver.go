@@ -19,6 +19,16 @@ func (h *Hook) Answer(cl *mqtt.Client, req packets.Packet, topic string, payload
 	h.answer(cl, req, topic, payload)
 }
 
+// WriteHolder is a connection that can keep a write back and send it with
+// the next one, in one system call (the broker's TCP and TLS listeners'
+// connections are). HoldNextWrite holds the next write; ReleaseHold
+// cancels a hold that no write has used. Any write sends what is held
+// ahead of its own bytes.
+type WriteHolder interface {
+	HoldNextWrite()
+	ReleaseHold()
+}
+
 // answer writes a reply to the client that sent the request, and to no one
 // else. AWS delivers replies to the requester whether or not it subscribed
 // to them (seqsense's Go client and the FreeRTOS OTA agent rely on that),
@@ -51,7 +61,19 @@ func (h *Hook) answer(cl *mqtt.Client, req packets.Packet, topic string, payload
 	if out.FixedHeader.Qos > 0 && !h.track(cl, &out, req.PacketID) {
 		out.FixedHeader.Qos = 0
 	}
-	if err := cl.WritePacket(out); err != nil {
+	// The PUBACK (or PUBREC) of a QoS 1 or 2 request follows the reply at
+	// once, on this goroutine: where the connection can, it sends both in
+	// one write.
+	holder, hold := cl.Net.Conn.(WriteHolder)
+	hold = hold && req.FixedHeader.Qos > 0
+	if hold {
+		holder.HoldNextWrite()
+	}
+	err := cl.WritePacket(out)
+	if hold {
+		holder.ReleaseHold()
+	}
+	if err != nil {
 		h.Log.Debug("could not write a jobs reply", "client", cl.ID, "topic", topic, "error", err)
 		if out.FixedHeader.Qos > 0 && cl.State.Inflight.Delete(out.PacketID) {
 			atomic.AddInt64(&h.server.Info.Inflight, -1)
