@@ -248,7 +248,12 @@ func New(cfg Config) (*Broker, error) {
 func (b *Broker) buildMQTT() error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1 // AWS IoT has no QoS 2
-	caps.MaximumClientWritesPending = 1024
+	// mochi gives every client a channel of this many packet pointers for
+	// ordinary publishes (8 bytes each, allocated at connect): 256 keeps a
+	// burst of a few hundred messages per client and costs 2 KiB per
+	// connection, where mochi's default of 8192 would cost 64 KiB. Jobs
+	// notifications do not use it (jobshook keeps its own per-client queue).
+	caps.MaximumClientWritesPending = 256
 	caps.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
 	b.MQTT = mqtt.New(&mqtt.Options{
 		InlineClient: true,

@@ -155,7 +155,7 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	fs.IntVar(&cfg.Connected, "connected", cfg.Connected, "fanout: connected devices listening on notify-next; storm: devices")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "steady and echo: measured window")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "steady and echo: warm-up before the window")
-	fs.IntVar(&cfg.JobsPerDevice, "jobs-per-device", 0, "steady: jobs each device works through (0: enough for the run at about 12k ops/s)")
+	fs.IntVar(&cfg.JobsPerDevice, "jobs-per-device", 0, "steady: jobs each device works through (0: enough for the run at about 20k ops/s)")
 	fs.IntVar(&cfg.JobsPerThing, "jobs-per-thing", cfg.JobsPerThing, "steady: pending jobs of each thing; a device works through several things")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "steady and echo: pace all devices together to this many requests/s (0: closed loop, as fast as answered)")
 	fs.BoolVar(&cfg.NoSync, "no-sync", false, "start the broker with -no-sync (acknowledge before the disk flush)")

@@ -18,7 +18,7 @@ const benchDocument = `{"operation":"bench","url":"https://example.invalid/firmw
 // estimatedOpsPerSec sizes -jobs-per-device when it is 0 (auto): a
 // generous guess of the broker's steady rate on a small machine. If the
 // devices still run out, the window is cut short and the report says so.
-const estimatedOpsPerSec = 12_000
+const estimatedOpsPerSec = 20_000
 
 // autoJobsPerDevice is how many jobs each device needs for warm-up and
 // window at estimatedOpsPerSec (three operations per job), with headroom.
