@@ -17,7 +17,6 @@ import (
 	"path"
 	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/store"
@@ -136,13 +135,14 @@ func WithRequestID(log *slog.Logger, api string, next http.Handler) http.Handler
 }
 
 // canonicalPath reports whether p is absolute and has no empty, "." or
-// ".." segments (a trailing slash is allowed).
+// ".." segments (a trailing slash is allowed, but "//" is an empty
+// segment, not the root with a trailing slash).
 func canonicalPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
 	}
 	clean := path.Clean(p)
-	return clean == p || (strings.HasSuffix(p, "/") && clean+"/" == p)
+	return clean == p || (clean != "/" && clean+"/" == p)
 }
 
 type statusRecorder struct {

@@ -76,3 +76,15 @@ func TestDecodeBodyRejectsTrailingData(t *testing.T) {
 		t.Errorf("trailing newline: %v %+v", e, v)
 	}
 }
+
+func TestCanonicalPath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/": true, "/jobs": true, "/jobs/": true, "/things/a/jobs/$next": true,
+		"": false, "jobs": false, "//": false, "///": false, "/jobs//": false, "//jobs": false,
+		"/jobs/./x": false, "/jobs/../x": false, "/jobs/.": false,
+	} {
+		if got := canonicalPath(p); got != want {
+			t.Errorf("canonicalPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
