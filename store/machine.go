@@ -226,6 +226,23 @@ func Retry(e *Execution, now time.Time, queueSeq uint64) *Execution {
 	return n
 }
 
+// Failures counts the things whose latest execution ended with an abort
+// criterion's failure type: FAILED, REJECTED, TIMED_OUT, or all three for
+// ALL.
+func (p *ProcessDetails) Failures(failureType string) int64 {
+	switch failureType {
+	case "FAILED":
+		return p.Failed
+	case "REJECTED":
+		return p.Rejected
+	case "TIMED_OUT":
+		return p.TimedOut
+	case "ALL":
+		return p.Failed + p.Rejected + p.TimedOut
+	}
+	return 0
+}
+
 // AbortTriggered returns the first abort criterion the job's counts meet,
 // or nil. A criterion applies once at least minNumberOfExecutedThings
 // things have received the job (been given an execution); it is met when
@@ -242,17 +259,7 @@ func AbortTriggered(cfg *AbortConfig, p *ProcessDetails) *AbortCriteria {
 		if notified == 0 || notified < c.MinNumberOfExecutedThings {
 			continue
 		}
-		var failed int64
-		switch c.FailureType {
-		case "FAILED":
-			failed = p.Failed
-		case "REJECTED":
-			failed = p.Rejected
-		case "TIMED_OUT":
-			failed = p.TimedOut
-		case "ALL":
-			failed = p.Failed + p.Rejected + p.TimedOut
-		}
+		failed := p.Failures(c.FailureType)
 		if float64(failed)*100 >= c.ThresholdPercentage*float64(notified) {
 			return c
 		}

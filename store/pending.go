@@ -107,3 +107,20 @@ func SameHead(a, b PendingSet) bool {
 	}
 	return ha.JobID == hb.JobID && ha.ExecutionNumber == hb.ExecutionNumber
 }
+
+// Same reports whether p and q hold the same executions in the same
+// states, as a device would see them (a change worth a notification).
+func (p PendingSet) Same(q PendingSet) bool {
+	if len(p) != len(q) {
+		return false
+	}
+	for i := range p {
+		x, y := &p[i], &q[i]
+		if x.JobID != y.JobID || x.ExecutionNumber != y.ExecutionNumber || x.Status != y.Status ||
+			x.VersionNumber != y.VersionNumber || !x.LastUpdatedAt.Equal(y.LastUpdatedAt) ||
+			!x.StartedAt.Equal(y.StartedAt) {
+			return false
+		}
+	}
+	return true
+}

@@ -184,3 +184,29 @@ func ValidateTemplate(in *CreateJobTemplateInput) error {
 	}
 	return ValidateWindows(t.MaintenanceWindows)
 }
+
+// FillTemplate copies into t the configuration of from that t does not
+// set itself (a template created from another job or template).
+func FillTemplate(t, from *JobTemplate) {
+	if t.PresignedURLConfig == nil {
+		t.PresignedURLConfig = from.PresignedURLConfig
+	}
+	if t.RolloutConfig == nil {
+		t.RolloutConfig = from.RolloutConfig
+	}
+	if t.AbortConfig == nil {
+		t.AbortConfig = from.AbortConfig
+	}
+	if t.TimeoutConfig == nil {
+		t.TimeoutConfig = from.TimeoutConfig
+	}
+	if t.RetryConfig == nil {
+		t.RetryConfig = from.RetryConfig
+	}
+	if len(t.MaintenanceWindows) == 0 {
+		t.MaintenanceWindows = from.MaintenanceWindows
+	}
+	if len(t.DestinationPackageVersions) == 0 {
+		t.DestinationPackageVersions = from.DestinationPackageVersions
+	}
+}

@@ -96,7 +96,7 @@ type Store struct {
 	seq          uint64 // last sequence number handed out; committer only
 	persistedSeq uint64 // last sequence number written; committer only
 
-	docs docCache
+	docs store.DocCache
 
 	unsettledMu sync.RWMutex
 	unsettled   map[string]*unsettledJob // jobs whose cancel or delete is being written out
@@ -181,7 +181,7 @@ func Open(opts Options) (*Store, error) {
 		maxBytes:   db.MaxBatchSize(),
 		maxEntries: db.MaxBatchCount(),
 	}
-	s.docs.init(64 << 20)
+	s.docs.Init(64 << 20)
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -657,36 +657,6 @@ func (b badgerLogger) Warningf(f string, a ...any) {
 func (b badgerLogger) Infof(f string, a ...any) { b.l.Debug("badger", "message", fmt.Sprintf(f, a...)) }
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug("badger", "message", fmt.Sprintf(f, a...))
-}
-
-// docCache keeps job documents by job sequence number; documents never
-// change once a job exists.
-type docCache struct {
-	mu    sync.Mutex
-	docs  map[uint64]string
-	bytes int
-	limit int
-}
-
-func (c *docCache) init(limit int) { c.docs, c.limit = map[uint64]string{}, limit }
-
-func (c *docCache) get(seq uint64) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, ok := c.docs[seq]
-	return d, ok
-}
-
-func (c *docCache) put(seq uint64, doc string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bytes+len(doc) > c.limit {
-		c.docs, c.bytes = map[uint64]string{}, 0
-	}
-	if _, ok := c.docs[seq]; !ok {
-		c.docs[seq] = doc
-		c.bytes += len(doc)
-	}
 }
 
 // gcLoop garbage-collects the value log every GCInterval, rewriting files

@@ -58,7 +58,7 @@ func (w *wtx) emit(ev *store.Event) {
 	if (ev.Kind == store.EventJob && !cfg.Job) || (ev.Kind == store.EventJobExecution && !cfg.JobExecution) {
 		return
 	}
-	ev.ID, ev.At = newID(), w.now
+	ev.ID, ev.At = store.NewID(), w.now
 	w.changes = append(w.changes, store.Change{ThingName: thingOf(ev), Event: ev, At: w.now})
 }
 

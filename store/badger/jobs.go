@@ -10,8 +10,6 @@ import (
 	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
 
-const defaultPageSize = 50
-
 // CreateJob creates a job and starts its rollout: as many executions as
 // the rollout rate and TaskBatch allow in the same commit, the rest by the
 // task loop. A job whose schedulingConfig has a startTime is SCHEDULED
@@ -34,11 +32,11 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 			return &store.Error{Kind: store.ErrAlreadyExists, Message: "job " + in.Job.JobID + " already exists"}
 		}
 		job := in.Job.Clone()
-		doc, before, err := w.jobDocument(job, in.Document)
+		doc, before, err := store.JobDocument(job, in.Document, w.template)
 		if err != nil {
 			return err
 		}
-		groups, err := w.targetGroups(job.Targets)
+		groups, err := store.TargetGroups(job.Targets, w.group)
 		if err != nil {
 			return err
 		}
@@ -100,62 +98,6 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 		return nil, err
 	}
 	return s.DescribeJob(ctx, out.JobID)
-}
-
-// targetGroups checks that every thing group a job targets exists and
-// returns their names.
-func (w *wtx) targetGroups(targets []string) ([]string, error) {
-	var groups []string
-	for _, arn := range targets {
-		kind, name, err := store.ParseTargetARN(arn)
-		if err != nil {
-			return nil, err
-		}
-		if kind != store.TargetThingGroup {
-			continue
-		}
-		if _, err := w.group(name); err != nil {
-			return nil, err
-		}
-		groups = append(groups, name)
-	}
-	return groups, nil
-}
-
-// jobDocument returns the document a new job gets, and the document before
-// parameter substitution when it differs. With a jobTemplateArn the
-// template supplies the document and whatever configuration the request
-// leaves out.
-func (w *wtx) jobDocument(job *store.Job, doc string) (string, string, error) {
-	if job.JobTemplateArn == "" {
-		if len(job.DocumentParameters) > 0 {
-			return "", "", store.Errorf(store.ErrInvalidRequest, "documentParameters can only be used with a jobTemplateArn")
-		}
-		return doc, "", nil
-	}
-	id, err := store.ParseTemplateARN(job.JobTemplateArn)
-	if err != nil {
-		return "", "", err
-	}
-	tmpl, err := w.template(id)
-	if err != nil {
-		return "", "", err
-	}
-	if tmpl.Document == "" {
-		return "", "", store.Errorf(store.ErrInvalidRequest, "job template %s has no document", id)
-	}
-	store.ApplyTemplate(job, tmpl)
-	substituted, err := store.SubstituteParameters(tmpl.Document, job.DocumentParameters)
-	if err != nil {
-		return "", "", err
-	}
-	if err := store.ValidateDocument(substituted); err != nil {
-		return "", "", err
-	}
-	if substituted == tmpl.Document {
-		return substituted, "", nil
-	}
-	return substituted, tmpl.Document, nil
 }
 
 // queueExecution gives thing a new QUEUED execution of job, unless it
@@ -246,7 +188,7 @@ func (r *rtx) fullJob(jobID string) (*store.Job, error) {
 		job.ProcessDetails.ProcessingTargets = append([]string(nil), job.Targets...)
 	}
 	if sc := job.SchedulingConfig; sc != nil && len(sc.MaintenanceWindows) > 0 {
-		if ws, err := windows(sc.MaintenanceWindows); err == nil {
+		if ws, err := store.ParseWindows(sc.MaintenanceWindows); err == nil {
 			job.ScheduledRollouts = schedule.NextStarts(ws, r.s.clock.Now(), 7)
 		}
 	}
@@ -282,13 +224,13 @@ func (s *Store) GetJobDocument(ctx context.Context, jobID string, beforeSubstitu
 
 // ListJobs lists jobs, newest first.
 func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.ListJobsOutput, error) {
-	limit, err := pageSize(in.MaxResults)
+	limit, err := store.PageSize(in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
 	var start []byte
 	if in.NextToken != "" {
-		b, err := decodeToken(in.NextToken)
+		b, err := store.DecodeListToken(in.NextToken)
 		if err != nil {
 			return nil, err
 		}
@@ -333,7 +275,7 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 				return true, nil
 			}
 			if len(out.Jobs) == limit {
-				out.NextToken = encodeToken(k[1:])
+				out.NextToken = store.EncodeListToken(k[1:])
 				return false, nil
 			}
 			t, err := r.task(job.JobID)
@@ -349,16 +291,6 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 		return nil, err
 	}
 	return out, nil
-}
-
-func pageSize(n int) (int, error) {
-	switch {
-	case n == 0:
-		return defaultPageSize, nil
-	case n < 1 || n > store.MaxListResults:
-		return 0, store.Errorf(store.ErrInvalidRequest, "maxResults %d must be between 1 and 250", n)
-	}
-	return n, nil
 }
 
 // CancelJob cancels a job: QUEUED executions become CANCELED (and
@@ -518,7 +450,7 @@ func (s *Store) ListJobExecutionsForThing(ctx context.Context, in *store.ListExe
 
 func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInput, prefix []byte,
 	load func(r *rtx, k []byte) (*store.Execution, error), check func(r *rtx) error) (*store.ListExecutionsOutput, error) {
-	limit, err := pageSize(in.MaxResults)
+	limit, err := store.PageSize(in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
@@ -527,7 +459,7 @@ func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInpu
 	}
 	var start []byte
 	if in.NextToken != "" {
-		b, err := decodeToken(in.NextToken)
+		b, err := store.DecodeListToken(in.NextToken)
 		if err != nil {
 			return nil, err
 		}
@@ -558,7 +490,7 @@ func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInpu
 				return true, nil
 			}
 			if len(out.Executions) == limit {
-				out.NextToken = encodeToken(last[len(prefix):])
+				out.NextToken = store.EncodeListToken(last[len(prefix):])
 				return false, nil
 			}
 			out.Executions = append(out.Executions, e)
@@ -601,13 +533,8 @@ func (w *wtx) cancelExec(t *thingTx, in *store.CancelExecutionInput) error {
 	if store.JobStateEffect(job, e) == store.EffectDelete {
 		return store.Errorf(store.ErrNotFound, "no execution of job %s exists for thing %s", in.JobID, t.name)
 	}
-	switch {
-	case in.ExpectedVersion != nil && *in.ExpectedVersion != e.VersionNumber:
-		return store.Errorf(store.ErrVersionConflict, "expectedVersion %d does not match the execution's versionNumber %d", *in.ExpectedVersion, e.VersionNumber)
-	case e.Status.Terminal():
-		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is already %s", in.JobID, t.name, e.Status)
-	case e.Status == store.StatusInProgress && !in.Force:
-		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is IN_PROGRESS; cancel it with force", in.JobID, t.name)
+	if err := store.CheckCancelExecution(e, t.name, in); err != nil {
+		return err
 	}
 	canceled := store.Cancel(e, in.StatusDetails, w.now)
 	if err := w.putExec(t, e, canceled); err != nil {

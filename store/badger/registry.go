@@ -2,8 +2,6 @@ package badger
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -12,13 +10,6 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/store"
 )
-
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
 
 // registeredThing loads a registered thing.
 func (r *rtx) registeredThing(name string) (*store.Thing, error) {
@@ -170,7 +161,7 @@ func (s *Store) CreateThing(ctx context.Context, in *store.CreateThingInput) (*s
 		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		out = &store.Thing{ThingName: in.ThingName, ThingID: newID(), ThingTypeName: in.ThingTypeName,
+		out = &store.Thing{ThingName: in.ThingName, ThingID: store.NewID(), ThingTypeName: in.ThingTypeName,
 			Attributes: in.Attributes, Version: 1, CreatedAt: w.now}
 		return w.setJSON(thingRegKey(in.ThingName), out)
 	})
@@ -269,7 +260,7 @@ func (s *Store) ListThings(ctx context.Context, in *store.PageInput) (*store.Thi
 	err = s.view(ctx, func(r *rtx) error {
 		return r.each([]byte{prefixThingReg}, start, false, func(k, v []byte) (bool, error) {
 			if len(out.Things) == limit {
-				out.NextToken = token(out.Things[limit-1].ThingName)
+				out.NextToken = store.NameListToken(out.Things[limit-1].ThingName)
 				return false, nil
 			}
 			var th store.Thing
@@ -285,14 +276,14 @@ func (s *Store) ListThings(ctx context.Context, in *store.PageInput) (*store.Thi
 
 // page reads a name-ordered page request: the limit and where to start.
 func page(in *store.PageInput, prefix []byte) (int, []byte, error) {
-	limit, err := pageSize(in.MaxResults)
+	limit, err := store.PageSize(in.MaxResults)
 	if err != nil {
 		return 0, nil, err
 	}
 	if in.NextToken == "" {
 		return limit, nil, nil
 	}
-	after, err := decodeToken(in.NextToken)
+	after, err := store.DecodeListToken(in.NextToken)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -301,12 +292,12 @@ func page(in *store.PageInput, prefix []byte) (int, []byte, error) {
 
 // pageNames slices a sorted name list by a page request.
 func pageNames(names []string, in *store.PageInput) (*store.NamesPage, error) {
-	limit, err := pageSize(in.MaxResults)
+	limit, err := store.PageSize(in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
 	if in.NextToken != "" {
-		after, err := decodeToken(in.NextToken)
+		after, err := store.DecodeListToken(in.NextToken)
 		if err != nil {
 			return nil, err
 		}
@@ -319,7 +310,7 @@ func pageNames(names []string, in *store.PageInput) (*store.NamesPage, error) {
 	out := &store.NamesPage{Names: names}
 	if len(names) > limit {
 		out.Names = names[:limit]
-		out.NextToken = token(names[limit-1])
+		out.NextToken = store.NameListToken(names[limit-1])
 	}
 	return out, nil
 }
@@ -367,7 +358,7 @@ func (s *Store) CreateThingGroup(ctx context.Context, in *store.CreateThingGroup
 				return err
 			}
 		}
-		out = &store.ThingGroup{Name: in.Name, ID: newID(), ParentName: in.ParentName, Description: in.Description,
+		out = &store.ThingGroup{Name: in.Name, ID: store.NewID(), ParentName: in.ParentName, Description: in.Description,
 			Attributes: in.Attributes, Version: 1, CreatedAt: w.now}
 		if err := w.setJSON(groupKey(in.Name), out); err != nil {
 			return err
@@ -508,7 +499,7 @@ func (s *Store) groupsPage(ctx context.Context, names []string, in *store.PageIn
 // AddThingToThingGroup adds a registered thing to a group. Continuous jobs
 // that target the group, or a group above it, give the thing an execution.
 func (s *Store) AddThingToThingGroup(ctx context.Context, in *store.MembershipInput) error {
-	if err := validateMembership(in); err != nil {
+	if err := store.ValidateMembership(in); err != nil {
 		return err
 	}
 	return s.submit(ctx, func(w *wtx) error {
@@ -543,7 +534,7 @@ func (s *Store) AddThingToThingGroup(ctx context.Context, in *store.MembershipIn
 // RemoveThingFromThingGroup takes a thing out of a group. Continuous jobs
 // that no longer cover it set its pending execution REMOVED.
 func (s *Store) RemoveThingFromThingGroup(ctx context.Context, in *store.MembershipInput) error {
-	if err := validateMembership(in); err != nil {
+	if err := store.ValidateMembership(in); err != nil {
 		return err
 	}
 	return s.submit(ctx, func(w *wtx) error {
@@ -552,13 +543,6 @@ func (s *Store) RemoveThingFromThingGroup(ctx context.Context, in *store.Members
 		}
 		return w.leaveGroup(in.ThingGroupName, in.ThingName)
 	})
-}
-
-func validateMembership(in *store.MembershipInput) error {
-	if err := store.ValidateThingGroupName(in.ThingGroupName); err != nil {
-		return err
-	}
-	return store.ValidateThingName(in.ThingName)
 }
 
 // leaveGroup removes a membership and reconciles the continuous jobs that

@@ -197,7 +197,7 @@ func (w *wtx) beginRollout(job *store.Job, t *task) error {
 		return err
 	}
 	t.Rollout = &rolloutTask{Total: len(things), Refilled: w.now}
-	t.Rollout.Tokens = burst(w.rolloutRate(job, t.Rollout, nil))
+	t.Rollout.Tokens = store.RolloutBurst(w.rolloutRate(job, t.Rollout, nil))
 	return nil
 }
 
@@ -261,22 +261,13 @@ func (w *wtx) rolloutRate(job *store.Job, r *rolloutTask, counts *store.ProcessD
 	return store.RolloutRate(cfg, r.Notified, succeeded)
 }
 
-// burst is how many things may be queued at once at a rate: one second's
-// worth, and at least one.
-func burst(perMinute float64) float64 {
-	if perMinute <= 0 {
-		return 0
-	}
-	return max(1, perMinute/60)
-}
-
 // rolloutStep queues executions for the next targets, as many as the
 // rate, the maintenance windows and TaskBatch allow. It returns when it
 // wants to run again.
 func (w *wtx) rolloutStep(job *store.Job, t *task) (time.Time, error) {
 	r := t.Rollout
 	if sc := job.SchedulingConfig; sc != nil && len(sc.MaintenanceWindows) > 0 {
-		ws, err := windows(sc.MaintenanceWindows)
+		ws, err := store.ParseWindows(sc.MaintenanceWindows)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -294,7 +285,7 @@ func (w *wtx) rolloutStep(job *store.Job, t *task) (time.Time, error) {
 	rate := w.rolloutRate(job, r, counts)
 	limit := w.s.opts.TaskBatch
 	if rate > 0 {
-		r.Tokens = min(burst(rate), r.Tokens+rate/60*w.now.Sub(r.Refilled).Seconds())
+		r.Tokens = min(store.RolloutBurst(rate), r.Tokens+rate/60*w.now.Sub(r.Refilled).Seconds())
 		r.Refilled = w.now
 		limit = min(limit, int(r.Tokens))
 	}
@@ -339,19 +330,6 @@ func (w *wtx) rolloutStep(job *store.Job, t *task) (time.Time, error) {
 	}
 	wait := time.Duration((1 - r.Tokens) / (rate / 60) * float64(time.Second))
 	return w.now.Add(max(wait, time.Millisecond)), nil
-}
-
-// windows parses a job's maintenance windows.
-func windows(specs []store.MaintenanceWindow) ([]schedule.Window, error) {
-	ws := make([]schedule.Window, 0, len(specs))
-	for _, m := range specs {
-		win, err := schedule.ParseWindow(m.StartTime, m.DurationInMinutes)
-		if err != nil {
-			return nil, store.Errorf(store.ErrInvalidRequest, "maintenance window: %s", err)
-		}
-		ws = append(ws, win)
-	}
-	return ws, nil
 }
 
 // settleStep writes out the job's cancellation or deletion for the next

@@ -3,6 +3,7 @@ package badger
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/jobsbroker/jobsbroker/store"
 )
@@ -50,38 +51,13 @@ func (s *Store) CreateJobTemplate(ctx context.Context, in *store.CreateJobTempla
 			if job.SchedulingConfig != nil {
 				from.MaintenanceWindows = job.SchedulingConfig.MaintenanceWindows
 			}
-			fillTemplate(&t, from)
+			store.FillTemplate(&t, from)
 		}
 		t.CreatedAt = w.now
 		out = &t
 		return w.setJSON(templateKey(t.JobTemplateID), &t)
 	})
 	return out, err
-}
-
-// fillTemplate copies into t the configuration it does not set itself.
-func fillTemplate(t, from *store.JobTemplate) {
-	if t.PresignedURLConfig == nil {
-		t.PresignedURLConfig = from.PresignedURLConfig
-	}
-	if t.RolloutConfig == nil {
-		t.RolloutConfig = from.RolloutConfig
-	}
-	if t.AbortConfig == nil {
-		t.AbortConfig = from.AbortConfig
-	}
-	if t.TimeoutConfig == nil {
-		t.TimeoutConfig = from.TimeoutConfig
-	}
-	if t.RetryConfig == nil {
-		t.RetryConfig = from.RetryConfig
-	}
-	if len(t.MaintenanceWindows) == 0 {
-		t.MaintenanceWindows = from.MaintenanceWindows
-	}
-	if len(t.DestinationPackageVersions) == 0 {
-		t.DestinationPackageVersions = from.DestinationPackageVersions
-	}
 }
 
 // DescribeJobTemplate returns a job template.
@@ -108,7 +84,7 @@ func (s *Store) ListJobTemplates(ctx context.Context, in *store.PageInput) (*sto
 	err = s.view(ctx, func(r *rtx) error {
 		return r.each([]byte{prefixTemplate}, start, false, func(k, v []byte) (bool, error) {
 			if len(out.Templates) == limit {
-				out.NextToken = token(out.Templates[limit-1].JobTemplateID)
+				out.NextToken = store.NameListToken(out.Templates[limit-1].JobTemplateID)
 				return false, nil
 			}
 			t, err := r.template(string(k[1:]))
@@ -222,14 +198,14 @@ func (s *Store) AssociateTargetsWithJob(ctx context.Context, in *store.Associate
 		}
 		var added []string
 		for _, t := range in.Targets {
-			if !contains(targets, t) && !contains(added, t) {
+			if !slices.Contains(targets, t) && !slices.Contains(added, t) {
 				added = append(added, t)
 			}
 		}
 		if len(targets)+len(added) > store.MaxJobTargets {
 			return store.Errorf(store.ErrLimitExceeded, "a job may have at most %d targets", store.MaxJobTargets)
 		}
-		groups, err := w.targetGroups(added)
+		groups, err := store.TargetGroups(added, w.group)
 		if err != nil {
 			return err
 		}
@@ -264,13 +240,4 @@ func (s *Store) AssociateTargetsWithJob(ctx context.Context, in *store.Associate
 		return nil, err
 	}
 	return s.DescribeJob(ctx, in.JobID)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -131,7 +131,7 @@ func (s *Store) onThing(ctx context.Context, thing string, fn func(w *wtx, t *th
 // closeThing stores the thing's pending set if it changed and records the
 // notifications the change calls for.
 func (w *wtx) closeThing(t *thingTx) error {
-	if sameSet(t.before, t.set) {
+	if t.before.Same(t.set) {
 		return nil
 	}
 	if err := w.savePending(t.name, t.set); err != nil {
@@ -162,21 +162,6 @@ func (w *wtx) closeThing(t *thingTx) error {
 	}
 	w.changes = append(w.changes, c)
 	return nil
-}
-
-func sameSet(a, b store.PendingSet) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := &a[i], &b[i]
-		if x.JobID != y.JobID || x.ExecutionNumber != y.ExecutionNumber || x.Status != y.Status ||
-			x.VersionNumber != y.VersionNumber || !x.LastUpdatedAt.Equal(y.LastUpdatedAt) ||
-			!x.StartedAt.Equal(y.StartedAt) {
-			return false
-		}
-	}
-	return true
 }
 
 // maybeComplete marks a SNAPSHOT job COMPLETED once none of its executions
@@ -234,18 +219,6 @@ func (w *wtx) checkAbort(job *store.Job) error {
 		return nil
 	}
 	comment := fmt.Sprintf("aborted: %s executions reached %.2f%% of %d things (threshold %.2f%%)",
-		c.FailureType, 100*float64(abortFailures(c.FailureType, counts))/float64(counts.Total()), counts.Total(), c.ThresholdPercentage)
+		c.FailureType, 100*float64(counts.Failures(c.FailureType))/float64(counts.Total()), counts.Total(), c.ThresholdPercentage)
 	return w.cancelJob(job, false, nil, &comment)
-}
-
-func abortFailures(failureType string, p *store.ProcessDetails) int64 {
-	switch failureType {
-	case "FAILED":
-		return p.Failed
-	case "REJECTED":
-		return p.Rejected
-	case "TIMED_OUT":
-		return p.TimedOut
-	}
-	return p.Failed + p.Rejected + p.TimedOut
 }

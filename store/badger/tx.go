@@ -155,7 +155,7 @@ func (r *rtx) counts(id string) (*store.ProcessDetails, error) {
 
 // document returns a job's document, from the cache when it can.
 func (r *rtx) document(job string, seq uint64) (string, error) {
-	if d, ok := r.s.docs.get(seq); ok {
+	if d, ok := r.s.docs.Get(seq); ok {
 		return d, nil
 	}
 	b, err := r.get(docKey(job))
@@ -165,7 +165,7 @@ func (r *rtx) document(job string, seq uint64) (string, error) {
 		}
 		return "", err
 	}
-	r.s.docs.put(seq, string(b))
+	r.s.docs.Put(seq, string(b))
 	return string(b), nil
 }
 

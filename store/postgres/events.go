@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,13 +11,6 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/store"
 )
-
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
 
 const metaEvents = "events"
 
@@ -107,7 +98,7 @@ func (w *wtx) emit(ev *store.Event) {
 	if (ev.Kind == store.EventJob && !cfg.Job) || (ev.Kind == store.EventJobExecution && !cfg.JobExecution) {
 		return
 	}
-	ev.ID, ev.At = newID(), w.now
+	ev.ID, ev.At = store.NewID(), w.now
 	thing := ""
 	if ev.Execution != nil {
 		thing = ev.Execution.ThingName

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +15,6 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
-
-const defaultPageSize = 50
 
 // maxDeletionsInProgress is AWS's limit of jobs in DELETION_IN_PROGRESS.
 const maxDeletionsInProgress = 10
@@ -42,11 +41,11 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 			return store.Errorf(store.ErrAlreadyExists, "job %s already exists", in.Job.JobID)
 		}
 		job := in.Job.Clone()
-		doc, before, err := w.jobDocument(job, in.Document)
+		doc, before, err := store.JobDocument(job, in.Document, w.template)
 		if err != nil {
 			return err
 		}
-		groups, err := w.targetGroups(job.Targets)
+		groups, err := store.TargetGroups(job.Targets, w.group)
 		if err != nil {
 			return err
 		}
@@ -98,7 +97,7 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 		}
 		w.jobs[job.JobID] = &jobState{id: job.JobID, rev: 1, seq: job.Seq, status: job.Status, updated: job.LastUpdatedAt,
 			job: job, targets: job.Targets, taskLoaded: true, inserted: true}
-		w.s.docs.put(job.Seq, doc)
+		w.s.docs.Put(job.Seq, doc)
 		for _, g := range groups {
 			w.queue("INSERT INTO group_jobs (group_name, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", g, job.JobID)
 		}
@@ -123,62 +122,6 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 		return nil, err
 	}
 	return s.DescribeJob(ctx, id)
-}
-
-// targetGroups checks that every thing group a job targets exists and
-// returns their names.
-func (w *wtx) targetGroups(targets []string) ([]string, error) {
-	var groups []string
-	for _, arn := range targets {
-		kind, name, err := store.ParseTargetARN(arn)
-		if err != nil {
-			return nil, err
-		}
-		if kind != store.TargetThingGroup {
-			continue
-		}
-		if _, err := w.group(name); err != nil {
-			return nil, err
-		}
-		groups = append(groups, name)
-	}
-	return groups, nil
-}
-
-// jobDocument returns the document a new job gets, and the document before
-// parameter substitution when it differs. With a jobTemplateArn the
-// template supplies the document and whatever configuration the request
-// leaves out.
-func (w *wtx) jobDocument(job *store.Job, doc string) (string, string, error) {
-	if job.JobTemplateArn == "" {
-		if len(job.DocumentParameters) > 0 {
-			return "", "", store.Errorf(store.ErrInvalidRequest, "documentParameters can only be used with a jobTemplateArn")
-		}
-		return doc, "", nil
-	}
-	id, err := store.ParseTemplateARN(job.JobTemplateArn)
-	if err != nil {
-		return "", "", err
-	}
-	tmpl, err := w.template(id)
-	if err != nil {
-		return "", "", err
-	}
-	if tmpl.Document == "" {
-		return "", "", store.Errorf(store.ErrInvalidRequest, "job template %s has no document", id)
-	}
-	store.ApplyTemplate(job, tmpl)
-	substituted, err := store.SubstituteParameters(tmpl.Document, job.DocumentParameters)
-	if err != nil {
-		return "", "", err
-	}
-	if err := store.ValidateDocument(substituted); err != nil {
-		return "", "", err
-	}
-	if substituted == tmpl.Document {
-		return substituted, "", nil
-	}
-	return substituted, tmpl.Document, nil
 }
 
 // queueMany gives each thing a new QUEUED execution of job, unless it has
@@ -293,7 +236,7 @@ func (s *Store) DescribeJob(ctx context.Context, jobID string) (*store.Job, erro
 		job.ProcessDetails.ProcessingTargets = append([]string(nil), job.Targets...)
 	}
 	if sc := job.SchedulingConfig; sc != nil && len(sc.MaintenanceWindows) > 0 {
-		if ws, err := windows(sc.MaintenanceWindows); err == nil {
+		if ws, err := store.ParseWindows(sc.MaintenanceWindows); err == nil {
 			job.ScheduledRollouts = schedule.NextStarts(ws, s.clock.Now(), 7)
 		}
 	}
@@ -325,13 +268,13 @@ func (s *Store) GetJobDocument(ctx context.Context, jobID string, beforeSubstitu
 
 // ListJobs lists jobs, newest first.
 func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.ListJobsOutput, error) {
-	limit, err := pageSize(in.MaxResults)
+	limit, err := store.PageSize(in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
 	var from *int64
 	if in.NextToken != "" {
-		b, err := decodeToken(in.NextToken)
+		b, err := store.DecodeListToken(in.NextToken)
 		if err != nil {
 			return nil, err
 		}
@@ -368,7 +311,7 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 		var concurrent bool
 		_, err = pgx.ForEachRow(rows, []any{&seq, &rec, &concurrent}, func() error {
 			if len(out.Jobs) == limit {
-				out.NextToken = encodeToken(binary.BigEndian.AppendUint64(nil, uint64(seq)))
+				out.NextToken = store.EncodeListToken(binary.BigEndian.AppendUint64(nil, uint64(seq)))
 				return nil
 			}
 			job, err := decode[store.Job](rec, "job")
@@ -385,16 +328,6 @@ func (s *Store) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.L
 		return nil, err
 	}
 	return out, nil
-}
-
-func pageSize(n int) (int, error) {
-	switch {
-	case n == 0:
-		return defaultPageSize, nil
-	case n < 1 || n > store.MaxListResults:
-		return 0, store.Errorf(store.ErrInvalidRequest, "maxResults %d must be between 1 and 250", n)
-	}
-	return n, nil
 }
 
 // CancelJob cancels a job: QUEUED executions become CANCELED (and
@@ -566,7 +499,7 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // are filtered after the job's own status has been applied, so the query
 // reads ahead in chunks.
 func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInput, check func(r *wtx) error, q, key string) (*store.ListExecutionsOutput, error) {
-	limit, err := pageSize(in.MaxResults)
+	limit, err := store.PageSize(in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
@@ -575,7 +508,7 @@ func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInpu
 	}
 	afterName, afterN := "", int64(-1)
 	if in.NextToken != "" {
-		b, err := decodeToken(in.NextToken)
+		b, err := store.DecodeListToken(in.NextToken)
 		if err != nil {
 			return nil, err
 		}
@@ -633,7 +566,7 @@ func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInpu
 					continue
 				}
 				if len(out.Executions) == limit {
-					out.NextToken = encodeToken(position(lastName, lastN))
+					out.NextToken = store.EncodeListToken(position(lastName, lastN))
 					return nil
 				}
 				out.Executions = append(out.Executions, e)
@@ -679,13 +612,8 @@ func (w *wtx) cancelExec(t *thingTx, in *store.CancelExecutionInput) error {
 	if store.JobStateEffect(job, e) == store.EffectDelete {
 		return store.Errorf(store.ErrNotFound, "no execution of job %s exists for thing %s", in.JobID, t.name)
 	}
-	switch {
-	case in.ExpectedVersion != nil && *in.ExpectedVersion != e.VersionNumber:
-		return store.Errorf(store.ErrVersionConflict, "expectedVersion %d does not match the execution's versionNumber %d", *in.ExpectedVersion, e.VersionNumber)
-	case e.Status.Terminal():
-		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is already %s", in.JobID, t.name, e.Status)
-	case e.Status == store.StatusInProgress && !in.Force:
-		return store.Errorf(store.ErrInvalidStateTransition, "job execution %s on %s is IN_PROGRESS; cancel it with force", in.JobID, t.name)
+	if err := store.CheckCancelExecution(e, t.name, in); err != nil {
+		return err
 	}
 	canceled := store.Cancel(e, in.StatusDetails, w.now)
 	if err := w.putExec(t, e, canceled); err != nil {
@@ -836,14 +764,14 @@ func (s *Store) AssociateTargetsWithJob(ctx context.Context, in *store.Associate
 		}
 		var added []string
 		for _, t := range in.Targets {
-			if !contains(targets, t) && !contains(added, t) {
+			if !slices.Contains(targets, t) && !slices.Contains(added, t) {
 				added = append(added, t)
 			}
 		}
 		if len(targets)+len(added) > store.MaxJobTargets {
 			return store.Errorf(store.ErrLimitExceeded, "a job may have at most %d targets", store.MaxJobTargets)
 		}
-		groups, err := w.targetGroups(added)
+		groups, err := store.TargetGroups(added, w.group)
 		if err != nil {
 			return err
 		}
@@ -868,15 +796,6 @@ func (s *Store) AssociateTargetsWithJob(ctx context.Context, in *store.Associate
 		return nil, err
 	}
 	return s.DescribeJob(ctx, in.JobID)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // itoa is strconv.Itoa, for log values.

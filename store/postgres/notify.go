@@ -489,17 +489,17 @@ func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hi
 		docs := map[string]string{}
 		for _, sn := range snaps {
 			if h := sn.set.Head(); h != nil {
-				if _, ok := s.docs.get(h.JobSeq); !ok {
+				if _, ok := s.docs.Get(h.JobSeq); !ok {
 					var doc string
 					err := s.pool.QueryRow(ctx, "SELECT document FROM jobs WHERE job_id = $1 AND seq = $2", h.JobID, int64(h.JobSeq)).Scan(&doc)
 					if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 						return err
 					}
 					if err == nil {
-						s.docs.put(h.JobSeq, doc)
+						s.docs.Put(h.JobSeq, doc)
 					}
 				}
-				docs[h.JobID], _ = s.docs.get(h.JobSeq)
+				docs[h.JobID], _ = s.docs.Get(h.JobSeq)
 			}
 		}
 		for _, name := range mine {

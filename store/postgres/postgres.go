@@ -120,7 +120,7 @@ type Store struct {
 	handler  atomic.Pointer[store.ChangeHandler]
 	interest atomic.Pointer[interestBox]
 	events   atomic.Pointer[store.EventConfigurations]
-	docs     docCache
+	docs     store.DocCache
 
 	// stripes order the delivery of changes per thing: a transaction
 	// holds the stripes of the things it changed from before its commit
@@ -206,7 +206,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		closing:     make(chan struct{}),
 	}
 	s.connCfg.RuntimeParams["application_name"] = "jobsbroker listen " + opts.NodeID
-	s.docs.init(64 << 20)
+	s.docs.Init(64 << 20)
 	s.deliveries.init()
 	for i := range s.stripes {
 		s.stripes[i].seen = map[string]*seenState{}
@@ -654,35 +654,5 @@ func (s *Store) hand(changes []store.Change) {
 	}
 	if h := s.handler.Load(); h != nil && *h != nil {
 		(*h)(changes)
-	}
-}
-
-// docCache keeps job documents by job sequence number; a job's document
-// never changes, and a re-created job id gets a new sequence number.
-type docCache struct {
-	mu    sync.Mutex
-	docs  map[uint64]string
-	bytes int
-	limit int
-}
-
-func (c *docCache) init(limit int) { c.docs, c.limit = map[uint64]string{}, limit }
-
-func (c *docCache) get(seq uint64) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, ok := c.docs[seq]
-	return d, ok
-}
-
-func (c *docCache) put(seq uint64, doc string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bytes+len(doc) > c.limit {
-		c.docs, c.bytes = map[uint64]string{}, 0
-	}
-	if _, ok := c.docs[seq]; !ok {
-		c.docs[seq] = doc
-		c.bytes += len(doc)
 	}
 }

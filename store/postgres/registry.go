@@ -150,7 +150,7 @@ func (s *Store) CreateThing(ctx context.Context, in *store.CreateThingInput) (*s
 	}
 	var out *store.Thing
 	err := s.update(ctx, "create thing", func(w *wtx) error {
-		out = &store.Thing{ThingName: in.ThingName, ThingID: newID(), ThingTypeName: in.ThingTypeName,
+		out = &store.Thing{ThingName: in.ThingName, ThingID: store.NewID(), ThingTypeName: in.ThingTypeName,
 			Attributes: in.Attributes, Version: 1, CreatedAt: w.now}
 		rec, err := json.Marshal(out)
 		if err != nil {
@@ -276,7 +276,7 @@ func (s *Store) ListThings(ctx context.Context, in *store.PageInput) (*store.Thi
 		}
 		for _, rec := range recs {
 			if len(out.Things) == limit {
-				out.NextToken = token(out.Things[limit-1].ThingName)
+				out.NextToken = store.NameListToken(out.Things[limit-1].ThingName)
 				break
 			}
 			th, err := decode[store.Thing](rec, "thing")
@@ -293,14 +293,14 @@ func (s *Store) ListThings(ctx context.Context, in *store.PageInput) (*store.Thi
 // page reads a name-ordered page request: the limit and the name after
 // which to start.
 func page(in *store.PageInput) (int, string, error) {
-	limit, err := pageSize(in.MaxResults)
+	limit, err := store.PageSize(in.MaxResults)
 	if err != nil {
 		return 0, "", err
 	}
 	if in.NextToken == "" {
 		return limit, "", nil
 	}
-	after, err := decodeToken(in.NextToken)
+	after, err := store.DecodeListToken(in.NextToken)
 	if err != nil {
 		return 0, "", err
 	}
@@ -323,7 +323,7 @@ func pageNames(names []string, in *store.PageInput) (*store.NamesPage, error) {
 	out := &store.NamesPage{Names: names}
 	if len(names) > limit {
 		out.Names = names[:limit]
-		out.NextToken = token(names[limit-1])
+		out.NextToken = store.NameListToken(names[limit-1])
 	}
 	return out, nil
 }
@@ -371,7 +371,7 @@ func (s *Store) CreateThingGroup(ctx context.Context, in *store.CreateThingGroup
 			}
 			parent = &in.ParentName
 		}
-		g := &store.ThingGroup{Name: in.Name, ID: newID(), ParentName: in.ParentName, Description: in.Description,
+		g := &store.ThingGroup{Name: in.Name, ID: store.NewID(), ParentName: in.ParentName, Description: in.Description,
 			Attributes: in.Attributes, Version: 1, CreatedAt: w.now}
 		rec, err := json.Marshal(g)
 		if err != nil {
@@ -511,7 +511,7 @@ func (r *wtx) groupsPage(names []string, in *store.PageInput) (*store.GroupsPage
 // AddThingToThingGroup adds a registered thing to a group. Continuous jobs
 // that target the group, or a group above it, give the thing an execution.
 func (s *Store) AddThingToThingGroup(ctx context.Context, in *store.MembershipInput) error {
-	if err := validateMembership(in); err != nil {
+	if err := store.ValidateMembership(in); err != nil {
 		return err
 	}
 	return s.update(ctx, "add thing to group", func(w *wtx) error {
@@ -540,7 +540,7 @@ func (s *Store) AddThingToThingGroup(ctx context.Context, in *store.MembershipIn
 // RemoveThingFromThingGroup takes a thing out of a group. Continuous jobs
 // that no longer cover it set its pending execution REMOVED.
 func (s *Store) RemoveThingFromThingGroup(ctx context.Context, in *store.MembershipInput) error {
-	if err := validateMembership(in); err != nil {
+	if err := store.ValidateMembership(in); err != nil {
 		return err
 	}
 	return s.update(ctx, "remove thing from group", func(w *wtx) error {
@@ -552,13 +552,6 @@ func (s *Store) RemoveThingFromThingGroup(ctx context.Context, in *store.Members
 		}
 		return w.leaveGroup(in.ThingGroupName, in.ThingName)
 	})
-}
-
-func validateMembership(in *store.MembershipInput) error {
-	if err := store.ValidateThingGroupName(in.ThingGroupName); err != nil {
-		return err
-	}
-	return store.ValidateThingName(in.ThingName)
 }
 
 // leaveGroup removes a membership and reconciles the continuous jobs that

@@ -48,7 +48,7 @@ func (s *Store) CreateJobTemplate(ctx context.Context, in *store.CreateJobTempla
 			if job.SchedulingConfig != nil {
 				from.MaintenanceWindows = job.SchedulingConfig.MaintenanceWindows
 			}
-			fillTemplate(&t, from)
+			store.FillTemplate(&t, from)
 		}
 		t.CreatedAt = w.now
 		rec, err := json.Marshal(&t)
@@ -69,31 +69,6 @@ func (s *Store) CreateJobTemplate(ctx context.Context, in *store.CreateJobTempla
 		return nil, err
 	}
 	return out, nil
-}
-
-// fillTemplate copies into t the configuration it does not set itself.
-func fillTemplate(t, from *store.JobTemplate) {
-	if t.PresignedURLConfig == nil {
-		t.PresignedURLConfig = from.PresignedURLConfig
-	}
-	if t.RolloutConfig == nil {
-		t.RolloutConfig = from.RolloutConfig
-	}
-	if t.AbortConfig == nil {
-		t.AbortConfig = from.AbortConfig
-	}
-	if t.TimeoutConfig == nil {
-		t.TimeoutConfig = from.TimeoutConfig
-	}
-	if t.RetryConfig == nil {
-		t.RetryConfig = from.RetryConfig
-	}
-	if len(t.MaintenanceWindows) == 0 {
-		t.MaintenanceWindows = from.MaintenanceWindows
-	}
-	if len(t.DestinationPackageVersions) == 0 {
-		t.DestinationPackageVersions = from.DestinationPackageVersions
-	}
 }
 
 // DescribeJobTemplate returns a job template.
@@ -129,7 +104,7 @@ func (s *Store) ListJobTemplates(ctx context.Context, in *store.PageInput) (*sto
 		}
 		for _, rec := range recs {
 			if len(out.Templates) == limit {
-				out.NextToken = token(out.Templates[limit-1].JobTemplateID)
+				out.NextToken = store.NameListToken(out.Templates[limit-1].JobTemplateID)
 				break
 			}
 			t, err := decode[store.JobTemplate](rec, "job template")

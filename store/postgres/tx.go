@@ -447,7 +447,7 @@ func (w *wtx) committedCounts(jobID string) (*store.ProcessDetails, error) {
 
 // document returns a job's document.
 func (t *tx) document(job string, seq uint64) (string, error) {
-	if d, ok := t.s.docs.get(seq); ok {
+	if d, ok := t.s.docs.Get(seq); ok {
 		return d, nil
 	}
 	var doc string
@@ -458,7 +458,7 @@ func (t *tx) document(job string, seq uint64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t.s.docs.put(seq, doc)
+	t.s.docs.Put(seq, doc)
 	return doc, nil
 }
 
@@ -780,7 +780,7 @@ func (w *wtx) dropExec(t *thingTx, e *store.Execution) error {
 // its change calls for.
 func (w *wtx) closeThing(t *thingTx) error {
 	st := w.things[t.name]
-	if sameSet(t.before, t.set) {
+	if t.before.Same(t.set) {
 		return nil
 	}
 	st.set, st.changed = t.set, true
@@ -817,21 +817,6 @@ func (w *wtx) closeThing(t *thingTx) error {
 	w.changeSets[len(w.changes)] = t.set
 	w.changes = append(w.changes, c)
 	return nil
-}
-
-func sameSet(a, b store.PendingSet) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := &a[i], &b[i]
-		if x.JobID != y.JobID || x.ExecutionNumber != y.ExecutionNumber || x.Status != y.Status ||
-			x.VersionNumber != y.VersionNumber || !x.LastUpdatedAt.Equal(y.LastUpdatedAt) ||
-			!x.StartedAt.Equal(y.StartedAt) {
-			return false
-		}
-	}
-	return true
 }
 
 // onThing runs an operation on one thing: it opens the thing, runs fn,
@@ -1130,20 +1115,8 @@ func (w *wtx) checkAbort(job *store.Job, counts *store.ProcessDetails) error {
 		return nil
 	}
 	comment := fmt.Sprintf("aborted: %s executions reached %.2f%% of %d things (threshold %.2f%%)",
-		c.FailureType, 100*float64(abortFailures(c.FailureType, counts))/float64(counts.Total()), counts.Total(), c.ThresholdPercentage)
+		c.FailureType, 100*float64(counts.Failures(c.FailureType))/float64(counts.Total()), counts.Total(), c.ThresholdPercentage)
 	return w.cancelJob(job, false, nil, &comment)
-}
-
-func abortFailures(failureType string, p *store.ProcessDetails) int64 {
-	switch failureType {
-	case "FAILED":
-		return p.Failed
-	case "REJECTED":
-		return p.Rejected
-	case "TIMED_OUT":
-		return p.TimedOut
-	}
-	return p.Failed + p.Rejected + p.TimedOut
 }
 
 // finished runs what follows an execution reaching a terminal status: a
