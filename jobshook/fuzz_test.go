@@ -24,6 +24,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/storetest"
 	"github.com/jobsbroker/jobsbroker/topics"
 )
 
@@ -587,16 +588,16 @@ func (hf *hookFuzzer) run(t *testing.T, topic string, payload []byte, flags byte
 	if err := hf.conn.SetWriteDeadline(time.Now().Add(waitFor)); err != nil {
 		t.Fatal(err)
 	}
-	before := hf.snapshot(t)
+	before := storetest.Snapshot(t, hf.store, hfThings, hfJobs)
 	err := hf.server.InjectPacket(hf.cl, pk)
 	replies, acks := hf.drain(t, desc)
-	after := hf.snapshot(t)
+	after := storetest.Snapshot(t, hf.store, hfThings, hfJobs)
 
 	if !mochiAccepts(topic) {
 		if len(replies) > 0 {
 			t.Fatalf("%s: mochi refuses this publish, yet %q was answered", desc, replies[0].TopicName)
 		}
-		if !before.equal(after) {
+		if !before.Equal(after) {
 			t.Fatalf("%s: a refused publish changed the store", desc)
 		}
 		return
@@ -619,7 +620,7 @@ func (hf *hookFuzzer) run(t *testing.T, topic string, payload []byte, flags byte
 		if len(replies) > 0 {
 			t.Fatalf("%s: answered on %q; nothing should be", desc, replies[0].TopicName)
 		}
-		if !before.equal(after) {
+		if !before.Equal(after) {
 			t.Fatalf("%s: a publish that is not a request changed the store", desc)
 		}
 		return
@@ -646,7 +647,7 @@ func (hf *hookFuzzer) run(t *testing.T, topic string, payload []byte, flags byte
 		case code == CodeRequestThrottled && !throttle:
 			t.Fatalf("%s: RequestThrottled while the rate limiter allows everything", desc)
 		}
-		if !before.equal(after) {
+		if !before.Equal(after) {
 			t.Fatalf("%s: a rejected request changed the store:\nbefore %s\nafter  %s", desc, before, after)
 		}
 		return
@@ -663,7 +664,7 @@ func (hf *hookFuzzer) run(t *testing.T, topic string, payload []byte, flags byte
 		t.Fatalf("%s: reply on %q, want %q or %q", desc, reply.TopicName, topics.Accepted(topic), topics.Rejected(topic))
 	}
 	hf.checkAccepted(t, desc, parsed, reply.Payload, ref, before, after)
-	hf.reset(t, after)
+	storetest.Requeue(t, hf.store, hfGroup, after, []string{"job-1", "job-2"})
 }
 
 // checkDelivery checks the reply's QoS and packet id, and acknowledges a
@@ -727,7 +728,7 @@ func (hf *hookFuzzer) checkRejected(t *testing.T, desc string, payload []byte, r
 
 // checkAccepted checks an accepted reply against its operation's shape
 // (§5) and the store.
-func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Topic, payload []byte, ref reference, before, after hfState) {
+func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Topic, payload []byte, ref reference, before, after storetest.Things) {
 	t.Helper()
 	m := decodeReply(t, desc, payload)
 	hf.checkTimestamp(t, desc, m, "timestamp", true)
@@ -742,7 +743,7 @@ func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Top
 	if !equalToken(token, ref.token) || (token != nil && utf8.RuneCountInString(*token) > MaxClientTokenLength) {
 		t.Fatalf("%s: accepted reply echoes clientToken %v, want %v (at most 64 characters)", desc, str(token), str(ref.token))
 	}
-	_, fixture := before.pending[parsed.Thing]
+	_, fixture := before.Pending[parsed.Thing]
 	switch parsed.Op {
 	case topics.OpGetPending:
 		onlyMembers(t, desc, m, "inProgressJobs", "queuedJobs", "timestamp", "clientToken")
@@ -756,8 +757,8 @@ func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Top
 				ids = append(ids, hf.checkSummary(t, desc, s))
 			}
 		}
-		if fixture && strings.Join(ids, ",") != before.pending[parsed.Thing].jobs() {
-			t.Fatalf("%s: pending %v, the store has %s", desc, ids, before.pending[parsed.Thing].jobs())
+		if fixture && strings.Join(ids, ",") != before.Pending[parsed.Thing].Jobs() {
+			t.Fatalf("%s: pending %v, the store has %s", desc, ids, before.Pending[parsed.Thing].Jobs())
 		}
 	case topics.OpStartNext, topics.OpDescribe:
 		onlyMembers(t, desc, m, "execution", "timestamp", "clientToken")
@@ -767,8 +768,8 @@ func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Top
 			if !next {
 				t.Fatalf("%s: a describe of %s answered without an execution", desc, parsed.JobID)
 			}
-			if fixture && len(before.pending[parsed.Thing]) > 0 {
-				t.Fatalf("%s: no execution while %s are pending", desc, before.pending[parsed.Thing].jobs())
+			if fixture && len(before.Pending[parsed.Thing]) > 0 {
+				t.Fatalf("%s: no execution while %s are pending", desc, before.Pending[parsed.Thing].Jobs())
 			}
 			break
 		}
@@ -778,15 +779,15 @@ func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Top
 		}
 		e := hf.checkExecution(t, desc, raw, parsed.Thing, withDoc)
 		switch {
-		case next && fixture && (len(before.pending[parsed.Thing]) == 0 || before.pending[parsed.Thing][0].JobID != e.JobID):
-			t.Fatalf("%s: answered %s, the store's next was %s", desc, e.JobID, before.pending[parsed.Thing].jobs())
+		case next && fixture && (len(before.Pending[parsed.Thing]) == 0 || before.Pending[parsed.Thing][0].JobID != e.JobID):
+			t.Fatalf("%s: answered %s, the store's next was %s", desc, e.JobID, before.Pending[parsed.Thing].Jobs())
 		case !next && e.JobID != parsed.JobID:
 			t.Fatalf("%s: asked for %s, got %s", desc, parsed.JobID, e.JobID)
 		case parsed.Op == topics.OpStartNext && e.Status != string(store.StatusInProgress):
 			t.Fatalf("%s: start-next answered a %s execution", desc, e.Status)
 		}
 		if parsed.Op == topics.OpStartNext && fixture {
-			was, now := before.latest[parsed.Thing+"/"+e.JobID], after.latest[parsed.Thing+"/"+e.JobID]
+			was, now := before.Latest[parsed.Thing+"/"+e.JobID], after.Latest[parsed.Thing+"/"+e.JobID]
 			details, _ := refDetails(ref.fields)
 			want := was.StatusDetails
 			if details != nil {
@@ -817,12 +818,12 @@ func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Top
 		if hasDoc {
 			checkDocument(t, desc, doc, parsed.JobID)
 		}
-		was, ok := before.latest[parsed.Thing+"/"+parsed.JobID]
+		was, ok := before.Latest[parsed.Thing+"/"+parsed.JobID]
 		n, _ := refInt(ref.fields, "executionNumber")
 		if !ok || (n != nil && *n != was.ExecutionNumber) {
 			break
 		}
-		now := after.latest[parsed.Thing+"/"+parsed.JobID]
+		now := after.Latest[parsed.Thing+"/"+parsed.JobID]
 		details, _ := refDetails(ref.fields)
 		want := was.StatusDetails
 		if details != nil {
@@ -833,7 +834,7 @@ func (hf *hookFuzzer) checkAccepted(t *testing.T, desc string, parsed topics.Top
 		}
 	}
 	if parsed.Op == topics.OpGetPending || parsed.Op == topics.OpDescribe {
-		if !before.equal(after) {
+		if !before.Equal(after) {
 			t.Fatalf("%s: a read changed the store:\nbefore %s\nafter  %s", desc, before, after)
 		}
 	}
@@ -1005,87 +1006,6 @@ func (hf *hookFuzzer) checkExecution(t *testing.T, desc string, raw json.RawMess
 		t.Fatalf("%s: answered %s v%d, the store has %s v%d", desc, e.Status, version, out.Execution.Status, out.Execution.VersionNumber)
 	}
 	return e
-}
-
-// hfState is what the fixture things hold: each one's pending set and
-// the latest execution of every fixture job.
-type hfState struct {
-	pending map[string]hfPending
-	latest  map[string]*store.Execution // thing/job
-}
-
-type hfPending []store.PendingExecution
-
-func (p hfPending) jobs() string {
-	ids := make([]string, len(p))
-	for i, e := range p {
-		ids[i] = e.JobID
-	}
-	return strings.Join(ids, ",")
-}
-
-func (hf *hookFuzzer) snapshot(t *testing.T) hfState {
-	t.Helper()
-	ctx := context.Background()
-	s := hfState{pending: map[string]hfPending{}, latest: map[string]*store.Execution{}}
-	for _, th := range hfThings {
-		p, err := hf.store.GetPendingJobExecutions(ctx, th)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.pending[th] = append(append(hfPending{}, p.InProgress...), p.Queued...)
-		for _, j := range hfJobs {
-			out, err := hf.store.DescribeJobExecution(ctx, &store.DescribeExecutionInput{ThingName: th, JobID: j})
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.latest[th+"/"+j] = out.Execution
-		}
-	}
-	return s
-}
-
-func (s hfState) equal(o hfState) bool { return s.String() == o.String() }
-
-func (s hfState) String() string {
-	var b strings.Builder
-	for _, th := range hfThings {
-		fmt.Fprintf(&b, "%s pending %+v; ", th, s.pending[th])
-		for _, j := range hfJobs {
-			if e, ok := s.latest[th+"/"+j]; ok {
-				fmt.Fprintf(&b, "%s %+v; ", j, *e)
-			}
-		}
-	}
-	return b.String()
-}
-
-// reset gives every fixture thing whose continuous-job executions are no
-// longer fresh (QUEUED, version 1) new ones: leaving the group marks the
-// pending ones REMOVED, joining it again queues new ones.
-func (hf *hookFuzzer) reset(t *testing.T, s hfState) {
-	t.Helper()
-	ctx := context.Background()
-	for _, th := range hfThings {
-		fresh := true
-		for _, j := range []string{"job-1", "job-2"} {
-			e := s.latest[th+"/"+j]
-			fresh = fresh && e != nil && e.Status == store.StatusQueued && e.VersionNumber == 1
-		}
-		if fresh {
-			continue
-		}
-		in := &store.MembershipInput{ThingGroupName: hfGroup, ThingName: th}
-		if err := hf.store.RemoveThingFromThingGroup(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-		if err := hf.store.AddThingToThingGroup(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func truncate(b []byte) string {

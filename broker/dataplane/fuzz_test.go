@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/storetest"
 )
 
 // FuzzDataPlane sends arbitrary requests (method, path, query string and
@@ -230,10 +230,10 @@ func (fx *dpFixture) run(t *testing.T, method, path, query string, body []byte) 
 		return
 	}
 	rt := dpRoute(method, req.URL)
-	before := fx.snapshot(t)
+	before := storetest.Snapshot(t, fx.store, dpThings, dpJobs)
 	rec := httptest.NewRecorder()
 	fx.handler.ServeHTTP(rec, req)
-	after := fx.snapshot(t)
+	after := storetest.Snapshot(t, fx.store, dpThings, dpJobs)
 	res := rec.Result()
 	raw, _ := io.ReadAll(res.Body)
 	desc := fmt.Sprintf("%s %s body %q -> %d %s", method, req.RequestURI, truncate(body), res.StatusCode, truncate(raw))
@@ -250,7 +250,7 @@ func (fx *dpFixture) run(t *testing.T, method, path, query string, body []byte) 
 	}
 	if res.StatusCode != http.StatusOK {
 		checkError(t, desc, rt, res, raw)
-		if !before.equal(after) {
+		if !before.Equal(after) {
 			t.Fatalf("%s: a rejected request changed the store:\nbefore %s\nafter  %s", desc, before, after)
 		}
 		return
@@ -266,10 +266,10 @@ func (fx *dpFixture) run(t *testing.T, method, path, query string, body []byte) 
 	case opUpdate:
 		fx.checkUpdate(t, desc, rt, body, v, before, after)
 	}
-	if (rt.op == opGetPending || rt.op == opDescribe) && !before.equal(after) {
+	if (rt.op == opGetPending || rt.op == opDescribe) && !before.Equal(after) {
 		t.Fatalf("%s: a read changed the store:\nbefore %s\nafter  %s", desc, before, after)
 	}
-	fx.reset(t, after)
+	storetest.Requeue(t, fx.store, dpGroup, after, []string{dpJob1, dpJob2})
 }
 
 func orUnknown(op dpOp) string {
@@ -473,7 +473,7 @@ func validDetail(k, v string) bool {
 		!strings.ContainsFunc(v, func(r rune) bool { return unicode.In(r, unicode.C) })
 }
 
-func (fx *dpFixture) checkPending(t *testing.T, desc string, rt route, v map[string]any, now dpState) {
+func (fx *dpFixture) checkPending(t *testing.T, desc string, rt route, v map[string]any, now storetest.Things) {
 	t.Helper()
 	onlyKeys(t, desc, "GetPendingJobExecutions", v, "inProgressJobs", "queuedJobs")
 	var got []string
@@ -487,12 +487,12 @@ func (fx *dpFixture) checkPending(t *testing.T, desc string, rt route, v map[str
 			got = append(got, m["jobId"].(string))
 		}
 	}
-	if p, ok := now.pending[rt.thing]; ok && strings.Join(got, ",") != p.jobs() {
-		t.Fatalf("%s: pending %v, the store has %s", desc, got, p.jobs())
+	if p, ok := now.Pending[rt.thing]; ok && strings.Join(got, ",") != p.Jobs() {
+		t.Fatalf("%s: pending %v, the store has %s", desc, got, p.Jobs())
 	}
 }
 
-func (fx *dpFixture) checkDescribe(t *testing.T, desc string, rt route, req *http.Request, v map[string]any, now dpState) {
+func (fx *dpFixture) checkDescribe(t *testing.T, desc string, rt route, req *http.Request, v map[string]any, now storetest.Things) {
 	t.Helper()
 	onlyKeys(t, desc, "DescribeJobExecution", v, "execution")
 	e, ok := v["execution"]
@@ -500,8 +500,8 @@ func (fx *dpFixture) checkDescribe(t *testing.T, desc string, rt route, req *htt
 		if rt.job != "$next" {
 			t.Fatalf("%s: a describe of %s answered without an execution", desc, rt.job)
 		}
-		if p, ok := now.pending[rt.thing]; ok && len(p) > 0 {
-			t.Fatalf("%s: $next is empty but the store has %s pending", desc, p.jobs())
+		if p, ok := now.Pending[rt.thing]; ok && len(p) > 0 {
+			t.Fatalf("%s: $next is empty but the store has %s pending", desc, p.Jobs())
 		}
 		return
 	}
@@ -513,22 +513,22 @@ func (fx *dpFixture) checkDescribe(t *testing.T, desc string, rt route, req *htt
 	job := m["jobId"].(string)
 	switch {
 	case rt.job == "$next":
-		if p, ok := now.pending[rt.thing]; ok && (len(p) == 0 || p[0].JobID != job) {
-			t.Fatalf("%s: $next is %s, the store's next is %s", desc, job, p.jobs())
+		if p, ok := now.Pending[rt.thing]; ok && (len(p) == 0 || p[0].JobID != job) {
+			t.Fatalf("%s: $next is %s, the store's next is %s", desc, job, p.Jobs())
 		}
 	case job != rt.job:
 		t.Fatalf("%s: asked for job %s, got %s", desc, rt.job, job)
 	}
 }
 
-func (fx *dpFixture) checkStartNext(t *testing.T, desc string, rt route, body []byte, v map[string]any, before, after dpState) {
+func (fx *dpFixture) checkStartNext(t *testing.T, desc string, rt route, body []byte, v map[string]any, before, after storetest.Things) {
 	t.Helper()
 	onlyKeys(t, desc, "StartNextPendingJobExecution", v, "execution")
-	p, fixture := before.pending[rt.thing]
+	p, fixture := before.Pending[rt.thing]
 	e, ok := v["execution"]
 	if !ok {
 		if fixture && len(p) > 0 {
-			t.Fatalf("%s: start-next started nothing while %s were pending", desc, p.jobs())
+			t.Fatalf("%s: start-next started nothing while %s were pending", desc, p.Jobs())
 		}
 		return
 	}
@@ -541,9 +541,9 @@ func (fx *dpFixture) checkStartNext(t *testing.T, desc string, rt route, body []
 	}
 	job := m["jobId"].(string)
 	if len(p) == 0 || p[0].JobID != job {
-		t.Fatalf("%s: started %s, the store's next was %s", desc, job, p.jobs())
+		t.Fatalf("%s: started %s, the store's next was %s", desc, job, p.Jobs())
 	}
-	was, now := before.latest[rt.thing+"/"+job], after.latest[rt.thing+"/"+job]
+	was, now := before.Latest[rt.thing+"/"+job], after.Latest[rt.thing+"/"+job]
 	wantDetails := was.StatusDetails
 	var details map[string]string
 	if memberwise(t, desc, body).get(t, "statusDetails", &details) {
@@ -564,7 +564,7 @@ func (fx *dpFixture) checkStartNext(t *testing.T, desc string, rt route, body []
 	}
 }
 
-func (fx *dpFixture) checkUpdate(t *testing.T, desc string, rt route, body []byte, v map[string]any, before, after dpState) {
+func (fx *dpFixture) checkUpdate(t *testing.T, desc string, rt route, body []byte, v map[string]any, before, after storetest.Things) {
 	t.Helper()
 	onlyKeys(t, desc, "UpdateJobExecution", v, "executionState", "jobDocument")
 	req := memberwise(t, desc, body)
@@ -618,11 +618,11 @@ func (fx *dpFixture) checkUpdate(t *testing.T, desc string, rt route, body []byt
 		version, _ = intField(t, desc, m, "versionNumber", true)
 	}
 	key := rt.thing + "/" + rt.job
-	was, fixture := before.latest[key]
+	was, fixture := before.Latest[key]
 	if !fixture || (number != nil && *number != was.ExecutionNumber) {
 		return
 	}
-	now := after.latest[key]
+	now := after.Latest[key]
 	if now.VersionNumber != was.VersionNumber+1 || string(now.Status) != status {
 		t.Fatalf("%s: the update left %s v%d (was %s v%d)", desc, now.Status, now.VersionNumber, was.Status, was.VersionNumber)
 	}
@@ -684,87 +684,6 @@ func equalDetails(a, b map[string]string) bool {
 
 func sameExecution(a, b *store.Execution) bool {
 	return fmt.Sprintf("%+v", a) == fmt.Sprintf("%+v", b)
-}
-
-// dpState is what the fixture things hold: each one's pending set and the
-// latest execution of every fixture job.
-type dpState struct {
-	pending map[string]pendingList
-	latest  map[string]*store.Execution // thing/job
-}
-
-type pendingList []store.PendingExecution
-
-func (p pendingList) jobs() string {
-	ids := make([]string, len(p))
-	for i, e := range p {
-		ids[i] = e.JobID
-	}
-	return strings.Join(ids, ",")
-}
-
-func (fx *dpFixture) snapshot(t *testing.T) dpState {
-	t.Helper()
-	ctx := context.Background()
-	s := dpState{pending: map[string]pendingList{}, latest: map[string]*store.Execution{}}
-	for _, th := range dpThings {
-		p, err := fx.store.GetPendingJobExecutions(ctx, th)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.pending[th] = append(append(pendingList{}, p.InProgress...), p.Queued...)
-		for _, j := range dpJobs {
-			out, err := fx.store.DescribeJobExecution(ctx, &store.DescribeExecutionInput{ThingName: th, JobID: j})
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.latest[th+"/"+j] = out.Execution
-		}
-	}
-	return s
-}
-
-func (s dpState) equal(o dpState) bool { return s.String() == o.String() }
-
-func (s dpState) String() string {
-	var b strings.Builder
-	for _, th := range dpThings {
-		fmt.Fprintf(&b, "%s pending %+v; ", th, s.pending[th])
-		for _, j := range dpJobs {
-			if e, ok := s.latest[th+"/"+j]; ok {
-				fmt.Fprintf(&b, "%s %+v; ", j, *e)
-			}
-		}
-	}
-	return b.String()
-}
-
-// reset gives every fixture thing whose continuous-job executions are no
-// longer fresh (QUEUED, version 1) new ones: leaving the group marks the
-// pending ones REMOVED, joining it again queues new ones.
-func (fx *dpFixture) reset(t *testing.T, s dpState) {
-	t.Helper()
-	ctx := context.Background()
-	for _, th := range dpThings {
-		fresh := true
-		for _, j := range []string{dpJob1, dpJob2} {
-			e := s.latest[th+"/"+j]
-			fresh = fresh && e != nil && e.Status == store.StatusQueued && e.VersionNumber == 1
-		}
-		if fresh {
-			continue
-		}
-		in := &store.MembershipInput{ThingGroupName: dpGroup, ThingName: th}
-		if err := fx.store.RemoveThingFromThingGroup(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-		if err := fx.store.AddThingToThingGroup(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func truncate(b []byte) string {
