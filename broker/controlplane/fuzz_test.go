@@ -1,7 +1,6 @@
 package controlplane_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/broker/awsapi/awsapitest"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
@@ -349,29 +349,8 @@ func routeOf(method string, u *url.URL) cpRoute {
 	return cpRoute{}
 }
 
-// rawRequest turns the fuzz input into the request net/http's server
-// would hand the handler, by parsing it from the wire. ok is false for
-// inputs that are not one HTTP/1.1 request with exactly this method and
-// target (the server answers those itself), and for the asterisk form,
-// which the server and ServeMux answer without the API.
-func rawRequest(method, path, query string, body []byte) (*http.Request, bool) {
-	target := path
-	if query != "" {
-		target += "?" + query
-	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: iot.local\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", method, target, len(body))
-	b.Write(body)
-	req, err := http.ReadRequest(bufio.NewReader(&b))
-	if err != nil || req.Method != method || req.RequestURI != target || target == "*" {
-		return nil, false
-	}
-	req.RemoteAddr = "192.0.2.7:50000"
-	return req, true
-}
-
 func (fx *cpFixture) run(t *testing.T, method, path, query string, body []byte) {
-	req, ok := rawRequest(method, path, query, body)
+	req, ok := awsapitest.RawRequest("iot.local", method, path, query, body)
 	if !ok {
 		return
 	}
@@ -423,22 +402,8 @@ func (fx *cpFixture) run(t *testing.T, method, path, query string, body []byte) 
 // checkError checks the rest-json error shape and the exception.
 func (fx *cpFixture) checkError(t *testing.T, desc string, rt cpRoute, bodyLen int, res *http.Response, raw []byte) {
 	t.Helper()
-	typ := res.Header.Get("x-amzn-ErrorType")
-	var body map[string]any
-	if err := json.Unmarshal(raw, &body); err != nil {
-		t.Fatalf("%s: error body is not a JSON object: %v", desc, err)
-	}
-	msg, _ := body["message"].(string)
-	switch {
-	case typ == "":
-		t.Fatalf("%s: no x-amzn-ErrorType", desc)
-	case body["__type"] != typ:
-		t.Fatalf("%s: x-amzn-ErrorType %q differs from __type %v", desc, typ, body["__type"])
-	case msg == "":
-		t.Fatalf("%s: error without a message", desc)
-	case !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"):
-		t.Fatalf("%s: error with Content-Type %q", desc, res.Header.Get("Content-Type"))
-	case res.StatusCode >= 500:
+	typ := awsapitest.ErrorType(t, desc, res, raw)
+	if res.StatusCode >= 500 {
 		t.Fatalf("%s: %d on a healthy store", desc, res.StatusCode)
 	}
 	want, known := exceptionStatus[typ]
@@ -455,6 +420,8 @@ func (fx *cpFixture) checkError(t *testing.T, desc string, rt cpRoute, bodyLen i
 		t.Fatalf("%s: %s declares no %s (it declares %v)", desc, rt.op, typ, rt.declared)
 	}
 	if typ == "ResourceAlreadyExistsException" {
+		var body map[string]any
+		json.Unmarshal(raw, &body) // ErrorType has checked it is an object
 		id, _ := body["resourceId"].(string)
 		arn, _ := body["resourceArn"].(string)
 		if id == "" || !strings.HasPrefix(arn, cpAccount) {

@@ -1,7 +1,6 @@
 package dataplane_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/broker/awsapi/awsapitest"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
@@ -203,29 +203,8 @@ func dpRoute(method string, u *url.URL) route {
 	return route{}
 }
 
-// rawRequest turns the fuzz input into the request net/http's server
-// would hand the handler, by parsing it from the wire. ok is false for
-// inputs that are not one HTTP/1.1 request with exactly this method and
-// target (the server answers those itself), and for the asterisk form,
-// which the server and ServeMux answer without the API.
-func rawRequest(method, path, query string, body []byte) (*http.Request, bool) {
-	target := path
-	if query != "" {
-		target += "?" + query
-	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: data.jobs.local\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", method, target, len(body))
-	b.Write(body)
-	req, err := http.ReadRequest(bufio.NewReader(&b))
-	if err != nil || req.Method != method || req.RequestURI != target || target == "*" {
-		return nil, false
-	}
-	req.RemoteAddr = "192.0.2.7:50000"
-	return req, true
-}
-
 func (fx *dpFixture) run(t *testing.T, method, path, query string, body []byte) {
-	req, ok := rawRequest(method, path, query, body)
+	req, ok := awsapitest.RawRequest("data.jobs.local", method, path, query, body)
 	if !ok {
 		return
 	}
@@ -282,24 +261,7 @@ func orUnknown(op dpOp) string {
 // checkError checks the rest-json error shape (PROTOCOL.md §10.3).
 func checkError(t *testing.T, desc string, rt route, res *http.Response, raw []byte) {
 	t.Helper()
-	typ := res.Header.Get("x-amzn-ErrorType")
-	var body struct {
-		Type    *string `json:"__type"`
-		Message *string `json:"message"`
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		t.Fatalf("%s: error body is not a JSON object: %v", desc, err)
-	}
-	switch {
-	case typ == "":
-		t.Fatalf("%s: no x-amzn-ErrorType", desc)
-	case body.Type == nil || *body.Type != typ:
-		t.Fatalf("%s: x-amzn-ErrorType %q differs from __type", desc, typ)
-	case body.Message == nil || *body.Message == "":
-		t.Fatalf("%s: error without a message", desc)
-	case !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"):
-		t.Fatalf("%s: error with Content-Type %q", desc, res.Header.Get("Content-Type"))
-	}
+	typ := awsapitest.ErrorType(t, desc, res, raw)
 	want := dpErrorTypes[res.StatusCode]
 	if rt.op == opUnknown || (res.StatusCode == 404 && rt.op == opStartNext && rt.job != "$next") {
 		want = []string{"UnknownOperationException"}
