@@ -184,7 +184,8 @@ func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) 
 
 // restart stops the broker jobsbench started (SIGTERM, waiting for a clean
 // shutdown), starts it again on the same data directory and returns the
-// restarted broker; the old target must not be used any more.
+// restarted broker. Afterwards only the returned target is used, except
+// that on failure closing the old one removes the data directory.
 func (t *target) restart(ctx context.Context) (*target, error) {
 	p := t.proc
 	if p == nil || len(t.nodes) > 0 {
@@ -195,7 +196,6 @@ func (t *target) restart(ctx context.Context) (*target, error) {
 	}
 	nt, err := execBroker(ctx, p.cmd.Path, p.cmd.Args[1:], p.dataDir)
 	if err != nil {
-		os.RemoveAll(p.dataDir)
 		return nil, fmt.Errorf("restart: %w", err)
 	}
 	return nt, nil

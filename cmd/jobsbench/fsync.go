@@ -44,7 +44,6 @@ func runFsync(ctx context.Context, cfg *config, rep *Report) error {
 	})
 	start := mono()
 	end := start + int64(cfg.Duration)
-	count := 0
 	for now := start; now < end && ctx.Err() == nil; now = mono() {
 		if _, err := f.Write(block); err != nil {
 			prog.Stop()
@@ -56,10 +55,9 @@ func runFsync(ctx context.Context, cfg *config, rep *Report) error {
 			return fmt.Errorf("fsync: %w", err)
 		}
 		samples = append(samples, mono()-t)
-		count++
 		// Start over now and then so the file stays small and its
 		// extent map simple, as Badger's preallocated logs are.
-		if count%4096 == 0 {
+		if len(samples)%4096 == 0 {
 			if err := f.Truncate(0); err != nil {
 				prog.Stop()
 				return fmt.Errorf("fsync: %w", err)

@@ -99,7 +99,6 @@ func scaleRun(ctx context.Context, cfg *config, rep *Report, bin string, stored 
 	rep.BrokerWarnings = append(rep.BrokerWarnings, t.Warnings()...)
 	nt, err := t.restart(ctx)
 	if err != nil {
-		t.proc = nil // restart removed what was left
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	t = nt
