@@ -159,6 +159,38 @@ func JobDocument(job *Job, doc string, template func(id string) (*JobTemplate, e
 	return substituted, tmpl.Document, nil
 }
 
+// ValidateCancelExecution checks a CancelJobExecution request before
+// the store is read.
+func ValidateCancelExecution(in *CancelExecutionInput) error {
+	if err := ValidateThingName(in.ThingName); err != nil {
+		return err
+	}
+	if err := ValidateJobID(in.JobID); err != nil {
+		return err
+	}
+	if len(in.StatusDetails) > MaxCancelStatusDetails {
+		return Errorf(ErrInvalidRequest, "statusDetails holds at most %d pairs", MaxCancelStatusDetails)
+	}
+	return ValidateStatusDetails(in.StatusDetails)
+}
+
+// ValidateCreateThing checks a CreateThing request before the store is
+// read.
+func ValidateCreateThing(in *CreateThingInput) error {
+	if err := ValidateThingName(in.ThingName); err != nil {
+		return err
+	}
+	if err := ValidateAttributes(in.Attributes, 3); err != nil {
+		return err
+	}
+	if in.ThingTypeName != "" {
+		// Thing types are not modeled; none exists (as AWS says for a type
+		// that was never created).
+		return Errorf(ErrNotFound, "thing type %s does not exist", in.ThingTypeName)
+	}
+	return nil
+}
+
 // CheckCancelExecution checks that execution e of thing may be canceled
 // as in asks.
 func CheckCancelExecution(e *Execution, thing string, in *CancelExecutionInput) error {

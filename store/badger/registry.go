@@ -137,16 +137,8 @@ func (r *rtx) groupThings(group string, recursive bool) ([]string, error) {
 // CreateThing registers a thing. Creating it again with the same
 // configuration succeeds; with another, it is ResourceAlreadyExists.
 func (s *Store) CreateThing(ctx context.Context, in *store.CreateThingInput) (*store.Thing, error) {
-	if err := store.ValidateThingName(in.ThingName); err != nil {
+	if err := store.ValidateCreateThing(in); err != nil {
 		return nil, err
-	}
-	if err := store.ValidateAttributes(in.Attributes, 3); err != nil {
-		return nil, err
-	}
-	if in.ThingTypeName != "" {
-		// Thing types are not modeled; none exists (as AWS says for a type
-		// that was never created).
-		return nil, store.Errorf(store.ErrNotFound, "thing type %s does not exist", in.ThingTypeName)
 	}
 	var out *store.Thing
 	err := s.submit(ctx, func(w *wtx) error {

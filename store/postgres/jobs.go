@@ -585,16 +585,7 @@ func (s *Store) listExecutions(ctx context.Context, in *store.ListExecutionsInpu
 
 // CancelJobExecution cancels the latest execution of a job on a thing.
 func (s *Store) CancelJobExecution(ctx context.Context, in *store.CancelExecutionInput) error {
-	if err := store.ValidateThingName(in.ThingName); err != nil {
-		return err
-	}
-	if err := store.ValidateJobID(in.JobID); err != nil {
-		return err
-	}
-	if len(in.StatusDetails) > store.MaxCancelStatusDetails {
-		return store.Errorf(store.ErrInvalidRequest, "statusDetails holds at most %d pairs", store.MaxCancelStatusDetails)
-	}
-	if err := store.ValidateStatusDetails(in.StatusDetails); err != nil {
+	if err := store.ValidateCancelExecution(in); err != nil {
 		return err
 	}
 	return s.onThing(ctx, "cancel execution", in.ThingName, false, func(w *wtx, t *thingTx) error { return w.cancelExec(t, in) })
