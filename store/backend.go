@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"hash/crc32"
 	"sync"
+	"time"
 
 	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
@@ -189,6 +190,63 @@ func ValidateCreateThing(in *CreateThingInput) error {
 		return Errorf(ErrNotFound, "thing type %s does not exist", in.ThingTypeName)
 	}
 	return nil
+}
+
+// ValidateUpdateJob checks an UpdateJob request before the store is
+// read.
+func ValidateUpdateJob(in *UpdateJobInput) error {
+	if err := ValidateJobID(in.JobID); err != nil {
+		return err
+	}
+	if in.Description != nil {
+		if err := ValidateDescription(*in.Description); err != nil {
+			return err
+		}
+	}
+	probe := &Job{PresignedURLConfig: in.PresignedURLConfig, RolloutConfig: in.RolloutConfig, AbortConfig: in.AbortConfig,
+		TimeoutConfig: in.TimeoutConfig, RetryConfig: in.RetryConfig}
+	return ValidateJobConfigs(probe)
+}
+
+// ApplyJobUpdate changes job as an UpdateJob request asks, at now. A job
+// being deleted cannot be updated.
+func ApplyJobUpdate(job *Job, in *UpdateJobInput, now time.Time) error {
+	if job.Status == JobDeletionInProgress {
+		return Errorf(ErrInvalidRequest, "job %s is being deleted", job.JobID)
+	}
+	if in.Description != nil {
+		job.Description = *in.Description
+	}
+	if in.PresignedURLConfig != nil {
+		job.PresignedURLConfig = in.PresignedURLConfig
+	}
+	if in.RolloutConfig != nil {
+		job.RolloutConfig = in.RolloutConfig
+	}
+	if in.AbortConfig != nil {
+		job.AbortConfig = in.AbortConfig
+	}
+	if in.TimeoutConfig != nil {
+		job.TimeoutConfig = in.TimeoutConfig
+	}
+	if in.RetryConfig != nil {
+		job.RetryConfig = in.RetryConfig
+	}
+	job.LastUpdatedAt = now
+	return nil
+}
+
+// TemplateConfig is the configuration of job that a template created from
+// it takes (see FillTemplate).
+func TemplateConfig(job *Job) *JobTemplate {
+	from := &JobTemplate{
+		PresignedURLConfig: job.PresignedURLConfig, RolloutConfig: job.RolloutConfig, AbortConfig: job.AbortConfig,
+		TimeoutConfig: job.TimeoutConfig, RetryConfig: job.RetryConfig, DestinationPackageVersions: job.DestinationPackageVersions,
+	}
+	if job.SchedulingConfig != nil {
+		from.MaintenanceWindows = job.SchedulingConfig.MaintenanceWindows
+	}
+	return from
 }
 
 // CheckCancelExecution checks that execution e of thing may be canceled

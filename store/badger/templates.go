@@ -44,14 +44,7 @@ func (s *Store) CreateJobTemplate(ctx context.Context, in *store.CreateJobTempla
 			if t.Document, err = w.document(job.JobID, job.Seq); err != nil {
 				return err
 			}
-			from := &store.JobTemplate{
-				PresignedURLConfig: job.PresignedURLConfig, RolloutConfig: job.RolloutConfig, AbortConfig: job.AbortConfig,
-				TimeoutConfig: job.TimeoutConfig, RetryConfig: job.RetryConfig, DestinationPackageVersions: job.DestinationPackageVersions,
-			}
-			if job.SchedulingConfig != nil {
-				from.MaintenanceWindows = job.SchedulingConfig.MaintenanceWindows
-			}
-			store.FillTemplate(&t, from)
+			store.FillTemplate(&t, store.TemplateConfig(job))
 		}
 		t.CreatedAt = w.now
 		out = &t
@@ -116,17 +109,7 @@ func (s *Store) DeleteJobTemplate(ctx context.Context, id string) error {
 // configuration paces the rest of the rollout; a new timeout applies to
 // executions that start from now on.
 func (s *Store) UpdateJob(ctx context.Context, in *store.UpdateJobInput) error {
-	if err := store.ValidateJobID(in.JobID); err != nil {
-		return err
-	}
-	if in.Description != nil {
-		if err := store.ValidateDescription(*in.Description); err != nil {
-			return err
-		}
-	}
-	probe := &store.Job{PresignedURLConfig: in.PresignedURLConfig, RolloutConfig: in.RolloutConfig, AbortConfig: in.AbortConfig,
-		TimeoutConfig: in.TimeoutConfig, RetryConfig: in.RetryConfig}
-	if err := store.ValidateJobConfigs(probe); err != nil {
+	if err := store.ValidateUpdateJob(in); err != nil {
 		return err
 	}
 	return s.submit(ctx, func(w *wtx) error {
@@ -134,28 +117,9 @@ func (s *Store) UpdateJob(ctx context.Context, in *store.UpdateJobInput) error {
 		if err != nil {
 			return err
 		}
-		if job.Status == store.JobDeletionInProgress {
-			return store.Errorf(store.ErrInvalidRequest, "job %s is being deleted", job.JobID)
+		if err := store.ApplyJobUpdate(job, in, w.now); err != nil {
+			return err
 		}
-		if in.Description != nil {
-			job.Description = *in.Description
-		}
-		if in.PresignedURLConfig != nil {
-			job.PresignedURLConfig = in.PresignedURLConfig
-		}
-		if in.RolloutConfig != nil {
-			job.RolloutConfig = in.RolloutConfig
-		}
-		if in.AbortConfig != nil {
-			job.AbortConfig = in.AbortConfig
-		}
-		if in.TimeoutConfig != nil {
-			job.TimeoutConfig = in.TimeoutConfig
-		}
-		if in.RetryConfig != nil {
-			job.RetryConfig = in.RetryConfig
-		}
-		job.LastUpdatedAt = w.now
 		w.tasksChanged = true // the rollout's pace may have changed
 		if err := w.saveJob(job); err != nil {
 			return err

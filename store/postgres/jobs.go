@@ -670,17 +670,7 @@ func (w *wtx) deleteExec(t *thingTx, in *store.DeleteExecutionInput) error {
 // configuration paces the rest of the rollout; a new timeout applies to
 // executions that start from now on.
 func (s *Store) UpdateJob(ctx context.Context, in *store.UpdateJobInput) error {
-	if err := store.ValidateJobID(in.JobID); err != nil {
-		return err
-	}
-	if in.Description != nil {
-		if err := store.ValidateDescription(*in.Description); err != nil {
-			return err
-		}
-	}
-	probe := &store.Job{PresignedURLConfig: in.PresignedURLConfig, RolloutConfig: in.RolloutConfig, AbortConfig: in.AbortConfig,
-		TimeoutConfig: in.TimeoutConfig, RetryConfig: in.RetryConfig}
-	if err := store.ValidateJobConfigs(probe); err != nil {
+	if err := store.ValidateUpdateJob(in); err != nil {
 		return err
 	}
 	return s.update(ctx, "update job", func(w *wtx) error {
@@ -688,28 +678,9 @@ func (s *Store) UpdateJob(ctx context.Context, in *store.UpdateJobInput) error {
 		if err != nil {
 			return err
 		}
-		if job.Status == store.JobDeletionInProgress {
-			return store.Errorf(store.ErrInvalidRequest, "job %s is being deleted", job.JobID)
+		if err := store.ApplyJobUpdate(job, in, w.now); err != nil {
+			return err
 		}
-		if in.Description != nil {
-			job.Description = *in.Description
-		}
-		if in.PresignedURLConfig != nil {
-			job.PresignedURLConfig = in.PresignedURLConfig
-		}
-		if in.RolloutConfig != nil {
-			job.RolloutConfig = in.RolloutConfig
-		}
-		if in.AbortConfig != nil {
-			job.AbortConfig = in.AbortConfig
-		}
-		if in.TimeoutConfig != nil {
-			job.TimeoutConfig = in.TimeoutConfig
-		}
-		if in.RetryConfig != nil {
-			job.RetryConfig = in.RetryConfig
-		}
-		job.LastUpdatedAt = w.now
 		w.saveJob(job)
 		// The rollout's pace may have changed: its next step is due now.
 		if t := w.jobs[job.JobID].task; t != nil {

@@ -41,14 +41,7 @@ func (s *Store) CreateJobTemplate(ctx context.Context, in *store.CreateJobTempla
 			if t.Document, err = w.document(job.JobID, job.Seq); err != nil {
 				return err
 			}
-			from := &store.JobTemplate{
-				PresignedURLConfig: job.PresignedURLConfig, RolloutConfig: job.RolloutConfig, AbortConfig: job.AbortConfig,
-				TimeoutConfig: job.TimeoutConfig, RetryConfig: job.RetryConfig, DestinationPackageVersions: job.DestinationPackageVersions,
-			}
-			if job.SchedulingConfig != nil {
-				from.MaintenanceWindows = job.SchedulingConfig.MaintenanceWindows
-			}
-			store.FillTemplate(&t, from)
+			store.FillTemplate(&t, store.TemplateConfig(job))
 		}
 		t.CreatedAt = w.now
 		rec, err := json.Marshal(&t)
