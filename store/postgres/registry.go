@@ -257,29 +257,39 @@ func (s *Store) ListThings(ctx context.Context, in *store.PageInput) (*store.Thi
 	}
 	out := &store.ThingsPage{}
 	err = s.view(ctx, "list things", func(r *wtx) error {
-		out.Things, out.NextToken = nil, ""
-		rows, err := r.query("SELECT record FROM things WHERE thing_name > $1 ORDER BY thing_name LIMIT $2", after, limit+1)
-		if err != nil {
-			return err
-		}
-		recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
-			return err
-		}
-		for _, rec := range recs {
-			if len(out.Things) == limit {
-				out.NextToken = store.NameListToken(out.Things[limit-1].ThingName)
-				break
-			}
-			th, err := decode[store.Thing](rec, "thing")
-			if err != nil {
-				return err
-			}
-			out.Things = append(out.Things, th)
-		}
-		return nil
+		var err error
+		out.Things, out.NextToken, err = listRecords(r, "SELECT record FROM things WHERE thing_name > $1 ORDER BY thing_name LIMIT $2",
+			after, limit, "thing", func(th *store.Thing) string { return th.ThingName })
+		return err
 	})
 	return out, err
+}
+
+// listRecords runs a name-ordered page query (its parameters: the name
+// to list after, and how many rows) and decodes up to limit records of
+// it; the token is set when there are more, name giving each record's
+// name.
+func listRecords[T any](r *wtx, sql, after string, limit int, what string, name func(*T) string) ([]*T, string, error) {
+	rows, err := r.query(sql, after, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, "", err
+	}
+	var out []*T
+	for _, rec := range recs {
+		if len(out) == limit {
+			return out, store.NameListToken(name(out[limit-1])), nil
+		}
+		v, err := decode[T](rec, what)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, v)
+	}
+	return out, "", nil
 }
 
 // page reads a name-ordered page request: the limit and the name after

@@ -86,27 +86,10 @@ func (s *Store) ListJobTemplates(ctx context.Context, in *store.PageInput) (*sto
 	}
 	out := &store.TemplatesPage{}
 	err = s.view(ctx, "list job templates", func(r *wtx) error {
-		out.Templates, out.NextToken = nil, ""
-		rows, err := r.query("SELECT record FROM job_templates WHERE template_id > $1 ORDER BY template_id LIMIT $2", after, limit+1)
-		if err != nil {
-			return err
-		}
-		recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
-			return err
-		}
-		for _, rec := range recs {
-			if len(out.Templates) == limit {
-				out.NextToken = store.NameListToken(out.Templates[limit-1].JobTemplateID)
-				break
-			}
-			t, err := decode[store.JobTemplate](rec, "job template")
-			if err != nil {
-				return err
-			}
-			out.Templates = append(out.Templates, t)
-		}
-		return nil
+		var err error
+		out.Templates, out.NextToken, err = listRecords(r, "SELECT record FROM job_templates WHERE template_id > $1 ORDER BY template_id LIMIT $2",
+			after, limit, "job template", func(t *store.JobTemplate) string { return t.JobTemplateID })
+		return err
 	})
 	return out, err
 }
