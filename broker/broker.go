@@ -485,14 +485,37 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	errs := httpErrs
-	if err := b.MQTT.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("stop MQTT: %w", err))
+	if err := b.closeMQTT(ctx); err != nil {
+		errs = append(errs, err)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// Hooks may still be running against the store: leave it
+			// open. What was acknowledged is committed already (to
+			// Badger's synced log, or to PostgreSQL).
+			b.log.Error("MQTT did not stop in time; the store is left for the next start to recover", "error", err)
+			return errors.Join(errs...)
+		}
 	}
 	if err := b.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
 	b.log.Info("jobsbroker stopped")
 	return errors.Join(errs...)
+}
+
+// closeMQTT closes the MQTT server, giving up when ctx ends, so that a
+// connection that will not let go cannot hang shutdown for ever.
+func (b *Broker) closeMQTT(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- b.MQTT.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("stop MQTT: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop MQTT: %w", ctx.Err())
+	}
 }
 
 // BackupCompleteTrailer is the HTTP trailer GET /admin/backup sets to

@@ -120,9 +120,15 @@ func TestReplyBeforeNotifications(t *testing.T) {
 	brokertest.Eventually(t, "reply and notifications", func() error {
 		order = nil
 		for _, m := range d.Received() {
-			if !strings.HasSuffix(m.Topic, "get/accepted") {
-				order = append(order, m.Topic[len(base):])
+			// Replies to the gets are not part of the order, nor are
+			// notifications of the jobs' creation, which the dispatcher
+			// may deliver after the subscriptions: those still list
+			// "first" as pending.
+			stale := !strings.HasSuffix(m.Topic, "/accepted") && strings.Contains(string(m.Payload), `"first"`)
+			if stale || strings.HasSuffix(m.Topic, "get/accepted") {
+				continue
 			}
+			order = append(order, m.Topic[len(base):])
 		}
 		if len(order) < 3 {
 			return fmt.Errorf("%v", order)

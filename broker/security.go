@@ -254,7 +254,7 @@ func (b *Broker) addMQTTListeners() error {
 	}
 	tcp := func(id, addr string, conf *tls.Config) func() (listeners.Listener, error) {
 		return func() (listeners.Listener, error) {
-			return newTCPListener(id, addr, conf, c.WriteTimeout)
+			return newTCPListener(b.MQTT, id, addr, conf, c.WriteTimeout)
 		}
 	}
 	if err := add(listenerMQTT, c.MQTTAddr, tcp(listenerMQTT, c.MQTTAddr, nil)); err != nil {
@@ -267,7 +267,7 @@ func (b *Broker) addMQTTListeners() error {
 		return err
 	}
 	return add(listenerWS, c.WebSocketAddr, func() (listeners.Listener, error) {
-		return newWSListener(listenerWS, c.WebSocketAddr, tlsConf, c.WriteTimeout)
+		return newWSListener(b.MQTT, listenerWS, c.WebSocketAddr, tlsConf, c.WriteTimeout)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
@@ -27,6 +28,8 @@ type tcpListener struct {
 	tls          *tls.Config
 	writeTimeout time.Duration
 	log          *slog.Logger
+	srv          *mqtt.Server // whose clients Close disconnects
+	conns        connSet
 
 	mu     sync.Mutex
 	closed bool
@@ -34,7 +37,7 @@ type tcpListener struct {
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
-func newTCPListener(id, addr string, tlsConf *tls.Config, writeTimeout time.Duration) (*tcpListener, error) {
+func newTCPListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, writeTimeout time.Duration) (*tcpListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -42,7 +45,7 @@ func newTCPListener(id, addr string, tlsConf *tls.Config, writeTimeout time.Dura
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 	}
-	return &tcpListener{id: id, ln: ln, tls: tlsConf, writeTimeout: writeTimeout}, nil
+	return &tcpListener{id: id, ln: ln, tls: tlsConf, writeTimeout: writeTimeout, srv: srv}, nil
 }
 
 func (l *tcpListener) ID() string      { return l.id }
@@ -69,23 +72,33 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			}
 			return
 		}
+		c := &deadlineConn{Conn: conn, timeout: l.writeTimeout}
+		if !l.conns.add(c) {
+			conn.Close() // the listener is closing
+			continue
+		}
 		go func() {
-			if err := establish(l.id, &deadlineConn{Conn: conn, timeout: l.writeTimeout}); err != nil {
+			defer l.conns.done(c)
+			if err := establish(l.id, c); err != nil {
 				l.log.Debug("MQTT client ended", "listener", l.id, "error", err)
 			}
 		}()
 	}
 }
 
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting connections, ends the listener's connections and
+// waits until mochi is done with them (see closeListener). mochi's CloseFn
+// is not used.
+func (l *tcpListener) Close(listeners.CloseFn) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return
 	}
 	l.closed = true
 	l.ln.Close()
-	closeClients(l.id)
+	l.mu.Unlock()
+	closeListener(l.srv, l.id, &l.conns)
 }
 
 // deadlineConn bounds each write by a timeout, and can hold a write back

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
@@ -29,18 +30,20 @@ type wsListener struct {
 	mu     sync.Mutex
 	closed bool
 	est    listeners.EstablishFn
+	mqtt   *mqtt.Server // whose clients Close disconnects
+	conns  connSet
 
 	writeTimeout time.Duration
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id, addr string, tlsConf *tls.Config, writeTimeout time.Duration) (*wsListener, error) {
+func newWSListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, writeTimeout time.Duration) (*wsListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	l := &wsListener{id: id, ln: ln, tls: tlsConf, writeTimeout: writeTimeout}
+	l := &wsListener{id: id, ln: ln, tls: tlsConf, writeTimeout: writeTimeout, mqtt: srv}
 	l.up = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		// Devices are not browsers; an Origin header proves nothing either
@@ -94,6 +97,10 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 		c.state = &state
 	}
 	defer c.Close()
+	if !l.conns.add(c) {
+		return // the listener is closing
+	}
+	defer l.conns.done(c)
 	l.mu.Lock()
 	est := l.est
 	l.mu.Unlock()
@@ -102,7 +109,9 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+// Close stops the HTTP server, ends the listener's connections and waits
+// until mochi is done with them (see closeListener).
+func (l *wsListener) Close(listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -113,11 +122,11 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if l.srv != nil {
-		_ = l.srv.Shutdown(ctx) // upgraded connections are hijacked: closeClients ends them
+		_ = l.srv.Shutdown(ctx) // upgraded connections are hijacked: closeListener ends them
 	} else {
 		l.ln.Close()
 	}
-	closeClients(l.id)
+	closeListener(l.mqtt, l.id, &l.conns)
 }
 
 // wsConn carries an MQTT byte stream in binary WebSocket messages. The

@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"net"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// connSet tracks the connections a listener has handed to mochi, so that
+// closing the listener ends every one of them and waits until mochi is
+// done with them.
+//
+// mochi counts its connections in a WaitGroup that it adds to inside the
+// connection's own goroutine and waits on after closing the listeners. A
+// connection accepted just before the listener closed could add to it
+// while the server waits, which the WaitGroup forbids (the race detector
+// reports it); and one that had not yet sent CONNECT is in no client
+// table, so mochi's shutdown would not end it. With connSet, nothing is
+// handed to mochi once closing has begun, and closing returns only after
+// every connection handed over has come back.
+type connSet struct {
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// add records c; it reports false, and records nothing, once the set is
+// closing, in which case the caller closes c instead of serving it.
+func (s *connSet) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// done records that mochi has finished with c.
+func (s *connSet) done(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// close refuses new connections, closes those still open and waits until
+// mochi has finished with each.
+func (s *connSet) close() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// closeListener ends a listener's connections: it tells its MQTT clients
+// that the server is shutting down, then closes every connection, those
+// that never sent CONNECT included, and waits for mochi to let go of them.
+//
+// The clients are found with Clients.GetAll, not through the CloseFn mochi
+// hands a listener: that one lists them with Clients.GetByListener, which
+// in mochi v2.7.9 read-locks the client table twice in a row and, when a
+// client connects or leaves in between (its write lock queues between the
+// two), deadlocks the broker for good (mochi-mqtt/server#488, unmerged).
+func closeListener(srv *mqtt.Server, id string, conns *connSet) {
+	for _, cl := range srv.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Closed() {
+			_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	conns.close()
+}
