@@ -1,20 +1,27 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	iottypes "github.com/aws/aws-sdk-go-v2/service/iot/types"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/jobsbroker/jobsbroker/broker"
@@ -411,6 +418,86 @@ func TestSecureByDefault(t *testing.T) {
 
 // passwordLine is auth.PasswordLine at bcrypt's lowest cost, to keep the
 // test fast under the race detector.
+// TestConnectionLimitHoldsUnderConcurrentConnects connects many clients of
+// one identity at once: no more than the limit may get in, however the
+// connections interleave (a place is taken when a client is
+// authenticated, not later when its session is established).
+func TestConnectionLimitHoldsUnderConcurrentConnects(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "passwords")
+	if err := os.WriteFile(file, []byte(passwordLine(t, "thing-1", "s3cret")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const limit, tries = 2, 12
+	b := brokertest.Start(t, func(c *broker.Config) {
+		c.Identity = auth.ModePassword
+		c.PasswordFile = file
+		c.MaxConnectionsPerIdentity = limit
+	})
+	// Dial every connection first, then send all the CONNECTs at once.
+	conns := make([]net.Conn, tries)
+	for i := range conns {
+		c, err := net.Dial("tcp", b.MQTTAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	var accepted atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, err := connectRaw(c, fmt.Sprintf("thing-1-%d", i), "thing-1", "s3cret")
+			if err != nil {
+				t.Errorf("connection %d: %v", i, err)
+			} else if code == 0 {
+				accepted.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := accepted.Load(); n != limit {
+		t.Fatalf("%d of %d concurrent connections of one identity got in, want the limit, %d", n, tries, limit)
+	}
+}
+
+// connectRaw sends an MQTT 3.1.1 CONNECT with a username and password on
+// c and returns the CONNACK's return code (0 is accepted). The connection
+// is left open.
+func connectRaw(c net.Conn, id, user, pass string) (byte, error) {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect: packets.ConnectParams{
+			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: id,
+			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass),
+		},
+	}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		return 0, err
+	}
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, err
+	}
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		return 0, err
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil {
+		return 0, fmt.Errorf("no CONNACK: %w", err)
+	}
+	if ack[0] != 0x20 {
+		return 0, fmt.Errorf("not a CONNACK: % x", ack)
+	}
+	return ack[3], nil
+}
+
 func passwordLine(t *testing.T, thing, pw string) string {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)

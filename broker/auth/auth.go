@@ -105,7 +105,11 @@ type Hook struct {
 	mu    sync.Mutex
 	conns map[*mqtt.Client]string // established clients and their identities
 	byID  map[string]*mqtt.Client // the established client of each client ID
-	count map[string]int          // established connections per identity
+	// pending holds the clients that passed OnConnectAuthenticate and
+	// are not yet established; count includes them, so that two clients
+	// connecting at once cannot both take an identity's last place.
+	pending map[*mqtt.Client]string
+	count   map[string]int // established and pending connections per identity
 }
 
 // ID returns the hook's ID.
@@ -166,6 +170,7 @@ func (h *Hook) Init(config any) error {
 	h.conns = map[*mqtt.Client]string{}
 	h.byID = map[string]*mqtt.Client{}
 	h.count = map[string]int{}
+	h.pending = map[*mqtt.Client]string{}
 	return nil
 }
 
@@ -198,20 +203,40 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener, "error", err)
 		return false
 	}
-	if h.opts.MaxConnections > 0 {
-		h.mu.Lock()
-		n := h.count[identity]
-		// A connection with a client ID that is connected already takes
-		// that one over, so it does not add to the count.
-		_, takeover := h.byID[cl.ID]
-		h.mu.Unlock()
-		if n >= h.opts.MaxConnections && !takeover {
-			h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote,
-				"error", fmt.Sprintf("identity %s already has %d connections (limit %d)", identity, n, h.opts.MaxConnections))
-			return false
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sweepPending()
+	n := h.count[identity]
+	// A connection with a client ID that is connected already takes that
+	// one over, which then leaves: it is not refused for the limit.
+	_, takeover := h.byID[cl.ID]
+	if h.opts.MaxConnections > 0 && n >= h.opts.MaxConnections && !takeover {
+		h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote,
+			"error", fmt.Sprintf("identity %s already has %d connections (limit %d)", identity, n, h.opts.MaxConnections))
+		return false
+	}
+	h.pending[cl] = identity
+	h.count[identity]++
+	return true
+}
+
+// sweepPending releases the places of clients that were authenticated
+// but closed before their session was established (mochi calls no hook
+// when, say, the CONNACK cannot be written). Called with h.mu held.
+func (h *Hook) sweepPending() {
+	for cl, id := range h.pending {
+		if cl.Closed() {
+			delete(h.pending, cl)
+			h.release(id)
 		}
 	}
-	return true
+}
+
+// release gives back one of identity's places. Called with h.mu held.
+func (h *Hook) release(identity string) {
+	if h.count[identity]--; h.count[identity] <= 0 {
+		delete(h.count, identity)
+	}
 }
 
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (string, error) {
@@ -267,14 +292,20 @@ func ConnectionState(c any) (tls.ConnectionState, bool) {
 	return tls.ConnectionState{}, false
 }
 
-// OnSessionEstablished counts the client against its identity.
+// OnSessionEstablished records the client as connected under its
+// identity, which OnConnectAuthenticate counted it against already.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	id, _ := h.Identity(cl)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if pid, ok := h.pending[cl]; ok {
+		id = pid
+		delete(h.pending, cl)
+	} else {
+		h.count[id]++ // swept as closed meanwhile: OnDisconnect follows
+	}
 	h.conns[cl] = id
 	h.byID[cl.ID] = cl
-	h.count[id]++
 }
 
 // OnDisconnect releases the client's place.
@@ -289,9 +320,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if h.byID[cl.ID] == cl {
 		delete(h.byID, cl.ID)
 	}
-	if h.count[id]--; h.count[id] <= 0 {
-		delete(h.count, id)
-	}
+	h.release(id)
 }
 
 // OnACLCheck decides whether cl may publish to topic (write) or subscribe
