@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,7 +94,6 @@ func TestMetrics(t *testing.T) {
 	d.Expect("$aws/things/m1/jobs/notify-next")
 	dpOK(t, b, "GET", "/things/m2/jobs", "")
 
-	f := scrape(t, b)
 	checks := []struct {
 		name   string
 		labels []string
@@ -119,11 +120,23 @@ func TestMetrics(t *testing.T) {
 		{"jobsbroker_ready", nil, 1},
 		{"jobsbroker_build_info", nil, 1},
 	}
-	for _, c := range checks {
-		if got := value(t, f, c.name, c.labels...); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+	// Counters are updated beside the deliveries, not before them (a
+	// notification is counted once it is queued to its subscribers):
+	// scrape until they have caught up.
+	var f map[string]*dto.MetricFamily
+	brokertest.Eventually(t, "metrics", func() error {
+		f = scrape(t, b)
+		var wrong []string
+		for _, c := range checks {
+			if got := value(t, f, c.name, c.labels...); got != c.want {
+				wrong = append(wrong, fmt.Sprintf("%s%v = %v, want %v", c.name, c.labels, got, c.want))
+			}
 		}
-	}
+		if len(wrong) > 0 {
+			return errors.New(strings.Join(wrong, "; "))
+		}
+		return nil
+	})
 	if commits := value(t, f, "jobsbroker_store_commit_duration_seconds"); commits < 4 {
 		t.Errorf("store commits observed = %v, want at least the 4 writes of the flow", commits)
 	}

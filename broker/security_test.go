@@ -161,7 +161,15 @@ func TestMTLSAccessRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	runJob(t, d1, "thing-1", "fw-1")
-	if msgs := d2.Messages(); len(msgs) > 0 {
+	// thing-2's own notifications of fw-1's creation may arrive after its
+	// subscription; anything else is a leak.
+	var msgs []brokertest.Message
+	for _, m := range d2.Messages() {
+		if m.Topic != "$aws/things/thing-2/jobs/notify" && m.Topic != "$aws/things/thing-2/jobs/notify-next" {
+			msgs = append(msgs, m)
+		}
+	}
+	if len(msgs) > 0 {
 		t.Errorf("thing-2 received %d messages meant for thing-1, first on %s", len(msgs), msgs[0].Topic)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -1077,6 +1078,22 @@ func brokerTraffic(t *testing.T) *brokertest.Instance {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GetPendingJobExecutions over HTTP: %d", resp.StatusCode)
 	}
+	// The notification is counted beside its delivery, not before it.
+	brokertest.Eventually(t, "notify-next counted", func() error {
+		resp, err := http.Get("http://" + b.APIAddr() + "/metrics")
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(body, []byte(`jobsbroker_notifications_total{kind="notify-next"}`)) {
+			return errors.New("no notify-next in jobsbroker_notifications_total yet")
+		}
+		return nil
+	})
 	return b
 }
 

@@ -197,6 +197,20 @@ func (c *Client) Expect(topic string) Message {
 	return m
 }
 
+// ExpectContaining waits for the first message on topic, not taken yet,
+// whose payload contains substr, and takes it: the way to wait for one
+// particular notification when earlier ones may still be on their way.
+func (c *Client) ExpectContaining(topic, substr string) Message {
+	c.t.Helper()
+	m, ok := c.wait(10*time.Second, func(m Message) bool {
+		return m.Topic == topic && strings.Contains(string(m.Payload), substr)
+	})
+	if !ok {
+		c.t.Fatalf("%s: no message on %s containing %q within 10s; received %s", c.ID, topic, substr, c.describe())
+	}
+	return m
+}
+
 // Request publishes payload on topic at QoS 1 and returns the reply on
 // topic/accepted or topic/rejected.
 func (c *Client) Request(topic string, payload any) (reply Message, accepted bool) {

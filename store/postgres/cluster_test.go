@@ -64,6 +64,12 @@ func (r *recorder) matching(ok func(c store.Change) bool) []store.Change {
 	return out
 }
 
+// crossNode bounds the wait for one node to hear of another's change. The
+// path (NOTIFY, the listener, a re-read) takes milliseconds; the bound is
+// generous because CI runs this race-instrumented on two loaded cores, and
+// latency is measured by jobsbench, not asserted here.
+const crossNode = 10 * time.Second
+
 // waitFor polls until a change for which ok holds is recorded, failing the
 // test after within.
 func (r *recorder) waitFor(t *testing.T, what string, within time.Duration, ok func(c store.Change) bool) store.Change {
@@ -141,7 +147,7 @@ func (c *cluster) describe(t *testing.T, s *Store, thing, job string) *store.Exe
 func TestClusterChangesReachOtherNode(t *testing.T) {
 	c := newCluster(t, 16, []string{"dev-1", "dev-2"}, []string{"dev-1"})
 	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "j1"}}, "dev-1")
-	got := c.rb.waitFor(t, "B hears of j1", time.Second, nextIs("dev-1", "j1"))
+	got := c.rb.waitFor(t, "B hears of j1", crossNode, nextIs("dev-1", "j1"))
 	if !got.Notify || len(got.Pending) != 1 || got.NextDocument != `{"operation":"j1"}` {
 		t.Fatalf("B's change = %+v", got)
 	}
@@ -166,14 +172,14 @@ func TestClusterChangesReachOtherNode(t *testing.T) {
 		t.Fatalf("j1 = %+v, %v", job, err)
 	}
 	// A serves dev-1 too: it hears B's update (the pending set emptied).
-	c.ra.waitFor(t, "A hears dev-1 finished", time.Second, func(ch store.Change) bool {
+	c.ra.waitFor(t, "A hears dev-1 finished", crossNode, func(ch store.Change) bool {
 		return ch.ThingName == "dev-1" && ch.Notify && len(ch.Pending) == 0
 	})
 
 	// A barrier: a later change through A reaches B; by then every change
 	// of j1 has been handed over, and each once.
 	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "j2"}}, "dev-1", "dev-2")
-	c.rb.waitFor(t, "B hears of j2", time.Second, nextIs("dev-1", "j2"))
+	c.rb.waitFor(t, "B hears of j2", crossNode, nextIs("dev-1", "j2"))
 	if n := len(c.rb.matching(nextIs("dev-1", "j1"))); n != 1 {
 		t.Fatalf("B handed j1's notify-next over %d times", n)
 	}
@@ -208,7 +214,7 @@ func TestClusterTimerOnce(t *testing.T) {
 	}
 	waitStatus(c.b, "dev-t", store.StatusTimedOut)
 	waitStatus(c.b, "dev-u", store.StatusTimedOut)
-	c.rb.waitFor(t, "B hears dev-t timed out", time.Second, func(ch store.Change) bool {
+	c.rb.waitFor(t, "B hears dev-t timed out", crossNode, func(ch store.Change) bool {
 		return ch.ThingName == "dev-t" && ch.Notify && len(ch.Pending) == 0
 	})
 	// A barrier through both timer loops: a later timer fires, and by then
@@ -354,7 +360,7 @@ func TestClusterRolloutOnce(t *testing.T) {
 func TestClusterListenerReconnects(t *testing.T) {
 	c := newCluster(t, 16, nil, []string{"dev-r", "dev-s"})
 	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "first"}}, "dev-r")
-	c.rb.waitFor(t, "B hears of the first job", time.Second, nextIs("dev-r", "first"))
+	c.rb.waitFor(t, "B hears of the first job", crossNode, nextIs("dev-r", "first"))
 
 	pid := c.b.ListenerPID()
 	if pid == 0 {
@@ -411,11 +417,11 @@ func TestClusterEvents(t *testing.T) {
 	isEvent := func(op string) func(store.Change) bool {
 		return func(ch store.Change) bool { return ch.Event != nil && ch.Event.Operation == op }
 	}
-	got := c.ra.waitFor(t, "A hears the job completed", time.Second, isEvent("completed"))
+	got := c.ra.waitFor(t, "A hears the job completed", crossNode, isEvent("completed"))
 	if got.Event.Job == nil || got.Event.Job.JobID != "ev" || got.Event.Job.ProcessDetails.Succeeded != 1 || got.ThingName != "" {
 		t.Fatalf("completed event on A = %+v", got.Event)
 	}
-	exec := c.ra.waitFor(t, "A hears the execution succeeded", time.Second, isEvent("succeeded"))
+	exec := c.ra.waitFor(t, "A hears the execution succeeded", crossNode, isEvent("succeeded"))
 	if exec.ThingName != "dev-e" || exec.Event.Execution.Status != store.StatusSucceeded {
 		t.Fatalf("succeeded event on A = %+v", exec.Event)
 	}
