@@ -109,6 +109,7 @@ type Hook struct {
 	// are not yet established; count includes them, so that two clients
 	// connecting at once cannot both take an identity's last place.
 	pending map[*mqtt.Client]string
+	sweepAt int            // sweep pending when it grows to this size
 	count   map[string]int // established and pending connections per identity
 }
 
@@ -205,12 +206,19 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.sweepPending()
-	n := h.count[identity]
+	if len(h.pending) >= h.sweepAt {
+		h.sweepPending()
+	}
 	// A connection with a client ID that is connected already takes that
 	// one over, which then leaves: it is not refused for the limit.
 	_, takeover := h.byID[cl.ID]
-	if h.opts.MaxConnections > 0 && n >= h.opts.MaxConnections && !takeover {
+	limit := h.opts.MaxConnections
+	n := h.count[identity]
+	if limit > 0 && n >= limit && !takeover {
+		h.sweepPending() // a place held by a client that has gone is free
+		n = h.count[identity]
+	}
+	if limit > 0 && n >= limit && !takeover {
 		h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote,
 			"error", fmt.Sprintf("identity %s already has %d connections (limit %d)", identity, n, h.opts.MaxConnections))
 		return false
@@ -222,7 +230,10 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 
 // sweepPending releases the places of clients that were authenticated
 // but closed before their session was established (mochi calls no hook
-// when, say, the CONNACK cannot be written). Called with h.mu held.
+// when, say, the CONNACK cannot be written). It runs when an identity is
+// at its limit and whenever pending has doubled since the last sweep, so
+// that during a connection storm each connection costs O(1) amortized.
+// Called with h.mu held.
 func (h *Hook) sweepPending() {
 	for cl, id := range h.pending {
 		if cl.Closed() {
@@ -230,6 +241,7 @@ func (h *Hook) sweepPending() {
 			h.release(id)
 		}
 	}
+	h.sweepAt = max(64, 2*len(h.pending))
 }
 
 // release gives back one of identity's places. Called with h.mu held.
