@@ -21,18 +21,18 @@ import (
 // handed to mochi once closing has begun, and closing returns only after
 // every connection handed over has come back.
 type connSet struct {
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool                  // no connection is added any more
+	conns   map[net.Conn]struct{} // handed to mochi and not yet back
+	wg      sync.WaitGroup        // counts the conns
 }
 
 // add records c; it reports false, and records nothing, once the set is
-// closing, in which case the caller closes c instead of serving it.
+// stopped, in which case the caller closes c instead of serving it.
 func (s *connSet) add(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.stopped {
 		return false
 	}
 	if s.conns == nil {
@@ -51,11 +51,21 @@ func (s *connSet) done(c net.Conn) {
 	s.wg.Done()
 }
 
-// close refuses new connections, closes those still open and waits until
-// mochi has finished with each.
-func (s *connSet) close() {
+// stop refuses connections from now on. It reports whether this call
+// stopped the set, false when it was stopped already: a listener's Close
+// goes on only in the first case.
+func (s *connSet) stop() bool {
 	s.mu.Lock()
-	s.closed = true
+	defer s.mu.Unlock()
+	first := !s.stopped
+	s.stopped = true
+	return first
+}
+
+// closeAll closes the connections still open and waits until mochi has
+// finished with each.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
 	for c := range s.conns {
 		_ = c.Close()
 	}
@@ -63,7 +73,8 @@ func (s *connSet) close() {
 	s.wg.Wait()
 }
 
-// closeListener ends a listener's connections: it tells its MQTT clients
+// closeListener ends the connections of a stopped listener: it tells its
+// MQTT clients
 // that the server is shutting down, then closes every connection, those
 // that never sent CONNECT included, and waits for mochi to let go of them.
 //
@@ -78,5 +89,5 @@ func closeListener(srv *mqtt.Server, id string, conns *connSet) {
 			_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
 		}
 	}
-	conns.close()
+	conns.closeAll()
 }

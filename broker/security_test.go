@@ -474,17 +474,20 @@ func TestConnectionLimitHoldsUnderConcurrentConnects(t *testing.T) {
 	}
 }
 
-// connectRaw sends an MQTT 3.1.1 CONNECT with a username and password on
-// c and returns the CONNACK's return code (0 is accepted). The connection
-// is left open.
+// connectRaw sends an MQTT 3.1.1 clean-session CONNECT on c, with a
+// username and password unless user is "", and returns the CONNACK's
+// return code (0 is accepted). The connection is left open.
 func connectRaw(c net.Conn, id, user, pass string) (byte, error) {
 	pk := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: 4,
 		Connect: packets.ConnectParams{
 			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: id,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass),
 		},
+	}
+	if user != "" {
+		pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte(user)
+		pk.Connect.PasswordFlag, pk.Connect.Password = true, []byte(pass)
 	}
 	var buf bytes.Buffer
 	if err := pk.ConnectEncode(&buf); err != nil {

@@ -1,16 +1,12 @@
 package broker_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 )
@@ -24,27 +20,7 @@ func connectOnce(addr, id string) error {
 		return err
 	}
 	defer conn.Close()
-	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: 4,
-		Connect: packets.ConnectParams{
-			ProtocolName:     []byte("MQTT"),
-			Clean:            true,
-			Keepalive:        30,
-			ClientIdentifier: id,
-		},
-	}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		return err
-	}
-	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
-		return err
-	}
-	if _, err := conn.Write(buf.Bytes()); err != nil {
-		return err
-	}
-	_, err = io.ReadFull(conn, make([]byte, 4)) // CONNACK
+	_, err = connectRaw(conn, id, "", "")
 	return err
 }
 

@@ -30,9 +30,6 @@ type tcpListener struct {
 	log          *slog.Logger
 	srv          *mqtt.Server // whose clients Close disconnects
 	conns        connSet
-
-	mu     sync.Mutex
-	closed bool
 }
 
 var _ listeners.Listener = (*tcpListener)(nil)
@@ -90,14 +87,10 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 // waits until mochi is done with them (see closeListener). mochi's CloseFn
 // is not used.
 func (l *tcpListener) Close(listeners.CloseFn) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
+	if !l.conns.stop() {
+		return // closed already
 	}
-	l.closed = true
 	l.ln.Close()
-	l.mu.Unlock()
 	closeListener(l.srv, l.id, &l.conns)
 }
 

@@ -21,17 +21,16 @@ import (
 // this one binds its socket up front (so ":0" reports the port it got) and
 // lets the auth hook see the TLS state of each connection.
 type wsListener struct {
-	id     string
-	ln     net.Listener
-	tls    *tls.Config
-	srv    *http.Server
-	log    *slog.Logger
-	up     websocket.Upgrader
-	mu     sync.Mutex
-	closed bool
-	est    listeners.EstablishFn
-	mqtt   *mqtt.Server // whose clients Close disconnects
-	conns  connSet
+	id    string
+	ln    net.Listener
+	tls   *tls.Config
+	srv   *http.Server
+	log   *slog.Logger
+	up    websocket.Upgrader
+	mu    sync.Mutex // guards est
+	est   listeners.EstablishFn
+	mqtt  *mqtt.Server // whose clients Close disconnects
+	conns connSet
 
 	writeTimeout time.Duration
 }
@@ -112,13 +111,9 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 // Close stops the HTTP server, ends the listener's connections and waits
 // until mochi is done with them (see closeListener).
 func (l *wsListener) Close(listeners.CloseFn) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
+	if !l.conns.stop() {
+		return // closed already
 	}
-	l.closed = true
-	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if l.srv != nil {
