@@ -212,16 +212,13 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	// A connection with a client ID that is connected already takes that
 	// one over, which then leaves: it is not refused for the limit.
 	_, takeover := h.byID[cl.ID]
-	limit := h.opts.MaxConnections
-	n := h.count[identity]
-	if limit > 0 && n >= limit && !takeover {
+	if limit := h.opts.MaxConnections; limit > 0 && !takeover && h.count[identity] >= limit {
 		h.sweepPending() // a place held by a client that has gone is free
-		n = h.count[identity]
-	}
-	if limit > 0 && n >= limit && !takeover {
-		h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote,
-			"error", fmt.Sprintf("identity %s already has %d connections (limit %d)", identity, n, h.opts.MaxConnections))
-		return false
+		if n := h.count[identity]; n >= limit {
+			h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote,
+				"error", fmt.Sprintf("identity %s already has %d connections (limit %d)", identity, n, limit))
+			return false
+		}
 	}
 	h.pending[cl] = identity
 	h.count[identity]++
@@ -307,13 +304,13 @@ func ConnectionState(c any) (tls.ConnectionState, bool) {
 // OnSessionEstablished records the client as connected under its
 // identity, which OnConnectAuthenticate counted it against already.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	id, _ := h.Identity(cl)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if pid, ok := h.pending[cl]; ok {
-		id = pid
+	id, ok := h.pending[cl]
+	if ok {
 		delete(h.pending, cl)
 	} else {
+		id, _ = h.Identity(cl)
 		h.count[id]++ // swept as closed meanwhile: OnDisconnect follows
 	}
 	h.conns[cl] = id
