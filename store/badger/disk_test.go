@@ -12,23 +12,32 @@ import (
 	"github.com/jobsbroker/jobsbroker/store/storetest"
 )
 
-// TestLowDiskRefusesWrites: below MinFreeBytes of free space, writes are
-// refused with ServiceUnavailable and change nothing, while reads and Ping
-// go on.
-func TestLowDiskRefusesWrites(t *testing.T) {
+// storeWithJob writes a store holding job "j" for thing "t" and closes
+// it, returning its directory.
+func storeWithJob(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
-	ctx := context.Background()
 	s, err := badger.Open(badger.Options{Dir: dir, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j", Targets: []string{storetest.ThingARN("t")}}, Document: `{}`}); err != nil {
+	defer s.Close()
+	in := &store.CreateJobInput{Job: store.Job{JobID: "j", Targets: []string{storetest.ThingARN("t")}}, Document: `{}`}
+	if _, err := s.CreateJob(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	return dir
+}
+
+// TestLowDiskRefusesWrites: below MinFreeBytes of free space, writes are
+// refused with ServiceUnavailable and change nothing, while reads and Ping
+// go on.
+func TestLowDiskRefusesWrites(t *testing.T) {
+	dir := storeWithJob(t)
+	ctx := context.Background()
 
 	// No filesystem has an exabyte free: the disk is "low".
-	s, err = badger.Open(badger.Options{Dir: dir, Logger: quiet, MinFreeBytes: 1 << 60})
+	s, err := badger.Open(badger.Options{Dir: dir, Logger: quiet, MinFreeBytes: 1 << 60})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,20 +63,12 @@ func TestLowDiskRefusesWrites(t *testing.T) {
 // TestEmptyMemtableFileIsRemoved: Badger refuses a directory holding the
 // empty memtable file a failed rotation leaves behind; Open removes it.
 func TestEmptyMemtableFileIsRemoved(t *testing.T) {
-	dir := t.TempDir()
+	dir := storeWithJob(t)
 	ctx := context.Background()
-	s, err := badger.Open(badger.Options{Dir: dir, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j", Targets: []string{storetest.ThingARN("t")}}, Document: `{}`}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
 	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err = badger.Open(badger.Options{Dir: dir, Logger: quiet})
+	s, err := badger.Open(badger.Options{Dir: dir, Logger: quiet})
 	if err != nil {
 		t.Fatalf("open with an empty memtable file: %v", err)
 	}
