@@ -3,6 +3,7 @@ package jobshook
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 
@@ -23,8 +24,11 @@ type request struct {
 // decodeRequest parses a request payload. It returns a rejection with code
 // InvalidJson for bytes that are not a JSON document, and InvalidRequest
 // for JSON that is not an object or whose clientToken is not a string of
-// at most 64 characters. An empty payload is read as {}: some clients send
-// nothing when a request has no fields.
+// at most 64 characters. Only a valid clientToken is kept to be echoed: a
+// longer one is refused without it (AWS refuses such tokens; its shadow
+// service answers them with a bare code and message), so that no reply
+// repeats a value it refused. An empty payload is read as {}: some clients
+// send nothing when a request has no fields.
 func decodeRequest(payload []byte) (*request, *rejection) {
 	r := &request{}
 	payload = bytes.Trim(payload, " \t\r\n") // JSON's whitespace, not Unicode's
@@ -45,10 +49,10 @@ func decodeRequest(payload []byte) (*request, *rejection) {
 		if err := json.Unmarshal(raw, &token); err != nil {
 			return r, &rejection{code: CodeInvalidRequest, message: "clientToken must be a string"}
 		}
-		r.clientToken = &token
-		if utf8.RuneCountInString(token) > MaxClientTokenLength {
-			return r, &rejection{code: CodeInvalidRequest, message: "clientToken must be at most 64 characters"}
+		if n := utf8.RuneCountInString(token); n > MaxClientTokenLength {
+			return r, &rejection{code: CodeInvalidRequest, message: fmt.Sprintf("clientToken has %d characters; it may have at most 64", n)}
 		}
+		r.clientToken = &token
 	}
 	return r, nil
 }

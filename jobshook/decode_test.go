@@ -29,7 +29,7 @@ func TestDecodeRequest(t *testing.T) {
 		{desc: "null clientToken is absent", payload: `{"clientToken":null}`, fields: []string{"clientToken"}},
 		{desc: "clientToken of 64 characters", payload: `{"clientToken":"` + token64 + `"}`, token: &token64, fields: []string{"clientToken"}},
 		{desc: "clientToken of 64 two-byte characters", payload: `{"clientToken":"` + runes64 + `"}`, token: &runes64, fields: []string{"clientToken"}},
-		{desc: "clientToken of 65 characters", payload: `{"clientToken":"` + token65 + `"}`, code: CodeInvalidRequest, token: &token65},
+		{desc: "clientToken of 65 characters is not kept", payload: `{"clientToken":"` + token65 + `"}`, code: CodeInvalidRequest},
 		{desc: "numeric clientToken", payload: `{"clientToken":17}`, code: CodeInvalidRequest},
 		{desc: "object clientToken", payload: `{"clientToken":{"a":"b"}}`, code: CodeInvalidRequest},
 		{

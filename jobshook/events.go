@@ -1,7 +1,6 @@
 package jobshook
 
 import (
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -64,7 +63,7 @@ func (h *Hook) eventMessage(ev *store.Event) (string, []byte, error) {
 		if ev.Operation == "deleted" {
 			status = "DELETED"
 		}
-		b, err := json.Marshal(executionEventMessage{
+		b, err := encode(executionEventMessage{
 			EventType: "JOB_EXECUTION", EventID: ev.ID, Timestamp: ev.At.Unix(), Operation: ev.Operation,
 			JobID: e.JobID, ThingArn: h.thingArn(e.ThingName), Status: status, StatusDetails: e.StatusDetails,
 		})
@@ -86,7 +85,7 @@ func (h *Hook) eventMessage(ev *store.Event) (string, []byte, error) {
 	} else {
 		m.Comment = j.Comment
 	}
-	b, err := json.Marshal(m)
+	b, err := encode(m)
 	return topics.JobEvent(j.JobID, ev.Operation), b, err
 }
 

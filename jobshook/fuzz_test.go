@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -46,14 +45,16 @@ var rejectionCodes = []string{
 //     not an object, or whose clientToken is not a string of at most 64
 //     characters, is InvalidRequest; every rejection has a code of §7.2
 //     and a message, and renders as a rejected reply that echoes the
-//     token;
+//     token when it is valid and never one it refused;
 //   - an accepted request's clientToken is the payload's and has at most
 //     64 characters; its fields are the payload's: integers from JSON
 //     integers or decimal strings in range, booleans from true/false,
 //     status from a string, statusDetails from an object of strings (and
 //     anything else is InvalidRequest);
 //   - what the store then validates is within the model: a status a
-//     device may set, statusDetails within §8.4, stepTimeoutInMinutes
+//     device may set, statusDetails within §8.4 as AWS applies it (at most
+//     10 pairs, keys of the model's pattern, values of 1-1,024 characters
+//     of any kind but U+0000, line breaks included), stepTimeoutInMinutes
 //     1-10080 or -1, no negative expectedVersion or executionNumber; and
 //     what it refuses becomes InvalidRequest.
 func FuzzDecodeRequest(f *testing.F) {
@@ -168,6 +169,9 @@ func checkValidated(t *testing.T, err error, details map[string]string, step *in
 		checkStoreRejection(t, err, payload)
 		return
 	}
+	if len(details) > store.MaxStatusDetails {
+		t.Fatalf("%q: statusDetails of %d pairs passed validation", payload, len(details))
+	}
 	for k, v := range details {
 		if !validDetail(k, v) {
 			t.Fatalf("%q: statusDetails %q: %q passed validation beyond PROTOCOL.md §8.4", payload, k, v)
@@ -260,7 +264,7 @@ func referenceRequest(payload []byte) reference {
 		return reference{code: CodeInvalidRequest, fields: fields}
 	}
 	if utf8.RuneCountInString(token) > MaxClientTokenLength {
-		return reference{code: CodeInvalidRequest, token: &token}
+		return reference{code: CodeInvalidRequest}
 	}
 	return reference{token: &token, fields: fields}
 }
@@ -342,12 +346,13 @@ func refDetails(fields map[string]json.RawMessage) (map[string]string, bool) {
 
 var detailsKey = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
 
-// validDetail checks a statusDetails pair against PROTOCOL.md §8.4: key
-// 1-128 of [a-zA-Z0-9:_-], value 1-1024 characters, no \p{C}.
+// validDetail checks a statusDetails pair against PROTOCOL.md §8.4 as AWS
+// applies it to real agents: key 1-128 of [a-zA-Z0-9:_-], value 1-1024
+// characters of any kind (line breaks and tabs included) but U+0000. The
+// model's value pattern [^\p{C}]+ is not what the service enforces.
 func validDetail(k, v string) bool {
 	n := utf8.RuneCountInString(v)
-	return detailsKey.MatchString(k) && utf8.ValidString(v) && n >= 1 && n <= 1024 &&
-		!strings.ContainsFunc(v, func(r rune) bool { return unicode.In(r, unicode.C) })
+	return detailsKey.MatchString(k) && utf8.ValidString(v) && n >= 1 && n <= 1024 && !strings.ContainsRune(v, 0)
 }
 
 func equalDetails(a, b map[string]string) bool {
@@ -976,6 +981,9 @@ func (hf *hookFuzzer) checkExecution(t *testing.T, desc string, raw json.RawMess
 		var details map[string]string
 		if json.Unmarshal(d, &details) != nil {
 			t.Fatalf("%s: statusDetails %s is not an object of strings", desc, d)
+		}
+		if len(details) > store.MaxStatusDetails {
+			t.Fatalf("%s: statusDetails of %d pairs", desc, len(details))
 		}
 		for k, v := range details {
 			if !validDetail(k, v) {

@@ -15,10 +15,10 @@ package jobshook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -337,24 +337,39 @@ func (h *Hook) executionReply(out *store.ExecutionOutput, token *string) ([]byte
 }
 
 func marshal(v any) ([]byte, *rejection) {
-	b, err := json.Marshal(v)
+	b, err := encode(v)
 	if err != nil {
 		return nil, &rejection{code: CodeInternalError, message: "the reply could not be encoded"}
 	}
 	return b, nil
 }
 
+// maxMessageBytes bounds the message of a rejection: messages quote what a
+// request named (a status, a key), and a rejected value is never echoed
+// back whole.
+const maxMessageBytes = 512
+
 func rejectedPayload(rej *rejection, token *string, now time.Time) []byte {
-	b, err := json.Marshal(rejectedReply{
+	msg := clip(rej.message, maxMessageBytes)
+	b, err := encode(rejectedReply{
 		Code:           rej.code,
-		Message:        rej.message,
+		Message:        msg,
 		ClientToken:    token,
 		Timestamp:      now.Unix(),
 		ExecutionState: wire.NewState(rej.state),
 	})
 	if err != nil {
 		// Only a broken statusDetails map could fail; answer without it.
-		b, _ = json.Marshal(rejectedReply{Code: rej.code, Message: rej.message, ClientToken: token, Timestamp: now.Unix()})
+		b, _ = encode(rejectedReply{Code: rej.code, Message: msg, ClientToken: token, Timestamp: now.Unix()})
 	}
 	return b
+}
+
+// clip shortens s to at most max bytes, cut at a character boundary and
+// marked with "...".
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max-len("...")], "") + "..."
 }

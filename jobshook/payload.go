@@ -1,6 +1,7 @@
 package jobshook
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -10,6 +11,20 @@ import (
 
 // The MQTT replies and notifications (PROTOCOL.md §5-§7), built from the
 // shapes in package wire. jobDocument is embedded as a JSON object.
+
+// encode renders an MQTT payload. Unlike json.Marshal it leaves <, > and &
+// as they are: a job document is embedded byte for byte as it was stored,
+// so that store.MaxDocumentBytes bounds its share of the message (HTML
+// escaping would make each of those characters six bytes).
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
 
 type pendingReply struct {
 	InProgressJobs []wire.Summary `json:"inProgressJobs"`
@@ -72,7 +87,7 @@ func notifyPayload(set store.PendingSet, now time.Time) ([]byte, error) {
 	if len(queued) > 0 {
 		m.Jobs[string(store.StatusQueued)] = summaries(queued)
 	}
-	return json.Marshal(m)
+	return encode(m)
 }
 
 // notifyNextPayload renders the notify-next message; next is nil when
@@ -82,5 +97,5 @@ func notifyNextPayload(next *store.Execution, doc string, now time.Time) ([]byte
 	if next != nil {
 		m.Execution = execution(next, doc, false, now)
 	}
-	return json.Marshal(m)
+	return encode(m)
 }

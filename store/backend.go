@@ -169,9 +169,6 @@ func ValidateCancelExecution(in *CancelExecutionInput) error {
 	if err := ValidateJobID(in.JobID); err != nil {
 		return err
 	}
-	if len(in.StatusDetails) > MaxCancelStatusDetails {
-		return Errorf(ErrInvalidRequest, "statusDetails holds at most %d pairs", MaxCancelStatusDetails)
-	}
 	return ValidateStatusDetails(in.StatusDetails)
 }
 

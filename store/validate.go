@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jobsbroker/jobsbroker/topics"
@@ -45,31 +44,11 @@ func ValidateJobID(id string) error {
 	return nil
 }
 
-// ValidateStatusDetails checks the statusDetails map of a request against
-// the model: keys of 1-128 characters from [a-zA-Z0-9:_-], values of
-// 1-1024 characters with no control or format characters ([^\p{C}]+), so
-// not even a line break.
+// ValidateStatusDetails checks the statusDetails map of a request (see
+// validateStatusDetails in statusdetails.go for the rules).
 func ValidateStatusDetails(details map[string]string) error {
-	for k, v := range details {
-		if len(k) == 0 || len(k) > MaxStatusDetailsKeyLength || !validDetailsKey(k) {
-			return Errorf(ErrInvalidRequest, "statusDetails key %q must be 1-128 characters from [a-zA-Z0-9:_-]", truncate(k))
-		}
-		if !utf8.ValidString(v) {
-			return Errorf(ErrInvalidRequest, "statusDetails value of %q is not valid UTF-8", k)
-		}
-		if n := utf8.RuneCountInString(v); n == 0 || n > MaxStatusDetailsValueLength {
-			return Errorf(ErrInvalidRequest, "statusDetails value of %q has %d characters; it must have 1-1024", k, n)
-		}
-		if i := strings.IndexFunc(v, isOther); i >= 0 {
-			return Errorf(ErrInvalidRequest, "statusDetails value of %q holds the control character %U at byte %d; values may not contain control characters, not even line breaks", k, []rune(v[i:])[0], i)
-		}
-	}
-	return nil
+	return validateStatusDetails(details)
 }
-
-// isOther reports Unicode category C (control, format, surrogate, private
-// use), which the model's value pattern [^\p{C}]+ excludes.
-func isOther(r rune) bool { return unicode.In(r, unicode.C) }
 
 func validDetailsKey(k string) bool {
 	for i := 0; i < len(k); i++ {
@@ -165,6 +144,9 @@ func ValidateDescribe(in *DescribeExecutionInput, allowNext bool) error {
 func ValidateDocument(doc string) error {
 	if n := utf8.RuneCountInString(doc); n > MaxDocumentLength {
 		return Errorf(ErrInvalidRequest, "document has %d characters; the limit is %d", n, MaxDocumentLength)
+	}
+	if err := validateDocumentBytes(doc); err != nil {
+		return err
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(doc), &obj); err != nil || obj == nil {

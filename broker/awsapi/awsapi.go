@@ -17,6 +17,7 @@ import (
 	"path"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/store"
@@ -41,11 +42,20 @@ func Errorf(status int, typ, message string) *Error {
 	return &Error{Status: status, Type: typ, Message: message}
 }
 
+// maxMessageBytes bounds an error message: messages may quote what a
+// request sent (a field name, a status), and a refused value is never
+// echoed back whole.
+const maxMessageBytes = 1024
+
 // WriteError writes e the way AWS rest-json services do: the exception
 // name both in the x-amzn-ErrorType header and in the body's __type, so
 // that every SDK generation reads the same type (PROTOCOL.md §10.3).
 func WriteError(w http.ResponseWriter, e *Error) {
-	body := map[string]any{"__type": e.Type, "message": e.Message}
+	msg := e.Message
+	if len(msg) > maxMessageBytes {
+		msg = strings.ToValidUTF8(msg[:maxMessageBytes-len("...")], "") + "..."
+	}
+	body := map[string]any{"__type": e.Type, "message": msg}
 	for k, v := range e.Extra {
 		body[k] = v
 	}

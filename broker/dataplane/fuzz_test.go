@@ -16,7 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
@@ -419,6 +418,9 @@ func checkDetails(t *testing.T, desc string, v any) {
 	if !ok {
 		t.Fatalf("%s: statusDetails %v is not an object", desc, v)
 	}
+	if len(m) > store.MaxStatusDetails {
+		t.Fatalf("%s: statusDetails of %d pairs", desc, len(m))
+	}
 	for k, val := range m {
 		s, ok := val.(string)
 		if !ok || !validDetail(k, s) {
@@ -429,10 +431,12 @@ func checkDetails(t *testing.T, desc string, v any) {
 
 var detailsKey = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
 
+// validDetail checks a pair as AWS takes it from real agents: the model's
+// key pattern, a value of 1-1,024 characters of any kind (line breaks
+// included, whatever the model's [^\p{C}]+ says) but U+0000.
 func validDetail(k, v string) bool {
 	n := utf8.RuneCountInString(v)
-	return detailsKey.MatchString(k) && utf8.ValidString(v) && n >= 1 && n <= 1024 &&
-		!strings.ContainsFunc(v, func(r rune) bool { return unicode.In(r, unicode.C) })
+	return detailsKey.MatchString(k) && utf8.ValidString(v) && n >= 1 && n <= 1024 && !strings.ContainsRune(v, 0)
 }
 
 func (fx *dpFixture) checkPending(t *testing.T, desc string, rt route, v map[string]any, now storetest.Things) {
@@ -511,6 +515,9 @@ func (fx *dpFixture) checkStartNext(t *testing.T, desc string, rt route, body []
 	if memberwise(t, desc, body).get(t, "statusDetails", &details) {
 		wantDetails = details
 	}
+	if len(details) > store.MaxStatusDetails {
+		t.Fatalf("%s: statusDetails of %d pairs accepted", desc, len(details))
+	}
 	for k, val := range details {
 		if !validDetail(k, val) {
 			t.Fatalf("%s: statusDetails %q: %q accepted beyond the limits of PROTOCOL.md §8.4", desc, k, val)
@@ -541,6 +548,9 @@ func (fx *dpFixture) checkUpdate(t *testing.T, desc string, rt route, body []byt
 	req.get(t, "includeJobDocument", &withDoc)
 	if !store.ExecutionStatus(status).DeviceSettable() {
 		t.Fatalf("%s: status %q accepted; a device may set IN_PROGRESS, SUCCEEDED, FAILED or REJECTED", desc, status)
+	}
+	if len(details) > store.MaxStatusDetails {
+		t.Fatalf("%s: statusDetails of %d pairs accepted", desc, len(details))
 	}
 	for k, val := range details {
 		if !validDetail(k, val) {

@@ -225,8 +225,7 @@ func testUpdateRejections(t *testing.T, h *Harness) {
 		t.Fatalf("only the create may have notified, got %d changes", len(cs))
 	}
 
-	// 1,024 characters are fine; a line break is not (the model's value
-	// pattern is [^\p{C}]+).
+	// 1,024 characters are fine; U+0000 is not (see StatusDetailsAsAgentsSend).
 	h.Update("t", "j", store.StatusInProgress)
 	_, err := h.Store.UpdateJobExecution(h.Ctx, &store.UpdateExecutionInput{ThingName: "t", JobID: "j", Status: store.StatusInProgress,
 		StatusDetails: map[string]string{"stdout": strings.Repeat("é", 1024)}})
@@ -234,7 +233,7 @@ func testUpdateRejections(t *testing.T, h *Harness) {
 		t.Fatalf("a 1,024-character value must be accepted: %v", err)
 	}
 	_, err = h.Store.UpdateJobExecution(h.Ctx, &store.UpdateExecutionInput{ThingName: "t", JobID: "j", Status: store.StatusInProgress,
-		StatusDetails: map[string]string{"stdout": "hello from device client\n"}})
+		StatusDetails: map[string]string{"stdout": "hello from device client\x00"}})
 	ExpectError(t, err, store.ErrInvalidRequest)
 
 	h.Update("t", "j", store.StatusSucceeded)

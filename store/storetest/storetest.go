@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DescribeNextAndNumbers", testDescribe},
 		{"UpdateRejections", testUpdateRejections},
 		{"StatusDetailsReplace", testStatusDetailsReplace},
+		{"StatusDetailsAsAgentsSend", testStatusDetailsAsAgentsSend},
 		{"DirectTerminalFromQueued", testDirectTerminal},
 		{"WorkedNotificationSequence", testWorkedSequence},
 		{"StepTimer", testStepTimer},
