@@ -120,6 +120,9 @@ type Config struct {
 	// format) that HTTP requests must be signed with (SigV4). Without it
 	// the HTTP APIs take unsigned requests.
 	CredentialsFile string
+	// AnySigningRegion accepts SigV4 signatures scoped to any region; by
+	// default only Region is, as on AWS.
+	AnySigningRegion bool
 	// AllowAnonymous lets listeners that cannot identify their clients
 	// bind to addresses other than loopback.
 	AllowAnonymous bool

@@ -13,14 +13,18 @@ import (
 )
 
 // Signing names the HTTP APIs accept. The AWS SDKs sign IoT control-plane
-// calls as "iot"; Debian's AWS CLI v2 signs them as "execute-api".
+// calls as "iot"; Debian's AWS CLI v2 signs them as "execute-api", the
+// name AWS's front door asks for in its wrong-service message.
 var (
-	controlServices = []string{"iot", "execute-api"}
+	controlServices = []string{"execute-api", "iot"}
 	dataServices    = []string{"iot-jobs-data"}
 )
 
 // loadCredentials builds the SigV4 verifiers of both APIs from the
-// credentials file.
+// credentials file. Signatures are checked against the wall clock, never
+// the broker's (a -debug-clock-offset for testing timers must not turn
+// every signed call away), and, unless AnySigningRegion is set, must be
+// scoped to the broker's region.
 func (b *Broker) loadCredentials() error {
 	if b.cfg.CredentialsFile == "" {
 		return nil
@@ -29,18 +33,24 @@ func (b *Broker) loadCredentials() error {
 	if err != nil {
 		return err
 	}
-	if b.controlSig, err = sigv4.NewVerifier(creds, sigv4.Options{Services: controlServices, MaxBodyBytes: awsapi.MaxBodyBytes}); err != nil {
+	opts := sigv4.Options{Region: b.cfg.Region, MaxBodyBytes: awsapi.MaxBodyBytes}
+	if b.cfg.AnySigningRegion {
+		opts.Region = ""
+	}
+	opts.Services = controlServices
+	if b.controlSig, err = sigv4.NewVerifier(creds, opts); err != nil {
 		return err
 	}
-	if b.dataSig, err = sigv4.NewVerifier(creds, sigv4.Options{Services: dataServices, MaxBodyBytes: awsapi.MaxBodyBytes}); err != nil {
+	opts.Services = dataServices
+	if b.dataSig, err = sigv4.NewVerifier(creds, opts); err != nil {
 		return err
 	}
 	return nil
 }
 
 // signedOnly lets through control-plane requests with a valid signature
-// and answers the others UnauthorizedException, as AWS IoT does. Without a
-// credentials file it lets everything through.
+// and answers the others as AWS's front door does (see frontDoorError).
+// Without a credentials file it lets everything through.
 func (b *Broker) signedOnly(next http.Handler) http.Handler {
 	if b.controlSig == nil {
 		return next
@@ -50,7 +60,7 @@ func (b *Broker) signedOnly(next http.Handler) http.Handler {
 		start := time.Now()
 		p, err := b.controlSig.Verify(r)
 		if err != nil {
-			e := b.sigError(r, "control", err, http.StatusUnauthorized, "UnauthorizedException")
+			e := b.sigError(r, "control", err)
 			awsapi.WriteError(w, e)
 			observe("Authenticate", e.Status, e.Type, time.Since(start))
 			return
@@ -60,8 +70,9 @@ func (b *Broker) signedOnly(next http.Handler) http.Handler {
 	})
 }
 
-// sigError maps a verification failure to the AWS error an API answers.
-func (b *Broker) sigError(r *http.Request, api string, err error, status int, typ string) *awsapi.Error {
+// sigError maps a verification failure to the answer of AWS's front door
+// and logs it.
+func (b *Broker) sigError(r *http.Request, api string, err error) *awsapi.Error {
 	var se *sigv4.Error
 	if !errors.As(err, &se) {
 		b.log.Warn("could not read a request to verify its signature", "api", api, "error", err)
@@ -72,15 +83,39 @@ func (b *Broker) sigError(r *http.Request, api string, err error, status int, ty
 	}
 	b.log.Info("refused an unsigned or wrongly signed request", "api", api, "method", r.Method, "path", r.URL.Path,
 		"remote", r.RemoteAddr, "error", se.Kind, "detail", se.Detail)
-	return awsapi.Errorf(status, typ, se.Message)
+	return frontDoorError(se)
+}
+
+// frontDoorError is how AWS answers a request whose signature fails, before
+// any service sees it: 403, with the exception in x-amzn-ErrorType and
+// __type and AWS's message. The SDKs raise a different error type for
+// each, so the broker gives the same answers on both APIs: no signature
+// at all, an Authorization header it cannot parse, an access key it does
+// not know, and every other failure (wrong signature, secret, scope or
+// time).
+func frontDoorError(se *sigv4.Error) *awsapi.Error {
+	typ := "InvalidSignatureException"
+	switch {
+	case errors.Is(se, sigv4.ErrMissingAuth):
+		typ = "MissingAuthenticationTokenException"
+	case errors.Is(se, sigv4.ErrMalformed):
+		typ = "IncompleteSignatureException"
+	case errors.Is(se, sigv4.ErrUnknownKey):
+		typ = "UnrecognizedClientException"
+	}
+	return awsapi.Errorf(http.StatusForbidden, typ, se.Message)
 }
 
 // deviceGate guards the data plane (the iot-jobs-data API). A request is
 // let through when it carries a verified client certificate whose thing is
 // the {thingName} of the path, or a valid SigV4 signature; with neither a
-// client CA nor a credentials file configured, every request is. Failures
-// are CertificateValidationException, the one authentication error the
-// API's model declares. A request over its thing's rate is answered
+// client CA nor a credentials file configured, every request is. A
+// signature failure is answered as AWS's front door answers it (403, see
+// frontDoorError), as on the control plane; a certificate that may not act
+// for the thing, or neither a certificate nor a signature where only
+// certificates are taken, is CertificateValidationException (400), the
+// authentication error the API's model declares for its mutual-TLS
+// endpoint. A request over its thing's rate is answered
 // ThrottlingException.
 func (b *Broker) deviceGate(next http.Handler) http.Handler {
 	verifyCerts := b.certs != nil && b.certs.VerifiesClients()
@@ -107,7 +142,7 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 			}
 		case b.dataSig != nil:
 			if _, err := b.dataSig.Verify(r); err != nil {
-				fail(w, start, b.sigError(r, "data", err, http.StatusBadRequest, "CertificateValidationException"))
+				fail(w, start, b.sigError(r, "data", err))
 				return
 			}
 		case verifyCerts:

@@ -994,8 +994,8 @@ func TestKubernetesStatefulSetRuns(t *testing.T) {
 	// Operators: unsigned calls are refused, calls signed with a key of
 	// the credentials file are served.
 	code, hdr, body := get(t, prom, api+"/jobs", nil)
-	if code != http.StatusUnauthorized && code != http.StatusForbidden || !strings.Contains(hdr.Get("x-amzn-ErrorType"), "UnauthorizedException") {
-		t.Errorf("unsigned ListJobs: %d %s %s, want UnauthorizedException", code, hdr.Get("x-amzn-ErrorType"), body)
+	if code != http.StatusForbidden || hdr.Get("x-amzn-ErrorType") != "MissingAuthenticationTokenException" {
+		t.Errorf("unsigned ListJobs: %d %s %s, want 403 MissingAuthenticationTokenException", code, hdr.Get("x-amzn-ErrorType"), body)
 	}
 	credsFile, _ := cl.value("credentials-file")
 	id, secret := accessKey(t, movePath(mounts, credsFile))

@@ -160,7 +160,9 @@ func runNodeDevice(t *testing.T, script, thing, wantClass string) {
 	if !reflect.DeepEqual(sum.JobDocument, doc) {
 		t.Errorf("the device got job document %v, want %v", sum.JobDocument, doc)
 	}
-	wantDetails := map[string]string{"progress": "100", "result": "ok"}
+	// The final report carries a handler's output with its line breaks,
+	// as the AWS IoT Device Client sends it.
+	wantDetails := map[string]string{"progress": "100", "result": "ok", "stdout": "line one\nline two\n"}
 	if sum.FinalStatus != "SUCCEEDED" || !maps.Equal(sum.FinalStatusDetails, wantDetails) {
 		t.Errorf("the device ended with %s %v, want SUCCEEDED %v", sum.FinalStatus, sum.FinalStatusDetails, wantDetails)
 	}

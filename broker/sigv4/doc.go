@@ -12,13 +12,15 @@
 //     that signed it. Its key set can be swapped at run time with
 //     [Verifier.SetCredentials], for example on SIGHUP.
 //   - The error kinds ([ErrMissingAuth], [ErrMalformed], [ErrUnknownKey],
-//     [ErrWrongService], [ErrSkew], [ErrExpired], [ErrSignatureMismatch],
-//     [ErrBodyTooLarge]) that every verification failure wraps, each carried
-//     by an [*Error] with an AWS-style message.
+//     [ErrWrongService], [ErrWrongRegion], [ErrWrongDate], [ErrSkew],
+//     [ErrExpired], [ErrSignatureMismatch], [ErrBodyTooLarge]) that every
+//     verification failure wraps, each carried by an [*Error] with AWS's
+//     message.
 //
-// It does not write HTTP responses: each caller maps the error kinds to its
-// own AWS error shape (the control plane answers UnauthorizedException, the
-// data plane CertificateValidationException).
+// It does not write HTTP responses: the caller maps the error kinds to the
+// answers of AWS's front door (403 with MissingAuthenticationTokenException,
+// IncompleteSignatureException, UnrecognizedClientException or
+// InvalidSignatureException).
 //
 // The expected signature is computed by the AWS SDK for Go v2's own signer
 // (github.com/aws/aws-sdk-go-v2/aws/signer/v4) over a copy of the request

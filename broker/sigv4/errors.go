@@ -13,7 +13,7 @@ var (
 	// ErrMalformed: the Authorization header, the presigned query
 	// parameters, the date headers or the credential scope cannot be
 	// parsed, or break a rule of the protocol (for example "host" not
-	// signed, or the scope date not matching the request date).
+	// signed).
 	ErrMalformed = errors.New("sigv4: malformed authentication")
 
 	// ErrUnknownKey: the access key id is not in the credential set.
@@ -22,6 +22,14 @@ var (
 	// ErrWrongService: the credential scope names a service the verifier
 	// does not accept.
 	ErrWrongService = errors.New("sigv4: wrong service in credential scope")
+
+	// ErrWrongRegion: the credential scope names another region than the
+	// one the verifier serves (Options.Region).
+	ErrWrongRegion = errors.New("sigv4: wrong region in credential scope")
+
+	// ErrWrongDate: the credential scope's date is not the day of the
+	// request time.
+	ErrWrongDate = errors.New("sigv4: credential scope date differs from the request date")
 
 	// ErrSkew: the request time is further from the verifier's clock than
 	// the allowed skew.

@@ -135,8 +135,8 @@ func TestSignedBackup(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "signed.backup")
 	args := []string{"backup", "-o", out, "-from", b.APIURL(), "-ca", pki.CAFile}
 	err := run(context.Background(), args, env(nil), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "401") {
-		t.Fatalf("an unsigned backup request: %v, want a 401", err)
+	if err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("an unsigned backup request: %v, want a 403", err)
 	}
 	signed := env(map[string]string{"AWS_ACCESS_KEY_ID": "AKIABACKUP0000000001", "AWS_SECRET_ACCESS_KEY": "s3cr3t"})
 	if err := run(context.Background(), args, signed, io.Discard, io.Discard); err != nil {

@@ -208,7 +208,8 @@ main('aws-iot-device-sdk-v2 IotJobsClient / MQTT 3.1.1', async (cfg, summary, st
     step('stale update rejected', vm);
 
     await update(JobStatus.IN_PROGRESS, { progress: '90' });
-    const finalDetails = { progress: '100', result: 'ok' };
+    // A handler's output with its line breaks, as the AWS IoT Device Client reports it.
+    const finalDetails = { progress: '100', result: 'ok', stdout: 'line one\nline two\n' };
     await update(JobStatus.SUCCEEDED, finalDetails);
 
     // The queue is now empty: notify-next says so, notify lists nothing.

@@ -186,7 +186,8 @@ main('aws-iot-device-sdk-v2 IotJobsClientv2 / MQTT 5', async (cfg, summary, step
     step('stale update rejected', vm.modeledError);
 
     await update(JobStatus.IN_PROGRESS, { progress: '90' });
-    const finalDetails = { progress: '100', result: 'ok' };
+    // A handler's output with its line breaks, as the AWS IoT Device Client reports it.
+    const finalDetails = { progress: '100', result: 'ok', stdout: 'line one\nline two\n' };
     await update(JobStatus.SUCCEEDED, finalDetails);
 
     // The queue is now empty: notify-next says so (no execution), notify
