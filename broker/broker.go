@@ -342,31 +342,28 @@ func (b *Broker) buildAPI() error {
 	return nil
 }
 
-// endpoints is what DescribeEndpoint answers: the public host with the
-// port of each listener. AWS returns a bare host name; a self-hosted
-// broker's ports are not the well-known ones, so they are included.
+// endpoints is what DescribeEndpoint answers: the public host, with the
+// listener's port unless it is the one clients assume (see
+// controlplane.EndpointAddress).
 func (b *Broker) endpoints() map[string]string {
-	withPort := func(addr string) string {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return b.cfg.EndpointHost
-		}
-		return net.JoinHostPort(b.cfg.EndpointHost, port)
-	}
 	// Devices are told the TLS listener when there is one, as AWS tells
 	// them its port 8883.
-	mqttAddr := b.listenerAddr(listenerMQTTTLS)
+	mqttAddr, mqttPorts := b.listenerAddr(listenerMQTTTLS), controlplane.MQTTPorts
 	if mqttAddr == "" {
-		mqttAddr = b.listenerAddr(listenerMQTT)
+		mqttAddr, mqttPorts = b.listenerAddr(listenerMQTT), nil
 	}
 	if mqttAddr == "" {
-		mqttAddr = b.listenerAddr(listenerMQTTALPN)
+		mqttAddr, mqttPorts = b.listenerAddr(listenerMQTTALPN), controlplane.MQTTPorts
 	}
-	mqttAddr = withPort(mqttAddr)
+	var jobsPorts []string
+	if b.certs != nil {
+		jobsPorts = controlplane.HTTPSPorts
+	}
+	data := controlplane.EndpointAddress(b.cfg.EndpointHost, mqttAddr, mqttPorts...)
 	return map[string]string{
-		"iot:Data":     mqttAddr,
-		"iot:Data-ATS": mqttAddr,
-		"iot:Jobs":     withPort(b.jobs.ln.Addr().String()),
+		"iot:Data":     data,
+		"iot:Data-ATS": data,
+		"iot:Jobs":     controlplane.EndpointAddress(b.cfg.EndpointHost, b.jobs.ln.Addr().String(), jobsPorts...),
 	}
 }
 

@@ -73,7 +73,7 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs.StringVar(&s.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns, and the one SigV4 signatures must be scoped to")
 	fs.BoolVar(&s.AnySigningRegion, "any-signing-region", false, "accept SigV4 signatures scoped to any region, not only the region setting")
 	fs.StringVar(&s.Account, "account", broker.DefaultAccount, "AWS account id used in the ARNs the API returns")
-	fs.StringVar(&s.EndpointHost, "endpoint-host", "localhost", "host name DescribeEndpoint returns (with each listener's port)")
+	fs.StringVar(&s.EndpointHost, "endpoint-host", "localhost", "host name DescribeEndpoint returns, with the listener's port unless it is the standard one (8883 or 443 for MQTT over TLS, 443 for HTTPS)")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
