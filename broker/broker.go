@@ -329,6 +329,8 @@ func (b *Broker) buildAPI() error {
 		Store: b.Store, Region: b.cfg.Region, Account: b.cfg.Account, Clock: b.cfg.Clock,
 		Logger: b.log.With("component", "api"), Endpoints: b.endpoints(), Observe: b.Metrics.API("control"),
 	})
+	b.Metrics.Declare("control", cp.Operations())
+	b.Metrics.Declare("data", dp.Operations())
 	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))

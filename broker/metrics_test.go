@@ -110,9 +110,9 @@ func TestMetrics(t *testing.T) {
 		{"jobsbroker_api_requests_total", []string{"api=control", "operation=DescribeJob", "code=404"}, 1},
 		{"jobsbroker_api_requests_total", []string{"api=data", "operation=GetPendingJobExecutions", "code=200"}, 1},
 		{"jobsbroker_notifications_total", []string{"kind=notify-next"}, 2},
-		{"jobsbroker_job_executions", []string{"status=SUCCEEDED"}, 1},
-		{"jobsbroker_job_executions", []string{"status=QUEUED"}, 1},
-		{"jobsbroker_job_executions", []string{"status=IN_PROGRESS"}, 0},
+		{"jobsbroker_job_things", []string{"status=SUCCEEDED"}, 1},
+		{"jobsbroker_job_things", []string{"status=QUEUED"}, 1},
+		{"jobsbroker_job_things", []string{"status=IN_PROGRESS"}, 0},
 		{"jobsbroker_jobs", []string{"status=IN_PROGRESS"}, 1},
 		{"jobsbroker_timers_armed", nil, 0},
 		{"jobsbroker_rollout_backlog_things", nil, 0},
@@ -166,5 +166,64 @@ func TestMetrics(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMetricsFresh: before any request, every labelled metric already has
+// a series at zero for each label value known in advance (Prometheus's
+// advice), so that dashboards and rates over them show 0, not nothing.
+func TestMetricsFresh(t *testing.T) {
+	b := brokertest.Start(t)
+	f := scrape(t, b)
+	has := func(name string, want ...string) {
+		t.Helper()
+		fam, ok := f[name]
+		if !ok {
+			t.Errorf("no series of %s on a fresh broker", name)
+			return
+		}
+		for _, m := range fam.Metric {
+			labels := map[string]string{}
+			for _, l := range m.Label {
+				labels[l.GetName()] = l.GetValue()
+			}
+			match := true
+			for _, kv := range want {
+				k, v, _ := strings.Cut(kv, "=")
+				match = match && labels[k] == v
+			}
+			if match {
+				return
+			}
+		}
+		t.Errorf("no series %s%v on a fresh broker", name, want)
+	}
+	for _, kind := range []string{"notify", "notify-next", "event"} {
+		has("jobsbroker_notifications_total", "kind="+kind)
+	}
+	for _, op := range []string{"GetPendingJobExecutions", "StartNextPendingJobExecution", "DescribeJobExecution", "UpdateJobExecution"} {
+		for _, transport := range []string{"mqtt", "http"} {
+			has("jobsbroker_requests_total", "transport="+transport, "operation="+op, "result=accepted")
+			has("jobsbroker_requests_total", "transport="+transport, "operation="+op, "result=rejected")
+			has("jobsbroker_request_duration_seconds", "transport="+transport, "operation="+op)
+		}
+		has("jobsbroker_api_requests_total", "api=data", "operation="+op, "code=200")
+	}
+	for _, code := range []string{"InvalidRequest", "VersionMismatch", "RequestThrottled", "InternalError"} {
+		has("jobsbroker_rejections_total", "transport=mqtt", "code="+code)
+	}
+	for _, code := range []string{"InvalidRequestException", "ThrottlingException", "InvalidSignatureException"} {
+		has("jobsbroker_rejections_total", "transport=http", "code="+code)
+	}
+	for _, op := range []string{"CreateJob", "DescribeJob", "CancelJobExecution", "DescribeEndpoint"} {
+		has("jobsbroker_api_requests_total", "api=control", "operation="+op, "code=200")
+	}
+	has("jobsbroker_api_request_duration_seconds", "api=control")
+	has("jobsbroker_api_request_duration_seconds", "api=data")
+	for _, s := range []string{"QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"} {
+		has("jobsbroker_job_things", "status="+s)
+	}
+	if v := value(t, f, "jobsbroker_requests_total", "transport=mqtt", "operation=UpdateJobExecution", "result=accepted"); v != 0 {
+		t.Errorf("a fresh broker counts %v updates", v)
 	}
 }

@@ -20,6 +20,16 @@ const (
 	CodeTerminalStateReached   = "TerminalStateReached"
 )
 
+// RejectionCodes lists every rejection code, for observers that report
+// them (a metric initialises a series for each).
+var RejectionCodes = []string{
+	CodeInvalidTopic, CodeInvalidJSON, CodeInvalidRequest, CodeInvalidStateTransition, CodeResourceNotFound,
+	CodeVersionMismatch, CodeInternalError, CodeRequestThrottled, CodeTerminalStateReached,
+}
+
+// NotificationKinds lists the kinds Observer.Notification reports.
+var NotificationKinds = []string{"notify", "notify-next", "event"}
+
 // rejection is a request the hook answers on /rejected.
 type rejection struct {
 	code    string

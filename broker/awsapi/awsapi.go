@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -238,13 +239,21 @@ type Router struct {
 	// Observe, if set, is told about every call: the operation, the HTTP
 	// status, the exception ("" on success) and how long it took.
 	Observe func(operation string, status int, exception string, took time.Duration)
+
+	operations []string
 }
+
+// Operations lists the names of the operations registered so far.
+func (rt *Router) Operations() []string { return slices.Clone(rt.operations) }
 
 // Handle serves the operation called name at pattern. It runs with a
 // deadline, and the notifications its changes cause wait until its
 // response is written (store.WithNotifyAfter), as they do for an MQTT
 // reply.
 func (rt *Router) Handle(name, pattern string, op Operation) {
+	if !slices.Contains(rt.operations, name) {
+		rt.operations = append(rt.operations, name)
+	}
 	rt.Mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		responded := make(chan struct{})

@@ -107,6 +107,10 @@ func (a *API) routes() {
 	a.rt.NotFound()
 }
 
+// Operations lists the names of the API's operations, as metrics and logs
+// report them.
+func (a *API) Operations() []string { return a.rt.Operations() }
+
 // ServeHTTP serves the API.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 

@@ -4,10 +4,10 @@
 // thing name or a job id, so cardinality stays fixed whatever the fleet.
 //
 // Request, rejection and latency metrics are fed as requests are served
-// (the MQTT hook, the HTTP APIs, the store's commits). Figures the broker
-// and the store already keep (mochi's counters, executions by status,
-// armed timers) are read at scrape time by collectors, never counted
-// twice.
+// (the MQTT hook, the HTTP APIs, the store's commits); their known label
+// values have series from the start. Figures the broker and the store
+// already keep (mochi's counters, things by execution status, armed
+// timers) are read at scrape time by collectors, never counted twice.
 package metrics
 
 import (
@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/jobsbroker/jobsbroker/jobshook"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/topics"
 )
@@ -86,6 +87,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Store commits that failed; their operations were answered InternalError / ServiceUnavailable.",
 		}),
 	}
+	m.initialise()
 	reg.MustRegister(m.requests, m.rejections, m.duration, m.notifications, m.apiRequests, m.apiDuration,
 		m.commitDuration, m.commitOps, m.commitErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -96,6 +98,59 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	info.Set(1)
 	reg.MustRegister(info)
 	return m
+}
+
+// Label values known in advance get their series at zero when the
+// metrics are made, as Prometheus advises, so that a fresh broker's
+// /metrics already has every series the shipped dashboard and alert rules
+// query (a rate over a series that does not exist yet shows nothing).
+var (
+	// mqttOperations are the device operations over MQTT, and "none" for
+	// a publish on a jobs topic that names none.
+	mqttOperations = []string{topics.OpGetPending.String(), topics.OpStartNext.String(), topics.OpDescribe.String(),
+		topics.OpUpdate.String(), "none"}
+	results = []string{"accepted", "rejected"}
+	// httpExceptions are the exceptions a device request over HTTP can
+	// end with: those of the iot-jobs-data model and those of AWS's front
+	// door for a failed signature.
+	httpExceptions = []string{"InvalidRequestException", "ResourceNotFoundException", "InvalidStateTransitionException",
+		"TerminalStateException", "ThrottlingException", "ServiceUnavailableException", "CertificateValidationException",
+		"MissingAuthenticationTokenException", "IncompleteSignatureException", "UnrecognizedClientException",
+		"InvalidSignatureException"}
+)
+
+func (m *Metrics) initialise() {
+	for _, kind := range jobshook.NotificationKinds {
+		m.notifications.WithLabelValues(kind)
+	}
+	for _, op := range mqttOperations {
+		for _, r := range results {
+			m.requests.WithLabelValues("mqtt", op, r)
+		}
+		m.duration.WithLabelValues("mqtt", op)
+	}
+	for _, code := range jobshook.RejectionCodes {
+		m.rejections.WithLabelValues("mqtt", code)
+	}
+	for _, e := range httpExceptions {
+		m.rejections.WithLabelValues("http", e)
+	}
+}
+
+// Declare gives the operations of one HTTP API (control or data) their
+// series at zero: calls answered 200, the API's latency and, for the data
+// plane, its device requests by result.
+func (m *Metrics) Declare(api string, operations []string) {
+	m.apiDuration.WithLabelValues(api)
+	for _, op := range operations {
+		m.apiRequests.WithLabelValues(api, op, "200")
+		if api == "data" {
+			for _, r := range results {
+				m.requests.WithLabelValues("http", op, r)
+			}
+			m.duration.WithLabelValues("http", op)
+		}
+	}
 }
 
 // Request records an MQTT device request (jobshook.Observer).
@@ -223,7 +278,7 @@ type storeCollector struct {
 }
 
 var (
-	execDesc    = prometheus.NewDesc(namespace+"_job_executions", "Job executions by status (the latest execution of each thing and job).", []string{"status"}, nil)
+	thingsDesc  = prometheus.NewDesc(namespace+"_job_things", "Things given a job, by the status of their latest execution of it, summed over jobs: DescribeJob's jobProcessDetails.", []string{"status"}, nil)
 	jobsDesc    = prometheus.NewDesc(namespace+"_jobs", "Jobs by status.", []string{"status"}, nil)
 	timersDesc  = desc("timers_armed", "Executions with a step or in-progress timer running.")
 	backlogDesc = desc("rollout_backlog_things", "Things that rollouts in progress have yet to give an execution.")
@@ -235,7 +290,7 @@ var (
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{execDesc, jobsDesc, timersDesc, backlogDesc, firedDesc, gcRunsDesc, gcRewrDesc, sizeDesc} {
+	for _, d := range []*prometheus.Desc{thingsDesc, jobsDesc, timersDesc, backlogDesc, firedDesc, gcRunsDesc, gcRewrDesc, sizeDesc} {
 		ch <- d
 	}
 }
@@ -243,7 +298,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	if g := c.gauges(); g != nil {
 		for _, s := range store.Statuses {
-			ch <- prometheus.MustNewConstMetric(execDesc, prometheus.GaugeValue, float64(g.ExecutionsByStatus[s]), string(s))
+			ch <- prometheus.MustNewConstMetric(thingsDesc, prometheus.GaugeValue, float64(g.ExecutionsByStatus[s]), string(s))
 		}
 		for _, s := range jobStatuses {
 			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(g.JobsByStatus[s]), string(s))
