@@ -3,6 +3,7 @@ package jobshook
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/jobshook/wire"
@@ -17,14 +18,18 @@ import (
 // so that store.MaxDocumentBytes bounds its share of the message (HTML
 // escaping would make each of those characters six bytes).
 func encode(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer encodeBuffers.Put(buf)
+	buf.Reset()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	return bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})), nil
 }
+
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 type pendingReply struct {
 	InProgressJobs []wire.Summary `json:"inProgressJobs"`

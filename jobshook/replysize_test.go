@@ -122,3 +122,29 @@ func TestRejectionClipsMessage(t *testing.T) {
 		t.Fatal("a short message was changed")
 	}
 }
+
+// BenchmarkReplyEncoding compares encode (no HTML escaping) with
+// json.Marshal on a typical describe reply, the cost it adds to each
+// request.
+func BenchmarkReplyEncoding(b *testing.B) {
+	now := time.Unix(1717000000, 0)
+	e := &store.Execution{JobID: "fw-2024-05", ThingName: "pump-42", Status: store.StatusInProgress,
+		StatusDetails: map[string]string{"step": "install", "progress": "50"}, QueuedAt: now, StartedAt: now,
+		LastUpdatedAt: now, VersionNumber: 3, ExecutionNumber: 1}
+	token := "c-17"
+	reply := executionReply{Execution: execution(e, `{"operation":"install","url":"https://example.invalid/fw.bin"}`, true, now),
+		Timestamp: now.Unix(), ClientToken: &token}
+	for _, bc := range []struct {
+		name string
+		enc  func(any) ([]byte, error)
+	}{{"encode", encode}, {"json.Marshal", json.Marshal}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.enc(reply); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
