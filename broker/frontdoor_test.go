@@ -11,29 +11,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	awsv1 "github.com/aws/aws-sdk-go/aws"
 	"github.com/aws/aws-sdk-go/aws/awserr"
 	credv1 "github.com/aws/aws-sdk-go/aws/credentials"
-	"github.com/aws/aws-sdk-go/aws/request"
 	"github.com/aws/aws-sdk-go/aws/session"
-	signerv1 "github.com/aws/aws-sdk-go/aws/signer/v4"
 	"github.com/aws/aws-sdk-go/service/iotjobsdataplane"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 )
-
-// skewedSigner signs as the SDK does, with a clock off by skew: a client
-// whose clock is wrong.
-type skewedSigner struct{ skew time.Duration }
-
-func (s skewedSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string,
-	at time.Time, optFns ...func(*v4.SignerOptions)) error {
-	return v4.NewSigner().SignHTTP(ctx, creds, r, payloadHash, service, region, at.Add(s.skew), optFns...)
-}
 
 // signatureFailure is one way a signature can fail, and what AWS's front
 // door answers: always 403, with this type and a message containing msg.
@@ -98,7 +87,7 @@ func TestSignatureFailures(t *testing.T) {
 				creds = aws.NewCredentialsCache(staticCreds(f.key, f.secret))
 			}
 			api := iot.New(iot.Options{Region: region, BaseEndpoint: aws.String(b.APIURL()), Credentials: creds,
-				RetryMaxAttempts: 1, HTTPClient: b.HTTPClient(nil), HTTPSignerV4: skewedSigner{f.skew}})
+				RetryMaxAttempts: 1, HTTPClient: b.HTTPClient(nil), HTTPSignerV4: brokertest.SkewedSigner{Skew: f.skew}})
 			_, err := api.CancelJob(ctx, &iot.CancelJobInput{JobId: aws.String("guarded")})
 			sdkV2Error(t, "CancelJob", err, f.typ, f.msg)
 
@@ -112,9 +101,7 @@ func TestSignatureFailures(t *testing.T) {
 				t.Fatal(err)
 			}
 			dev := iotjobsdataplane.New(sess)
-			dev.Handlers.Sign.Swap(signerv1.SignRequestHandler.Name, request.NamedHandler{Name: "skewed", Fn: func(r *request.Request) {
-				signerv1.SignSDKRequestWithCurrentTime(r, func() time.Time { return time.Now().Add(f.skew) })
-			}})
+			brokertest.SkewV1(&dev.Handlers, f.skew)
 			_, err = dev.StartNextPendingJobExecution(&iotjobsdataplane.StartNextPendingJobExecutionInput{
 				ThingName: awsv1.String("thing-1")})
 			sdkV1Error(t, "StartNextPendingJobExecution", err, f.typ, f.msg)

@@ -45,18 +45,7 @@ func value(t *testing.T, families map[string]*dto.MetricFamily, name string, wan
 		t.Fatalf("no metric %s", name)
 	}
 	for _, m := range f.Metric {
-		labels := map[string]string{}
-		for _, l := range m.Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for _, kv := range want {
-			k, v, _ := strings.Cut(kv, "=")
-			if labels[k] != v {
-				match = false
-			}
-		}
-		if !match {
+		if !hasLabels(m, want...) {
 			continue
 		}
 		switch {
@@ -69,6 +58,21 @@ func value(t *testing.T, families map[string]*dto.MetricFamily, name string, wan
 		}
 	}
 	return 0
+}
+
+// hasLabels reports whether m's labels include want ("k=v" pairs).
+func hasLabels(m *dto.Metric, want ...string) bool {
+	labels := map[string]string{}
+	for _, l := range m.Label {
+		labels[l.GetName()] = l.GetValue()
+	}
+	for _, kv := range want {
+		k, v, _ := strings.Cut(kv, "=")
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // TestMetrics runs a scripted flow and checks /metrics: exact values, and
@@ -183,16 +187,7 @@ func TestMetricsFresh(t *testing.T) {
 			return
 		}
 		for _, m := range fam.Metric {
-			labels := map[string]string{}
-			for _, l := range m.Label {
-				labels[l.GetName()] = l.GetValue()
-			}
-			match := true
-			for _, kv := range want {
-				k, v, _ := strings.Cut(kv, "=")
-				match = match && labels[k] == v
-			}
-			if match {
+			if hasLabels(m, want...) {
 				return
 			}
 		}

@@ -11,14 +11,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	awsv1 "github.com/aws/aws-sdk-go/aws"
 	"github.com/aws/aws-sdk-go/aws/awserr"
 	credv1 "github.com/aws/aws-sdk-go/aws/credentials"
-	"github.com/aws/aws-sdk-go/aws/request"
 	"github.com/aws/aws-sdk-go/aws/session"
-	signerv1 "github.com/aws/aws-sdk-go/aws/signer/v4"
 	"github.com/aws/aws-sdk-go/service/iotjobsdataplane"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -60,13 +57,6 @@ var failures = []failure{
 	{name: "another region", key: signedKey, secret: signedSecret, region: "eu-west-1", code: "InvalidSignatureException"},
 }
 
-type skewedSigner struct{ skew time.Duration }
-
-func (s skewedSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string,
-	at time.Time, optFns ...func(*v4.SignerOptions)) error {
-	return v4.NewSigner().SignHTTP(ctx, creds, r, payloadHash, service, region, at.Add(s.skew), optFns...)
-}
-
 type staticProvider struct{ key, secret string }
 
 func (p staticProvider) Retrieve(context.Context) (aws.Credentials, error) {
@@ -86,7 +76,7 @@ func TestSignatureFailuresGoSDKs(t *testing.T) {
 				creds = aws.NewCredentialsCache(staticProvider{f.key, f.secret})
 			}
 			api := iot.New(iot.Options{Region: cmpRegion(f.region), BaseEndpoint: aws.String(p.APIURL()), Credentials: creds,
-				RetryMaxAttempts: 1, HTTPSignerV4: skewedSigner{f.skew}})
+				RetryMaxAttempts: 1, HTTPSignerV4: brokertest.SkewedSigner{Skew: f.skew}})
 			_, err := api.ListJobs(context.Background(), &iot.ListJobsInput{})
 			var ae smithy.APIError
 			var re *smithyhttp.ResponseError
@@ -104,9 +94,7 @@ func TestSignatureFailuresGoSDKs(t *testing.T) {
 				t.Fatal(err)
 			}
 			dev := iotjobsdataplane.New(sess)
-			dev.Handlers.Sign.Swap(signerv1.SignRequestHandler.Name, request.NamedHandler{Name: "skewed", Fn: func(r *request.Request) {
-				signerv1.SignSDKRequestWithCurrentTime(r, func() time.Time { return time.Now().Add(f.skew) })
-			}})
+			brokertest.SkewV1(&dev.Handlers, f.skew)
 			_, err = dev.GetPendingJobExecutions(&iotjobsdataplane.GetPendingJobExecutionsInput{ThingName: awsv1.String("dev-1")})
 			var rf awserr.RequestFailure
 			if !errors.As(err, &rf) || rf.Code() != f.code || rf.StatusCode() != http.StatusForbidden {
