@@ -209,7 +209,7 @@ const (
 	diskMQTT    = "disk-mqtt"
 	diskHTTP    = "disk-http"
 	diskIdle    = "disk-idle"
-	diskUpdates = 2000 // enough to fill a 16 MB memtable with 50 KB updates
+	diskUpdates = 2000 // enough to fill a 16 MB memtable with 36 KB updates
 )
 
 func runFullDisk(t *testing.T, f *diskFault) {
@@ -410,14 +410,15 @@ func (r *diskRun) tryHTTPUpdate(details map[string]string) (int, string, map[str
 	return code, errType, body, err
 }
 
-// bigDetails are 50 values of 1,000 characters: each update writes about
-// 50 KB (below Badger's 64 KB value threshold, so into the memtable and its
-// log), so that it needs fresh pages of the log, and a few hundred fill a
-// memtable even at the default per-thing request rate.
+// bigDetails are the ten statusDetails values allowed, nine of them of
+// 1,000 four-byte characters: each update writes about 36 KB (below
+// Badger's 64 KB value threshold, so into the memtable and its log), so
+// that it needs fresh pages of the log, and a few hundred fill a memtable
+// even at the default per-thing request rate.
 func bigDetails(step int) map[string]string {
 	d := map[string]string{"step": strconv.Itoa(step)}
-	pad := strings.Repeat(strconv.Itoa(step%10), 1000)
-	for i := range 49 {
+	pad := strings.Repeat(string(rune(0x1F600+step%10)), 1000)
+	for i := range 9 {
 		d["pad"+strconv.Itoa(i)] = pad
 	}
 	return d
@@ -439,7 +440,7 @@ func (r *diskRun) updateUntilFailure() chaosReply {
 		}
 		r.acked[diskMQTT] = want
 	}
-	r.t.Fatalf("%d updates of 50 KB accepted after the disk filled", diskUpdates)
+	r.t.Fatalf("%d updates of 36 KB accepted after the disk filled", diskUpdates)
 	return chaosReply{}
 }
 
@@ -477,7 +478,7 @@ func (r *diskRun) httpUpdateUntilFailure() {
 		r.t.Logf("data-plane update %d answered %d %s", i, code, errType)
 		return
 	}
-	r.t.Fatalf("%d data-plane updates of 50 KB accepted after the disk filled", diskUpdates)
+	r.t.Fatalf("%d data-plane updates of 36 KB accepted after the disk filled", diskUpdates)
 }
 
 // availability fails the test for a request the broker did not answer
