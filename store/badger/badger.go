@@ -74,6 +74,11 @@ type Options struct {
 	// OnCommit, if set, is told about every commit: how long it took, how
 	// many operations it carried, and its error.
 	OnCommit func(took time.Duration, ops int, err error) `yaml:"-" json:"-"`
+	// StrictRecovery refuses to open a store whose write-ahead log or
+	// value log is damaged (ErrDamagedLog), leaving the files as they are.
+	// Otherwise Open drops the damaged part, as Badger does, and reports
+	// it (Recovery, and an error in the log).
+	StrictRecovery bool `yaml:"strict_recovery" json:"strict_recovery"`
 }
 
 const (
@@ -111,6 +116,7 @@ type Store struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	stats     Stats
+	recovery  RecoveryReport // what Open found in the logs
 
 	maxBytes, maxEntries int64 // the most one Badger transaction may hold
 
@@ -152,7 +158,13 @@ func Open(opts Options) (*Store, error) {
 	if opts.MinFreeBytes == 0 {
 		opts.MinFreeBytes = DefaultMinFreeBytes
 	}
+	var recovery RecoveryReport
 	if !opts.InMemory {
+		rep, err := recoverLogs(opts)
+		if err != nil {
+			return nil, err
+		}
+		recovery = rep
 		if err := removeEmptyMemtables(opts.Dir); err != nil {
 			return nil, err
 		}
@@ -180,6 +192,7 @@ func Open(opts Options) (*Store, error) {
 		closing:    make(chan struct{}),
 		maxBytes:   db.MaxBatchSize(),
 		maxEntries: db.MaxBatchCount(),
+		recovery:   recovery,
 	}
 	s.docs.Init(64 << 20)
 	if err := s.load(); err != nil {
