@@ -143,3 +143,6 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 
 // Exited is closed when the process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Pid returns the broker's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
