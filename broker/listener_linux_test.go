@@ -107,16 +107,6 @@ func TestListenerSurvivesDescriptorExhaustion(t *testing.T) {
 	}
 }
 
-func grepLines(text, substr string) string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // setNoFile sets the soft and hard RLIMIT_NOFILE of process pid.
 func setNoFile(pid int, n uint64) error {
 	lim := syscall.Rlimit{Cur: n, Max: n}
