@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -20,7 +21,7 @@ import (
 // without a DISCONNECT so that mochi sends the will, and watches every
 // topic with the server's own inline subscriptions. Whatever the CONNECT,
 // a message published for the client must be one its thing may publish:
-// a topic under things/dev/ (the default rule), from an accepted
+// a topic of things/dev/# (the default rule), from an accepted
 // connection, never a $ topic, never another thing's; and no message is
 // retained elsewhere. Raw bytes in place of a CONNECT must neither crash
 // the server nor publish anything.
@@ -92,10 +93,26 @@ func FuzzConnectWill(f *testing.F) {
 		// Send the CONNECT, wait for the answer (or the end), then hang
 		// up without a DISCONNECT.
 		answered := make(chan struct{})
+		accepted := false
 		go func() {
 			defer io.Copy(io.Discard, client)
 			defer close(answered)
-			_, _ = client.Read(make([]byte, 1))
+			// The whole CONNACK: a pipe's write returns only once read,
+			// and mochi goes on to read the client's packets (and so to
+			// send its will) only once its CONNACK is written.
+			r := bufio.NewReader(client)
+			first, err := r.ReadByte()
+			if err != nil {
+				return
+			}
+			n, _, err := packets.DecodeLength(r)
+			if err != nil {
+				return
+			}
+			body := make([]byte, n)
+			if _, err := io.ReadFull(r, body); err == nil {
+				accepted = first == packets.Connack<<4 && len(body) >= 2 && body[1] == 0
+			}
 		}()
 		_ = client.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = client.Write(in.Bytes())
@@ -114,17 +131,28 @@ func FuzzConnectWill(f *testing.F) {
 		got := append([]packets.Packet(nil), published...)
 		mu.Unlock()
 		for _, m := range got {
-			if !strings.HasPrefix(m.TopicName, "things/dev/") || strings.ContainsAny(m.TopicName, "+#") {
+			if !devTopic(m.TopicName) || strings.ContainsAny(m.TopicName, "+#") {
 				t.Fatalf("a will on %q (retain %v) was published for client %q, user %q", m.TopicName, m.FixedHeader.Retain, id, user)
 			}
 			if user != "dev" || pass != "pw" {
 				t.Fatalf("a will was published for a refused login (user %q)", user)
 			}
 		}
+		// The harness sees wills: one the thing may publish goes out.
+		if accepted && len(raw) == 0 && devTopic(topic) && len(topic) <= DefaultMaxTopicLength &&
+			!strings.ContainsAny(topic, "+#\x00") && len(got) != 1 {
+			t.Fatalf("an accepted connection's will on %q was published %d times, want once", topic, len(got))
+		}
 		for _, m := range srv.Topics.Retained.GetAll() {
-			if !strings.HasPrefix(m.TopicName, "things/dev/") {
+			if !devTopic(m.TopicName) {
 				t.Fatalf("a message is retained on %q", m.TopicName)
 			}
 		}
 	})
+}
+
+// devTopic reports whether topic is one of things/dev/#, the topics the
+// default rule gives thing "dev".
+func devTopic(topic string) bool {
+	return topic == "things/dev" || strings.HasPrefix(topic, "things/dev/")
 }
