@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,24 +81,9 @@ func TestDamagedLogAfterKill(t *testing.T) {
 	f.Close()
 	name := filepath.Base(wal)
 
-	strict := exec.Command(brokertest.Binary(t), "-mqtt-addr", "127.0.0.1:0", "-api-addr", "127.0.0.1:0",
-		"-jobs-addr", "127.0.0.1:0", "-data-dir", dir, "-log-format", "json", "-strict-recovery")
-	strict.Env = append(os.Environ(), "JOBSBROKER_MQTT_ADDR=", "JOBSBROKER_API_ADDR=", "JOBSBROKER_JOBS_ADDR=")
-	done := make(chan struct{})
-	var out []byte
-	go func() {
-		out, _ = strict.CombinedOutput()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		strict.Process.Kill()
-		<-done
-		t.Fatalf("-strict-recovery started on a damaged log:\n%s", out)
-	}
-	if strict.ProcessState.ExitCode() == 0 || !strings.Contains(string(out), name) || !strings.Contains(string(out), "damaged") {
-		t.Fatalf("-strict-recovery on a damaged log: exit %d, output:\n%s", strict.ProcessState.ExitCode(), out)
+	out, code := brokertest.RunProcess(t, 30*time.Second, dir, "-strict-recovery")
+	if code == 0 || code == -1 || !strings.Contains(out, name) || !strings.Contains(out, "damaged") {
+		t.Fatalf("-strict-recovery on a damaged log: exit %d (-1: still running after 30s), output:\n%s", code, out)
 	}
 
 	p = brokertest.StartProcess(t, dir)
