@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -131,8 +132,12 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 	l.mu.Lock()
 	est := l.est
 	l.mu.Unlock()
-	if err := est(l.id, c); err != nil {
+	err = est(l.id, c)
+	if err != nil {
 		l.opts.log.Debug("websocket client ended", "listener", l.id, "error", err)
+	}
+	if isTimeout(err) && !c.wrote.Load() && l.opts.stats != nil {
+		l.opts.stats.ConnectionRefused(l.id, refusedConnectTimeout) // no CONNECT after the upgrade
 	}
 }
 
@@ -162,6 +167,7 @@ type wsConn struct {
 	wmu   sync.Mutex
 
 	timeout time.Duration // per write, as deadlineConn
+	wrote   atomic.Bool   // something was written (a CONNACK, at least)
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
@@ -191,6 +197,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.wrote.Store(true)
 	if c.timeout > 0 {
 		if err := c.ws.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 			return 0, err

@@ -459,17 +459,30 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.mu.Lock()
 	var successor chan struct{}
-	if next := h.byID[cl.ID]; next != nil && next != cl {
-		if c := h.conns[next]; c != nil {
-			successor = c.settled
-		}
+	next := h.byID[cl.ID]
+	if c := h.conns[next]; next != cl && c != nil {
+		successor = c.settled
 	}
 	h.forget(cl)
 	h.mu.Unlock()
-	if successor != nil {
+	if successor == nil {
+		return
+	}
+	// A successor that fails before it is established (its CONNACK
+	// cannot be written) calls no hook: look for that too.
+	deadline := time.After(takeoverWait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		select {
 		case <-successor:
-		case <-time.After(takeoverWait):
+			return
+		case <-deadline:
+			return
+		case <-tick.C:
+			if next.Closed() {
+				return
+			}
 		}
 	}
 }
