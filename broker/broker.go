@@ -135,6 +135,26 @@ type Config struct {
 	// WriteTimeout is how long a write to an MQTT client may block before
 	// the client is disconnected (default 10 s; negative: never).
 	WriteTimeout time.Duration
+	// ConnectTimeout is how long a new MQTT connection may take to finish
+	// its TLS handshake and send CONNECT before it is closed (default
+	// 10 s; negative: no limit).
+	ConnectTimeout time.Duration
+	// MaxConnections is how many connections each MQTT listener serves at
+	// once; more are refused with CONNACK "server unavailable" (default:
+	// a share of the process's file-descriptor limit, see
+	// defaultMaxConnections; negative: no limit).
+	MaxConnections int
+	// MaxSubscriptions is how many subscriptions one MQTT client may hold
+	// (default DefaultMaxSubscriptions, AWS IoT's 50; negative: no limit).
+	MaxSubscriptions int
+	// LoginBackoff is the longest an identity, or a source address, waits
+	// after repeated failed password logins (default
+	// auth.DefaultLoginBackoff; negative: no waits).
+	LoginBackoff time.Duration
+	// StrictRecovery refuses to open a Badger store whose write-ahead log
+	// or value log is damaged, instead of dropping the damaged part and
+	// reporting it (see badger.Options.StrictRecovery).
+	StrictRecovery bool
 	// RequestRate is how many device requests per second one thing may
 	// make over MQTT and HTTP together (default 100, AWS IoT's publish
 	// rate per connection; negative: no limit). RequestBurst is how many
@@ -203,6 +223,7 @@ type Broker struct {
 	Jobs                *jobshook.Hook
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
+	security            *metrics.Security
 	mqttLns             map[string]listeners.Listener // by listener id, the ones configured
 	certs               *certs.Store                  // nil without TLS
 	passwords           *auth.Passwords               // nil unless identity password
@@ -227,6 +248,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.Metrics = metrics.New(cfg.Registry, Version)
+	b.security = metrics.NewSecurity(cfg.Registry, cfg.mqttListeners())
 	metrics.RegisterReady(cfg.Registry, func() bool { return b.Health().Ready })
 	st, err := b.openStore()
 	if err != nil {
@@ -267,9 +289,13 @@ func (b *Broker) buildMQTT() error {
 	if err := b.MQTT.AddHook(b.Auth, &auth.Options{
 		Mode: b.cfg.Identity, Passwords: b.passwords, Operators: b.cfg.Operators, TopicRules: b.cfg.TopicRules,
 		MaxTopicLength: b.cfg.MaxTopicLength, MaxConnections: b.cfg.MaxConnectionsPerIdentity,
+		LoginBackoff: b.cfg.LoginBackoff, OnLoginFailure: b.security.LoginFailure,
 		Logger: b.log.With("component", "auth"),
 	}); err != nil {
 		return fmt.Errorf("add auth hook: %w", err)
+	}
+	if err := b.MQTT.AddHook(&protocolHook{maxSubs: b.cfg.MaxSubscriptions, log: b.log.With("component", "mqtt")}, nil); err != nil {
+		return fmt.Errorf("add protocol hook: %w", err)
 	}
 	b.Jobs = new(jobshook.Hook)
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
@@ -416,7 +442,8 @@ func (b *Broker) Start() error {
 		attrs = append(attrs, "pprof", b.PprofAddr())
 	}
 	attrs = append(attrs, "api", b.APIAddr(), "jobs_api", b.JobsAddr(), "https", b.certs != nil,
-		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync)
+		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync,
+		"max_connections", b.cfg.maxConnections())
 	b.log.Info("jobsbroker started", attrs...)
 	b.securityNotice()
 	return nil
@@ -555,8 +582,9 @@ type Health struct {
 	Checks map[string]string `json:"checks"` // check -> "ok" or the problem
 }
 
-// Health checks that the store answers, that every listener was started,
-// and that the broker is not shutting down.
+// Health checks that the store answers reads and takes writes, that every
+// listener was started and accepts connections, and that the broker is
+// not shutting down.
 func (b *Broker) Health() Health {
 	h := Health{Ready: true, Checks: map[string]string{}}
 	fail := func(check, problem string) {
@@ -567,6 +595,8 @@ func (b *Broker) Health() Health {
 	defer cancel()
 	if err := b.Store.Ping(ctx); err != nil {
 		fail("store", err.Error())
+	} else if w, ok := b.Store.(interface{ WritesRefused() error }); ok && w.WritesRefused() != nil {
+		fail("store", w.WritesRefused().Error())
 	} else {
 		h.Checks["store"] = "ok"
 	}
@@ -574,6 +604,13 @@ func (b *Broker) Health() Health {
 		h.Checks["listeners"] = "ok"
 	} else {
 		fail("listeners", "not serving yet")
+	}
+	for id, l := range b.mqttLns {
+		if f, ok := l.(interface{ Failing() error }); ok {
+			if err := f.Failing(); err != nil {
+				fail("listener "+id, err.Error())
+			}
+		}
 	}
 	if b.stopping.Load() {
 		fail("lifecycle", "shutting down")

@@ -43,6 +43,13 @@ func (s *connSet) add(c net.Conn) bool {
 	return true
 }
 
+// len returns how many connections are being served.
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // done records that mochi has finished with c.
 func (s *connSet) done(c net.Conn) {
 	s.mu.Lock()
@@ -74,9 +81,10 @@ func (s *connSet) closeAll() {
 }
 
 // closeListener ends the connections of a stopped listener: it tells its
-// MQTT clients
-// that the server is shutting down, then closes every connection, those
-// that never sent CONNECT included, and waits for mochi to let go of them.
+// MQTT 5 clients that the server is shutting down (an MQTT 3.1.1 client
+// has no such packet: the protocol hook closes its connection instead of
+// sending one), then closes every connection, those that never sent
+// CONNECT included, and waits for mochi to let go of them.
 //
 // The clients are found with Clients.GetAll, not through the CloseFn mochi
 // hands a listener: that one lists them with Clients.GetByListener, which

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -23,7 +22,7 @@ import (
 // scrape fetches /metrics and returns its families.
 func scrape(t *testing.T, b *brokertest.Instance) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(b.APIURL() + "/metrics")
+	resp, err := b.HTTPClient(nil).Get(b.APIURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,12 @@ func (c *Config) resolveSecurity() error {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	if c.RequestRate == 0 {
 		c.RequestRate = throttle.DefaultRate
 	}
@@ -252,9 +258,11 @@ func (b *Broker) addMQTTListeners() error {
 		b.mqttLns[id] = l
 		return nil
 	}
+	opts := listenerOptions{writeTimeout: c.WriteTimeout, connectTimeout: max(c.ConnectTimeout, 0),
+		maxConns: c.maxConnections(), stats: b.security, log: b.log.With("component", "mqtt")}
 	tcp := func(id, addr string, conf *tls.Config) func() (listeners.Listener, error) {
 		return func() (listeners.Listener, error) {
-			return newTCPListener(b.MQTT, id, addr, conf, c.WriteTimeout)
+			return newTCPListener(b.MQTT, id, addr, conf, opts)
 		}
 	}
 	if err := add(listenerMQTT, c.MQTTAddr, tcp(listenerMQTT, c.MQTTAddr, nil)); err != nil {
@@ -267,7 +275,7 @@ func (b *Broker) addMQTTListeners() error {
 		return err
 	}
 	return add(listenerWS, c.WebSocketAddr, func() (listeners.Listener, error) {
-		return newWSListener(b.MQTT, listenerWS, c.WebSocketAddr, tlsConf, c.WriteTimeout)
+		return newWSListener(b.MQTT, listenerWS, c.WebSocketAddr, tlsConf, opts)
 	})
 }
 
@@ -301,4 +309,12 @@ func (b *Broker) securityNotice() {
 	if b.cfg.Identity == auth.ModePassword && b.cfg.MQTTAddr != Off && !loopback(b.MQTTAddr()) {
 		b.log.Warn("identity password on the plain MQTT listener: passwords cross the network in clear text", "mqtt", b.MQTTAddr())
 	}
+	if n := descriptorLimit(); n > 0 && n < lowDescriptorLimit && b.cfg.MaxConnections == 0 {
+		b.log.Warn("the file-descriptor limit is low: each MQTT listener serves few connections; raise it (ulimit -n, LimitNOFILE)",
+			"limit", n, "max_connections", b.cfg.maxConnections())
+	}
 }
+
+// lowDescriptorLimit is the descriptor limit below which the broker warns
+// at start.
+const lowDescriptorLimit = 16384

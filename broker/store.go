@@ -44,17 +44,19 @@ func (b *Broker) openStore() (store.Store, error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 		st, err := badger.Open(badger.Options{
-			Dir:          filepath.Join(cfg.DataDir, "jobs"),
-			NoSync:       cfg.NoSync,
-			MinFreeBytes: cfg.MinFreeBytes,
-			EnableEvents: cfg.Events,
-			Clock:        cfg.Clock,
-			Logger:       cfg.Logger.With("component", "store"),
-			OnCommit:     b.Metrics.Commit,
+			Dir:            filepath.Join(cfg.DataDir, "jobs"),
+			NoSync:         cfg.NoSync,
+			MinFreeBytes:   cfg.MinFreeBytes,
+			EnableEvents:   cfg.Events,
+			Clock:          cfg.Clock,
+			Logger:         cfg.Logger.With("component", "store"),
+			OnCommit:       b.Metrics.Commit,
+			StrictRecovery: cfg.StrictRecovery,
 		})
 		if err != nil {
 			return nil, err
 		}
+		b.security.DamagedLogFiles(len(st.Recovery().Damaged))
 		stats := st.Stats()
 		metrics.RegisterStore(cfg.Registry, st, metrics.StoreCounters{
 			TimersFired: stats.TimersFired.Load, GCRuns: stats.GCRuns.Load, GCRewrites: stats.GCRewrites.Load,

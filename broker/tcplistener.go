@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -16,33 +17,87 @@ import (
 // before the client is disconnected.
 const DefaultWriteTimeout = 10 * time.Second
 
-// tcpListener serves MQTT over TCP, optionally TLS. Unlike mochi's own TCP
-// listener it puts a deadline on every write: mochi holds a client's lock
-// while it writes to the connection, so a client that stops reading would
-// otherwise hold up, for as long as it stays connected, everything that
-// needs that lock (publishing to it, among others). With the deadline the
-// write fails and mochi drops the client.
-type tcpListener struct {
-	id           string
-	ln           net.Listener
-	tls          *tls.Config
+// DefaultConnectTimeout is how long a new MQTT connection may take to
+// finish its TLS handshake and send CONNECT.
+const DefaultConnectTimeout = 10 * time.Second
+
+// listenerOptions are the limits every MQTT listener applies.
+type listenerOptions struct {
+	// writeTimeout bounds each write to a client (see deadlineConn).
 	writeTimeout time.Duration
-	log          *slog.Logger
-	srv          *mqtt.Server // whose clients Close disconnects
-	conns        connSet
+	// connectTimeout bounds the TLS handshake and the CONNECT of a new
+	// connection together; mochi sets the keepalive deadline once CONNECT
+	// is read (0: none).
+	connectTimeout time.Duration
+	// maxConns is how many connections the listener serves at once; more
+	// are answered CONNACK "server unavailable" (MQTT 5: "server busy")
+	// and closed (0: no limit).
+	maxConns int
+	// stats counts what the listener refuses; nil counts nothing.
+	stats listenerStats
+	// log receives the listener's own logs (mochi's logger keeps errors
+	// only).
+	log *slog.Logger
+}
+
+// listenerStats counts a listener's troubles (metrics.Security does).
+type listenerStats interface {
+	AcceptError(listener string)
+	ConnectionRefused(listener, reason string)
+}
+
+// Reasons a listener gives up on a connection, for listenerStats.
+const (
+	refusedLimit          = "limit"           // over the listener's connection limit
+	refusedConnectTimeout = "connect_timeout" // no TLS handshake and CONNECT in time
+)
+
+// tcpListener serves MQTT over TCP, optionally TLS. Unlike mochi's own TCP
+// listener:
+//
+//   - it puts a deadline on every write: mochi holds a client's lock while
+//     it writes to the connection, so a client that stops reading would
+//     otherwise hold up, for as long as it stays connected, everything
+//     that needs that lock (publishing to it, among others). With the
+//     deadline the write fails and mochi drops the client;
+//   - a new connection must finish its TLS handshake and send CONNECT
+//     within connectTimeout, or it is closed: a bare TCP connection or a
+//     half-sent ClientHello holds a descriptor and memory for nothing;
+//   - it serves at most maxConns connections, answering more with a
+//     CONNACK refusal, so that clients cannot take every descriptor;
+//   - it survives accept errors (see retryListener).
+type tcpListener struct {
+	id     string
+	accept *retryListener
+	ln     net.Listener // accept, or TLS over it
+	tls    *tls.Config
+	opts   listenerOptions
+	srv    *mqtt.Server // whose clients Close disconnects
+	conns  connSet
+	refuse refuser
 }
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
-func newTCPListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, writeTimeout time.Duration) (*tcpListener, error) {
-	ln, err := net.Listen("tcp", addr)
+func newTCPListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts listenerOptions) (*tcpListener, error) {
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	l := &tcpListener{id: id, tls: tlsConf, opts: opts, srv: srv}
+	l.accept = newRetryListener(raw, id, opts.log, l.countAcceptError)
+	l.ln = l.accept
 	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
+		l.ln = tls.NewListener(l.accept, tlsConf)
 	}
-	return &tcpListener{id: id, ln: ln, tls: tlsConf, writeTimeout: writeTimeout, srv: srv}, nil
+	l.refuse.init(id, opts)
+	return l, nil
+}
+
+func (l *tcpListener) countAcceptError() {
+	if l.opts.stats != nil {
+		l.opts.stats.AcceptError(l.id)
+	}
 }
 
 func (l *tcpListener) ID() string      { return l.id }
@@ -55,29 +110,43 @@ func (l *tcpListener) Protocol() string {
 	return "tcp"
 }
 
-func (l *tcpListener) Init(log *slog.Logger) error {
-	l.log = log
-	return nil
-}
+// Init is called by mochi; the listener logs through opts.log.
+func (l *tcpListener) Init(*slog.Logger) error { return nil }
+
+// Failing reports why the listener is not accepting connections, nil
+// while it is.
+func (l *tcpListener) Failing() error { return l.accept.Failing() }
 
 func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				l.log.Error("MQTT listener stopped", "listener", l.id, "error", err)
-			}
-			return
+			return // closed: retryListener retries every other error
 		}
-		c := &deadlineConn{Conn: conn, timeout: l.writeTimeout}
+		if l.opts.connectTimeout > 0 {
+			// mochi replaces it with the keepalive deadline once it has
+			// read CONNECT; a TLS connection's handshake runs under it too.
+			_ = conn.SetDeadline(time.Now().Add(l.opts.connectTimeout))
+		}
+		c := &deadlineConn{Conn: conn, timeout: l.opts.writeTimeout}
+		if l.opts.maxConns > 0 && l.conns.len() >= l.opts.maxConns {
+			l.refuse.busy(c)
+			continue
+		}
 		if !l.conns.add(c) {
 			conn.Close() // the listener is closing
 			continue
 		}
 		go func() {
 			defer l.conns.done(c)
-			if err := establish(l.id, c); err != nil {
-				l.log.Debug("MQTT client ended", "listener", l.id, "error", err)
+			err := establish(l.id, c)
+			if err != nil {
+				l.opts.log.Debug("MQTT client ended", "listener", l.id, "remote", conn.RemoteAddr(), "error", err)
+			}
+			if isTimeout(err) && !c.wrote.Load() && l.opts.stats != nil {
+				// Nothing was ever written: not even a CONNACK. The client
+				// did not finish its handshake and CONNECT in time.
+				l.opts.stats.ConnectionRefused(l.id, refusedConnectTimeout)
 			}
 		}()
 	}
@@ -92,6 +161,7 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 	}
 	l.ln.Close()
 	closeListener(l.srv, l.id, &l.conns)
+	l.refuse.wait()
 }
 
 // deadlineConn bounds each write by a timeout, and can hold a write back
@@ -99,6 +169,7 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	wrote   atomic.Bool // something was written (a CONNACK, at least)
 
 	mu   sync.Mutex
 	hold bool   // the next write waits for the one after it
@@ -146,6 +217,7 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 			c.held = nil // do not keep a large reply's buffer
 		}
 	}
+	c.wrote.Store(true)
 	n, err := c.write(out)
 	// The held bytes were reported written when they were held: count
 	// only p's.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,31 +19,38 @@ import (
 
 // wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary
 // frames), optionally over TLS. mochi has a WebSocket listener of its own;
-// this one binds its socket up front (so ":0" reports the port it got) and
-// lets the auth hook see the TLS state of each connection.
+// this one binds its socket up front (so ":0" reports the port it got),
+// lets the auth hook see the TLS state of each connection, and applies the
+// limits of the TCP listener: the TLS handshake and the HTTP upgrade
+// request within connectTimeout, and CONNECT within connectTimeout after
+// the upgrade; at most maxConns connections (an upgrade beyond them is
+// answered 503); accept errors retried (see retryListener).
 type wsListener struct {
 	id    string
-	ln    net.Listener
+	ln    *retryListener
 	tls   *tls.Config
 	srv   *http.Server
-	log   *slog.Logger
 	up    websocket.Upgrader
 	mu    sync.Mutex // guards est
 	est   listeners.EstablishFn
 	mqtt  *mqtt.Server // whose clients Close disconnects
 	conns connSet
-
-	writeTimeout time.Duration
+	opts  listenerOptions
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, writeTimeout time.Duration) (*wsListener, error) {
-	ln, err := net.Listen("tcp", addr)
+func newWSListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts listenerOptions) (*wsListener, error) {
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	l := &wsListener{id: id, ln: ln, tls: tlsConf, writeTimeout: writeTimeout, mqtt: srv}
+	l := &wsListener{id: id, tls: tlsConf, opts: opts, mqtt: srv}
+	l.ln = newRetryListener(raw, id, opts.log, func() {
+		if opts.stats != nil {
+			opts.stats.AcceptError(id)
+		}
+	})
 	l.up = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		// Devices are not browsers; an Origin header proves nothing either
@@ -62,35 +70,56 @@ func (l *wsListener) Protocol() string {
 	return "ws"
 }
 
-func (l *wsListener) Init(log *slog.Logger) error {
-	l.log = log
+// Init is called by mochi; the listener logs through opts.log.
+func (l *wsListener) Init(*slog.Logger) error {
+	headerTimeout := l.opts.connectTimeout
+	if headerTimeout <= 0 {
+		headerTimeout = DefaultConnectTimeout
+	}
 	l.srv = &http.Server{
-		Handler:           http.HandlerFunc(l.upgrade),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Handler: http.HandlerFunc(l.upgrade),
+		// Also the deadline of the TLS handshake.
+		ReadHeaderTimeout: headerTimeout,
+		ErrorLog:          slog.NewLogLogger(l.opts.log.Handler(), slog.LevelDebug),
 	}
 	return nil
 }
+
+// Failing reports why the listener is not accepting connections, nil
+// while it is.
+func (l *wsListener) Failing() error { return l.ln.Failing() }
 
 func (l *wsListener) Serve(establish listeners.EstablishFn) {
 	l.mu.Lock()
 	l.est = establish
 	l.mu.Unlock()
-	ln := l.ln
+	var ln net.Listener = l.ln
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)
 	}
 	if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		l.log.Error("websocket listener stopped", "listener", l.id, "error", err)
+		l.opts.log.Error("websocket listener stopped", "listener", l.id, "error", err)
 	}
 }
 
 func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
+	if l.opts.maxConns > 0 && l.conns.len() >= l.opts.maxConns {
+		if l.opts.stats != nil {
+			l.opts.stats.ConnectionRefused(l.id, refusedLimit)
+		}
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "the MQTT listener is at its connection limit", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := l.up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered the client
 	}
-	c := &wsConn{Conn: ws.NetConn(), ws: ws, timeout: l.writeTimeout}
+	if l.opts.connectTimeout > 0 {
+		// CONNECT within the deadline; mochi sets the keepalive one then.
+		_ = ws.NetConn().SetDeadline(time.Now().Add(l.opts.connectTimeout))
+	}
+	c := &wsConn{Conn: ws.NetConn(), ws: ws, timeout: l.opts.writeTimeout}
 	if r.TLS != nil {
 		state := *r.TLS
 		c.state = &state
@@ -103,8 +132,12 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 	l.mu.Lock()
 	est := l.est
 	l.mu.Unlock()
-	if err := est(l.id, c); err != nil {
-		l.log.Debug("websocket client ended", "listener", l.id, "error", err)
+	err = est(l.id, c)
+	if err != nil {
+		l.opts.log.Debug("websocket client ended", "listener", l.id, "error", err)
+	}
+	if isTimeout(err) && !c.wrote.Load() && l.opts.stats != nil {
+		l.opts.stats.ConnectionRefused(l.id, refusedConnectTimeout) // no CONNECT after the upgrade
 	}
 }
 
@@ -134,6 +167,7 @@ type wsConn struct {
 	wmu   sync.Mutex
 
 	timeout time.Duration // per write, as deadlineConn
+	wrote   atomic.Bool   // something was written (a CONNACK, at least)
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
@@ -163,6 +197,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.wrote.Store(true)
 	if c.timeout > 0 {
 		if err := c.ws.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 			return 0, err

@@ -7,11 +7,16 @@
 // ModeNone takes the client ID and checks nothing (a local test broker),
 // ModeMTLS takes the common name of the verified client certificate and
 // requires the client ID to equal it, ModePassword checks the MQTT
-// username and password against a file of bcrypt hashes. Under ModeMTLS
+// username and password against a file of bcrypt hashes and requires the
+// client ID to belong to that thing (see Passwords.Owner). Under ModeMTLS
 // and ModePassword a thing may publish only its own jobs request topics,
 // subscribe only within its own $aws/things/{thing}/jobs/ prefix, use the
 // extra topics the configured rules give it, and only operators may
 // subscribe to $aws/events/#.
+//
+// What mochi publishes on a client's behalf passes the same decision: a
+// will is checked when the client connects (a will the client could not
+// publish itself refuses the connection) and again when it is sent.
 package auth
 
 import (
@@ -24,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -90,6 +96,14 @@ type Options struct {
 	// MaxConnections is how many connections one identity may hold
 	// (default DefaultMaxConnections; negative means no limit).
 	MaxConnections int
+	// LoginBackoff is the longest an identity, or a source address, must
+	// wait before its next login is checked after repeated failed
+	// password logins (default DefaultLoginBackoff; negative: no waits).
+	LoginBackoff time.Duration
+	// OnLoginFailure, if set, is told about every refused password login:
+	// reason is "bad_login" (unknown thing, wrong password, no username)
+	// or "backoff" (refused unchecked, to make the client wait).
+	OnLoginFailure func(reason string)
 	// Logger receives refusals at debug level and failures at warn.
 	Logger *slog.Logger
 }
@@ -102,16 +116,47 @@ type Hook struct {
 	operators map[string]bool
 	log       *slog.Logger
 
+	backoff *loginBackoff
+
+	// A client is recorded when OnConnectAuthenticate accepts it, before
+	// mochi answers CONNACK, not later when its session is established:
+	// a client that reconnects as soon as it has its CONNACK must find its
+	// previous connection recorded, or it would be refused for the limit
+	// instead of taking that connection over.
 	mu    sync.Mutex
-	conns map[*mqtt.Client]string // established clients and their identities
-	byID  map[string]*mqtt.Client // the established client of each client ID
+	conns map[*mqtt.Client]*conn  // authenticated clients (pending or established)
+	byID  map[string]*mqtt.Client // the latest authenticated client of each client ID
 	// pending holds the clients that passed OnConnectAuthenticate and
 	// are not yet established; count includes them, so that two clients
 	// connecting at once cannot both take an identity's last place.
-	pending map[*mqtt.Client]string
+	pending map[*mqtt.Client]struct{}
 	sweepAt int            // sweep pending when it grows to this size
 	count   map[string]int // established and pending connections per identity
 }
+
+// conn is what the hook knows of an authenticated client.
+type conn struct {
+	identity string
+	// displaced is the client that had the client ID before this one,
+	// given the ID back if this one goes away before its session is
+	// established (and so before it took that client over).
+	displaced *mqtt.Client
+	// settled is closed once the client is established or gone.
+	settled chan struct{}
+}
+
+// settle closes c.settled once. Called with h.mu held.
+func (c *conn) settle() {
+	select {
+	case <-c.settled:
+	default:
+		close(c.settled)
+	}
+}
+
+// takeoverWait bounds how long a client that was taken over waits for its
+// successor in OnDisconnect.
+const takeoverWait = 5 * time.Second
 
 // ID returns the hook's ID.
 func (h *Hook) ID() string { return "jobsbroker-auth" }
@@ -123,6 +168,7 @@ func (h *Hook) Provides(b byte) bool {
 		mqtt.OnACLCheck,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
+		mqtt.OnWill,
 	}, []byte{b})
 }
 
@@ -156,6 +202,10 @@ func (h *Hook) Init(config any) error {
 	if h.opts.MaxConnections == 0 {
 		h.opts.MaxConnections = DefaultMaxConnections
 	}
+	if h.opts.LoginBackoff == 0 {
+		h.opts.LoginBackoff = DefaultLoginBackoff
+	}
+	h.backoff = newLoginBackoff(h.opts.LoginBackoff)
 	h.log = h.opts.Logger
 	if h.log == nil {
 		h.log = h.Log
@@ -168,10 +218,10 @@ func (h *Hook) Init(config any) error {
 	for _, op := range h.opts.Operators {
 		h.operators[op] = true
 	}
-	h.conns = map[*mqtt.Client]string{}
+	h.conns = map[*mqtt.Client]*conn{}
 	h.byID = map[string]*mqtt.Client{}
 	h.count = map[string]int{}
-	h.pending = map[*mqtt.Client]string{}
+	h.pending = map[*mqtt.Client]struct{}{}
 	return nil
 }
 
@@ -196,13 +246,17 @@ func (h *Hook) Identity(cl *mqtt.Client) (thing string, enforced bool) {
 }
 
 // OnConnectAuthenticate establishes the client's identity and refuses the
-// connection when it cannot, or when the identity holds too many
-// connections already.
+// connection when it cannot, when the client ID is not the identity's,
+// when the client's will is one it could not publish itself, or when the
+// identity holds too many connections already. A refusal is answered with
+// the CONNACK reason that says why (see refuse).
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	identity, err := h.authenticate(cl, pk)
-	if err != nil {
-		h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener, "error", err)
-		return false
+	identity, ref := h.authenticate(cl, pk)
+	if ref != nil {
+		return h.refuse(cl, ref)
+	}
+	if ref := h.checkWill(cl, identity, pk); ref != nil {
+		return h.refuse(cl, ref)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -210,69 +264,142 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.sweepPending()
 	}
 	// A connection with a client ID that is connected already takes that
-	// one over, which then leaves: it is not refused for the limit.
-	_, takeover := h.byID[cl.ID]
+	// one over, which then leaves: it is not refused for the limit. Only
+	// a connection of the same identity may do so.
+	prev, takeover := h.byID[cl.ID]
+	if takeover {
+		if c := h.conns[prev]; c != nil && c.identity != identity {
+			return h.refuse(cl, &refusal{code: packets.ErrClientIdentifierNotValid,
+				err: fmt.Errorf("client ID %q is connected as identity %s", cl.ID, c.identity)})
+		}
+	}
 	if limit := h.opts.MaxConnections; limit > 0 && !takeover && h.count[identity] >= limit {
 		h.sweepPending() // a place held by a client that has gone is free
 		if n := h.count[identity]; n >= limit {
-			h.log.Info("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote,
-				"error", fmt.Sprintf("identity %s already has %d connections (limit %d)", identity, n, limit))
-			return false
+			return h.refuse(cl, &refusal{code: packets.ErrQuotaExceeded,
+				err: fmt.Errorf("identity %s already has %d connections (limit %d)", identity, n, limit)})
 		}
 	}
-	h.pending[cl] = identity
+	h.conns[cl] = &conn{identity: identity, displaced: prev, settled: make(chan struct{})}
+	h.byID[cl.ID] = cl
+	h.pending[cl] = struct{}{}
 	h.count[identity]++
 	return true
 }
 
-// sweepPending releases the places of clients that were authenticated
-// but closed before their session was established (mochi calls no hook
-// when, say, the CONNACK cannot be written). It runs when an identity is
-// at its limit and whenever pending has doubled since the last sweep, so
-// that during a connection storm each connection costs O(1) amortized.
-// Called with h.mu held.
+// sweepPending forgets the clients that were authenticated but closed
+// before their session was established (mochi calls no hook when, say,
+// the CONNACK cannot be written), giving back their places and client
+// IDs. It runs when an identity is at its limit and whenever pending has
+// doubled since the last sweep, so that during a connection storm each
+// connection costs O(1) amortized. Called with h.mu held.
 func (h *Hook) sweepPending() {
-	for cl, id := range h.pending {
+	for cl := range h.pending {
 		if cl.Closed() {
-			delete(h.pending, cl)
-			h.release(id)
+			h.forget(cl)
 		}
 	}
 	h.sweepAt = max(64, 2*len(h.pending))
 }
 
-// release gives back one of identity's places. Called with h.mu held.
-func (h *Hook) release(identity string) {
-	if h.count[identity]--; h.count[identity] <= 0 {
-		delete(h.count, identity)
+// forget removes a client from the records and gives back its place.
+// Called with h.mu held.
+func (h *Hook) forget(cl *mqtt.Client) {
+	c, ok := h.conns[cl]
+	if !ok {
+		return
+	}
+	delete(h.conns, cl)
+	delete(h.pending, cl)
+	c.settle()
+	if h.byID[cl.ID] == cl {
+		delete(h.byID, cl.ID)
+		// The client it displaced is still the holder of the ID if it
+		// was not taken over.
+		if d := c.displaced; d != nil && !d.Closed() {
+			if _, known := h.conns[d]; known {
+				h.byID[cl.ID] = d
+			}
+		}
+	}
+	if h.count[c.identity]--; h.count[c.identity] <= 0 {
+		delete(h.count, c.identity)
 	}
 }
 
-func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (string, error) {
+// authenticate returns the client's identity, or why it is refused.
+func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (string, *refusal) {
 	switch h.opts.Mode {
 	case ModeMTLS:
 		cn, err := certificateName(cl)
 		if err != nil {
-			return "", err
+			return "", &refusal{code: packets.ErrBadUsernameOrPassword, err: err}
 		}
 		if cl.ID != cn {
-			return "", fmt.Errorf("client ID %q is not the certificate's thing %q", cl.ID, cn)
+			return "", &refusal{code: packets.ErrClientIdentifierNotValid,
+				err: fmt.Errorf("client ID %q is not the certificate's thing %q", cl.ID, cn)}
 		}
 		return cn, nil
 	case ModePassword:
-		user := string(pk.Connect.Username)
-		if !pk.Connect.UsernameFlag || user == "" {
-			return "", errors.New("no username")
+		user, ref := h.checkPassword(cl, pk)
+		if ref != nil {
+			return "", ref
 		}
-		if !topics.ValidThingName(user) {
-			return "", fmt.Errorf("username %q is not a thing name", user)
-		}
-		if err := h.passwords.Load().Check(user, pk.Connect.Password); err != nil {
-			return "", err
-		}
-		return user, nil
+		return user, h.checkClientID(cl, pk, user)
 	}
 	return cl.ID, nil
+}
+
+// checkPassword checks a password login, after the waits that failed
+// logins of the same identity or from the same address impose.
+func (h *Hook) checkPassword(cl *mqtt.Client, pk packets.Packet) (string, *refusal) {
+	user := string(pk.Connect.Username)
+	if w := h.backoff.wait(user, cl.Net.Remote); w > 0 {
+		h.loginFailed("backoff")
+		return "", &refusal{code: packets.ErrConnectionRateExceeded, quiet: true,
+			err: fmt.Errorf("too many failed logins for %q or from this address: retry in %v", user, w.Round(time.Second))}
+	}
+	var err error
+	switch {
+	case !pk.Connect.UsernameFlag || user == "":
+		err = errors.New("no username")
+	case !topics.ValidThingName(user):
+		err = fmt.Errorf("username %q is not a thing name", user)
+	default:
+		err = h.passwords.Load().Check(user, pk.Connect.Password)
+	}
+	if err != nil {
+		h.backoff.failed(user, cl.Net.Remote)
+		h.loginFailed("bad_login")
+		return "", &refusal{code: packets.ErrBadUsernameOrPassword, err: err}
+	}
+	h.backoff.succeeded(user, cl.Net.Remote)
+	return user, nil
+}
+
+func (h *Hook) loginFailed(reason string) {
+	if h.opts.OnLoginFailure != nil {
+		h.opts.OnLoginFailure(reason)
+	}
+}
+
+// checkClientID requires a password client's ID to belong to its thing
+// (Passwords.Owner): the thing's name, or the name followed by "-" and
+// anything. A client that sent no client ID is given one of that shape.
+func (h *Hook) checkClientID(cl *mqtt.Client, pk packets.Packet, thing string) *refusal {
+	if pk.Connect.ClientIdentifier == "" {
+		// mochi made one up (and tells an MQTT 5 client in CONNACK).
+		cl.ID = thing + "-" + cl.ID
+		if cl.Properties.Props.AssignedClientID != "" {
+			cl.Properties.Props.AssignedClientID = cl.ID
+		}
+		return nil
+	}
+	if owner, ok := h.passwords.Load().Owner(cl.ID); !ok || owner != thing {
+		return &refusal{code: packets.ErrClientIdentifierNotValid,
+			err: fmt.Errorf("client ID %q does not belong to thing %s: use %s or %s-<suffix>", cl.ID, thing, thing, thing)}
+	}
+	return nil
 }
 
 // certificateName returns the CN of the client's verified certificate.
@@ -301,35 +428,63 @@ func ConnectionState(c any) (tls.ConnectionState, bool) {
 	return tls.ConnectionState{}, false
 }
 
-// OnSessionEstablished records the client as connected under its
-// identity, which OnConnectAuthenticate counted it against already.
+// OnSessionEstablished marks the client as established: from now on mochi
+// calls OnDisconnect when it leaves.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	id, ok := h.pending[cl]
-	if ok {
-		delete(h.pending, cl)
-	} else {
-		id, _ = h.Identity(cl)
-		h.count[id]++ // swept as closed meanwhile: OnDisconnect follows
+	if _, ok := h.conns[cl]; !ok {
+		// Swept as closed meanwhile: OnDisconnect follows, and releases
+		// the place it takes back here.
+		id, _ := h.Identity(cl)
+		h.conns[cl] = &conn{identity: id, settled: make(chan struct{})}
+		h.count[id]++
+		if _, taken := h.byID[cl.ID]; !taken {
+			h.byID[cl.ID] = cl
+		}
 	}
-	h.conns[cl] = id
-	h.byID[cl.ID] = cl
+	delete(h.pending, cl)
+	c := h.conns[cl]
+	c.displaced = nil
+	c.settle()
 }
 
-// OnDisconnect releases the client's place.
+// OnDisconnect releases the client's place. A client that another
+// connection is taking over waits, at most takeoverWait, until that one is
+// established: mochi marks a client taken over only after it has closed
+// it, and a closed clean-session client whose goroutine gets to its
+// cleanup first, not yet marked, deletes "its" client ID from the client
+// table after the new connection was added there: the new connection is
+// then served no messages at all.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	id, ok := h.conns[cl]
-	if !ok {
+	var successor chan struct{}
+	next := h.byID[cl.ID]
+	if c := h.conns[next]; next != cl && c != nil {
+		successor = c.settled
+	}
+	h.forget(cl)
+	h.mu.Unlock()
+	if successor == nil {
 		return
 	}
-	delete(h.conns, cl)
-	if h.byID[cl.ID] == cl {
-		delete(h.byID, cl.ID)
+	// A successor that fails before it is established (its CONNACK
+	// cannot be written) calls no hook: look for that too.
+	deadline := time.After(takeoverWait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-successor:
+			return
+		case <-deadline:
+			return
+		case <-tick.C:
+			if next.Closed() {
+				return
+			}
+		}
 	}
-	h.release(id)
 }
 
 // OnACLCheck decides whether cl may publish to topic (write) or subscribe

@@ -31,6 +31,10 @@ type Passwords struct {
 	// Passwords: reloading the file forgets it.
 	verified sync.Map // thing -> [32]byte
 	key      [32]byte
+	// dummy is a hash of no password at the cost most of the file's
+	// hashes have: an unknown thing is checked against it, so that its
+	// refusal takes as long as a wrong password of a known thing.
+	dummy func() []byte
 }
 
 // ErrBadLogin is returned for an unknown thing or a wrong password.
@@ -52,6 +56,7 @@ func LoadPasswords(path string) (*Passwords, error) {
 // ParsePasswords parses the contents of a password file.
 func ParsePasswords(b []byte) (*Passwords, error) {
 	p := &Passwords{hashes: map[string][]byte{}}
+	costs := map[int]int{} // bcrypt cost -> how many hashes have it
 	if _, err := rand.Read(p.key[:]); err != nil {
 		return nil, fmt.Errorf("password cache key: %w", err)
 	}
@@ -68,9 +73,11 @@ func ParsePasswords(b []byte) (*Passwords, error) {
 		if !topics.ValidThingName(thing) {
 			return nil, fmt.Errorf("line %d: %q is not a thing name (1-128 of [a-zA-Z0-9:_-])", n, thing)
 		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
 			return nil, fmt.Errorf("line %d (%s): not a bcrypt hash: %w", n, thing, err)
 		}
+		costs[cost]++
 		if _, dup := p.hashes[thing]; dup {
 			return nil, fmt.Errorf("line %d: %s is listed twice", n, thing)
 		}
@@ -79,6 +86,16 @@ func ParsePasswords(b []byte) (*Passwords, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
+	cost := bcrypt.DefaultCost
+	for c, n := range costs {
+		if n > costs[cost] || (n == costs[cost] && c > cost) {
+			cost = c
+		}
+	}
+	p.dummy = sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte("not a password of any thing"), cost)
+		return h
+	})
 	return p, nil
 }
 
@@ -91,7 +108,7 @@ func (p *Passwords) Check(thing string, password []byte) error {
 	if !ok {
 		// Spend the time a real check takes, so that timing does not tell
 		// which things exist.
-		_ = bcrypt.CompareHashAndPassword(dummyHash(), password)
+		_ = bcrypt.CompareHashAndPassword(p.dummy(), password)
 		return ErrBadLogin
 	}
 	mac := hmac.New(sha256.New, p.key[:])
@@ -108,11 +125,24 @@ func (p *Passwords) Check(thing string, password []byte) error {
 	return nil
 }
 
-// dummyHash is a bcrypt hash at the default cost, of no real password.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("not a password of any thing"), bcrypt.DefaultCost)
-	return h
-})
+// Owner returns the thing a client ID belongs to under identity password:
+// the thing of that name, or else the thing whose name is the client ID's
+// part before a "-" (pump-42-a belongs to pump-42 if there is one, else
+// to pump). Of several such things the longest name wins, so that every
+// client ID has at most one owner. ok is false when no thing owns it.
+func (p *Passwords) Owner(clientID string) (thing string, ok bool) {
+	for cand := clientID; cand != ""; {
+		if _, ok := p.hashes[cand]; ok {
+			return cand, true
+		}
+		i := strings.LastIndexByte(cand, '-')
+		if i < 0 {
+			break
+		}
+		cand = cand[:i]
+	}
+	return "", false
+}
 
 // PasswordLine returns a password file line for thing.
 func PasswordLine(thing string, password []byte) (string, error) {

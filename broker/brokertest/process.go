@@ -52,14 +52,48 @@ type Process struct {
 	logs     []string
 }
 
-// StartProcess runs the broker binary on loopback ports with dataDir and
-// extra flags, and waits until it says it has started.
-func StartProcess(t testing.TB, dataDir string, args ...string) *Process {
-	t.Helper()
+// command is the broker binary on loopback ports with dataDir and extra
+// flags.
+func command(t testing.TB, dataDir string, args ...string) *exec.Cmd {
 	all := append([]string{"-mqtt-addr", "127.0.0.1:0", "-api-addr", "127.0.0.1:0", "-jobs-addr", "127.0.0.1:0",
 		"-data-dir", dataDir, "-log-format", "json"}, args...)
 	cmd := exec.Command(Binary(t), all...)
 	cmd.Env = append(os.Environ(), "JOBSBROKER_MQTT_ADDR=", "JOBSBROKER_API_ADDR=", "JOBSBROKER_JOBS_ADDR=")
+	return cmd
+}
+
+// RunProcess runs the broker binary as StartProcess would, for a run
+// expected to end by itself (a start that must fail), and returns its
+// output and exit code; -1 when it was still running after d and was
+// killed.
+func RunProcess(t testing.TB, d time.Duration, dataDir string, args ...string) (string, int) {
+	t.Helper()
+	cmd := command(t, dataDir, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start jobsbroker: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return out.String(), cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return out.String(), -1
+	}
+}
+
+// StartProcess runs the broker binary on loopback ports with dataDir and
+// extra flags, and waits until it says it has started.
+func StartProcess(t testing.TB, dataDir string, args ...string) *Process {
+	t.Helper()
+	cmd := command(t, dataDir, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -143,3 +177,6 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 
 // Exited is closed when the process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Pid returns the broker's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }

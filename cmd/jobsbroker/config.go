@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/broker/auth"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 )
@@ -62,12 +63,17 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs.IntVar(&s.MaxTopicLength, "max-topic-length", 256, "longest MQTT topic name or filter accepted, in bytes (AWS IoT: 256)")
 	fs.Float64Var(&s.RequestRate, "request-rate", 100, "device requests per second one thing may make over MQTT and HTTP together, answered RequestThrottled / ThrottlingException beyond it (negative: no limit)")
 	fs.DurationVar(&s.WriteTimeout, "write-timeout", broker.DefaultWriteTimeout, "how long a write to an MQTT client may block before the client is disconnected (a client that stops reading holds up only itself meanwhile)")
+	fs.DurationVar(&s.ConnectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "how long a new MQTT connection may take to finish its TLS handshake and send CONNECT before it is closed (negative: no limit)")
+	fs.IntVar(&s.MaxConnections, "max-connections", 0, "connections each MQTT listener serves at once, more are answered CONNACK server unavailable (0: a share of the process's file-descriptor limit; negative: no limit)")
+	fs.IntVar(&s.MaxSubscriptions, "max-subscriptions", broker.DefaultMaxSubscriptions, "subscriptions one MQTT client may hold (AWS IoT: 50; negative: no limit)")
+	fs.DurationVar(&s.LoginBackoff, "login-backoff", auth.DefaultLoginBackoff, "longest wait imposed on an identity, or on a source address, after repeated failed password logins (negative: none)")
 	fs.IntVar(&s.RequestBurst, "request-burst", 0, "device requests one thing may make at once before request_rate applies (0: request_rate)")
 	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store (store badger)")
 	fs.StringVar(&s.Store, "store", broker.StoreBadger, "where jobs live: badger (embedded in data_dir, one node) or postgres (store_url, shared by several nodes)")
 	fs.StringVar(&s.StoreURL, "store-url", "", "PostgreSQL connection string for store postgres, e.g. postgres://user:password@db:5432/jobs (its password is redacted by jobsbroker config)")
 	fs.StringVar(&s.NodeID, "node-id", "", "this node's name among the nodes of a shared store (empty: hostname-pid)")
 	fs.Int64Var(&s.MinFreeBytes, "min-free-bytes", badger.DefaultMinFreeBytes, "free space the data directory's filesystem must keep: below it writes are refused (ServiceUnavailable / InternalError) and reads go on; negative turns the check off")
+	fs.BoolVar(&s.StrictRecovery, "strict-recovery", false, "refuse to start when the store's write-ahead log or value log is damaged, instead of dropping the damaged part and reporting it")
 	fs.BoolVar(&s.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
 	fs.BoolVar(&s.Events, "events", false, "publish job and job-execution events on $aws/events/... (until UpdateEventConfigurations changes it)")
 	fs.StringVar(&s.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns, and the one SigV4 signatures must be scoped to")

@@ -39,6 +39,13 @@ import (
 //     (GetPendingJobExecutions over MQTT, DescribeJobExecution over HTTP,
 //     DescribeJob, /healthz) go on, and writes resume by themselves once
 //     the ballast is gone.
+//   - ENOSPC without the guard (-min-free-bytes -1): the same, and the
+//     broker must not die either. Badger writes through memory maps of
+//     sparse files, and a write to a page the full filesystem cannot back
+//     is SIGBUS; the store keeps the free space one commit and one
+//     memtable flush need whatever the setting says. Before that floor,
+//     the first write on the full disk killed the broker in
+//     badger.(*logFile).writeEntry.
 //   - EFBIG, a store error: the running broker's RLIMIT_FSIZE is lowered to
 //     1 MiB with prlimit(2) (the Go runtime ignores SIGXFSZ), so Badger
 //     fails to create its next memtable. That leaves Badger unable to read
@@ -50,6 +57,11 @@ func TestFullDiskKeepsReads(t *testing.T) {
 		t.Skip("builds and runs the broker binary")
 	}
 	t.Run("ENOSPC", func(t *testing.T) { runFullDisk(t, tmpfsFault(t)) })
+	t.Run("ENOSPC-unguarded", func(t *testing.T) {
+		f := tmpfsFault(t)
+		f.args = []string{"-min-free-bytes", "-1"}
+		runFullDisk(t, f)
+	})
 	t.Run("EFBIG", func(t *testing.T) { runFullDisk(t, fileSizeFault(t)) })
 }
 
@@ -229,10 +241,12 @@ func runFullDisk(t *testing.T, f *diskFault) {
 	if f.failStop {
 		r.checkFailStop()
 	} else {
-		// (b) Nothing of it is visible, and (c) reads answer.
+		// (b) Nothing of it is visible, (c) reads answer, and the broker
+		// says it is not ready: ready means the store takes writes.
 		r.checkReads("after the MQTT update failed")
 		r.httpUpdateUntilFailure()
 		r.checkReads("after the HTTP update failed")
+		r.checkReady(false, "while writes are refused")
 	}
 
 	// (d) Space is back: writes succeed again, in place or after a restart.
@@ -244,6 +258,24 @@ func runFullDisk(t *testing.T, f *diskFault) {
 	}
 	r.checkAcked()
 	r.mustWrite()
+	r.checkReady(true, "once writes resumed")
+}
+
+// checkReady checks /readyz: 503 naming the store while it refuses
+// writes, 200 once it takes them again.
+func (r *diskRun) checkReady(want bool, when string) {
+	r.t.Helper()
+	code, _, body, err := r.http(http.MethodGet, "http://"+r.b.APIAddr+"/readyz", nil)
+	if err != nil {
+		r.availability("/readyz "+when, err.Error())
+	}
+	checks, _ := body["checks"].(map[string]any)
+	switch {
+	case want && code != http.StatusOK:
+		r.t.Fatalf("/readyz %s: %d %v, want 200", when, code, body)
+	case !want && (code != http.StatusServiceUnavailable || checks["store"] == "ok"):
+		r.t.Fatalf("/readyz %s: %d %v, want 503 with the store's check failing", when, code, body)
+	}
 }
 
 // checkFailStop checks a broker whose store failed: alive, unready, and

@@ -66,14 +66,20 @@ type Options struct {
 	GCInterval time.Duration `yaml:"gc_interval" json:"gc_interval"`
 	// MinFreeBytes is the free space the store's filesystem must keep:
 	// below it, operations that write are refused with
-	// ServiceUnavailable while reads go on (default 256 MiB; negative
-	// turns the check off). Badger writes through memory maps of sparse
-	// files, and running out of space there kills the process, so the
-	// store stops writing well before that.
+	// ServiceUnavailable while reads go on (default 256 MiB). Badger
+	// writes through memory maps of sparse files, and running out of space
+	// there kills the process, so the store stops writing well before
+	// that. Negative keeps only the floor Badger needs for one commit and
+	// one memtable flush (disk.go), which no setting lowers.
 	MinFreeBytes int64 `yaml:"min_free_bytes" json:"min_free_bytes"`
 	// OnCommit, if set, is told about every commit: how long it took, how
 	// many operations it carried, and its error.
 	OnCommit func(took time.Duration, ops int, err error) `yaml:"-" json:"-"`
+	// StrictRecovery refuses to open a store whose write-ahead log or
+	// value log is damaged (ErrDamagedLog), leaving the files as they are.
+	// Otherwise Open drops the damaged part, as Badger does, and reports
+	// it (Recovery, and an error in the log).
+	StrictRecovery bool `yaml:"strict_recovery" json:"strict_recovery"`
 }
 
 const (
@@ -111,11 +117,12 @@ type Store struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	stats     Stats
+	recovery  RecoveryReport // what Open found in the logs
 
 	maxBytes, maxEntries int64 // the most one Badger transaction may hold
 
 	failed atomic.Pointer[error] // set by a failed commit: the store takes no more writes
-	space  diskSpace             // committer only
+	space  diskSpace             // committer only, but for its atomics
 	cache  recordCache           // committer only
 }
 
@@ -152,7 +159,13 @@ func Open(opts Options) (*Store, error) {
 	if opts.MinFreeBytes == 0 {
 		opts.MinFreeBytes = DefaultMinFreeBytes
 	}
+	var recovery RecoveryReport
 	if !opts.InMemory {
+		rep, err := recoverLogs(opts)
+		if err != nil {
+			return nil, err
+		}
+		recovery = rep
 		if err := removeEmptyMemtables(opts.Dir); err != nil {
 			return nil, err
 		}
@@ -180,6 +193,7 @@ func Open(opts Options) (*Store, error) {
 		closing:    make(chan struct{}),
 		maxBytes:   db.MaxBatchSize(),
 		maxEntries: db.MaxBatchCount(),
+		recovery:   recovery,
 	}
 	s.docs.Init(64 << 20)
 	if err := s.load(); err != nil {
@@ -358,7 +372,7 @@ func (s *Store) commitLoop() {
 
 // runBatch runs ops in as few transactions as their size allows.
 func (s *Store) runBatch(ops []*op) {
-	if s.space.low(s) {
+	if s.space.check(s) {
 		for _, o := range ops {
 			s.runReadOnly(o)
 		}
@@ -389,7 +403,7 @@ func (s *Store) runReadOnly(o *op) {
 		o.err = store.Unavailable("operation", err)
 	case w.entries > 0:
 		s.stats.CommitFailures.Add(1)
-		o.err = store.Unavailable("write", fmt.Errorf("the disk holding the store has less than %d MiB free; writes resume when there is more", s.opts.MinFreeBytes>>20))
+		o.err = store.Unavailable("write", s.space.refusal())
 	default:
 		return // nothing to commit
 	}
@@ -670,8 +684,7 @@ func (s *Store) gcLoop() {
 		case <-t.C:
 			// Garbage collection rewrites value-log files: not on a disk
 			// that is nearly full, nor on a store that stopped writing.
-			if free, err := freeBytes(s.opts.Dir); s.failed.Load() != nil ||
-				(err == nil && s.opts.MinFreeBytes > 0 && free < uint64(s.opts.MinFreeBytes)) {
+			if s.failed.Load() != nil || !s.roomForGC() {
 				continue
 			}
 			s.collectGarbage()

@@ -1,0 +1,109 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+
+	"github.com/jobsbroker/jobsbroker/broker/brokertest"
+)
+
+// TestDamagedLogAfterKill: the broker binary is killed (SIGKILL) with
+// acknowledged changes in its memtable's write-ahead log, and 4 KiB in
+// the middle of that log are overwritten. With -strict-recovery the broker
+// refuses to start, naming the file; without it, it starts, logs an error
+// naming the file and what was dropped, and jobsbroker_store_damaged_log_files
+// says 1. Before, it started, reported ready and said nothing, at any log
+// level.
+func TestDamagedLogAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the broker binary")
+	}
+	dir := t.TempDir()
+	p := brokertest.StartProcess(t, dir)
+	const things = 100
+	targets := make([]string, things)
+	for i := range targets {
+		targets[i] = brokertest.ThingARN(fmt.Sprintf("t%03d", i))
+	}
+	ctx := context.Background()
+	if _, err := brokertest.IoTClient(p.APIURL()).CreateJob(ctx, &iot.CreateJobInput{
+		JobId: aws.String("fw"), Targets: targets, Document: aws.String(`{"op":"fw"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range things {
+		req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/things/t%03d/jobs/$next", p.JobsAddr, i), strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("start-next t%03d: %d", i, resp.StatusCode)
+		}
+	}
+	p.Kill()
+
+	// Overwrite 4 KiB in the middle of the entries of the fullest log.
+	mems, _ := filepath.Glob(filepath.Join(dir, "jobs", "*.mem"))
+	var wal string
+	var end int
+	for _, m := range mems {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(bytes.TrimRight(b, "\x00")); n > end {
+			wal, end = m, n
+		}
+	}
+	if end < 16<<10 {
+		t.Fatalf("no memtable log holds the acknowledged changes (%v)", mems)
+	}
+	f, err := os.OpenFile(wal, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte("damaged!"), 512), int64(end/2)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	name := filepath.Base(wal)
+
+	out, code := brokertest.RunProcess(t, 30*time.Second, dir, "-strict-recovery")
+	if code == 0 || code == -1 || !strings.Contains(out, name) || !strings.Contains(out, "damaged") {
+		t.Fatalf("-strict-recovery on a damaged log: exit %d (-1: still running after 30s), output:\n%s", code, out)
+	}
+
+	p = brokertest.StartProcess(t, dir)
+	var line string
+	for _, l := range strings.Split(p.Logs(), "\n") {
+		if strings.Contains(l, `"level":"ERROR"`) && strings.Contains(l, name) && strings.Contains(l, "entries_lost") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no error line names the damaged log %s:\n%s", name, p.Logs())
+	}
+	t.Log(line)
+	resp, err := http.Get(p.APIURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(metrics), "\njobsbroker_store_damaged_log_files 1\n") {
+		t.Fatalf("jobsbroker_store_damaged_log_files is not 1:\n%s", grepLines(string(metrics), "damaged"))
+	}
+}
