@@ -1,6 +1,7 @@
 package jobshook
 
 import (
+	"context"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -89,10 +90,21 @@ func (h *Hook) publish(c *store.Change) {
 	if c.NotifyNext {
 		topic := topics.NotifyNext(c.ThingName)
 		if hasSubscribers(h.server, topic) {
-			payload, err := notifyNextPayload(c.Next, c.NextDocument, now)
+			payload, err := notifyNextPayload(c.Next, h.nextDocument(c.Next, c.NextDocument), now)
 			h.send(topic, "notify-next", payload, err)
 		}
 	}
+}
+
+// nextDocument prepares the document a notify-next message carries (see
+// Options.Documents), within the request timeout.
+func (h *Hook) nextDocument(next *store.Execution, doc string) string {
+	if next == nil || doc == "" || h.opts.Documents == nil {
+		return doc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.RequestTimeout)
+	defer cancel()
+	return h.opts.Documents.Document(ctx, next.JobID, next.JobSeq, doc)
 }
 
 func (h *Hook) send(topic, kind string, payload []byte, err error) {

@@ -175,6 +175,11 @@ type ExecutionOutput struct {
 type CreateJobInput struct {
 	Job      Job
 	Document string
+	// Template, when set, is the template Job.JobTemplateArn names,
+	// resolved by the caller because no store holds it (an AWS-managed
+	// template); Document is then its document with Job.DocumentParameters
+	// already substituted, and Template.Document the text before.
+	Template *JobTemplate
 }
 
 // ListJobsInput filters and pages ListJobs.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 	"github.com/jobsbroker/jobsbroker/store/schedule"
@@ -34,6 +35,10 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Observe, if set, is told about every call (see awsapi.Router).
 	Observe func(operation string, status int, exception string, took time.Duration)
+	// Artifacts signs the presigned-URL placeholders of job documents; nil
+	// when no artifact store is configured, in which case documents with
+	// such placeholders are refused.
+	Artifacts *presign.Signer
 }
 
 // API is the control-plane HTTP handler.
@@ -88,6 +93,8 @@ func (a *API) routes() {
 	h("DescribeJobTemplate", "GET /job-templates/{jobTemplateId}", a.describeJobTemplate)
 	h("ListJobTemplates", "GET /job-templates", a.listJobTemplates)
 	h("DeleteJobTemplate", "DELETE /job-templates/{jobTemplateId}", a.deleteJobTemplate)
+	h("DescribeManagedJobTemplate", "GET /managed-job-templates/{templateName}", a.describeManagedJobTemplate)
+	h("ListManagedJobTemplates", "GET /managed-job-templates", a.listManagedJobTemplates)
 
 	h("CreateThing", "POST /things/{thingName}", a.createThing)
 	h("DescribeThing", "GET /things/{thingName}", a.describeThing)
@@ -194,6 +201,12 @@ func (a *API) createJob(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		DestinationPackageVersions: req.DestinationPackageVersions,
 		Tags:                       req.Tags,
 	}, Document: deref(req.Document)}
+	if err := managedJob(in); err != nil {
+		return err
+	}
+	if err := a.checkJobDocument(ctx, in); err != nil {
+		return err
+	}
 	job, err := a.opts.Store.CreateJob(ctx, in)
 	if err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {

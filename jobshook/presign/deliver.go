@@ -54,16 +54,19 @@ func (d *Deliverer) Signer() *Signer {
 }
 
 // Document returns the document of job jobID (creation number seq) as a
-// device receives it now.
-func (d *Deliverer) Document(ctx context.Context, jobID string, seq uint64, doc string) (string, error) {
+// device receives it now. It never fails: the reply it goes into may
+// acknowledge a committed change. When the job's configuration cannot be
+// read, URLs get the shortest lifetime AWS allows, which never outlives
+// the one configured.
+func (d *Deliverer) Document(ctx context.Context, jobID string, seq uint64, doc string) string {
 	if d == nil || doc == "" {
-		return doc, nil
+		return doc
 	}
 	d.mu.Lock()
 	plain, known := d.plain[seq]
 	d.mu.Unlock()
 	if known && plain {
-		return doc, nil
+		return doc
 	}
 	if !known {
 		plain = !Has(doc)
@@ -74,25 +77,26 @@ func (d *Deliverer) Document(ctx context.Context, jobID string, seq uint64, doc 
 		d.plain[seq] = plain
 		d.mu.Unlock()
 		if plain {
-			return doc, nil
+			return doc
 		}
 	}
 	if d.signer == nil {
 		d.warnOnce(seq, "a job document holds presigned-URL placeholders but the broker has no artifact store; devices receive them unreplaced", jobID)
-		return doc, nil
+		return doc
 	}
 	ttl, err := d.expiry(ctx, jobID)
 	if err != nil {
-		return "", err
+		d.log.Warn("signing presigned URLs for the shortest lifetime: the job's presignedUrlConfig could not be read", "job", jobID, "error", err)
+		ttl = MinExpiry
 	}
 	out, err := d.signer.Expand(doc, ttl)
 	if err != nil {
 		// CreateJob checked the placeholders; a document stored before
 		// that check existed is delivered as it is.
 		d.warnOnce(seq, "a job document's presigned-URL placeholders cannot be replaced: "+err.Error(), jobID)
-		return doc, nil
+		return doc
 	}
-	return out, nil
+	return out
 }
 
 // expiry reads the job's presignedUrlConfig.expiresInSec. It is read on

@@ -49,6 +49,10 @@ const (
 // presignedUrlConfig does not say (AWS's default).
 const DefaultExpiry = 3600 * time.Second
 
+// MinExpiry is the shortest lifetime presignedUrlConfig.expiresInSec
+// allows.
+const MinExpiry = 60 * time.Second
+
 // MaxExpiry is the longest lifetime presignedUrlConfig.expiresInSec
 // allows; Check measures expanded documents with it.
 const MaxExpiry = 3600 * time.Second
