@@ -80,6 +80,9 @@ func (h *Hook) publish(c *store.Change) {
 		}
 		return
 	}
+	if h.publishNamespaced(c, now) {
+		return
+	}
 	if c.Notify {
 		topic := topics.Notify(c.ThingName)
 		if hasSubscribers(h.server, topic) {

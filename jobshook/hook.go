@@ -95,15 +95,16 @@ const (
 // Hook serves the AWS IoT Jobs MQTT API inside a mochi broker.
 type Hook struct {
 	mqtt.HookBase
-	opts    Options
-	server  *mqtt.Server
-	store   store.Store
-	clock   clock.Clock
-	changes chan []store.Change
-	stop    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-	outbox  outbox // notifications waiting for each client
+	opts       Options
+	server     *mqtt.Server
+	store      store.Store
+	clock      clock.Clock
+	changes    chan []store.Change
+	stop       chan struct{}
+	once       sync.Once
+	wg         sync.WaitGroup
+	outbox     outbox // notifications waiting for each client
+	namespaces namespaceCache
 
 	inflight atomic.Int64 // requests being served
 	draining atomic.Bool  // set by Drain: new requests are refused
@@ -304,6 +305,9 @@ func (h *Hook) run(ctx context.Context, req *request, t topics.Topic) ([]byte, *
 		in, rej := req.describeInput(t.Thing, t.JobID)
 		if rej != nil {
 			return nil, rej
+		}
+		if t.Namespace != "" && t.JobID == topics.Next {
+			return h.describeNextIn(ctx, in, t.Namespace, token)
 		}
 		out, err := h.store.DescribeJobExecution(ctx, in)
 		if err != nil {

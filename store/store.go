@@ -100,6 +100,10 @@ type Change struct {
 	// the new set.
 	Notify  bool
 	Pending PendingSet
+	// Before, when not nil, is the set before the change; a store that
+	// sets it also sets Pending on every change, so that a consumer can
+	// tell what changed within part of the set (a job namespace).
+	Before PendingSet
 	// NotifyNext is set when a different execution became next; Next is
 	// it (nil when nothing is pending) and NextDocument its job document.
 	NotifyNext   bool

@@ -18,7 +18,13 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 	"github.com/jobsbroker/jobsbroker/store/schedule"
+	"github.com/jobsbroker/jobsbroker/topics"
 )
+
+// maxNamespaceLength bounds namespaceId, which the model leaves
+// unbounded, so that the namespaced topics fit AWS IoT's 256-byte topic
+// limit with the longest thing name.
+const maxNamespaceLength = 64
 
 // Options configures the API.
 type Options struct {
@@ -201,6 +207,9 @@ func (a *API) createJob(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		DestinationPackageVersions: req.DestinationPackageVersions,
 		Tags:                       req.Tags,
 	}, Document: deref(req.Document)}
+	if ns := in.Job.NamespaceID; ns != "" && (!topics.ValidNamespace(ns) || len(ns) > maxNamespaceLength) {
+		return invalid("namespaceId " + strconv.Quote(ns) + " must be 1-64 characters from [a-zA-Z0-9_-]")
+	}
 	if err := managedJob(in); err != nil {
 		return err
 	}
