@@ -176,3 +176,25 @@ func TestManagedTemplateErrors(t *testing.T) {
 		t.Errorf("a refused CreateJob left a job: %v", err)
 	}
 }
+
+// TestManagedTemplateDocumentText checks the document text
+// DescribeManagedJobTemplate returns for AWS-Download-File against the one
+// AWS's developer guide prints, byte for byte.
+func TestManagedTemplateDocumentText(t *testing.T) {
+	api := brokertest.Start(t).IoT()
+	d, err := api.DescribeManagedJobTemplate(context.Background(), &iot.DescribeManagedJobTemplateInput{TemplateName: aws.String("AWS-Download-File")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"version":"1.0","steps":[{"action":{"name":"Download-File","type":"runHandler","input":{"handler":"download-file.sh","args":["${aws:iot:parameter:downloadUrl}","${aws:iot:parameter:filePath}"],"path":"${aws:iot:parameter:pathToHandler}"},"runAsUser":"${aws:iot:parameter:runAsUser}"}}]}`
+	if got := aws.ToString(d.Document); got != want {
+		t.Errorf("document =\n%s\nwant\n%s", got, want)
+	}
+	var keys []string
+	for _, p := range d.DocumentParameters {
+		keys = append(keys, aws.ToString(p.Key)+"/"+aws.ToString(p.Regex))
+	}
+	if want := []string{"downloadUrl/(.*?)", "filePath/(.*?)", "runAsUser/(.){0,256}", "pathToHandler/(.){0,4096}"}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("documentParameters = %v, want %v", keys, want)
+	}
+}

@@ -74,20 +74,31 @@ var (
 )
 
 // handlerDocument is the job document of a template that runs a Device
-// Client handler script with args.
+// Client handler script with args, in AWS's key order:
+// {"version":"1.0","steps":[{"action":{"name","type","input","runAsUser"}}]}.
 func handlerDocument(action, handler string, args ...string) string {
-	input := map[string]any{"handler": handler, "path": "${aws:iot:parameter:pathToHandler}"}
+	input := `{"handler":` + quote(handler)
 	if len(args) > 0 {
-		input["args"] = args
+		input += `,"args":[`
+		for i, a := range args {
+			if i > 0 {
+				input += ","
+			}
+			input += quote(a)
+		}
+		input += "]"
 	}
+	input += `,"path":"${aws:iot:parameter:pathToHandler}"}`
 	return stepDocument(action, "runHandler", input)
 }
 
-func stepDocument(action, kind string, input map[string]any) string {
-	doc := map[string]any{"version": "1.0", "steps": []any{map[string]any{"action": map[string]any{
-		"name": action, "type": kind, "input": input, "runAsUser": "${aws:iot:parameter:runAsUser}",
-	}}}}
-	b, err := json.Marshal(doc)
+func stepDocument(action, kind, input string) string {
+	return `{"version":"1.0","steps":[{"action":{"name":` + quote(action) + `,"type":` + quote(kind) +
+		`,"input":` + input + `,"runAsUser":"${aws:iot:parameter:runAsUser}"}}]}`
+}
+
+func quote(s string) string {
+	b, err := json.Marshal(s)
 	if err != nil {
 		panic(err)
 	}
@@ -127,7 +138,7 @@ var managedTemplates = func() []*managedTemplate {
 				param("command", "Comma separated command and arguments to run; escape a comma inside them with a backslash.", "ls,-l,/tmp"),
 				runAsUser,
 			},
-			document: stepDocument("Run-Command", "runCommand", map[string]any{"command": "${aws:iot:parameter:command}"})},
+			document: stepDocument("Run-Command", "runCommand", `{"command":"${aws:iot:parameter:command}"}`)},
 		listTemplate("AWS-Start-Application", "A managed job template for starting one or more system services.",
 			"Start-Application", "start-services.sh", "services", "Space separated list of services to start.", "ssh nginx"),
 		listTemplate("AWS-Stop-Application", "A managed job template for stopping one or more system services.",
