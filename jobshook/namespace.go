@@ -2,6 +2,7 @@ package jobshook
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -40,16 +41,23 @@ func (h *Hook) namespaceOf(ctx context.Context, jobID string, seq uint64) string
 		return ns
 	}
 	job, err := h.store.DescribeJob(ctx, jobID)
-	if err != nil || job.Seq != seq {
-		return "" // a job being deleted: its executions are leaving too
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		ns = "" // deleted: its executions are leaving too, and seq never comes back
+	case err != nil:
+		return "" // not remembered: asked again next time
+	case job.Seq != seq:
+		ns = "" // deleted and created again: seq is the old job's
+	default:
+		ns = job.NamespaceID
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxNamespacesCached {
 		c.m = map[uint64]string{}
 	}
-	c.m[seq] = job.NamespaceID
+	c.m[seq] = ns
 	c.mu.Unlock()
-	return job.NamespaceID
+	return ns
 }
 
 // inNamespace returns the executions of set whose jobs are in namespace
