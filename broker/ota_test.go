@@ -199,4 +199,9 @@ func TestPresignedURLDefaultExpiry(t *testing.T) {
 	if got := expires(); got != "300" {
 		t.Errorf("X-Amz-Expires after UpdateJob = %s, want 300", got)
 	}
+	// UpdateJobExecution with includeJobDocument hands out URLs too.
+	reply := dev.MustAccept("$aws/things/pump-7/jobs/ota/update", map[string]any{"status": "IN_PROGRESS", "includeJobDocument": true})
+	if raw, _ := json.Marshal(reply["jobDocument"]); !strings.Contains(string(raw), "X-Amz-Expires=300") || strings.Contains(string(raw), "${") {
+		t.Errorf("update reply jobDocument = %s, want presigned URLs", raw)
+	}
 }
