@@ -23,8 +23,31 @@ import (
 // namespaceCache maps job sequence numbers to their namespaceId, which
 // never changes once a job exists.
 type namespaceCache struct {
-	mu sync.Mutex
-	m  map[uint64]string
+	mu    sync.Mutex
+	m     map[uint64]string
+	known map[string]bool // every namespace seen, in jobs or subscriptions
+}
+
+// learn records that namespace ns exists. Call it with c.mu held.
+func (c *namespaceCache) learn(ns string) {
+	if ns == "" {
+		return
+	}
+	if c.known == nil {
+		c.known = map[string]bool{}
+	}
+	c.known[ns] = true
+}
+
+// namespacesKnown lists the namespaces seen so far.
+func (c *namespaceCache) namespacesKnown() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.known))
+	for ns := range c.known {
+		out = append(out, ns)
+	}
+	return out
 }
 
 // maxNamespacesCached bounds the cache; past it the cache starts over.
@@ -56,6 +79,7 @@ func (h *Hook) namespaceOf(ctx context.Context, jobID string, seq uint64) string
 		c.m = map[uint64]string{}
 	}
 	c.m[seq] = ns
+	c.learn(ns)
 	c.mu.Unlock()
 	return ns
 }
