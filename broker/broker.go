@@ -32,6 +32,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
 	"github.com/jobsbroker/jobsbroker/jobshook"
+	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -167,6 +168,10 @@ type Config struct {
 	// endpoints expose the process's internals and cost CPU when used.
 	PprofAddr string
 
+	// Artifacts is the object store presigned-URL placeholders are signed
+	// for (see ArtifactStore).
+	Artifacts ArtifactStore
+
 	// EchoPrefix, when set, makes the broker answer every publish under
 	// that topic prefix with the same payload on topic/reply, to the
 	// publisher alone: jobsbench's measure of the broker's own
@@ -232,6 +237,7 @@ type Broker struct {
 	api                 *httpServer
 	jobs                *httpServer
 	pprof               *httpServer // nil unless PprofAddr is set
+	docs                *presign.Deliverer
 	serveErr            chan error
 	started             atomic.Bool
 	stopping            atomic.Bool
@@ -255,6 +261,12 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.Store = st
+	signer, err := cfg.artifactSigner()
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	b.docs = presign.NewDeliverer(signer, st, b.log.With("component", "artifacts"))
 	if err := b.buildMQTT(); err != nil {
 		st.Close()
 		return nil, err
@@ -300,7 +312,7 @@ func (b *Broker) buildMQTT() error {
 	b.Jobs = new(jobshook.Hook)
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
-		Identity: b.Auth.Identity, Throttle: b.throttle.Allow}); err != nil {
+		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	if b.cfg.EchoPrefix != "" {
@@ -346,7 +358,7 @@ func (b *Broker) buildAPI() error {
 		return err
 	}
 	dp := dataplane.New(dataplane.Options{Store: b.Store, Clock: b.cfg.Clock, Logger: b.log.With("component", "jobs-api"),
-		Observe: b.Metrics.API("data")})
+		Observe: b.Metrics.API("data"), Documents: b.docs})
 	if b.jobs, err = b.listenHTTP("data", b.cfg.JobsAddr, b.deviceGate(dp), b.httpTLS(certs.OptionalClientCert)); err != nil {
 		b.api.ln.Close()
 		return err
@@ -354,6 +366,7 @@ func (b *Broker) buildAPI() error {
 	cp := controlplane.New(controlplane.Options{
 		Store: b.Store, Region: b.cfg.Region, Account: b.cfg.Account, Clock: b.cfg.Clock,
 		Logger: b.log.With("component", "api"), Endpoints: b.endpoints(), Observe: b.Metrics.API("control"),
+		Artifacts: b.docs.Signer(),
 	})
 	b.Metrics.Declare("control", cp.Operations())
 	b.Metrics.Declare("data", dp.Operations())

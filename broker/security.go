@@ -160,7 +160,8 @@ func (c *Config) resolveSecurity() error {
 // would, without opening anything.
 func CheckConfig(cfg Config) error {
 	cfg.applyDefaults()
-	return cfg.resolveSecurity()
+	_, err := cfg.artifactSigner()
+	return errors.Join(cfg.resolveSecurity(), err)
 }
 
 // loopback reports whether addr binds to a loopback interface only.

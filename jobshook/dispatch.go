@@ -1,6 +1,7 @@
 package jobshook
 
 import (
+	"context"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -79,6 +80,9 @@ func (h *Hook) publish(c *store.Change) {
 		}
 		return
 	}
+	if h.publishNamespaced(c, now) {
+		return
+	}
 	if c.Notify {
 		topic := topics.Notify(c.ThingName)
 		if hasSubscribers(h.server, topic) {
@@ -89,10 +93,21 @@ func (h *Hook) publish(c *store.Change) {
 	if c.NotifyNext {
 		topic := topics.NotifyNext(c.ThingName)
 		if hasSubscribers(h.server, topic) {
-			payload, err := notifyNextPayload(c.Next, c.NextDocument, now)
+			payload, err := notifyNextPayload(c.Next, h.nextDocument(c.Next, c.NextDocument), now)
 			h.send(topic, "notify-next", payload, err)
 		}
 	}
+}
+
+// nextDocument prepares the document a notify-next message carries (see
+// Options.Documents), within the request timeout.
+func (h *Hook) nextDocument(next *store.Execution, doc string) string {
+	if next == nil || doc == "" || h.opts.Documents == nil {
+		return doc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.RequestTimeout)
+	defer cancel()
+	return h.opts.Documents.Document(ctx, next.JobID, next.JobSeq, doc)
 }
 
 func (h *Hook) send(topic, kind string, payload []byte, err error) {

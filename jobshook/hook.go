@@ -26,6 +26,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -69,6 +70,9 @@ type Options struct {
 	// Throttle, if set, is asked once per request with the thing it names;
 	// false answers RequestThrottled and runs nothing.
 	Throttle func(thing string) bool `yaml:"-" json:"-"`
+	// Documents, if set, prepares every job document a device receives
+	// (replies and notify-next): it replaces presigned-URL placeholders.
+	Documents *presign.Deliverer `yaml:"-" json:"-"`
 }
 
 // Observer receives a report of every request the hook answers and every
@@ -91,15 +95,16 @@ const (
 // Hook serves the AWS IoT Jobs MQTT API inside a mochi broker.
 type Hook struct {
 	mqtt.HookBase
-	opts    Options
-	server  *mqtt.Server
-	store   store.Store
-	clock   clock.Clock
-	changes chan []store.Change
-	stop    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-	outbox  outbox // notifications waiting for each client
+	opts       Options
+	server     *mqtt.Server
+	store      store.Store
+	clock      clock.Clock
+	changes    chan []store.Change
+	stop       chan struct{}
+	once       sync.Once
+	wg         sync.WaitGroup
+	outbox     outbox // notifications waiting for each client
+	namespaces namespaceCache
 
 	inflight atomic.Int64 // requests being served
 	draining atomic.Bool  // set by Drain: new requests are refused
@@ -295,17 +300,20 @@ func (h *Hook) run(ctx context.Context, req *request, t topics.Topic) ([]byte, *
 		if err != nil {
 			return nil, rejectionFor(err)
 		}
-		return h.executionReply(out, token)
+		return h.executionReply(ctx, out, token)
 	case topics.OpDescribe:
 		in, rej := req.describeInput(t.Thing, t.JobID)
 		if rej != nil {
 			return nil, rej
 		}
+		if t.Namespace != "" && t.JobID == topics.Next {
+			return h.describeNextIn(ctx, in, t.Namespace, token)
+		}
 		out, err := h.store.DescribeJobExecution(ctx, in)
 		if err != nil {
 			return nil, rejectionFor(err)
 		}
-		return h.executionReply(out, token)
+		return h.executionReply(ctx, out, token)
 	case topics.OpUpdate:
 		in, withState, rej := req.updateInput(t.Thing, t.JobID)
 		if rej != nil {
@@ -320,20 +328,30 @@ func (h *Hook) run(ctx context.Context, req *request, t topics.Topic) ([]byte, *
 			reply.ExecutionState = wire.NewState(out.Execution.State())
 		}
 		if in.IncludeJobDocument && out.Document != "" {
-			reply.JobDocument = []byte(out.Document)
+			reply.JobDocument = []byte(h.document(ctx, out.Execution, out.Document))
 		}
 		return marshal(reply)
 	}
 	return nil, &rejection{code: CodeInvalidTopic, message: "the topic maps to no jobs API"}
 }
 
-func (h *Hook) executionReply(out *store.ExecutionOutput, token *string) ([]byte, *rejection) {
+func (h *Hook) executionReply(ctx context.Context, out *store.ExecutionOutput, token *string) ([]byte, *rejection) {
+	doc := h.document(ctx, out.Execution, out.Document)
 	now := h.clock.Now()
 	reply := executionReply{Timestamp: now.Unix(), ClientToken: token}
 	if out.Execution != nil {
-		reply.Execution = execution(out.Execution, out.Document, true, now)
+		reply.Execution = execution(out.Execution, doc, true, now)
 	}
 	return marshal(reply)
+}
+
+// document returns an execution's job document as the device receives it
+// (see Options.Documents).
+func (h *Hook) document(ctx context.Context, e *store.Execution, doc string) string {
+	if e == nil {
+		return doc
+	}
+	return h.opts.Documents.Document(ctx, e.JobID, e.JobSeq, doc)
 }
 
 func marshal(v any) ([]byte, *rejection) {

@@ -10,10 +10,19 @@ import (
 var _ store.Interest = (*Hook)(nil)
 
 // Has reports whether a client of this broker subscribes to thing's notify
-// or notify-next topic (directly or through a wildcard). A store shared
-// with other nodes hands over their changes for such things only.
+// or notify-next topic (directly or through a wildcard), plain or of a job
+// namespace this broker has seen. A store shared with other nodes hands
+// over their changes for such things only.
 func (h *Hook) Has(thing string) bool {
-	return hasSubscribers(h.server, topics.NotifyNext(thing)) || hasSubscribers(h.server, topics.Notify(thing))
+	if hasSubscribers(h.server, topics.NotifyNext(thing)) || hasSubscribers(h.server, topics.Notify(thing)) {
+		return true
+	}
+	for _, ns := range h.namespaces.namespacesKnown() {
+		if hasSubscribers(h.server, topics.NotifyNextNamespace(thing, ns)) || hasSubscribers(h.server, topics.NotifyNamespace(thing, ns)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Things lists the things that clients of this broker subscribe to by
@@ -36,6 +45,14 @@ func (h *Hook) Things() []string {
 			thing, _, _ := strings.Cut(rest, "/")
 			if topics.ValidThingName(thing) && (matches(filter, topics.Notify(thing)) || matches(filter, topics.NotifyNext(thing))) {
 				seen[thing] = true
+			}
+			// A namespace's notify topics, subscribed by name (as
+			// Greengrass does): the thing, and the namespace for Has.
+			if t, err := topics.Parse(filter); err == nil && t.Namespace != "" && (t.Kind == topics.KindNotify || t.Kind == topics.KindNotifyNext) {
+				seen[t.Thing] = true
+				h.namespaces.mu.Lock()
+				h.namespaces.learn(t.Namespace)
+				h.namespaces.mu.Unlock()
 			}
 		}
 	}

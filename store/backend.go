@@ -126,9 +126,17 @@ func TargetGroups(targets []string, group func(name string) (*ThingGroup, error)
 
 // JobDocument returns the document a new job gets, and the document
 // before parameter substitution when it differs. With a jobTemplateArn the
-// template (read with template) supplies the document and whatever
-// configuration the request leaves out.
-func JobDocument(job *Job, doc string, template func(id string) (*JobTemplate, error)) (string, string, error) {
+// template (in.Template, or else read with template) supplies the document
+// and whatever configuration the request leaves out.
+func JobDocument(job *Job, in *CreateJobInput, template func(id string) (*JobTemplate, error)) (string, string, error) {
+	doc := in.Document
+	if t := in.Template; t != nil {
+		ApplyTemplate(job, t)
+		if doc == t.Document {
+			return doc, "", nil
+		}
+		return doc, t.Document, nil
+	}
 	if job.JobTemplateArn == "" {
 		if len(job.DocumentParameters) > 0 {
 			return "", "", Errorf(ErrInvalidRequest, "documentParameters can only be used with a jobTemplateArn")

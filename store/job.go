@@ -74,8 +74,10 @@ func ValidateCreateJob(in *CreateJobInput) error {
 	switch {
 	case hasDoc && hasSource:
 		return Errorf(ErrInvalidRequest, "specify either document or documentSource, not both")
-	case (hasDoc || hasSource) && j.JobTemplateArn != "":
+	case (hasDoc || hasSource) && j.JobTemplateArn != "" && in.Template == nil:
 		return Errorf(ErrInvalidRequest, "a job created from a jobTemplateArn takes the template's document; do not pass one")
+	case in.Template != nil && (!hasDoc || hasSource || j.JobTemplateArn == ""):
+		return Errorf(ErrInvalidRequest, "a job from a resolved template needs its jobTemplateArn and substituted document")
 	case !hasDoc && !hasSource && j.JobTemplateArn == "":
 		return Errorf(ErrInvalidRequest, "a job needs a document, a documentSource or a jobTemplateArn")
 	case hasSource:
@@ -128,6 +130,9 @@ func ValidateJobConfigs(j *Job) error {
 		}
 		if n := utf8.RuneCountInString(v); n == 0 || n > 512 {
 			return Errorf(ErrInvalidRequest, "documentParameters value of %q must have 1-512 characters", k)
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return unicode.Is(unicode.C, r) || r == utf8.RuneError }) {
+			return Errorf(ErrInvalidRequest, "documentParameters value of %q may not hold control or format characters", k)
 		}
 	}
 	if len(j.DestinationPackageVersions) > 25 {

@@ -100,6 +100,10 @@ type Change struct {
 	// the new set.
 	Notify  bool
 	Pending PendingSet
+	// Before, when not nil, is the set before the change; a store that
+	// sets it also sets Pending on every change, so that a consumer can
+	// tell what changed within part of the set (a job namespace).
+	Before PendingSet
 	// NotifyNext is set when a different execution became next; Next is
 	// it (nil when nothing is pending) and NextDocument its job document.
 	NotifyNext   bool
@@ -175,6 +179,11 @@ type ExecutionOutput struct {
 type CreateJobInput struct {
 	Job      Job
 	Document string
+	// Template, when set, is the template Job.JobTemplateArn names,
+	// resolved by the caller because no store holds it (an AWS-managed
+	// template); Document is then its document with Job.DocumentParameters
+	// already substituted, and Template.Document the text before.
+	Template *JobTemplate
 }
 
 // ListJobsInput filters and pages ListJobs.

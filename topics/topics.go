@@ -89,6 +89,53 @@ type Topic struct {
 	JobID string    // job id for OpDescribe and OpUpdate topics; may be Next for OpDescribe
 	Op    Operation // the operation a request or reply topic belongs to; OpNone for notify topics
 	Kind  Kind      // request, reply or notification
+	// Namespace is the job namespace of a namespaced topic (see
+	// NotifyNamespace), "" for the others.
+	Namespace string
+}
+
+// namespacePrefix begins the namespace segment of namespaced topics.
+const namespacePrefix = "namespace-"
+
+// ValidNamespace reports whether s is a legal namespaceId: one or more
+// characters from [a-zA-Z0-9_-].
+func ValidNamespace(s string) bool { return validID(s, len(s), false) }
+
+// NotifyNamespace returns the notify topic of a job namespace,
+// $aws/things/{thing}/jobs/notify-namespace-{namespace}: where AWS IoT
+// sends the notify messages about jobs created with that namespaceId.
+func NotifyNamespace(thing, namespace string) string {
+	return thingsPrefix + thing + "/jobs/notify-" + namespacePrefix + namespace
+}
+
+// NotifyNextNamespace returns the notify-next topic of a job namespace,
+// $aws/things/{thing}/jobs/notify-next-namespace-{namespace}.
+func NotifyNextNamespace(thing, namespace string) string {
+	return thingsPrefix + thing + "/jobs/notify-next-" + namespacePrefix + namespace
+}
+
+// RequestNamespace returns the namespaced request topic of OpDescribe or
+// OpUpdate, $aws/things/{thing}/jobs/{jobID}/namespace-{namespace}/get (or
+// /update), as AWS IoT Greengrass publishes them.
+func RequestNamespace(thing string, op Operation, jobID, namespace string) string {
+	base := thingsPrefix + thing + "/" + jobsLevel + "/" + jobID + "/" + namespacePrefix + namespace
+	switch op {
+	case OpDescribe:
+		return base + "/get"
+	case OpUpdate:
+		return base + "/update"
+	}
+	return ""
+}
+
+// namespaced parses the namespace segment of a namespaced topic.
+func namespaced(t Topic, segment string) (Topic, bool) {
+	ns, ok := strings.CutPrefix(segment, namespacePrefix)
+	if !ok || !ValidNamespace(ns) {
+		return t, false
+	}
+	t.Namespace = ns
+	return t, true
 }
 
 // Parse splits a topic name into its Jobs parts. A topic outside
@@ -130,6 +177,17 @@ func Parse(topic string) (Topic, error) {
 		case "notify-next":
 			t.Kind = KindNotifyNext
 		default:
+			if rest, ok := strings.CutPrefix(parts[0], "notify-next-"); ok {
+				if t, ok = namespaced(t, rest); ok {
+					t.Kind = KindNotifyNext
+					return t, nil
+				}
+			} else if rest, ok := strings.CutPrefix(parts[0], "notify-"); ok {
+				if t, ok = namespaced(t, rest); ok {
+					t.Kind = KindNotify
+					return t, nil
+				}
+			}
 			return t, ErrInvalidTopic
 		}
 		return t, nil
@@ -157,6 +215,11 @@ func Parse(topic string) (Topic, error) {
 		t.Kind = kind
 		return t, nil
 	case 3:
+		if nt, ok := namespaced(t, parts[1]); ok {
+			// "{J}/namespace-{N}/get" and ".../update", as Greengrass
+			// publishes them.
+			return namespacedRequest(nt, parts[0], parts[2], KindRequest)
+		}
 		kind := replyKind(parts[2])
 		if kind == KindNone {
 			return t, ErrInvalidTopic
@@ -168,6 +231,23 @@ func Parse(topic string) (Topic, error) {
 			return jobRequest(t, parts[0], OpUpdate, kind)
 		}
 		return t, ErrInvalidTopic
+	case 4:
+		nt, ok := namespaced(t, parts[1])
+		kind := replyKind(parts[3])
+		if !ok || kind == KindNone {
+			return t, ErrInvalidTopic
+		}
+		return namespacedRequest(nt, parts[0], parts[2], kind)
+	}
+	return t, ErrInvalidTopic
+}
+
+func namespacedRequest(t Topic, job, op string, kind Kind) (Topic, error) {
+	switch op {
+	case "get":
+		return jobRequest(t, job, OpDescribe, kind)
+	case "update":
+		return jobRequest(t, job, OpUpdate, kind)
 	}
 	return t, ErrInvalidTopic
 }

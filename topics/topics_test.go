@@ -184,3 +184,40 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestParseNamespaced(t *testing.T) {
+	const base = "$aws/things/gg-core/jobs/"
+	for topic, want := range map[string]Topic{
+		base + "notify-namespace-aws-gg-deployment":                {Thing: "gg-core", Kind: KindNotify, Namespace: "aws-gg-deployment"},
+		base + "notify-next-namespace-aws-gg-deployment":           {Thing: "gg-core", Kind: KindNotifyNext, Namespace: "aws-gg-deployment"},
+		base + "$next/namespace-aws-gg-deployment/get":             {Thing: "gg-core", JobID: Next, Op: OpDescribe, Kind: KindRequest, Namespace: "aws-gg-deployment"},
+		base + "job-1/namespace-aws-gg-deployment/update":          {Thing: "gg-core", JobID: "job-1", Op: OpUpdate, Kind: KindRequest, Namespace: "aws-gg-deployment"},
+		base + "$next/namespace-aws-gg-deployment/get/accepted":    {Thing: "gg-core", JobID: Next, Op: OpDescribe, Kind: KindAccepted, Namespace: "aws-gg-deployment"},
+		base + "job-1/namespace-aws-gg-deployment/update/rejected": {Thing: "gg-core", JobID: "job-1", Op: OpUpdate, Kind: KindRejected, Namespace: "aws-gg-deployment"},
+		base + "namespace-x/get":                                   {Thing: "gg-core", JobID: "namespace-x", Op: OpDescribe, Kind: KindRequest},
+		base + "notify-namespace-x/get":                            {Thing: "gg-core", JobID: "notify-namespace-x", Op: OpDescribe, Kind: KindRequest},
+	} {
+		got, err := Parse(topic)
+		if err != nil || got != want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", topic, got, err, want)
+		}
+	}
+	for _, bad := range []string{
+		base + "notify-namespace-", base + "notify-namespace-a.b", base + "$next/namespace-gg/start-next",
+		base + "$next/namespace-/get", base + "$next/namespace-gg/update", base + "j/namespace-gg/get/accepted/x",
+		base + "j/namespace-gg/get/other",
+	} {
+		if _, err := Parse(bad); !errors.Is(err, ErrInvalidTopic) {
+			t.Errorf("Parse(%q) = %v, want ErrInvalidTopic", bad, err)
+		}
+	}
+	if got := NotifyNamespace("t", "ns"); got != "$aws/things/t/jobs/notify-namespace-ns" {
+		t.Errorf("NotifyNamespace = %s", got)
+	}
+	if got := NotifyNextNamespace("t", "ns"); got != "$aws/things/t/jobs/notify-next-namespace-ns" {
+		t.Errorf("NotifyNextNamespace = %s", got)
+	}
+	if got := RequestNamespace("t", OpUpdate, "j", "ns"); got != "$aws/things/t/jobs/j/namespace-ns/update" {
+		t.Errorf("RequestNamespace = %s", got)
+	}
+}

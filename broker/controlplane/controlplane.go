@@ -14,10 +14,17 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 	"github.com/jobsbroker/jobsbroker/store/schedule"
+	"github.com/jobsbroker/jobsbroker/topics"
 )
+
+// maxNamespaceLength bounds namespaceId, which the model leaves
+// unbounded, so that the namespaced topics fit AWS IoT's 256-byte topic
+// limit with the longest thing name.
+const maxNamespaceLength = 64
 
 // Options configures the API.
 type Options struct {
@@ -34,6 +41,10 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Observe, if set, is told about every call (see awsapi.Router).
 	Observe func(operation string, status int, exception string, took time.Duration)
+	// Artifacts signs the presigned-URL placeholders of job documents; nil
+	// when no artifact store is configured, in which case documents with
+	// such placeholders are refused.
+	Artifacts *presign.Signer
 }
 
 // API is the control-plane HTTP handler.
@@ -88,6 +99,8 @@ func (a *API) routes() {
 	h("DescribeJobTemplate", "GET /job-templates/{jobTemplateId}", a.describeJobTemplate)
 	h("ListJobTemplates", "GET /job-templates", a.listJobTemplates)
 	h("DeleteJobTemplate", "DELETE /job-templates/{jobTemplateId}", a.deleteJobTemplate)
+	h("DescribeManagedJobTemplate", "GET /managed-job-templates/{templateName}", a.describeManagedJobTemplate)
+	h("ListManagedJobTemplates", "GET /managed-job-templates", a.listManagedJobTemplates)
 
 	h("CreateThing", "POST /things/{thingName}", a.createThing)
 	h("DescribeThing", "GET /things/{thingName}", a.describeThing)
@@ -194,6 +207,15 @@ func (a *API) createJob(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		DestinationPackageVersions: req.DestinationPackageVersions,
 		Tags:                       req.Tags,
 	}, Document: deref(req.Document)}
+	if ns := in.Job.NamespaceID; ns != "" && (!topics.ValidNamespace(ns) || len(ns) > maxNamespaceLength) {
+		return invalid("namespaceId " + strconv.Quote(ns) + " must be 1-64 characters from [a-zA-Z0-9_-]")
+	}
+	if err := managedJob(in); err != nil {
+		return err
+	}
+	if err := a.checkJobDocument(ctx, in); err != nil {
+		return err
+	}
 	job, err := a.opts.Store.CreateJob(ctx, in)
 	if err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {

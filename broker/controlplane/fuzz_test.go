@@ -270,6 +270,8 @@ var cpOps = []struct {
 	{"DescribeJobTemplate", "GET /job-templates/{jobTemplateId}", []string{"InternalFailureException", "InvalidRequestException", "ResourceNotFoundException", "ThrottlingException"}},
 	{"ListJobTemplates", "GET /job-templates", []string{"InternalFailureException", "InvalidRequestException", "ThrottlingException"}},
 	{"DeleteJobTemplate", "DELETE /job-templates/{jobTemplateId}", []string{"InternalFailureException", "InvalidRequestException", "ResourceNotFoundException", "ThrottlingException"}},
+	{"DescribeManagedJobTemplate", "GET /managed-job-templates/{templateName}", []string{"InternalServerException", "InvalidRequestException", "ResourceNotFoundException", "ThrottlingException"}},
+	{"ListManagedJobTemplates", "GET /managed-job-templates", []string{"InternalServerException", "InvalidRequestException", "ResourceNotFoundException", "ThrottlingException"}},
 	{"CreateThing", "POST /things/{thingName}", []string{"InternalFailureException", "InvalidRequestException", "ResourceAlreadyExistsException", "ResourceNotFoundException", "ServiceUnavailableException", "ThrottlingException", "UnauthorizedException"}},
 	{"DescribeThing", "GET /things/{thingName}", []string{"InternalFailureException", "InvalidRequestException", "ResourceNotFoundException", "ServiceUnavailableException", "ThrottlingException", "UnauthorizedException"}},
 	{"DeleteThing", "DELETE /things/{thingName}", []string{"InternalFailureException", "InvalidRequestException", "ResourceNotFoundException", "ServiceUnavailableException", "ThrottlingException", "UnauthorizedException", "VersionConflictException"}},

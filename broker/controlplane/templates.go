@@ -76,6 +76,9 @@ func (a *API) createJobTemplate(ctx context.Context, w http.ResponseWriter, r *h
 			return err
 		}
 	}
+	if err := a.checkDocument(in.Template.Document); err != nil {
+		return err
+	}
 	t, err := a.opts.Store.CreateJobTemplate(ctx, in)
 	if errors.Is(err, store.ErrAlreadyExists) {
 		// The model declares ConflictException, not

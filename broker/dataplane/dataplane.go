@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
+	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -33,6 +34,9 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Observe, if set, is told about every call (see awsapi.Router).
 	Observe func(operation string, status int, exception string, took time.Duration)
+	// Documents, if set, prepares every job document a device receives:
+	// it replaces presigned-URL placeholders.
+	Documents *presign.Deliverer
 }
 
 // API is the data-plane HTTP handler.
@@ -119,10 +123,10 @@ type updateRequest struct {
 }
 
 // execution renders an execution; over HTTP the job document is a string.
-func (a *API) execution(e *store.Execution, doc string, withDoc bool) *wire.Execution {
+func (a *API) execution(ctx context.Context, e *store.Execution, doc string, withDoc bool) *wire.Execution {
 	var raw []byte
 	if withDoc {
-		raw = wire.StringDocument(doc)
+		raw = wire.StringDocument(a.opts.Documents.Document(ctx, e.JobID, e.JobSeq, doc))
 	}
 	return wire.NewExecution(e, raw, true, a.opts.Clock.Now())
 }
@@ -155,16 +159,16 @@ func (a *API) startNext(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	writeExecution(w, a, out, true)
+	writeExecution(ctx, w, a, out, true)
 	return nil
 }
 
-func writeExecution(w http.ResponseWriter, a *API, out *store.ExecutionOutput, withDoc bool) {
+func writeExecution(ctx context.Context, w http.ResponseWriter, a *API, out *store.ExecutionOutput, withDoc bool) {
 	if out.Execution == nil {
 		awsapi.WriteEmpty(w)
 		return
 	}
-	awsapi.WriteJSON(w, http.StatusOK, map[string]any{"execution": a.execution(out.Execution, out.Document, withDoc)})
+	awsapi.WriteJSON(w, http.StatusOK, map[string]any{"execution": a.execution(ctx, out.Execution, out.Document, withDoc)})
 }
 
 func (a *API) describe(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
@@ -184,7 +188,7 @@ func (a *API) describe(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
-	writeExecution(w, a, out, include)
+	writeExecution(ctx, w, a, out, include)
 	return nil
 }
 
@@ -218,7 +222,8 @@ func (a *API) update(ctx context.Context, w http.ResponseWriter, r *http.Request
 		resp.ExecutionState = wire.NewState(out.Execution.State())
 	}
 	if in.IncludeJobDocument {
-		resp.JobDocument = &out.Document
+		doc := a.opts.Documents.Document(ctx, out.Execution.JobID, out.Execution.JobSeq, out.Document)
+		resp.JobDocument = &doc
 	}
 	awsapi.WriteJSON(w, http.StatusOK, resp)
 	return nil

@@ -80,6 +80,11 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs.BoolVar(&s.AnySigningRegion, "any-signing-region", false, "accept SigV4 signatures scoped to any region, not only the region setting")
 	fs.StringVar(&s.Account, "account", broker.DefaultAccount, "AWS account id used in the ARNs the API returns")
 	fs.StringVar(&s.EndpointHost, "endpoint-host", "localhost", "host name DescribeEndpoint returns, with the listener's port unless it is the standard one (8883 or 443 for MQTT over TLS, 443 for HTTPS)")
+	fs.StringVar(&s.Artifacts.Endpoint, "artifact-endpoint", "", "base URL of the S3-compatible store that presigned-URL placeholders in job documents are signed for; objects are addressed path-style, ENDPOINT/bucket/key (empty: such documents are refused)")
+	fs.StringVar(&s.Artifacts.Region, "artifact-region", "", "region the artifact store checks signatures against (empty: the region setting)")
+	fs.StringVar(&s.Artifacts.AccessKeyID, "artifact-access-key-id", "", "access key id that signs artifact URLs; give it read access to the artifacts only")
+	fs.StringVar(&s.Artifacts.SecretAccessKey, "artifact-secret-access-key", "", "secret access key that signs artifact URLs (redacted by jobsbroker config; prefer the environment variable)")
+	s.secret["artifact-secret-access-key"] = true
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")

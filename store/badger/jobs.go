@@ -32,7 +32,7 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 			return &store.Error{Kind: store.ErrAlreadyExists, Message: "job " + in.Job.JobID + " already exists"}
 		}
 		job := in.Job.Clone()
-		doc, before, err := store.JobDocument(job, in.Document, w.template)
+		doc, before, err := store.JobDocument(job, in, w.template)
 		if err != nil {
 			return err
 		}

@@ -142,9 +142,9 @@ func (w *wtx) closeThing(t *thingTx) error {
 	if !notify && !next {
 		return nil
 	}
-	c := store.Change{ThingName: t.name, At: w.now}
+	c := store.Change{ThingName: t.name, At: w.now, Pending: t.set, Before: t.before}
 	if notify {
-		c.Notify, c.Pending = true, t.set
+		c.Notify = true
 	}
 	if next {
 		c.NotifyNext = true

@@ -41,7 +41,7 @@ func (s *Store) CreateJob(ctx context.Context, in *store.CreateJobInput) (*store
 			return store.Errorf(store.ErrAlreadyExists, "job %s already exists", in.Job.JobID)
 		}
 		job := in.Job.Clone()
-		doc, before, err := store.JobDocument(job, in.Document, w.template)
+		doc, before, err := store.JobDocument(job, in, w.template)
 		if err != nil {
 			return err
 		}

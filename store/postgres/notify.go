@@ -217,10 +217,7 @@ func (s *Store) deliverLocal(w *wtx) {
 func (s *Store) measure(before, after store.PendingSet, c store.Change, st *thingState) (store.Change, bool) {
 	c.Notify = !store.SameMembers(before, after)
 	c.NotifyNext = !store.SameHead(before, after)
-	c.Pending, c.Next, c.NextDocument = nil, nil, ""
-	if c.Notify {
-		c.Pending = after
-	}
+	c.Pending, c.Before, c.Next, c.NextDocument = after, before, nil, ""
 	if c.NotifyNext {
 		if h := after.Head(); h != nil && st.head != nil && st.head.JobID == h.JobID && st.head.ExecutionNumber == h.ExecutionNumber {
 			c.Next, c.NextDocument = st.head, st.headDoc
