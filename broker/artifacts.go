@@ -33,7 +33,7 @@ func (c *Config) artifactSigner() (*presign.Signer, error) {
 	a := c.Artifacts
 	if a.Endpoint == "" {
 		if a.AccessKeyID != "" || a.SecretAccessKey != "" {
-			return nil, fmt.Errorf("artifact_access_key_id and artifact_secret_access_key need artifact_endpoint")
+			return nil, fmt.Errorf("%s and %s need %s", c.name("artifact_access_key_id"), c.name("artifact_secret_access_key"), c.name("artifact_endpoint"))
 		}
 		return nil, nil
 	}
@@ -43,7 +43,7 @@ func (c *Config) artifactSigner() (*presign.Signer, error) {
 	s, err := presign.New(presign.Store{Endpoint: a.Endpoint, Region: a.Region,
 		AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey}, c.Clock)
 	if err != nil {
-		return nil, fmt.Errorf("artifact_endpoint: %w", err)
+		return nil, fmt.Errorf("%s: %w", c.name("artifact_endpoint"), err)
 	}
 	return s, nil
 }

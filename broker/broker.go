@@ -172,6 +172,12 @@ type Config struct {
 	// for (see ArtifactStore).
 	Artifacts ArtifactStore
 
+	// SettingName names a setting in errors and warnings, given its
+	// config-file key (mqtt_addr); nil leaves the key as it is.
+	// cmd/jobsbroker names the flag, and the environment variable or file
+	// the value came from.
+	SettingName func(key string) string
+
 	// EchoPrefix, when set, makes the broker answer every publish under
 	// that topic prefix with the same payload on topic/reply, to the
 	// publisher alone: jobsbench's measure of the broker's own
@@ -217,6 +223,15 @@ func (c *Config) applyDefaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+}
+
+// name is how errors and warnings name the setting whose config-file key
+// is key.
+func (c *Config) name(key string) string {
+	if c.SettingName == nil {
+		return key
+	}
+	return c.SettingName(key)
 }
 
 // Broker is a running jobsbroker.
@@ -408,6 +423,9 @@ func (b *Broker) endpoints() map[string]string {
 	}
 }
 
+// httpSettings are the settings of the HTTP listeners, by API.
+var httpSettings = map[string]string{"control": "api_addr", "data": "jobs_addr", "pprof": "pprof_addr"}
+
 // httpServer is an HTTP API with its bound listener.
 type httpServer struct {
 	*http.Server
@@ -417,7 +435,7 @@ type httpServer struct {
 func (b *Broker) listenHTTP(api, addr string, h http.Handler, tlsConf *tls.Config) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen for the %s API on %s: %w", api, addr, err)
+		return nil, fmt.Errorf("listen for the %s API on %s (%s): %w", api, addr, b.cfg.name(httpSettings[api]), err)
 	}
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)

@@ -12,7 +12,8 @@ func (b *Broker) listenPprof() error {
 		return nil
 	}
 	if !loopback(b.cfg.PprofAddr) && !b.cfg.AllowAnonymous {
-		return fmt.Errorf("pprof_addr %q: the profiling endpoints take no credentials; bind them to 127.0.0.1 or set allow_anonymous", b.cfg.PprofAddr)
+		return fmt.Errorf("%s %q: the profiling endpoints take no credentials; bind them to 127.0.0.1 or set %s",
+			b.cfg.name("pprof_addr"), b.cfg.PprofAddr, b.cfg.name("allow_anonymous"))
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

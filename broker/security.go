@@ -96,7 +96,7 @@ func (c *Config) resolveSecurity() error {
 		case *addr == Off:
 		case !authenticated && !c.AllowAnonymous && !loopback(*addr):
 			problems = append(problems, fmt.Errorf("%s %q would serve the network with no way to tell who its clients are: "+
-				"configure %s, bind it to 127.0.0.1, or set allow_anonymous", key, *addr, how))
+				"configure %s, bind it to 127.0.0.1, or set %s", c.name(key), *addr, how, c.name("allow_anonymous")))
 		}
 	}
 	mqttDefault := DefaultMQTTAddr
@@ -107,37 +107,37 @@ func (c *Config) resolveSecurity() error {
 	if tlsOn {
 		tlsDefault = DefaultMQTTTLSAddr
 	}
-	const mqttHow = "identity mtls or password"
+	mqttHow := c.name("identity") + " mtls or password"
 	pick("mqtt_addr", &c.MQTTAddr, mqttDefault, a.mqtt, mqttHow)
 	pick("mqtt_tls_addr", &c.MQTTTLSAddr, tlsDefault, a.mqtt, mqttHow)
 	pick("mqtt_alpn_addr", &c.MQTTALPNAddr, Off, a.mqtt, mqttHow)
 	pick("websocket_addr", &c.WebSocketAddr, Off, a.mqtt, mqttHow)
-	pick("api_addr", &c.APIAddr, DefaultAPIAddr, a.api, "credentials_file")
-	pick("jobs_addr", &c.JobsAddr, DefaultJobsAddr, a.data, "credentials_file, or client_ca with tls_cert")
+	pick("api_addr", &c.APIAddr, DefaultAPIAddr, a.api, c.name("credentials_file"))
+	pick("jobs_addr", &c.JobsAddr, DefaultJobsAddr, a.data, c.name("credentials_file")+", or "+c.name("client_ca")+" with "+c.name("tls_cert"))
 	if c.APIAddr == Off || c.JobsAddr == Off {
-		problems = append(problems, errors.New("api_addr and jobs_addr cannot be off"))
+		problems = append(problems, fmt.Errorf("%s and %s cannot be off", c.name("api_addr"), c.name("jobs_addr")))
 	}
 	if !tlsOn && (c.MQTTTLSAddr != Off || c.MQTTALPNAddr != Off) {
-		problems = append(problems, errors.New("mqtt_tls_addr and mqtt_alpn_addr need tls_cert and tls_key"))
+		problems = append(problems, fmt.Errorf("%s and %s need %s and %s", c.name("mqtt_tls_addr"), c.name("mqtt_alpn_addr"), c.name("tls_cert"), c.name("tls_key")))
 	}
 	if tlsOn && (c.TLSCert == "" || c.TLSKey == "") {
-		problems = append(problems, errors.New("tls_cert and tls_key go together"))
+		problems = append(problems, fmt.Errorf("%s and %s go together", c.name("tls_cert"), c.name("tls_key")))
 	}
 	if c.ClientCA != "" && !tlsOn {
-		problems = append(problems, errors.New("client_ca needs tls_cert and tls_key"))
+		problems = append(problems, fmt.Errorf("%s needs %s and %s", c.name("client_ca"), c.name("tls_cert"), c.name("tls_key")))
 	}
 	switch c.Identity {
 	case auth.ModeMTLS:
 		if c.ClientCA == "" {
-			problems = append(problems, errors.New("identity mtls needs client_ca (and tls_cert, tls_key)"))
+			problems = append(problems, fmt.Errorf("%s mtls needs %s (and %s, %s)", c.name("identity"), c.name("client_ca"), c.name("tls_cert"), c.name("tls_key")))
 		}
 	case auth.ModePassword:
 		if c.PasswordFile == "" {
-			problems = append(problems, errors.New("identity password needs password_file"))
+			problems = append(problems, fmt.Errorf("%s password needs %s", c.name("identity"), c.name("password_file")))
 		}
 	}
 	if c.PasswordFile != "" && c.Identity != auth.ModePassword {
-		problems = append(problems, errors.New("password_file is only used with identity password"))
+		problems = append(problems, fmt.Errorf("%s is only used with %s password", c.name("password_file"), c.name("identity")))
 	}
 	for _, r := range c.TopicRules {
 		if err := auth.ValidateTopicRule(r); err != nil {
@@ -146,12 +146,12 @@ func (c *Config) resolveSecurity() error {
 	}
 	switch {
 	case c.Store != StoreBadger && c.Store != StorePostgres:
-		problems = append(problems, fmt.Errorf("store %q: must be %s or %s", c.Store, StoreBadger, StorePostgres))
+		problems = append(problems, fmt.Errorf("%s %q: must be %s or %s", c.name("store"), c.Store, StoreBadger, StorePostgres))
 	case c.Store == StorePostgres && c.StoreURL == "":
-		problems = append(problems, errors.New("store postgres needs store_url (postgres://user:password@host:5432/db)"))
+		problems = append(problems, fmt.Errorf("%s postgres needs %s (postgres://user:password@host:5432/db)", c.name("store"), c.name("store_url")))
 	}
 	if c.MaxPacketSize < 0 || c.MaxTopicLength < 0 {
-		problems = append(problems, errors.New("max_packet_size and max_topic_length must be positive"))
+		problems = append(problems, fmt.Errorf("%s and %s must be positive", c.name("max_packet_size"), c.name("max_topic_length")))
 	}
 	return errors.Join(problems...)
 }
@@ -254,7 +254,7 @@ func (b *Broker) addMQTTListeners() error {
 			err = b.MQTT.AddListener(l)
 		}
 		if err != nil {
-			return fmt.Errorf("listen for MQTT (%s) on %s: %w", id, addr, err)
+			return fmt.Errorf("listen for MQTT (%s) on %s (%s): %w", id, addr, c.name(strings.ReplaceAll(id, "-", "_")+"_addr"), err)
 		}
 		b.mqttLns[id] = l
 		return nil
@@ -301,10 +301,12 @@ func (b *Broker) listenerAddr(id string) string {
 func (b *Broker) securityNotice() {
 	a := b.cfg.authenticates()
 	if !a.mqtt && !a.api && !a.data && !b.cfg.AllowAnonymous {
-		b.log.Warn("no identity and no credentials configured: listening on loopback only; " +
-			"configure identity, credentials_file or client_ca to serve the network, or set allow_anonymous")
+		c := &b.cfg
+		b.log.Warn(fmt.Sprintf("no identity and no credentials configured: listening on loopback only; "+
+			"configure %s, %s or %s to serve the network, or set %s",
+			c.name("identity"), c.name("credentials_file"), c.name("client_ca"), c.name("allow_anonymous")))
 	} else if b.cfg.AllowAnonymous && (!a.mqtt || !a.api || !a.data) {
-		b.log.Warn("allow_anonymous is set: some listeners accept clients nobody identifies",
+		b.log.Warn(b.cfg.name("allow_anonymous")+" is set: some listeners accept clients nobody identifies",
 			"mqtt_identified", a.mqtt, "api_signed", a.api, "jobs_api_identified", a.data)
 	}
 	if b.cfg.Identity == auth.ModePassword && b.cfg.MQTTAddr != Off && !loopback(b.MQTTAddr()) {

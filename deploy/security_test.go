@@ -1044,8 +1044,8 @@ func TestKubernetesStatefulSetRuns(t *testing.T) {
 
 	// The security flags are what lets it serve the network: without
 	// each, the broker refuses to start.
-	refuses(t, cl, "identity", mounts, "mqtt_tls_addr", "would serve the network")
-	refuses(t, cl, "credentials-file", mounts, "api_addr", "would serve the network")
+	refuses(t, cl, "identity", mounts, "-mqtt-tls-addr", "would serve the network")
+	refuses(t, cl, "credentials-file", mounts, "-api-addr", "would serve the network")
 }
 
 // podVolumes makes a directory for each of the container's volume mounts

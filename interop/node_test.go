@@ -94,7 +94,7 @@ type nodeRejection struct {
 }
 
 func runNodeDevice(t *testing.T, script, thing, wantClass string) {
-	node := Need(t, "node", "install Node.js 20 (Debian: apt-get install nodejs npm)")
+	node := Need(t, "node", "install Node.js 18 or later (Debian: apt-get install nodejs npm)")
 	Need(t, "npm", "install npm (Debian: apt-get install npm)")
 	pinned := nodeModules(t)
 

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,27 +23,49 @@ import (
 	"github.com/jobsbroker/jobsbroker/store/badger"
 )
 
+var backupCmd = &command{
+	name:     "backup",
+	synopsis: "-o FILE [-from URL [-ca FILE]] [-data-dir DIR] [-config FILE]",
+	short:    "write a backup of the store to a file",
+	long: `
+Backup writes a consistent backup of the store (Badger's backup format) to
+FILE, which appears only once it is complete.
+
+With -from it streams the backup from a running broker's API
+(GET /admin/backup), signed with AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY (and AWS_REGION) when they are set, as a broker with
+a credentials file requires. Without -from it reads the data directory of
+a stopped broker. -data-dir, like serve's, may also come from the -config
+file or JOBSBROKER_DATA_DIR.`,
+	flags: func(c *cli) (*flag.FlagSet, func(context.Context, []string) error) {
+		s := newSettings("backup")
+		fs := s.share("backup", "config", "data-dir")
+		out := fs.String("o", "", "file to write the backup to (required)")
+		from := fs.String("from", "", "base URL of a running broker's API (http://localhost:8080); without it the data directory is read, and the broker must be stopped")
+		ca := fs.String("ca", "", "PEM bundle of the CA that signed the API's certificate, for -from https://...")
+		return fs, func(ctx context.Context, args []string) error {
+			if err := s.finish(fs, args, c.getenv); err != nil {
+				return err
+			}
+			if *out == "" {
+				return &usageError{cmd: "backup", err: errors.New("backup needs -o FILE")}
+			}
+			return backup(ctx, s, *out, *from, *ca, c)
+		}
+	},
+}
+
 // backup writes a backup of the store to a file: from a running broker
-// over its API (-from), or from the data directory of a stopped one.
-func backup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	s := newSettings("jobsbroker backup", stderr)
-	out := s.fs.String("o", "", "file to write the backup to (required)")
-	from := s.fs.String("from", "", "base URL of a running broker's API (http://host:8080); without it the data directory is read, and the broker must be stopped")
-	ca := s.fs.String("ca", "", "PEM bundle of the CA that signed the API's certificate, for -from https://...")
-	if err := s.load(args, getenv); err != nil {
-		return err
-	}
-	if *out == "" {
-		return errors.New("backup: -o FILE is required")
-	}
-	tmp := *out + ".partial"
+// over its API (from), or from the data directory of a stopped one.
+func backup(ctx context.Context, s *settings, out, from, ca string, c *cli) error {
+	tmp := out + ".partial"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer os.Remove(tmp)
-	if *from != "" {
-		err = fetchBackup(ctx, *from, *ca, getenv, f)
+	if from != "" {
+		err = fetchBackup(ctx, from, ca, c.getenv, f)
 	} else {
 		err = backupDir(ctx, s, f)
 	}
@@ -55,10 +78,10 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if err := os.Rename(tmp, *out); err != nil {
+	if err := os.Rename(tmp, out); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	fmt.Fprintln(stdout, "backup written to", *out)
+	fmt.Fprintln(c.stdout, "backup written to", out)
 	return nil
 }
 
@@ -109,33 +132,61 @@ func fetchBackup(ctx context.Context, base, caFile string, getenv func(string) s
 }
 
 func backupDir(ctx context.Context, s *settings, w io.Writer) error {
-	st, err := badger.Open(badger.Options{Dir: filepath.Join(s.DataDir, "jobs"), GCInterval: -1})
+	dir := filepath.Join(s.DataDir, "jobs")
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
+		return fmt.Errorf("no store in %s (%s): %w", s.DataDir, s.name("data-dir"), err)
+	}
+	st, err := badger.Open(badger.Options{Dir: dir, GCInterval: -1})
+	if lockedByAnother(err) {
+		return fmt.Errorf("the data directory %s is in use by a running broker: back it up over its API with -from http://HOST:8080", s.DataDir)
+	}
 	if err != nil {
-		return fmt.Errorf("open the store (is the broker still running? then use -from): %w", err)
+		return fmt.Errorf("open the store: %w", err)
 	}
 	defer st.Close()
 	_, err = st.Backup(ctx, w)
 	return err
 }
 
+var restoreCmd = &command{
+	name:     "restore",
+	synopsis: "-i FILE [-data-dir DIR] [-config FILE]",
+	short:    "load a backup into an empty data directory",
+	long: `
+Restore loads a backup written by jobsbroker backup into a data directory
+that is empty or does not exist yet; start the broker on it afterwards.
+-data-dir, like serve's, may also come from the -config file or
+JOBSBROKER_DATA_DIR.`,
+	flags: func(c *cli) (*flag.FlagSet, func(context.Context, []string) error) {
+		s := newSettings("restore")
+		fs := s.share("restore", "config", "data-dir")
+		in := fs.String("i", "", "backup file to restore (required)")
+		return fs, func(ctx context.Context, args []string) error {
+			if err := s.finish(fs, args, c.getenv); err != nil {
+				return err
+			}
+			if *in == "" {
+				return &usageError{cmd: "restore", err: errors.New("restore needs -i FILE")}
+			}
+			return restore(s, *in, c.stdout)
+		}
+	},
+}
+
 // restore loads a backup into an empty data directory.
-func restore(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	s := newSettings("jobsbroker restore", stderr)
-	in := s.fs.String("i", "", "backup file to restore (required)")
-	if err := s.load(args, getenv); err != nil {
-		return err
-	}
-	if *in == "" {
-		return errors.New("restore: -i FILE is required")
-	}
-	f, err := os.Open(*in)
+func restore(s *settings, in string, stdout io.Writer) error {
+	f, err := os.Open(in)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	if err := badger.Restore(filepath.Join(s.DataDir, "jobs"), f); err != nil {
+	err = badger.Restore(filepath.Join(s.DataDir, "jobs"), f)
+	if lockedByAnother(err) {
+		return fmt.Errorf("restore: the data directory %s is in use by a running broker; restore into an empty directory", s.DataDir)
+	}
+	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	fmt.Fprintln(stdout, "restored", *in, "into", s.DataDir)
+	fmt.Fprintln(stdout, "restored", in, "into", s.DataDir)
 	return nil
 }

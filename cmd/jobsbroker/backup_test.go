@@ -100,6 +100,15 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("an offline backup of a running broker: %v", err)
 	}
 	b.Stop(t)
+	// A data directory that holds no store is an error, and is not created.
+	missing := filepath.Join(t.TempDir(), "typo")
+	if err := run(ctx, []string{"backup", "-o", online + "3", "-data-dir", missing}, env(nil), io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "no store in "+missing+" (-data-dir)") {
+		t.Fatalf("a backup of a directory with no store: %v", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("the backup created %s: %v", missing, err)
+	}
 	offline := filepath.Join(t.TempDir(), "offline.backup")
 	must(run(ctx, []string{"backup", "-o", offline, "-data-dir", dataDir}, env(nil), io.Discard, io.Discard))
 

@@ -35,13 +35,16 @@ type settings struct {
 	clockOffset     time.Duration
 
 	fs     *flag.FlagSet
-	secret map[string]bool // settings printed as <redacted>
+	secret map[string]bool   // settings printed as <redacted>
+	source map[string]string // by flag name, where a value came from when not the command line
 }
 
-func newSettings(name string, stderr io.Writer) *settings {
-	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), secret: map[string]bool{}}
+// newSettings defines every setting as a flag of a new flag set, named
+// after the command that parses it.
+func newSettings(cmd string) *settings {
+	s := &settings{fs: flag.NewFlagSet(cmd, flag.ContinueOnError), secret: map[string]bool{}, source: map[string]string{}}
+	s.SettingName = func(key string) string { return s.name(strings.ReplaceAll(key, "_", "-")) }
 	fs := s.fs
-	fs.SetOutput(stderr)
 	fs.StringVar(&s.configFile, "config", "", "YAML file of settings (keys are the flag names with _ for -)")
 	fs.StringVar(&s.MQTTAddr, "mqtt-addr", "", "address of the plain MQTT listener (empty: :1883, off under identity mtls; 127.0.0.1 only while no identity is configured; off: none)")
 	fs.StringVar(&s.MQTTTLSAddr, "mqtt-tls-addr", "", "address of the MQTT-over-TLS listener, which also takes ALPN x-amzn-mqtt-ca (empty: :8883 when tls_cert is set, else off)")
@@ -95,17 +98,42 @@ func newSettings(name string, stderr io.Writer) *settings {
 	return s
 }
 
-// load reads flags, then the config file for what the flags left unset,
-// then the environment, and validates the result.
-func (s *settings) load(args []string, getenv func(string) string) error {
-	if err := s.fs.Parse(args); err != nil {
+// finish takes the settings parsed from fs, fills in the rest from the
+// config file and the environment, and checks them: all of them when fs
+// is s.fs, else only the data directory, the one setting the commands with
+// a share of the settings (backup, restore) use.
+func (s *settings) finish(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if len(args) > 0 {
+		return &usageError{cmd: fs.Name(), err: fmt.Errorf("unexpected argument %q", args[0])}
+	}
+	if err := s.fill(fs, getenv); err != nil {
 		return err
 	}
-	if s.fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
+	if fs != s.fs {
+		if s.DataDir == "" {
+			return fmt.Errorf("%s must not be empty", s.name("data-dir"))
+		}
+		return nil
 	}
+	return s.validate()
+}
+
+// share returns the flag set of a command that takes only some of the
+// settings: the ones named, sharing their values with s.
+func (s *settings) share(cmd string, names ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	for _, name := range names {
+		f := s.fs.Lookup(name)
+		fs.Var(f.Value, f.Name, f.Usage)
+	}
+	return fs
+}
+
+// fill reads the config file for the settings the flags of fs left
+// unset, then the environment, which wins over both.
+func (s *settings) fill(fs *flag.FlagSet, getenv func(string) string) error {
 	explicit := map[string]bool{}
-	s.fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 	if v := getenv(envName("config")); v != "" {
 		s.configFile = v
 	}
@@ -121,6 +149,7 @@ func (s *settings) load(args []string, getenv func(string) string) error {
 			if serr := f.Value.Set(v); serr != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, serr)
 			}
+			s.source[f.Name] = name
 		}
 	})
 	if err != nil {
@@ -129,7 +158,16 @@ func (s *settings) load(args []string, getenv func(string) string) error {
 	if s.clockOffset != 0 {
 		s.Clock = clock.Offset{By: s.clockOffset}
 	}
-	return s.validate()
+	return nil
+}
+
+// name is how messages name a setting: its flag, with the environment
+// variable or config-file key its value came from, if one did.
+func (s *settings) name(flagName string) string {
+	if src := s.source[flagName]; src != "" {
+		return "-" + flagName + " (" + src + ")"
+	}
+	return "-" + flagName
 }
 
 func envName(flagName string) string {
@@ -173,6 +211,7 @@ func (s *settings) loadFile(path string, explicit map[string]bool) error {
 		if err := f.Value.Set(value); err != nil {
 			return fmt.Errorf("config file %s: line %d: %s: %w", path, v.Line, k.Value, err)
 		}
+		s.source[name] = k.Value + " in " + path
 	}
 	return nil
 }
@@ -204,7 +243,7 @@ var (
 func (s *settings) validate() error {
 	var problems []string
 	bad := func(name, format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("%s: %s", fileKey(name), fmt.Sprintf(format, args...)))
+		problems = append(problems, fmt.Sprintf("%s: %s", s.name(name), fmt.Sprintf(format, args...)))
 	}
 	addrs := map[string]string{"mqtt-addr": s.MQTTAddr, "mqtt-tls-addr": s.MQTTTLSAddr, "mqtt-alpn-addr": s.MQTTALPNAddr,
 		"websocket-addr": s.WebSocketAddr, "api-addr": s.APIAddr, "jobs-addr": s.JobsAddr}
@@ -220,7 +259,7 @@ func (s *settings) validate() error {
 			continue
 		}
 		if other, dup := seen[addr]; dup && port != "0" {
-			bad(name, "%q is also %s", addr, fileKey(other))
+			bad(name, "%q is also %s", addr, s.name(other))
 		}
 		seen[addr] = name
 	}
@@ -247,7 +286,7 @@ func (s *settings) validate() error {
 		bad("shutdown-timeout", "must be positive, got %v", s.shutdownTimeout)
 	}
 	if s.ShutdownDelay < 0 || s.ShutdownDelay >= s.shutdownTimeout {
-		bad("shutdown-delay", "%v must be at least 0 and less than shutdown_timeout (%v)", s.ShutdownDelay, s.shutdownTimeout)
+		bad("shutdown-delay", "%v must be at least 0 and less than %s (%v)", s.ShutdownDelay, s.name("shutdown-timeout"), s.shutdownTimeout)
 	}
 	if len(s.TopicRules) == 1 && s.TopicRules[0] == "none" {
 		s.TopicRules = []string{}

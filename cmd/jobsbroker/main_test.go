@@ -23,10 +23,15 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
+// load parses and checks the settings as serve does.
 func load(t *testing.T, args []string, vars map[string]string) (*settings, error) {
 	t.Helper()
-	s := newSettings("jobsbroker", io.Discard)
-	return s, s.load(args, env(vars))
+	s := newSettings("serve")
+	s.fs.SetOutput(io.Discard)
+	if err := s.fs.Parse(args); err != nil {
+		return s, err
+	}
+	return s, s.finish(s.fs, s.fs.Args(), env(vars))
 }
 
 func writeFile(t *testing.T, text string) string {
@@ -90,21 +95,25 @@ func TestConfigErrors(t *testing.T) {
 		{file: "shutdown_timeout: forever\n", want: "line 1: shutdown_timeout"},
 		{file: "- a\n- b\n", want: "must be a mapping"},
 		{file: "api_addr: {a: b}\n", want: "api_addr"},
-		{args: []string{"-mqtt-addr", "1883"}, want: `mqtt_addr: "1883" is not host:port`},
-		{args: []string{"-api-addr", ":9000", "-jobs-addr", ":9000"}, want: `jobs_addr: ":9000" is also api_addr`},
-		{args: []string{"-region", "mars"}, want: `region: "mars"`},
-		{args: []string{"-account", "12"}, want: "account"},
-		{args: []string{"-log-format", "xml"}, want: "log_format"},
-		{args: []string{"-log-level", "loud"}, want: "log_level"},
-		{args: []string{"-shutdown-delay", "20s"}, want: "shutdown_delay"},
+		{args: []string{"-mqtt-addr", "1883"}, want: `-mqtt-addr: "1883" is not host:port`},
+		{args: []string{"-api-addr", ":9000", "-jobs-addr", ":9000"}, want: `-jobs-addr: ":9000" is also -api-addr`},
+		{args: []string{"-region", "mars"}, want: `-region: "mars"`},
+		{args: []string{"-account", "12"}, want: "-account"},
+		{args: []string{"-log-format", "xml"}, want: "-log-format"},
+		{args: []string{"-log-level", "loud"}, want: "-log-level"},
+		{args: []string{"-shutdown-delay", "20s"}, want: "-shutdown-delay: 20s must be at least 0 and less than -shutdown-timeout"},
 		{args: []string{"-config", "/no/such/file"}, want: "read config file"},
-		{args: []string{"-mqtt-addr", ":1883"}, want: `mqtt_addr ":1883" would serve the network`},
-		{args: []string{"-api-addr", "0.0.0.0:8080"}, want: "configure credentials_file"},
+		{args: []string{"-mqtt-addr", ":1883"}, want: `-mqtt-addr ":1883" would serve the network`},
+		{args: []string{"-api-addr", "0.0.0.0:8080"}, want: "configure -credentials-file"},
 		{args: []string{"-identity", "cert"}, want: `identity "cert"`},
-		{args: []string{"-identity", "mtls"}, want: "identity mtls needs client_ca"},
-		{args: []string{"-identity", "password"}, want: "identity password needs password_file"},
-		{args: []string{"-mqtt-tls-addr", ":8883", "-allow-anonymous"}, want: "need tls_cert and tls_key"},
-		{args: []string{"-tls-cert", "c.pem"}, want: "tls_cert and tls_key go together"},
+		{args: []string{"-identity", "mtls"}, want: "-identity mtls needs -client-ca"},
+		{args: []string{"-identity", "password"}, want: "-identity password needs -password-file"},
+		{args: []string{"-mqtt-tls-addr", ":8883", "-allow-anonymous"}, want: "need -tls-cert and -tls-key"},
+		{args: []string{"-tls-cert", "c.pem"}, want: "-tls-cert and -tls-key go together"},
+		// A value from the environment or the file is named by its source too.
+		{env: map[string]string{"JOBSBROKER_MQTT_ADDR": ":1883"}, want: `-mqtt-addr (JOBSBROKER_MQTT_ADDR) ":1883" would serve`},
+		{file: "api_addr: ':8080'\n", want: `-api-addr (api_addr in `},
+		{file: "log_level: loud\n", want: `-log-level (log_level in `},
 		{args: []string{"-topic-rules", "things/x{thing}/#"}, want: "{thing} must be a whole level"},
 	}
 	for _, c := range cases {
@@ -116,9 +125,6 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("args %v env %v file %q: error %v, want one mentioning %q", c.args, c.env, c.file, err, c.want)
 		}
-	}
-	if _, err := load(t, []string{"-h"}, nil); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("-h = %v, want flag.ErrHelp", err)
 	}
 }
 
@@ -154,13 +160,15 @@ func TestConfigCommand(t *testing.T) {
 	}
 }
 
-func TestVersionAndUnknownCommand(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), broker.Version) {
-		t.Fatalf("version: %q, %v", out.String(), err)
-	}
-	if err := run(context.Background(), []string{"frobnicate"}, env(nil), io.Discard, io.Discard); err == nil {
-		t.Fatal("an unknown command ran")
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, env(nil), &out, io.Discard); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !strings.HasPrefix(out.String(), "jobsbroker "+buildVersion()+"\n") || !strings.Contains(out.String(), "  go      go1.") {
+			t.Errorf("%v printed %q", args, out.String())
+		}
 	}
 }
 
@@ -216,17 +224,23 @@ func TestSIGTERM(t *testing.T) {
 
 func TestPasswdCommand(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "passwords")
+	passwd := func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		c := &cli{getenv: env(nil), stdin: strings.NewReader(stdin), stdout: &out, stderr: io.Discard}
+		err := c.run(context.Background(), append([]string{"passwd"}, args...))
+		return out.String(), err
+	}
 	for _, step := range []struct{ thing, pw, want string }{
 		{"thing-1", "one\n", "added"},
 		{"thing-2", "two\n", "added"},
 		{"thing-1", "uno\n", "replaced"},
 	} {
-		var out bytes.Buffer
-		if err := passwd([]string{"-file", file, step.thing}, strings.NewReader(step.pw), &out, io.Discard); err != nil {
+		out, err := passwd(step.pw, "-file", file, step.thing)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(out.String(), step.want) {
-			t.Errorf("%s: %q", step.thing, out.String())
+		if !strings.HasPrefix(out, step.want) {
+			t.Errorf("%s: %q", step.thing, out)
 		}
 	}
 	p, err := auth.LoadPasswords(file)
@@ -236,11 +250,15 @@ func TestPasswdCommand(t *testing.T) {
 	if p.Check("thing-1", []byte("uno")) != nil || p.Check("thing-1", []byte("one")) == nil || p.Check("thing-2", []byte("two")) != nil {
 		t.Error("the file does not hold the latest passwords")
 	}
-	if err := passwd([]string{"-file", file, "bad thing"}, strings.NewReader("x\n"), io.Discard, io.Discard); err == nil {
+	if _, err := passwd("x\n", "-file", file, "bad thing"); err == nil {
 		t.Error("a bad thing name was accepted")
 	}
-	if err := passwd([]string{"-file", file, "thing-3"}, strings.NewReader(""), io.Discard, io.Discard); err == nil {
+	if _, err := passwd("", "-file", file, "thing-3"); err == nil {
 		t.Error("an empty password was accepted")
+	}
+	var usage *usageError
+	if _, err := passwd("x\n", "thing-3"); !errors.As(err, &usage) {
+		t.Errorf("passwd without -file: %v, want a usage error", err)
 	}
 }
 
@@ -251,7 +269,7 @@ func TestREADMEListsEverySetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSettings("jobsbroker", io.Discard)
+	s := newSettings("serve")
 	s.fs.VisitAll(func(f *flag.Flag) {
 		if !bytes.Contains(readme, []byte("`-"+f.Name+"`")) && !bytes.Contains(readme, []byte("`-"+f.Name+"`,")) &&
 			!bytes.Contains(readme, []byte(", `-"+f.Name+"`")) {

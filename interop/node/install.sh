@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 for tool in node npm; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "interop/node/install.sh: $tool is not installed (Node.js 20 with npm; Debian: apt-get install nodejs npm)" >&2
+		echo "interop/node/install.sh: $tool is not installed (Node.js 18 or later with npm; Debian: apt-get install nodejs npm)" >&2
 		exit 1
 	fi
 done
