@@ -27,7 +27,9 @@ package interop
 // kept; Debian's AWS CLI comes first on PATH.
 //
 // Ports. The README uses the well-known ports: 1883, 8080 and 8081 for the
-// walkthrough's broker, 8883, 8443 and 8444 for the Security section's. The
+// walkthrough's broker, 8883, 8443 and 8444 for the Security section's,
+// 9000 for the OTA example's artifact store (versitygw, which TestREADME
+// needs besides the programs needReaderTools lists). The
 // test gives each a free port: it rewrites ":PORT" and "-p PORT" in every
 // block, makes the free MQTT port the Mosquitto clients' default (their
 // configuration files in XDG_CONFIG_HOME), and gives a server block that
@@ -57,6 +59,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jobsbroker/jobsbroker/jobshook/presign/s3test"
 )
 
 // The fences of README.md's shell blocks (see the top of this file).
@@ -76,7 +80,7 @@ const (
 )
 
 // readmePorts are the ports README.md's examples use.
-var readmePorts = []string{"1883", "8080", "8081", "8883", "8443", "8444"}
+var readmePorts = []string{"1883", "8080", "8081", "8883", "8443", "8444", "9000"}
 
 // shellLangs are the fence languages of shell code.
 var shellLangs = map[string]bool{"sh": true, "bash": true, "shell": true, "console": true, "zsh": true, "shell-session": true}
@@ -557,6 +561,7 @@ func readmeBlocks(t *testing.T) (string, []block) {
 // TestREADME runs README.md's shell blocks (see the top of this file).
 func TestREADME(t *testing.T) {
 	needReaderTools(t)
+	versitygw := s3test.Binary(t) // the OTA example's artifact store
 	_, blocks := readmeBlocks(t)
 	tmp := t.TempDir()
 	clone := filepath.Join(tmp, "jobsbroker")
@@ -564,7 +569,11 @@ func TestREADME(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports := freePorts(t)
-	r := newReadmeShell(t, clone, readerEnv(t, filepath.Join(tmp, "home"), ports["1883"]), ports)
+	home := filepath.Join(tmp, "home")
+	r := newReadmeShell(t, clone, readerEnv(t, home, ports["1883"]), ports)
+	if err := os.Symlink(versitygw, filepath.Join(home, "bin", "versitygw")); err != nil {
+		t.Fatal(err)
+	}
 	ran := 0
 	for _, b := range blocks {
 		if err := r.run(b); err != nil {

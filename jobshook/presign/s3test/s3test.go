@@ -46,13 +46,7 @@ type Server struct {
 // $(go env GOPATH)/bin.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := find()
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("versitygw is not installed (CI=true): %s", Install)
-		}
-		t.Skipf("versitygw is not installed: %s", Install)
-	}
+	bin := Binary(t)
 	addr := freeAddr(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--access", AccessKeyID, "--secret", SecretAccessKey, "--region", Region,
@@ -79,6 +73,20 @@ func Start(t testing.TB) *Server {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Binary returns the path of the versitygw binary, or skips the test
+// (fails it under CI=true) when it is not installed.
+func Binary(t testing.TB) string {
+	t.Helper()
+	bin := find()
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("versitygw is not installed (CI=true): %s", Install)
+		}
+		t.Skipf("versitygw is not installed: %s", Install)
+	}
+	return bin
 }
 
 func find() string {
