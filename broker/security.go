@@ -154,7 +154,7 @@ func (c *Config) resolveSecurity() error {
 // would, without opening anything.
 func CheckConfig(cfg Config) error {
 	cfg.applyDefaults()
-	return cfg.resolveSecurity()
+	return errors.Join(cfg.resolveSecurity(), cfg.checkSessions())
 }
 
 // loopback reports whether addr binds to a loopback interface only.
