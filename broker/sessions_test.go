@@ -563,3 +563,56 @@ func TestSessionMetrics(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSessionMovesToAnotherNode: on PostgreSQL, a device whose session
+// node A held reconnects to node B with its session present, and gets the
+// notify-next A queued for it while it was away.
+func TestSessionMovesToAnotherNode(t *testing.T) {
+	url := brokertest.PostgresURL(t)
+	node := func(id string) *brokertest.Instance {
+		return brokertest.Start(t, func(c *broker.Config) {
+			c.Store, c.StoreURL, c.NodeID = broker.StorePostgres, url, id
+		})
+	}
+	a, b := node("node-a"), node("node-b")
+	const thing = "roamer"
+	next := "$aws/things/" + thing + "/jobs/notify-next"
+	dev := persistent(t, a.MQTTAddr(), thing, 4)
+	dev.Subscribe(next, 1, 0)
+	dev.Disconnect()
+	awaitOffline(t, a, 1)
+	if _, err := b.IoT().CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String("j1"),
+		Targets: []string{brokertest.ThingARN(thing)}, Document: aws.String(`{"op":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, "node a queues the notify-next", func() error {
+		if n := value(t, scrape(t, a), "jobsbroker_session_queued_messages"); n != 1 {
+			return fmt.Errorf("%v queued on node a", n)
+		}
+		return nil
+	})
+	a.Stop(t)
+	dev = persistent(t, b.MQTTAddr(), thing, 4)
+	if !dev.SessionPresent {
+		t.Fatal("node b did not find the session node a held")
+	}
+	got := receive(t, dev, 1)[0]
+	if got.TopicName != next || !strings.Contains(string(got.Payload), `"jobId":"j1"`) {
+		t.Fatalf("got %s %s", got.TopicName, got.Payload)
+	}
+	// The subscription came along: the next change reaches the device on b.
+	dev.Publish("$aws/things/"+thing+"/jobs/start-next", []byte(`{}`), 1, false)
+	dev.Publish("$aws/things/"+thing+"/jobs/j1/update", []byte(`{"status":"SUCCEEDED"}`), 1, false)
+	for {
+		pk := dev.ExpectPublish()
+		if pk.FixedHeader.Qos > 0 {
+			dev.Ack(pk.PacketID)
+		}
+		if pk.TopicName == next {
+			if strings.Contains(string(pk.Payload), "execution") {
+				t.Fatalf("notify-next after the job succeeded still names one: %s", pk.Payload)
+			}
+			break
+		}
+	}
+}

@@ -34,6 +34,11 @@ type SessionStore interface {
 	// by one node only loads every session at start, so it has nothing to
 	// claim and returns nil.
 	ClaimSession(ctx context.Context, clientID string, now time.Time) (*StoredSession, error)
+	// SweepSessions deletes the sessions, of any node, whose expiry has
+	// passed, and starts the expiry of sessions still marked connected by
+	// a node that has stopped. A store used by one node, whose sessions the
+	// broker expires itself, does nothing.
+	SweepSessions(ctx context.Context, now time.Time) (int, error)
 	// QueuedMessages returns the messages kept for clientID, in sequence
 	// order.
 	QueuedMessages(ctx context.Context, clientID string) ([]QueuedMessage, error)

@@ -482,12 +482,26 @@ func (h *Hook) expiryLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	// On a store shared with other nodes, the sessions of a node that
+	// stopped for good are expired by the others.
+	var shared <-chan time.Time
+	if h.opts.Claim {
+		st := time.NewTicker(time.Minute)
+		defer st.Stop()
+		shared = st.C
+	}
 	for {
 		select {
 		case <-h.stop:
 			return
 		case <-t.C:
 			h.sweep()
+		case <-shared:
+			ctx, cancel := ctx()
+			if _, err := h.st.SweepSessions(ctx, h.clock.Now()); err != nil {
+				h.Log.Warn("could not expire the sessions of other nodes", "error", err)
+			}
+			cancel()
 		}
 	}
 }

@@ -248,6 +248,10 @@ func (s *Store) ClaimSession(context.Context, string, time.Time) (*store.StoredS
 	return nil, nil
 }
 
+// SweepSessions has nothing to do: the one node that holds a Badger
+// store's sessions expires them itself.
+func (s *Store) SweepSessions(context.Context, time.Time) (int, error) { return 0, nil }
+
 // QueuedMessages reads the messages kept for client, in order.
 func (s *Store) QueuedMessages(ctx context.Context, client string) ([]store.QueuedMessage, error) {
 	var out []store.QueuedMessage
