@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 )
@@ -69,6 +70,10 @@ func newSettings(name string, stderr io.Writer) *settings {
 	fs.StringVar(&s.NodeID, "node-id", "", "this node's name among the nodes of a shared store (empty: hostname-pid)")
 	fs.Int64Var(&s.MinFreeBytes, "min-free-bytes", badger.DefaultMinFreeBytes, "free space the data directory's filesystem must keep: below it writes are refused (ServiceUnavailable / InternalError) and reads go on; negative turns the check off")
 	fs.BoolVar(&s.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
+	fs.DurationVar(&s.SessionExpiry, "session-expiry", sessions.DefaultExpiry, "how long a persistent MQTT session (clean session off, or an MQTT 5 session expiry interval) outlives its connection, and the most an MQTT 5 client may ask for (AWS IoT: 1h, adjustable to 7 days)")
+	fs.IntVar(&s.MaxQueuedMessages, "max-queued-messages", sessions.DefaultQueueLimit, "QoS 1 messages one persistent session may be owed; beyond it the oldest are dropped and counted (negative: no limit)")
+	fs.IntVar(&s.MaxRetainedMessages, "max-retained-messages", sessions.DefaultRetainedLimit, "retained messages the broker keeps; a new one beyond it is refused (AWS IoT: 500,000; negative: no limit)")
+	fs.IntVar(&s.MaxRetainedSize, "max-retained-size", sessions.DefaultRetainedMaxBytes, "largest payload of a retained message, in bytes; a larger one is refused (negative: no limit)")
 	fs.BoolVar(&s.Events, "events", false, "publish job and job-execution events on $aws/events/... (until UpdateEventConfigurations changes it)")
 	fs.StringVar(&s.Region, "region", broker.DefaultRegion, "AWS region used in the ARNs the API returns")
 	fs.StringVar(&s.Account, "account", broker.DefaultAccount, "AWS account id used in the ARNs the API returns")
