@@ -27,13 +27,28 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 	if t.External {
 		rep.note("echo through the running broker needs it started with -debug-echo-prefix %s", echoPrefix)
 	}
-	res, err := echoLoop(ctx, cfg, "echo jobsbroker", t.mqttAddrs(), false, newProber(t.pids(), nil))
-	if err != nil {
-		return err
+	modes := []bool{cfg.Persistent}
+	if cfg.CompareSessions {
+		modes = []bool{false, true}
 	}
-	res.Broker = "jobsbroker"
-	res.RSSMiB = mib(t.RSS())
-	rep.Echo = append(rep.Echo, res)
+	for _, persistent := range modes {
+		c := *cfg
+		c.Persistent = persistent
+		label := "echo jobsbroker"
+		if persistent {
+			label += " persistent"
+		}
+		res, err := echoLoop(ctx, &c, label, t.mqttAddrs(), false, newProber(t.pids(), nil))
+		if err != nil {
+			return err
+		}
+		res.Broker, res.Persistent = "jobsbroker", persistent
+		res.RSSMiB = mib(t.RSS())
+		rep.Echo = append(rep.Echo, res)
+	}
+	if cfg.CompareSessions {
+		rep.ratios().EchoPersistentOverClean = ratio(rep.Echo[1], rep.Echo[0])
+	}
 
 	if cfg.Mosquitto == "" {
 		rep.note("mosquitto echo skipped (-mosquitto is empty)")
@@ -62,7 +77,7 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 	if err := responder.Subscribe(ctx, echoPrefix+"+", 1); err != nil {
 		return fmt.Errorf("mosquitto echo responder: %w", err)
 	}
-	res, err = echoLoop(ctx, cfg, "echo mosquitto", mq.mqttAddrs(), true, newProber(mq.pids(), nil))
+	res, err := echoLoop(ctx, cfg, "echo mosquitto", mq.mqttAddrs(), true, newProber(mq.pids(), nil))
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,7 @@ type loopRun struct {
 type LoopResult struct {
 	Name         string      `json:"name"`
 	Broker       string      `json:"broker"`
+	Persistent   bool        `json:"persistent_sessions,omitempty"`
 	Devices      int         `json:"devices"`
 	WarmupS      float64     `json:"warmup_s"`
 	WindowS      float64     `json:"window_s"`

@@ -41,6 +41,14 @@ func runSteady(ctx context.Context, cfg *config, rep *Report) error {
 		return err
 	}
 	rep.Steady = res
+	if cfg.CompareSessions {
+		persistent := *cfg
+		persistent.Persistent = true
+		if rep.SteadyPersistent, err = steadyJobs(ctx, &persistent, t, rep); err != nil {
+			return err
+		}
+		rep.ratios().SteadyPersistentOverClean = ratio(rep.SteadyPersistent, res)
+	}
 	if cfg.NoEcho {
 		return nil
 	}
@@ -51,20 +59,27 @@ func runSteady(ctx context.Context, cfg *config, rep *Report) error {
 		rep.note("steady: paced at %.0f ops/s, as are the echo baselines: compare latencies; the rates are the pace, so no ratios", cfg.Rate)
 		return nil
 	}
-	rep.Ratios = &Ratios{}
 	for _, e := range rep.Echo {
-		if e.OpsPerSec == 0 {
+		if e.OpsPerSec == 0 || e.Persistent {
 			continue
 		}
 		r := round3(res.OpsPerSec / e.OpsPerSec)
 		switch e.Broker {
 		case "jobsbroker":
-			rep.Ratios.JobsOverEcho = r
+			rep.ratios().JobsOverEcho = r
 		case "mosquitto":
-			rep.Ratios.JobsOverMosquittoEcho = r
+			rep.ratios().JobsOverMosquittoEcho = r
 		}
 	}
 	return nil
+}
+
+// ratio is a's rate over b's, 0 when b measured none.
+func ratio(a, b *LoopResult) float64 {
+	if b.OpsPerSec == 0 {
+		return 0
+	}
+	return round3(a.OpsPerSec / b.OpsPerSec)
 }
 
 // steadyJobs creates the jobs, waits until they are rolled out, connects
@@ -135,9 +150,25 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 	prog.Stop()
 	rep.SetupS["steady jobs"] = seconds(int64(time.Since(setupStart)))
 
-	clients, err := connectDevices(ctx, cfg, t.mqttAddrs(), "steady connect", devices, nil)
+	name := "steady"
+	if cfg.Persistent {
+		name = "steady persistent"
+	}
+	var setup func(i int, c *Client) error
+	if cfg.NotifyNext {
+		// Each device listens for notify-next as each of its things, as a
+		// device of AWS IoT Jobs does.
+		setup = func(i int, c *Client) error {
+			filters := make([]string, layers)
+			for l := range layers {
+				filters[l] = "$aws/things/" + things[l][i] + "/jobs/notify-next"
+			}
+			return c.SubscribeAll(ctx, filters, 1)
+		}
+	}
+	clients, err := connectDevices(ctx, cfg, t.mqttAddrs(), name+" connect", devices, setup)
 	if err != nil {
-		return nil, fmt.Errorf("steady: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	defer closeAll(clients)
 	kctx, stopKeepAlive := context.WithCancel(ctx)
@@ -152,11 +183,11 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 		}
 		protos[i] = newSteadyProto(mine, perThing)
 	}
-	res, err := runLoop(ctx, "steady", clients, protos, cfg.loopOptions(t.prober()))
+	res, err := runLoop(ctx, name, clients, protos, cfg.loopOptions(t.prober()))
 	if err != nil {
 		return nil, err
 	}
-	res.Broker = "jobsbroker"
+	res.Broker, res.Persistent = "jobsbroker", cfg.Persistent
 	res.RSSMiB = mib(t.RSS())
 	switch {
 	case res.CutShort == "interrupted":
