@@ -68,6 +68,14 @@ func Connect3(t testing.TB, addr, id string) *Client {
 // Connect5 connects an MQTT 5 client (paho.golang).
 func Connect5(t testing.TB, addr, id string) *Client {
 	t.Helper()
+	c, _ := connect5(t, addr, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
+	return c
+}
+
+// connect5 connects a paho.golang client with cp and returns its CONNACK.
+func connect5(t testing.TB, addr string, cp *paho.Connect) (*Client, *paho.Connack) {
+	t.Helper()
+	id := cp.ClientID
 	c := newClient(t, id, 5)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -83,12 +91,12 @@ func Connect5(t testing.TB, addr, id string) *Client {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ack, err := c.v5.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
+	ack, err := c.v5.Connect(ctx, cp)
 	if err != nil || ack.ReasonCode != 0 {
 		t.Fatalf("connect %s: %v %+v", id, err, ack)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return c, ack
 }
 
 // Connect connects with MQTT version 4 (3.1.1) or 5.

@@ -1,8 +1,6 @@
 package brokertest
 
 import (
-	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -17,31 +15,13 @@ import (
 // subscribe again when it comes back: it gets what it is sent.
 func ConnectPersistent(t testing.TB, addr, id string, version int) (*Client, bool) {
 	t.Helper()
-	c := newClient(t, id, version)
 	if version == 5 {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("dial: %v", err)
-		}
-		c.v5 = paho.NewClient(paho.ClientConfig{
-			Conn:     conn,
-			ClientID: id,
-			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-				c.record(Message{Topic: pr.Packet.Topic, Payload: pr.Packet.Payload, QoS: pr.Packet.QoS})
-				return true, nil
-			}},
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		expiry := uint32(3600)
-		ack, err := c.v5.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: false,
+		c, ack := connect5(t, addr, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: false,
 			Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
-		if err != nil || ack.ReasonCode != 0 {
-			t.Fatalf("connect %s: %v %+v", id, err, ack)
-		}
-		t.Cleanup(c.Close)
 		return c, ack.SessionPresent
 	}
+	c := newClient(t, id, version)
 	opts := paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
 		SetProtocolVersion(4).SetCleanSession(false).SetAutoReconnect(false).SetResumeSubs(false).
 		SetOrderMatters(true).SetConnectTimeout(5 * time.Second).

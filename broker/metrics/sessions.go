@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +21,7 @@ type SessionCounts struct {
 // cached for maxAge (it walks the session records).
 func RegisterSessions(reg prometheus.Registerer, counts func() SessionCounts,
 	usage func(context.Context) (*store.SessionUsage, error), maxAge time.Duration) {
-	reg.MustRegister(&sessionCollector{counts: counts, usage: usage, maxAge: maxAge})
+	reg.MustRegister(&sessionCollector{counts: counts, usage: scrapeCache[*store.SessionUsage]{compute: usage, maxAge: maxAge}})
 }
 
 var (
@@ -45,12 +44,7 @@ var (
 
 type sessionCollector struct {
 	counts func() SessionCounts
-	usage  func(context.Context) (*store.SessionUsage, error)
-	maxAge time.Duration
-
-	mu      sync.Mutex
-	cached  *store.SessionUsage
-	cachedT time.Time
+	usage  scrapeCache[*store.SessionUsage]
 }
 
 func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -72,7 +66,7 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(deliveredDesc, counter, float64(n.Delivered))
 	ch <- prometheus.MustNewConstMetric(sessionWriteErrDesc, counter, float64(n.WriteErrors))
 	ch <- prometheus.MustNewConstMetric(refusedDesc, counter, float64(n.Refused))
-	if u := c.storeUsage(); u != nil {
+	if u := c.usage.get(); u != nil {
 		for _, k := range []struct {
 			kind string
 			n    int64
@@ -81,20 +75,4 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(sessionBytesDesc, gauge, float64(u.Bytes))
 	}
-}
-
-func (c *sessionCollector) storeUsage() *store.SessionUsage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cached != nil && time.Since(c.cachedT) < c.maxAge {
-		return c.cached
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	u, err := c.usage(ctx)
-	if err != nil {
-		return c.cached
-	}
-	c.cached, c.cachedT = u, time.Now()
-	return u
 }

@@ -436,12 +436,7 @@ func (h *Hook) endLocked(s *session) {
 // subscriptions out of the topic index, itself out of the client list.
 // mochi's own expiry leaves the subscriptions behind.
 func (h *Hook) dropClient(cl *mqtt.Client) {
-	for filter := range cl.State.Subscriptions.GetAll() {
-		if h.server.Topics.Unsubscribe(filter, cl.ID) {
-			atomic.AddInt64(&h.server.Info.Subscriptions, -1)
-		}
-		cl.State.Subscriptions.Delete(filter)
-	}
+	h.unsubscribe(cl)
 	if cur, ok := h.server.Clients.Get(cl.ID); ok && cur == cl {
 		h.server.Clients.Delete(cl.ID)
 	}
@@ -459,11 +454,17 @@ func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 		s.mu.Unlock()
 	}
 	if cur, ok := h.server.Clients.Get(cl.ID); ok && cur == cl && cl.Closed() {
-		for filter := range cl.State.Subscriptions.GetAll() {
-			if h.server.Topics.Unsubscribe(filter, cl.ID) {
-				atomic.AddInt64(&h.server.Info.Subscriptions, -1)
-			}
+		h.unsubscribe(cl)
+	}
+}
+
+// unsubscribe takes cl's subscriptions out of the topic index.
+func (h *Hook) unsubscribe(cl *mqtt.Client) {
+	for filter := range cl.State.Subscriptions.GetAll() {
+		if h.server.Topics.Unsubscribe(filter, cl.ID) {
+			atomic.AddInt64(&h.server.Info.Subscriptions, -1)
 		}
+		cl.State.Subscriptions.Delete(filter)
 	}
 }
 
