@@ -110,6 +110,8 @@ type LoopResult struct {
 	// Usage is the CPU and store activity during the window.
 	Usage    *WindowUsage `json:"usage,omitempty"`
 	CutShort string       `json:"cut_short,omitempty"`
+
+	samples []int64 // the window's latencies, for merging turns
 }
 
 // loopOptions are the settings of one runLoop.
@@ -243,6 +245,7 @@ func runLoop(ctx context.Context, name string, clients []*Client, protos []devic
 	}
 	res.Latency = summarize(samples)
 	res.ErrorsTotal = res.Errors.Total()
+	res.samples = samples
 	return res, nil
 }
 
