@@ -616,3 +616,28 @@ func TestSessionMovesToAnotherNode(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionNotResumedAcrossVersions: as on AWS IoT, an MQTT 3.1.1
+// persistent session is not resumed by an MQTT 5 connection, and the other
+// way round.
+func TestSessionNotResumedAcrossVersions(t *testing.T) {
+	b := brokertest.Start(t)
+	for i, vs := range [][2]byte{{4, 5}, {5, 4}} {
+		id := fmt.Sprintf("dev-%d-%d", vs[0], vs[1])
+		first := persistent(t, b.MQTTAddr(), id, vs[0])
+		first.Subscribe("a/"+id, 1, 0)
+		first.Disconnect()
+		awaitOffline(t, b, i+1)
+		again := persistent(t, b.MQTTAddr(), id, vs[1])
+		if again.SessionPresent {
+			t.Errorf("an MQTT %d session was resumed over MQTT %d", vs[0], vs[1])
+		}
+		pub := brokertest.Connect3(t, b.MQTTAddr(), "pub-"+id)
+		pub.Publish("a/"+id, "x", 1)
+		if pk, ok := again.NextPublish(300 * time.Millisecond); ok {
+			t.Errorf("the ended session's subscription delivered %q", pk.Payload)
+		}
+		again.Disconnect()
+		awaitOffline(t, b, i+1) // the new session of the other version
+	}
+}

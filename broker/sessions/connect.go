@@ -143,9 +143,16 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		s.mu.Lock()
 		resume := !pk.Connect.Clean && !s.gone
 		if resume && !s.online {
+			// As on AWS IoT, a session is not resumed over the other MQTT
+			// version; nor, here, under another identity.
+			why := ""
 			if old := h.identityOf(s); old != h.identity(cl) {
-				h.Log.Info("a client connected under another identity than its persistent session's; the session ends",
-					"client", cl.ID, "identity", h.identity(cl), "session_identity", old)
+				why = "the client connected under another identity than its persistent session's"
+			} else if s.rec.ProtocolVersion != 0 && (s.rec.ProtocolVersion == 5) != (cl.Properties.ProtocolVersion == 5) {
+				why = "MQTT 3.1.1 and MQTT 5 sessions are not resumed by the other version"
+			}
+			if why != "" {
+				h.Log.Info("a persistent session ends: "+why, "client", cl.ID)
 				resume = false
 				if cur, ok := h.server.Clients.Get(s.id); ok && cur == s.cl && cur.Closed() {
 					h.dropClient(cur)
