@@ -641,3 +641,41 @@ func TestSessionNotResumedAcrossVersions(t *testing.T) {
 		awaitOffline(t, b, i+1) // the new session of the other version
 	}
 }
+
+// TestNotificationInFlightKept: a notification in flight to a connected
+// device with a persistent session is written to the store once it has
+// waited for its PUBACK a while, and resent with DUP after a restart; its
+// PUBACK removes it.
+func TestNotificationInFlightKept(t *testing.T) {
+	b := brokertest.Start(t)
+	const thing = "slow-acker"
+	next := "$aws/things/" + thing + "/jobs/notify-next"
+	dev := persistent(t, b.MQTTAddr(), thing, 4)
+	dev.Subscribe(next, 1, 0)
+	if _, err := b.IoT().CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String("j1"),
+		Targets: []string{brokertest.ThingARN(thing)}, Document: aws.String(`{"op":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	first := dev.ExpectPublish() // not acknowledged
+	brokertest.Eventually(t, "the unacknowledged notification is written", func() error {
+		if u := usage(t, b); u.Messages != 1 {
+			return fmt.Errorf("%d messages stored", u.Messages)
+		}
+		return nil
+	})
+	dev.Drop()
+	b = restart(t, b)
+	dev = persistent(t, b.MQTTAddr(), thing, 4)
+	again := dev.ExpectPublish()
+	if again.TopicName != next || !again.FixedHeader.Dup || again.PacketID != first.PacketID {
+		t.Fatalf("after the restart: %s dup %v id %d, want %s with DUP and id %d", again.TopicName, again.FixedHeader.Dup,
+			again.PacketID, next, first.PacketID)
+	}
+	dev.Ack(again.PacketID)
+	brokertest.Eventually(t, "the acknowledged notification leaves the store", func() error {
+		if u := usage(t, b); u.Messages != 0 {
+			return fmt.Errorf("%d messages stored", u.Messages)
+		}
+		return nil
+	})
+}

@@ -185,23 +185,23 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if s == nil && persistent {
 		s = newSession(cl.ID, cl, store.Session{})
 		s.online, s.persistent = true, true
-		s.mu.Lock()
-		h.connectedLocked(s, cl)
-		s.mu.Unlock()
 		h.mu.Lock()
-		if old := h.sessions[cl.ID]; old != nil {
-			// Another connection with the same client ID got here first;
-			// the later one takes over, as in mochi.
-			h.mu.Unlock()
-			old.mu.Lock()
-			h.endLocked(old)
-			old.mu.Unlock()
-			h.mu.Lock()
-		}
+		old := h.sessions[cl.ID]
 		h.sessions[cl.ID] = s
 		h.mu.Unlock()
 		h.stats.Sessions.Add(1)
 		h.stats.Connected.Add(1)
+		if old != nil {
+			// Another connection with the same client ID got here at the
+			// same moment; the later one starts afresh, as in mochi.
+			old.mu.Lock()
+			h.endLocked(old)
+			old.mu.Unlock()
+			h.w.async(store.SessionOp{Kind: store.DeleteSession, ClientID: cl.ID})
+		}
+		s.mu.Lock()
+		h.connectedLocked(s, cl)
+		s.mu.Unlock()
 	}
 }
 
@@ -397,6 +397,7 @@ func (h *Hook) disconnectedLocked(s *session, cl *mqtt.Client, expire bool) {
 			h.appendLocked(s, entry{seq: seq, sent: true, packetID: tk.PacketID})
 		} else {
 			m.replaceable = e.replaceable
+			e.unwritten = nil
 		}
 		data, err := encodeMessage(tk, m)
 		if err != nil {
@@ -404,6 +405,7 @@ func (h *Hook) disconnectedLocked(s *session, cl *mqtt.Client, expire bool) {
 		}
 		ops = append(ops, store.SessionOp{Kind: store.PutMessage, ClientID: s.id, Message: &store.QueuedMessage{Seq: seq, Data: data}})
 	}
+	h.writeUnwrittenLocked(s, time.Time{}, true) // those whose sending failed
 	clear(s.byPacket)
 	s.backlog, s.sending = nil, 0
 	s.online = false
@@ -541,4 +543,5 @@ func (h *Hook) sweep() {
 	for _, left := range h.fanouts.stale(time.Now(), time.Minute) {
 		h.w.async(deletes(left)...)
 	}
+	h.writeLazy(time.Now())
 }

@@ -128,6 +128,7 @@ type Hook struct {
 	seq     atomic.Uint64 // the next message sequence number
 	w       writer
 	fanouts fanouts
+	lazy    lazySet
 
 	retainMu       sync.Mutex          // orders retained writes as mochi applied them
 	retainedTopics map[string]struct{} // the topics with a stored retained message

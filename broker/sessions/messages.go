@@ -310,18 +310,22 @@ func (h *Hook) Keep(cl *mqtt.Client, pk packets.Packet, latest bool) bool {
 	if s.gone || !s.persistent {
 		return false
 	}
-	m := meta{created: pk.Created, expiry: pk.Expiry, replaceable: latest}
 	e := entry{seq: h.nextSeq(), replaceable: latest}
 	if latest {
 		e.topic = pk.TopicName
 	}
 	if pk.PacketID != 0 && s.cl == cl && s.online && !cl.Closed() {
+		// In flight to a connected client: written only if it is not
+		// acknowledged soon (lazyWrite).
 		s.stale(pk.PacketID)
 		e.inflight, e.sent, e.packetID = true, true, pk.PacketID
-		m.sent, m.packetID = true, pk.PacketID
+		e.unwritten, e.sentAt = &pk, time.Now()
 		s.byPacket[pk.PacketID] = e.seq
+		h.appendLocked(s, e)
+		h.lazy.add(s)
+		return true
 	}
-	data, err := encodeMessage(pk, m)
+	data, err := encodeMessage(pk, meta{created: pk.Created, expiry: pk.Expiry, replaceable: latest})
 	if err != nil {
 		h.Log.Warn("cannot store a notification for a persistent session", "client", cl.ID, "topic", pk.TopicName, "error", err)
 		return false
@@ -329,6 +333,81 @@ func (h *Hook) Keep(cl *mqtt.Client, pk packets.Packet, latest bool) bool {
 	h.w.async(store.SessionOp{Kind: store.PutMessage, ClientID: s.id, Message: &store.QueuedMessage{Seq: e.seq, Data: data}})
 	h.appendLocked(s, e)
 	return true
+}
+
+// lazyWrite is how long a notification in flight to a connected client
+// waits for its PUBACK before it is written to the store. Most are
+// acknowledged within milliseconds and cost no write (nor a deletion);
+// one the broker is stopped or killed before it was written is not
+// resent. A notification for a client that is away is written at once.
+const lazyWrite = time.Second
+
+// lazySet holds the sessions that have notifications in flight not yet
+// written.
+type lazySet struct {
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+}
+
+func (l *lazySet) add(s *session) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sessions == nil {
+		l.sessions = map[*session]struct{}{}
+	}
+	l.sessions[s] = struct{}{}
+}
+
+func (l *lazySet) take() []*session {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*session, 0, len(l.sessions))
+	for s := range l.sessions {
+		out = append(out, s)
+	}
+	clear(l.sessions)
+	return out
+}
+
+// writeUnwritten writes the session's notifications in flight that have
+// waited lazyWrite (all of them when all is set) and reports whether any
+// are left to write later.
+func (h *Hook) writeUnwrittenLocked(s *session, now time.Time, all bool) (left bool) {
+	var ops []store.SessionOp
+	for i := range s.entries {
+		e := &s.entries[i]
+		if e.unwritten == nil {
+			continue
+		}
+		if !all && now.Sub(e.sentAt) < lazyWrite {
+			left = true
+			continue
+		}
+		pk := e.unwritten
+		e.unwritten = nil
+		data, err := encodeMessage(*pk, meta{sent: true, packetID: e.packetID, created: pk.Created, expiry: pk.Expiry, replaceable: e.replaceable})
+		if err != nil {
+			h.Log.Warn("cannot store a notification for a persistent session", "client", s.id, "topic", pk.TopicName, "error", err)
+			continue
+		}
+		ops = append(ops, store.SessionOp{Kind: store.PutMessage, ClientID: s.id, Message: &store.QueuedMessage{Seq: e.seq, Data: data}})
+	}
+	if !s.gone {
+		h.w.async(ops...)
+	}
+	return left
+}
+
+// writeLazy writes the notifications that have waited long enough.
+func (h *Hook) writeLazy(now time.Time) {
+	for _, s := range h.lazy.take() {
+		s.mu.Lock()
+		left := h.writeUnwrittenLocked(s, now, false)
+		s.mu.Unlock()
+		if left {
+			h.lazy.add(s)
+		}
+	}
 }
 
 // appendLocked adds e to the session's messages: it first drops an unsent
@@ -362,7 +441,9 @@ func (h *Hook) dropLocked(s *session, i int, ops *[]store.SessionOp) {
 		atomic.AddInt64(&h.server.Info.Inflight, -1)
 	}
 	h.stats.Queued.Add(-1)
-	*ops = append(*ops, store.SessionOp{Kind: store.DeleteMessage, ClientID: s.id, Message: &store.QueuedMessage{Seq: e.seq}})
+	if e.unwritten == nil {
+		*ops = append(*ops, store.SessionOp{Kind: store.DeleteMessage, ClientID: s.id, Message: &store.QueuedMessage{Seq: e.seq}})
+	}
 }
 
 // OnQosComplete forgets a message the client acknowledged and sends the

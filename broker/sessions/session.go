@@ -45,6 +45,11 @@ type entry struct {
 	backlog     bool   // its current sending is from the backlog
 	replaceable bool   // a newer one on the same topic replaces it while unsent
 	topic       string // kept for replaceable entries only
+
+	// unwritten holds a notification in flight that is not in the store
+	// yet (see lazyWrite), from when it was sent.
+	unwritten *packets.Packet
+	sentAt    time.Time
 }
 
 // pending is a backlog message.
