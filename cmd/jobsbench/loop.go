@@ -110,6 +110,9 @@ type LoopResult struct {
 	// Usage is the CPU and store activity during the window.
 	Usage    *WindowUsage `json:"usage,omitempty"`
 	CutShort string       `json:"cut_short,omitempty"`
+	// TurnsOpsPerSec are the rates of the turns a compareSessions result
+	// merges, in order.
+	TurnsOpsPerSec []float64 `json:"turns_ops_per_s,omitempty"`
 
 	samples []int64 // the window's latencies, for merging turns
 }

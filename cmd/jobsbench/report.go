@@ -186,6 +186,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if l.TargetOpsPerSec > 0 {
 				fmt.Fprintf(w, "  %s (%s) paced at %.0f ops/s; latencies run from each request's slot in the schedule\n", l.Name, l.Broker, l.TargetOpsPerSec)
 			}
+			if len(l.TurnsOpsPerSec) > 0 {
+				fmt.Fprintf(w, "  %s: ops/s of its %d turns %v", l.Name, len(l.TurnsOpsPerSec), l.TurnsOpsPerSec)
+				if u := l.Usage; u != nil && u.BrokerCores > 0 && l.OpsPerSec > 0 {
+					fmt.Fprintf(w, "; broker CPU per op %.1f µs", u.BrokerCores/l.OpsPerSec*1e6)
+				}
+				fmt.Fprintln(w)
+			}
 			if l.ErrorsTotal > 0 {
 				fmt.Fprintf(w, "  %s errors: %d rejected, %d timeouts, %d disconnects, %d invalid\n", l.Name,
 					l.Errors.Rejected, l.Errors.Timeouts, l.Errors.Disconnects, l.Errors.Invalid)

@@ -29,9 +29,9 @@ const sessionRounds = 4
 
 // compareSessions measures one loop with clean sessions and with
 // persistent ones. Both groups of devices are set up first; then they take
-// turns, sessionRounds windows each (clean, persistent, clean, ...), the
-// warm-up and the measured time split between the turns, so that a
-// machine whose load changes during the run weighs on both alike. setup
+// turns, sessionRounds windows each (clean, persistent, persistent, clean,
+// ...), the warm-up and the measured time split between the turns, so that
+// a machine whose load changes during the run weighs on both alike. setup
 // builds a group for the configuration it is given.
 func compareSessions(ctx context.Context, cfg *config, probe *prober, setup func(*config) (*loopSetup, error)) (clean, persistent *LoopResult, err error) {
 	var groups [2]*loopSetup
@@ -55,7 +55,15 @@ func compareSessions(ctx context.Context, cfg *config, probe *prober, setup func
 	o.Duration /= sessionRounds
 	var parts [2][]*LoopResult
 	for round := range sessionRounds {
-		for i, g := range groups {
+		// ABBA: each group goes first in half the rounds, so that what
+		// comes first (the setup's compactions, a load that rises or falls)
+		// weighs on both alike.
+		order := []int{0, 1}
+		if round%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			g := groups[i]
 			res, err := runLoop(ctx, fmt.Sprintf("%s %d/%d", g.name, round+1, sessionRounds), g.clients, g.protos, o)
 			if err != nil {
 				return nil, nil, err
@@ -80,6 +88,7 @@ func mergeResults(parts []*LoopResult) *LoopResult {
 		out.WindowS += p.WindowS
 		out.Ops += p.Ops
 		out.Errors.add(p.Errors)
+		out.TurnsOpsPerSec = append(out.TurnsOpsPerSec, p.OpsPerSec)
 		samples = append(samples, p.samples...)
 		cycles += p.CyclesPerSec * p.WindowS
 		if out.CutShort == "" {
