@@ -266,6 +266,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // for jobshook, which may wait for the session).
 func (h *Hook) prepareBacklog(s *session, cl *mqtt.Client) bool {
 	s.mu.Lock()
+	h.writeUnwrittenLocked(s, time.Time{}, true) // read back below with the rest
 	owed := map[uint64]bool{}
 	for _, e := range s.entries {
 		if !e.inflight {

@@ -23,10 +23,11 @@ import (
 // subscriber took (mochi dropped it: the client's quota, its access rules)
 // is deleted when mochi reports the publish done (OnPublished).
 //
-// Messages that reach a session any other way (a will, a member of a
-// shared subscription, a jobs notification through Keep) are written in
-// the background when mochi or jobshook hands them over: nobody was
-// acknowledged for them.
+// Messages that reach a session any other way (a will, a shared
+// subscription's member, a jobs notification through Keep) are written in
+// the background when mochi or jobshook hands them over: no PUBACK waits
+// for them (mochi picks a shared subscription's member only after the
+// publisher's PUBACK).
 
 type fanout struct {
 	origin  string
@@ -539,9 +540,9 @@ func (h *Hook) nextBacklog(s *session, cl *mqtt.Client) (packets.Packet, bool) {
 		e := &s.entries[i]
 		pk := p.pk
 		pk.ProtocolVersion = cl.Properties.ProtocolVersion
+		pk.FixedHeader.Dup = e.sent
 		if e.sent && e.packetID != 0 {
 			pk.PacketID = e.packetID // reserved for it when the client connected
-			pk.FixedHeader.Dup = true
 		} else {
 			id, err := cl.NextPacketID()
 			if err != nil {

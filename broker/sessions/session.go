@@ -1,9 +1,8 @@
 package sessions
 
 import (
-	"time"
-
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
