@@ -49,9 +49,18 @@ type Client struct {
 // Connect3 connects an MQTT 3.1.1 client (paho.mqtt.golang).
 func Connect3(t testing.TB, addr, id string) *Client {
 	t.Helper()
+	c, _ := connect3(t, addr, id, true)
+	return c
+}
+
+// connect3 connects a paho.mqtt.golang client with clean session on or
+// off (it does not subscribe again when its session is present) and
+// returns it with the CONNACK's session present flag.
+func connect3(t testing.TB, addr, id string, clean bool) (*Client, bool) {
+	t.Helper()
 	c := newClient(t, id, 4)
 	opts := paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
-		SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).
+		SetProtocolVersion(4).SetCleanSession(clean).SetAutoReconnect(false).SetResumeSubs(false).
 		SetOrderMatters(true).SetConnectTimeout(5 * time.Second).
 		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
 			c.record(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos()})
@@ -62,7 +71,7 @@ func Connect3(t testing.TB, addr, id string) *Client {
 		t.Fatalf("connect %s: %v", id, tok.Error())
 	}
 	t.Cleanup(c.Close)
-	return c
+	return c, tok.(*paho3.ConnectToken).SessionPresent()
 }
 
 // Connect5 connects an MQTT 5 client (paho.golang).
