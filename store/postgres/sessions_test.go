@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,15 @@ func TestSweepSessionsOfStoppedNode(t *testing.T) {
 		}
 	}
 	gone.Close()
+	// PostgreSQL ends the closed node's backends a moment later.
+	storetest.Eventually(t, "the stopped node's listening connection is gone", func() error {
+		var n int
+		err := live.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'jobsbroker listen gone'`).Scan(&n)
+		if err == nil && n > 0 {
+			err = fmt.Errorf("%d connections", n)
+		}
+		return err
+	})
 	if n, err := live.SweepSessions(ctx, now); err != nil || n != 0 {
 		t.Fatalf("first sweep deleted %d: %v", n, err)
 	}
