@@ -29,6 +29,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
+	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
 	"github.com/jobsbroker/jobsbroker/jobshook"
@@ -163,6 +164,23 @@ type Config struct {
 	RequestRate  float64
 	RequestBurst int
 
+	// Persistent sessions and retained messages (see sessions.go).
+
+	// SessionExpiry is how long a persistent session outlives its
+	// client's connection: an MQTT 3.1.1 session's lifetime and the most
+	// an MQTT 5 client may ask for (default one hour, as AWS IoT).
+	SessionExpiry time.Duration
+	// MaxQueuedMessages is how many messages one persistent session is
+	// owed at most; beyond it the oldest are dropped (default 1000;
+	// negative: no limit).
+	MaxQueuedMessages int
+	// MaxRetainedMessages is how many retained messages the broker keeps
+	// (default 500,000, AWS IoT's quota; negative: no limit).
+	MaxRetainedMessages int
+	// MaxRetainedSize is the largest payload of a retained message, in
+	// bytes (default 128 KB; negative: no limit).
+	MaxRetainedSize int
+
 	// PprofAddr, when set, serves Go's profiling endpoints
 	// (/debug/pprof/) on a listener of their own. Keep it on loopback: the
 	// endpoints expose the process's internals and cost CPU when used.
@@ -241,6 +259,7 @@ type Broker struct {
 	MQTT                *mqtt.Server
 	Store               store.Store
 	Jobs                *jobshook.Hook
+	Sessions            *sessions.Hook
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
 	security            *metrics.Security
@@ -261,7 +280,7 @@ type Broker struct {
 // New opens the store and binds every listener; Start begins serving.
 func New(cfg Config) (*Broker, error) {
 	cfg.applyDefaults()
-	if err := cfg.resolveSecurity(); err != nil {
+	if err := errors.Join(cfg.resolveSecurity(), cfg.checkSessions()); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4)}
@@ -307,6 +326,7 @@ func (b *Broker) buildMQTT() error {
 	// notifications do not use it (jobshook keeps its own per-client queue).
 	caps.MaximumClientWritesPending = 256
 	caps.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
+	b.sessionCapabilities(caps)
 	b.MQTT = mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
@@ -325,15 +345,19 @@ func (b *Broker) buildMQTT() error {
 		return fmt.Errorf("add protocol hook: %w", err)
 	}
 	b.Jobs = new(jobshook.Hook)
+	b.Sessions = new(sessions.Hook)
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
-		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs}); err != nil {
+		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	if b.cfg.EchoPrefix != "" {
 		if err := b.MQTT.AddHook(&echoHook{prefix: b.cfg.EchoPrefix, jobs: b.Jobs}, nil); err != nil {
 			return fmt.Errorf("add echo hook: %w", err)
 		}
+	}
+	if err := b.addSessionsHook(); err != nil {
+		return err
 	}
 	if err := b.addMQTTListeners(); err != nil {
 		return err

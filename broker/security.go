@@ -161,7 +161,7 @@ func (c *Config) resolveSecurity() error {
 func CheckConfig(cfg Config) error {
 	cfg.applyDefaults()
 	_, err := cfg.artifactSigner()
-	return errors.Join(cfg.resolveSecurity(), err)
+	return errors.Join(cfg.resolveSecurity(), cfg.checkSessions(), err)
 }
 
 // loopback reports whether addr binds to a loopback interface only.

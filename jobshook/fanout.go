@@ -8,6 +8,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/jobsbroker/jobsbroker/topics"
 )
 
 // clientQueueLength is how many notifications may wait for one client;
@@ -60,7 +62,7 @@ func (h *Hook) fanOut(topic string, payload []byte) int {
 	}
 	for id, sub := range subs.Subscriptions {
 		cl, ok := h.server.Clients.Get(id)
-		if !ok || cl.Net.Inline || cl.Closed() {
+		if !ok || cl.Net.Inline {
 			continue
 		}
 		out := packets.Packet{
@@ -78,11 +80,30 @@ func (h *Hook) fanOut(topic string, payload []byte) int {
 			slices.Sort(ids)
 			out.Properties.SubscriptionIdentifier = ids
 		}
+		if cl.Closed() {
+			// Away: a persistent session keeps it for the client's return.
+			if h.keep(cl, out) {
+				n++
+			}
+			continue
+		}
 		if h.queue(cl, out) {
 			n++
 		}
 	}
 	return n
+}
+
+// keep hands pk to the client's persistent session, if it has one. notify
+// and notify-next carry a thing's whole current state, so each replaces an
+// older one of its topic that the client has not been sent.
+func (h *Hook) keep(cl *mqtt.Client, pk packets.Packet) bool {
+	if h.opts.Sessions == nil || pk.FixedHeader.Qos == 0 {
+		return false
+	}
+	t, err := topics.Parse(pk.TopicName)
+	latest := err == nil && (t.Kind == topics.KindNotify || t.Kind == topics.KindNotifyNext)
+	return h.opts.Sessions.Keep(cl, pk, latest)
 }
 
 // queue adds a packet to cl's queue and makes sure a goroutine is writing
@@ -117,9 +138,14 @@ func (h *Hook) drainQueue(q *clientQueue) {
 	for {
 		o.mu.Lock()
 		if len(q.pending) == 0 || q.cl.Closed() {
+			left := q.pending
+			q.pending = nil
 			delete(o.queues, q.cl)
 			q.running = false
 			o.mu.Unlock()
+			for _, pk := range left {
+				h.keep(q.cl, pk) // the client left before it was sent these
+			}
 			return
 		}
 		pk := q.pending[0]
@@ -135,6 +161,9 @@ func (h *Hook) write(cl *mqtt.Client, pk packets.Packet) {
 	if pk.FixedHeader.Qos > 0 && !h.track(cl, &pk, 0) {
 		atomic.AddInt64(&h.server.Info.InflightDropped, 1)
 		return // no room in flight: dropped, as mochi drops over quota
+	}
+	if pk.FixedHeader.Qos > 0 {
+		h.keep(cl, pk) // in flight: a persistent session gets it again if it is not acknowledged
 	}
 	if err := cl.WritePacket(pk); err != nil {
 		h.Log.Debug("could not write a jobs notification", "client", cl.ID, "topic", pk.TopicName, "error", err)

@@ -73,6 +73,20 @@ type Options struct {
 	// Documents, if set, prepares every job document a device receives
 	// (replies and notify-next): it replaces presigned-URL placeholders.
 	Documents *presign.Deliverer `yaml:"-" json:"-"`
+	// Sessions, if set, keeps the notifications of clients with a
+	// persistent session until they acknowledge them: those sent while the
+	// client is connected, and those for a client that is away.
+	Sessions Keeper `yaml:"-" json:"-"`
+}
+
+// Keeper keeps QoS 1 messages for clients with a persistent session
+// (broker/sessions implements it).
+type Keeper interface {
+	// Keep holds pk for cl until cl acknowledges it: in flight when pk
+	// carries the packet id it is being sent under, queued when cl is
+	// offline. latest says pk makes an older unsent message on its topic
+	// pointless. It reports false when cl has no persistent session.
+	Keep(cl *mqtt.Client, pk packets.Packet, latest bool) bool
 }
 
 // Observer receives a report of every request the hook answers and every

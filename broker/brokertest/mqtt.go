@@ -49,9 +49,18 @@ type Client struct {
 // Connect3 connects an MQTT 3.1.1 client (paho.mqtt.golang).
 func Connect3(t testing.TB, addr, id string) *Client {
 	t.Helper()
+	c, _ := connect3(t, addr, id, true)
+	return c
+}
+
+// connect3 connects a paho.mqtt.golang client with clean session on or
+// off (it does not subscribe again when its session is present) and
+// returns it with the CONNACK's session present flag.
+func connect3(t testing.TB, addr, id string, clean bool) (*Client, bool) {
+	t.Helper()
 	c := newClient(t, id, 4)
 	opts := paho3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
-		SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).
+		SetProtocolVersion(4).SetCleanSession(clean).SetAutoReconnect(false).SetResumeSubs(false).
 		SetOrderMatters(true).SetConnectTimeout(5 * time.Second).
 		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
 			c.record(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos()})
@@ -62,12 +71,20 @@ func Connect3(t testing.TB, addr, id string) *Client {
 		t.Fatalf("connect %s: %v", id, tok.Error())
 	}
 	t.Cleanup(c.Close)
-	return c
+	return c, tok.(*paho3.ConnectToken).SessionPresent()
 }
 
 // Connect5 connects an MQTT 5 client (paho.golang).
 func Connect5(t testing.TB, addr, id string) *Client {
 	t.Helper()
+	c, _ := connect5(t, addr, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
+	return c
+}
+
+// connect5 connects a paho.golang client with cp and returns its CONNACK.
+func connect5(t testing.TB, addr string, cp *paho.Connect) (*Client, *paho.Connack) {
+	t.Helper()
+	id := cp.ClientID
 	c := newClient(t, id, 5)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -83,12 +100,12 @@ func Connect5(t testing.TB, addr, id string) *Client {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ack, err := c.v5.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
+	ack, err := c.v5.Connect(ctx, cp)
 	if err != nil || ack.ReasonCode != 0 {
 		t.Fatalf("connect %s: %v %+v", id, err, ack)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return c, ack
 }
 
 // Connect connects with MQTT version 4 (3.1.1) or 5.

@@ -264,17 +264,12 @@ type StoreCounters struct {
 // cached for maxAge (a scrape walks every job's records), and its
 // counters.
 func RegisterStore(reg prometheus.Registerer, src GaugeSource, counters StoreCounters, maxAge time.Duration) {
-	reg.MustRegister(&storeCollector{src: src, counters: counters, maxAge: maxAge})
+	reg.MustRegister(&storeCollector{counters: counters, cache: scrapeCache[*store.Gauges]{compute: src.Gauges, maxAge: maxAge}})
 }
 
 type storeCollector struct {
-	src      GaugeSource
 	counters StoreCounters
-	maxAge   time.Duration
-
-	mu      sync.Mutex
-	cached  *store.Gauges
-	cachedT time.Time
+	cache    scrapeCache[*store.Gauges]
 }
 
 var (
@@ -296,7 +291,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
-	if g := c.gauges(); g != nil {
+	if g := c.cache.get(); g != nil {
 		for _, s := range store.Statuses {
 			ch <- prometheus.MustNewConstMetric(thingsDesc, prometheus.GaugeValue, float64(g.ExecutionsByStatus[s]), string(s))
 		}
@@ -318,20 +313,34 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *storeCollector) gauges() *store.Gauges {
+// scrapeCache keeps what an expensive computation (a walk of the store)
+// last returned, for maxAge: scrapes in between get the same figures.
+type scrapeCache[T comparable] struct {
+	compute func(context.Context) (T, error)
+	maxAge  time.Duration
+
+	mu      sync.Mutex
+	cached  T
+	cachedT time.Time
+}
+
+// get returns the cached figures, computing them again when they are
+// older than maxAge; after a failure, the last good ones (or zero).
+func (c *scrapeCache[T]) get() T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cached != nil && time.Since(c.cachedT) < c.maxAge {
+	var zero T
+	if c.cached != zero && time.Since(c.cachedT) < c.maxAge {
 		return c.cached
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	g, err := c.src.Gauges(ctx)
+	v, err := c.compute(ctx)
 	if err != nil {
-		return c.cached // the last good figures rather than none
+		return c.cached
 	}
-	c.cached, c.cachedT = g, time.Now()
-	return g
+	c.cached, c.cachedT = v, time.Now()
+	return v
 }
 
 // RegisterReady exposes jobsbroker_ready: 1 while the broker is ready to

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,10 +32,13 @@ type ClientOptions struct {
 	OnMessage func(c *Client, m *packets.Packet)
 	// DialTimeout bounds the TCP connect and the CONNACK (default 10 s).
 	DialTimeout time.Duration
+	// Persistent connects with clean session off: the broker keeps the
+	// device's session, and what it is owed, after it leaves.
+	Persistent bool
 }
 
-// Client is a minimal MQTT 3.1.1 client for load generation: a clean
-// session over one TCP connection with TCP_NODELAY, QoS 0 and 1 publishes,
+// Client is a minimal MQTT 3.1.1 client for load generation: a clean (or
+// persistent) session over one TCP connection with TCP_NODELAY, QoS 0 and 1 publishes,
 // SUBSCRIBE, PINGREQ, and automatic PUBACKs of the broker's QoS 1
 // deliveries. mochi's packets package encodes and decodes the packets. It
 // runs one goroutine, the reader. Writes go out under a mutex; while the
@@ -124,7 +128,7 @@ func (c *Client) handshake() error {
 		ProtocolVersion: mqtt311,
 		Connect: packets.ConnectParams{
 			ProtocolName:     []byte("MQTT"),
-			Clean:            true,
+			Clean:            !c.opts.Persistent,
 			Keepalive:        uint16(min(c.opts.KeepAlive/time.Second, 65535)),
 			ClientIdentifier: c.opts.ClientID,
 		},
@@ -281,6 +285,12 @@ func (c *Client) packetIDLocked() uint16 {
 
 // Subscribe subscribes to one topic filter and waits for the SUBACK.
 func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
+	return c.SubscribeAll(ctx, []string{filter}, qos)
+}
+
+// SubscribeAll subscribes to topic filters in one SUBSCRIBE and waits for
+// the SUBACK.
+func (c *Client) SubscribeAll(ctx context.Context, filters []string, qos byte) error {
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
 	c.wmu.Lock()
@@ -288,24 +298,30 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte) error {
 		FixedHeader:     packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, // the flags MQTT requires of a SUBSCRIBE
 		ProtocolVersion: mqtt311,
 		PacketID:        c.packetIDLocked(),
-		Filters:         packets.Subscriptions{{Filter: filter, Qos: qos}},
+	}
+	for _, f := range filters {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: qos})
 	}
 	pk.SubscribeEncode(&c.wbuf) // fails only without a packet id
 	err := c.writeLocked()
 	c.wmu.Unlock()
+	what := filters[0]
+	if len(filters) > 1 {
+		what = fmt.Sprintf("%s and %d more", filters[0], len(filters)-1)
+	}
 	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", filter, err)
+		return fmt.Errorf("subscribe %s: %w", what, err)
 	}
 	select {
 	case codes := <-c.subacks:
-		if len(codes) != 1 || codes[0] > 2 {
-			return fmt.Errorf("subscribe %s: refused (return codes %v)", filter, codes)
+		if len(codes) != len(filters) || slices.ContainsFunc(codes, func(c byte) bool { return c > 2 }) {
+			return fmt.Errorf("subscribe %s: refused (return codes %v)", what, codes)
 		}
 		return nil
 	case <-c.done:
-		return fmt.Errorf("subscribe %s: connection closed: %w", filter, c.Err())
+		return fmt.Errorf("subscribe %s: connection closed: %w", what, c.Err())
 	case <-ctx.Done():
-		return fmt.Errorf("subscribe %s: %w", filter, ctx.Err())
+		return fmt.Errorf("subscribe %s: %w", what, ctx.Err())
 	}
 }
 

@@ -27,14 +27,27 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 	if t.External {
 		rep.note("echo through the running broker needs it started with -debug-echo-prefix %s", echoPrefix)
 	}
-	res, err := echoLoop(ctx, cfg, "echo jobsbroker", t.mqttAddrs(), false, newProber(t.pids(), nil))
-	if err != nil {
-		return err
+	if cfg.CompareSessions {
+		clean, persistent, err := compareSessions(ctx, cfg, newProber(t.pids(), nil), func(c *config) (*loopSetup, error) {
+			return echoSetup(ctx, c, t.mqttAddrs(), false)
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range []*LoopResult{clean, persistent} {
+			r.Broker, r.RSSMiB = "jobsbroker", mib(t.RSS())
+			rep.Echo = append(rep.Echo, r)
+		}
+		rep.ratios().EchoPersistentOverClean = ratio(persistent, clean)
+	} else {
+		res, err := echoLoop(ctx, cfg, t.mqttAddrs(), false, newProber(t.pids(), nil))
+		if err != nil {
+			return err
+		}
+		res.Broker = "jobsbroker"
+		res.RSSMiB = mib(t.RSS())
+		rep.Echo = append(rep.Echo, res)
 	}
-	res.Broker = "jobsbroker"
-	res.RSSMiB = mib(t.RSS())
-	rep.Echo = append(rep.Echo, res)
-
 	if cfg.Mosquitto == "" {
 		rep.note("mosquitto echo skipped (-mosquitto is empty)")
 		return nil
@@ -62,7 +75,9 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 	if err := responder.Subscribe(ctx, echoPrefix+"+", 1); err != nil {
 		return fmt.Errorf("mosquitto echo responder: %w", err)
 	}
-	res, err = echoLoop(ctx, cfg, "echo mosquitto", mq.mqttAddrs(), true, newProber(mq.pids(), nil))
+	mcfg := *cfg
+	mcfg.Persistent = false
+	res, err := echoLoop(ctx, &mcfg, mq.mqttAddrs(), true, newProber(mq.pids(), nil))
 	if err != nil {
 		return err
 	}
@@ -78,7 +93,28 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 // echoLoop connects cfg.Devices devices to addr and runs the echo loop;
 // subscribe makes each subscribe to its reply topic first (a plain broker
 // routes replies only by subscription).
-func echoLoop(ctx context.Context, cfg *config, label string, addrs []string, subscribe bool, probe *prober) (*LoopResult, error) {
+func echoLoop(ctx context.Context, cfg *config, addrs []string, subscribe bool, probe *prober) (*LoopResult, error) {
+	ls, err := echoSetup(ctx, cfg, addrs, subscribe)
+	if err != nil {
+		return nil, err
+	}
+	defer ls.close()
+	res, err := runLoop(ctx, ls.name, ls.clients, ls.protos, cfg.loopOptions(probe))
+	if err == nil {
+		res.Persistent = cfg.Persistent
+	}
+	return res, err
+}
+
+// echoSetup connects the echo devices.
+func echoSetup(ctx context.Context, cfg *config, addrs []string, subscribe bool) (*loopSetup, error) {
+	label := "echo jobsbroker"
+	switch {
+	case subscribe:
+		label = "echo mosquitto"
+	case cfg.Persistent:
+		label = "echo jobsbroker persistent"
+	}
 	ids := names("echo-"+runID(), cfg.Devices)
 	var setup func(i int, c *Client) error
 	if subscribe {
@@ -90,15 +126,11 @@ func echoLoop(ctx context.Context, cfg *config, label string, addrs []string, su
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}
-	defer closeAll(clients)
-	kctx, stopKeepAlive := context.WithCancel(ctx)
-	defer stopKeepAlive()
-	go keepAlive(kctx, func() []*Client { return clients }, cfg.KeepAlive)
 	protos := make([]deviceProto, len(clients))
 	for i := range clients {
 		protos[i] = newEchoProto(ids[i])
 	}
-	return runLoop(ctx, label, clients, protos, cfg.loopOptions(probe))
+	return newLoopSetup(ctx, cfg, label, clients, protos), nil
 }
 
 // echoProto publishes a ~100-byte JSON request on bench/{device} and

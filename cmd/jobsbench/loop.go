@@ -93,6 +93,7 @@ type loopRun struct {
 type LoopResult struct {
 	Name         string      `json:"name"`
 	Broker       string      `json:"broker"`
+	Persistent   bool        `json:"persistent_sessions,omitempty"`
 	Devices      int         `json:"devices"`
 	WarmupS      float64     `json:"warmup_s"`
 	WindowS      float64     `json:"window_s"`
@@ -109,6 +110,11 @@ type LoopResult struct {
 	// Usage is the CPU and store activity during the window.
 	Usage    *WindowUsage `json:"usage,omitempty"`
 	CutShort string       `json:"cut_short,omitempty"`
+	// TurnsOpsPerSec are the rates of the turns a compareSessions result
+	// merges, in order.
+	TurnsOpsPerSec []float64 `json:"turns_ops_per_s,omitempty"`
+
+	samples []int64 // the window's latencies, for merging turns
 }
 
 // loopOptions are the settings of one runLoop.
@@ -242,6 +248,7 @@ func runLoop(ctx context.Context, name string, clients []*Client, protos []devic
 	}
 	res.Latency = summarize(samples)
 	res.ErrorsTotal = res.Errors.Total()
+	res.samples = samples
 	return res, nil
 }
 

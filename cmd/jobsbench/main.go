@@ -99,6 +99,14 @@ type config struct {
 	WaitTimeout        time.Duration
 	KeepAlive          time.Duration
 	JSONPath           string
+	// Persistent connects the devices with a persistent session (clean
+	// session off); CompareSessions runs steady and echo with clean
+	// sessions, then again with persistent ones, in one invocation.
+	Persistent      bool
+	CompareSessions bool
+	// NotifyNext makes steady's devices subscribe to notify-next of their
+	// things, as AWS IoT Jobs devices do.
+	NotifyNext bool
 	// Progress receives the progress lines; nil shows none.
 	Progress io.Writer
 }
@@ -175,6 +183,8 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	fs.DurationVar(&cfg.WaitTimeout, "wait", cfg.WaitTimeout, "fanout and storm: how long to wait for every device")
 	fs.DurationVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "MQTT keep-alive of the devices (idle ones ping)")
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the JSON report to this file (- for stdout)")
+	sessions := fs.String("sessions", "clean", "the devices' MQTT sessions: clean, persistent (clean session off), or both (steady and echo run with each, in one invocation)")
+	fs.BoolVar(&cfg.NotifyNext, "notify-next", false, "steady: the devices subscribe to notify-next of their things, as AWS IoT Jobs devices do")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
 		fs.Usage()
@@ -192,6 +202,15 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	}
 	if !*quiet {
 		cfg.Progress = stderr
+	}
+	switch *sessions {
+	case "clean":
+	case "persistent":
+		cfg.Persistent = true
+	case "both":
+		cfg.CompareSessions = true
+	default:
+		return "", cfg, fmt.Errorf("-sessions %q: must be clean, persistent or both", *sessions)
 	}
 	if cfg.MQTTAddr == "" && cfg.APIURL != "" {
 		return "", cfg, errors.New("-api needs -mqtt")
@@ -333,7 +352,7 @@ func connectDevices(ctx context.Context, cfg *config, addrs []string, label stri
 	})
 	defer prog.Stop()
 	return d.dialAll(ctx, len(ids), func(i int) ClientOptions {
-		return ClientOptions{ClientID: ids[i], KeepAlive: cfg.KeepAlive}
+		return ClientOptions{ClientID: ids[i], KeepAlive: cfg.KeepAlive, Persistent: cfg.Persistent}
 	}, setup)
 }
 

@@ -23,13 +23,16 @@ type Report struct {
 	// SetupS is how long unmeasured preparation took, by step.
 	SetupS map[string]float64 `json:"setup_s,omitempty"`
 	Steady *LoopResult        `json:"steady,omitempty"`
-	Echo   []*LoopResult      `json:"echo,omitempty"`
-	Ratios *Ratios            `json:"ratios,omitempty"`
-	Fanout *FanoutResult      `json:"fanout,omitempty"`
-	Storm  *StormResult       `json:"storm,omitempty"`
-	Scale  *ScaleResult       `json:"scale,omitempty"`
-	Fsync  *FsyncResult       `json:"fsync,omitempty"`
-	Notes  []string           `json:"notes,omitempty"`
+	// SteadyPersistent is steady again with persistent sessions
+	// (-sessions both).
+	SteadyPersistent *LoopResult   `json:"steady_persistent,omitempty"`
+	Echo             []*LoopResult `json:"echo,omitempty"`
+	Ratios           *Ratios       `json:"ratios,omitempty"`
+	Fanout           *FanoutResult `json:"fanout,omitempty"`
+	Storm            *StormResult  `json:"storm,omitempty"`
+	Scale            *ScaleResult  `json:"scale,omitempty"`
+	Fsync            *FsyncResult  `json:"fsync,omitempty"`
+	Notes            []string      `json:"notes,omitempty"`
 	// BrokerWarnings are the WARN and ERROR lines the broker logged.
 	BrokerWarnings []string `json:"broker_warnings,omitempty"`
 }
@@ -41,6 +44,18 @@ type Ratios struct {
 	JobsOverEcho float64 `json:"jobs_over_echo"`
 	// JobsOverMosquittoEcho is jobs ops/s ÷ Mosquitto echo ops/s.
 	JobsOverMosquittoEcho float64 `json:"jobs_over_mosquitto_echo,omitempty"`
+	// SteadyPersistentOverClean and EchoPersistentOverClean compare the
+	// same loop with persistent and with clean sessions (-sessions both).
+	SteadyPersistentOverClean float64 `json:"steady_persistent_over_clean,omitempty"`
+	EchoPersistentOverClean   float64 `json:"echo_persistent_over_clean,omitempty"`
+}
+
+// ratios returns the report's ratios, creating them.
+func (r *Report) ratios() *Ratios {
+	if r.Ratios == nil {
+		r.Ratios = &Ratios{}
+	}
+	return r.Ratios
 }
 
 // settings is the part of the configuration the report records.
@@ -131,8 +146,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "jobsbench %s  (%d CPUs, %s; %s)\n\n", r.Scenario, r.Host.CPUs, r.Host.GoVersion, broker)
 
 	var loops []*LoopResult
-	if r.Steady != nil {
-		loops = append(loops, r.Steady)
+	for _, l := range []*LoopResult{r.Steady, r.SteadyPersistent} {
+		if l != nil {
+			loops = append(loops, l)
+		}
 	}
 	if sc := r.Scale; sc != nil {
 		for _, run := range []*ScaleRun{sc.Baseline, sc.Loaded} {
@@ -169,6 +186,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if l.TargetOpsPerSec > 0 {
 				fmt.Fprintf(w, "  %s (%s) paced at %.0f ops/s; latencies run from each request's slot in the schedule\n", l.Name, l.Broker, l.TargetOpsPerSec)
 			}
+			if len(l.TurnsOpsPerSec) > 0 {
+				fmt.Fprintf(w, "  %s: ops/s of its %d turns %v", l.Name, len(l.TurnsOpsPerSec), l.TurnsOpsPerSec)
+				if u := l.Usage; u != nil && u.BrokerCores > 0 && l.OpsPerSec > 0 {
+					fmt.Fprintf(w, "; broker CPU per op %.1f µs", u.BrokerCores/l.OpsPerSec*1e6)
+				}
+				fmt.Fprintln(w)
+			}
 			if l.ErrorsTotal > 0 {
 				fmt.Fprintf(w, "  %s errors: %d rejected, %d timeouts, %d disconnects, %d invalid\n", l.Name,
 					l.Errors.Rejected, l.Errors.Timeouts, l.Errors.Disconnects, l.Errors.Invalid)
@@ -176,9 +200,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if r.Ratios != nil {
-		fmt.Fprintf(w, "\njobs ops/s ÷ jobsbroker echo ops/s: %.3f\n", r.Ratios.JobsOverEcho)
-		if r.Ratios.JobsOverMosquittoEcho > 0 {
-			fmt.Fprintf(w, "jobs ops/s ÷ mosquitto echo ops/s:  %.3f\n", r.Ratios.JobsOverMosquittoEcho)
+		fmt.Fprintln(w)
+		for _, q := range []struct {
+			what string
+			v    float64
+		}{
+			{"jobs ops/s ÷ jobsbroker echo ops/s", r.Ratios.JobsOverEcho},
+			{"jobs ops/s ÷ mosquitto echo ops/s", r.Ratios.JobsOverMosquittoEcho},
+			{"steady ops/s, persistent ÷ clean sessions", r.Ratios.SteadyPersistentOverClean},
+			{"echo ops/s, persistent ÷ clean sessions", r.Ratios.EchoPersistentOverClean},
+		} {
+			if q.v > 0 {
+				fmt.Fprintf(w, "%s: %.3f\n", q.what, q.v)
+			}
 		}
 	}
 	if sc := r.Scale; sc != nil {

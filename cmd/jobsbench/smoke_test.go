@@ -86,6 +86,29 @@ func TestSmokeSteady(t *testing.T) {
 	}
 }
 
+// TestSmokeSteadySessions runs steady and echo with clean, then
+// persistent sessions, the devices listening on notify-next.
+func TestSmokeSteadySessions(t *testing.T) {
+	rep := runSmoke(t, "steady", func(c *config) {
+		c.CompareSessions, c.NotifyNext = true, true
+		c.Mosquitto = ""
+	})
+	if rep.Steady == nil || rep.SteadyPersistent == nil || !rep.SteadyPersistent.Persistent {
+		t.Fatalf("steady results: clean %v, persistent %v", rep.Steady, rep.SteadyPersistent)
+	}
+	checkLoop(t, rep.Steady)
+	checkLoop(t, rep.SteadyPersistent)
+	if len(rep.Echo) != 2 || !rep.Echo[1].Persistent {
+		t.Fatalf("echo results: %v", rep.Echo)
+	}
+	for _, e := range rep.Echo {
+		checkLoop(t, e)
+	}
+	if r := rep.Ratios; r == nil || r.SteadyPersistentOverClean <= 0 || r.EchoPersistentOverClean <= 0 {
+		t.Errorf("ratios %+v", rep.Ratios)
+	}
+}
+
 func TestSmokeEcho(t *testing.T) {
 	rep := runSmoke(t, "echo", nil)
 	if len(rep.Echo) == 0 {

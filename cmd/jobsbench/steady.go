@@ -29,15 +29,29 @@ func autoJobsPerDevice(devices int, warmup, duration time.Duration) int {
 
 // runSteady measures the device loop start-next, update IN_PROGRESS,
 // update SUCCEEDED over pre-created jobs, then (unless -no-echo) the echo
-// baselines, and the ratios between them.
+// baselines, and the ratios between them. With -sessions both, devices
+// with clean sessions and devices with persistent ones take turns.
 func runSteady(ctx context.Context, cfg *config, rep *Report) error {
 	t, err := openTarget(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeTarget(t, rep)
-	res, err := steadyJobs(ctx, cfg, t, rep)
-	if err != nil {
+	var res *LoopResult
+	if cfg.CompareSessions {
+		var persistent *LoopResult
+		res, persistent, err = compareSessions(ctx, cfg, t.prober(), func(c *config) (*loopSetup, error) {
+			return steadySetup(ctx, c, t, rep)
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range []*LoopResult{res, persistent} {
+			steadyDone(t, rep, r)
+		}
+		rep.SteadyPersistent = persistent
+		rep.ratios().SteadyPersistentOverClean = ratio(persistent, res)
+	} else if res, err = steadyJobs(ctx, cfg, t, rep); err != nil {
 		return err
 	}
 	rep.Steady = res
@@ -51,31 +65,67 @@ func runSteady(ctx context.Context, cfg *config, rep *Report) error {
 		rep.note("steady: paced at %.0f ops/s, as are the echo baselines: compare latencies; the rates are the pace, so no ratios", cfg.Rate)
 		return nil
 	}
-	rep.Ratios = &Ratios{}
 	for _, e := range rep.Echo {
-		if e.OpsPerSec == 0 {
+		if e.OpsPerSec == 0 || e.Persistent {
 			continue
 		}
 		r := round3(res.OpsPerSec / e.OpsPerSec)
 		switch e.Broker {
 		case "jobsbroker":
-			rep.Ratios.JobsOverEcho = r
+			rep.ratios().JobsOverEcho = r
 		case "mosquitto":
-			rep.Ratios.JobsOverMosquittoEcho = r
+			rep.ratios().JobsOverMosquittoEcho = r
 		}
 	}
 	return nil
 }
 
-// steadyJobs creates the jobs, waits until they are rolled out, connects
-// the devices and runs the loop. Only device operations run in the
-// measured window: job creation and rollout end before the devices start.
+// steadyJobs sets steady up and runs its loop once.
+func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*LoopResult, error) {
+	ls, err := steadySetup(ctx, cfg, t, rep)
+	if err != nil {
+		return nil, err
+	}
+	defer ls.close()
+	res, err := runLoop(ctx, ls.name, ls.clients, ls.protos, cfg.loopOptions(t.prober()))
+	if err != nil {
+		return nil, err
+	}
+	res.Persistent = cfg.Persistent
+	steadyDone(t, rep, res)
+	return res, nil
+}
+
+// steadyDone completes a steady result and notes how its window ended.
+func steadyDone(t *target, rep *Report, res *LoopResult) {
+	res.Broker = "jobsbroker"
+	res.RSSMiB = mib(t.RSS())
+	switch {
+	case res.CutShort == "interrupted":
+		rep.note("%s: interrupted; the window ended early", res.Name)
+	case res.CutShort != "":
+		rep.note("%s: %s; the window was cut there: rerun with -jobs-per-device above %d", res.Name, res.CutShort, rep.Settings.JobsPerDevice)
+	}
+}
+
+// ratio is a's rate over b's, 0 when b measured none.
+func ratio(a, b *LoopResult) float64 {
+	if b.OpsPerSec == 0 {
+		return 0
+	}
+	return round3(a.OpsPerSec / b.OpsPerSec)
+}
+
+// steadySetup creates the jobs, waits until they are rolled out and
+// connects the devices, ready for the loop. Only device operations run in
+// the measured window: job creation and rollout end before the devices
+// start.
 //
 // A device works through its jobs as a sequence of things (layers), each
 // with -jobs-per-thing pending jobs, rather than as one thing with every
 // job pending: what a device operation costs grows with the thing's
 // pending set, and real things have few pending jobs.
-func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*LoopResult, error) {
+func steadySetup(ctx context.Context, cfg *config, t *target, rep *Report) (*loopSetup, error) {
 	api := newAPIClient(t.APIURL, cfg.APIConcurrency)
 	run := runID()
 	devices := names("steady-"+run, cfg.Devices)
@@ -135,15 +185,26 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 	prog.Stop()
 	rep.SetupS["steady jobs"] = seconds(int64(time.Since(setupStart)))
 
-	clients, err := connectDevices(ctx, cfg, t.mqttAddrs(), "steady connect", devices, nil)
-	if err != nil {
-		return nil, fmt.Errorf("steady: %w", err)
+	name := "steady"
+	if cfg.Persistent {
+		name = "steady persistent"
 	}
-	defer closeAll(clients)
-	kctx, stopKeepAlive := context.WithCancel(ctx)
-	defer stopKeepAlive()
-	go keepAlive(kctx, func() []*Client { return clients }, cfg.KeepAlive)
-
+	var setup func(i int, c *Client) error
+	if cfg.NotifyNext {
+		// Each device listens for notify-next as each of its things, as a
+		// device of AWS IoT Jobs does.
+		setup = func(i int, c *Client) error {
+			filters := make([]string, layers)
+			for l := range layers {
+				filters[l] = "$aws/things/" + things[l][i] + "/jobs/notify-next"
+			}
+			return c.SubscribeAll(ctx, filters, 1)
+		}
+	}
+	clients, err := connectDevices(ctx, cfg, t.mqttAddrs(), name+" connect", devices, setup)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	protos := make([]deviceProto, len(clients))
 	for i := range clients {
 		mine := make([]string, layers)
@@ -152,19 +213,7 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 		}
 		protos[i] = newSteadyProto(mine, perThing)
 	}
-	res, err := runLoop(ctx, "steady", clients, protos, cfg.loopOptions(t.prober()))
-	if err != nil {
-		return nil, err
-	}
-	res.Broker = "jobsbroker"
-	res.RSSMiB = mib(t.RSS())
-	switch {
-	case res.CutShort == "interrupted":
-		rep.note("steady: interrupted; the window ended early")
-	case res.CutShort != "":
-		rep.note("steady: %s; the window was cut there: rerun with -jobs-per-device above %d", res.CutShort, perDevice)
-	}
-	return res, nil
+	return newLoopSetup(ctx, cfg, name, clients, protos), nil
 }
 
 // The states of a steady device.

@@ -1,0 +1,70 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/storetest"
+)
+
+func TestSessionContract(t *testing.T) {
+	storetest.RunSessions(t, true, func(t *testing.T) storetest.SessionNodes {
+		url, schema := freshSchema(t)
+		var mu sync.Mutex
+		nodes := map[string]*Store{}
+		return func(name string) store.SessionStore {
+			mu.Lock()
+			defer mu.Unlock()
+			if nodes[name] == nil {
+				nodes[name] = openNode(t, url, schema, name, clock.NewFake(storetest.Epoch), 0)
+			}
+			return nodes[name]
+		}
+	})
+}
+
+// TestSweepSessionsOfStoppedNode: a session marked connected by a node
+// that stopped without saying so starts to expire when another node
+// sweeps, and is deleted once its expiry has passed.
+func TestSweepSessionsOfStoppedNode(t *testing.T) {
+	url, schema := freshSchema(t)
+	ctx := context.Background()
+	now := storetest.Epoch
+	gone := openNode(t, url, schema, "gone", clock.NewFake(now), 0)
+	live := openNode(t, url, schema, "live", clock.NewFake(now), 0)
+	for _, n := range []*Store{gone, live} {
+		err := n.WriteSessions(ctx, []store.SessionOp{{Kind: store.PutSession, Session: &store.Session{
+			ClientID: "dev-of-" + n.NodeID(), ProtocolVersion: 4, ExpiryInterval: 60}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone.Close()
+	// PostgreSQL ends the closed node's backends a moment later.
+	storetest.Eventually(t, "the stopped node's listening connection is gone", func() error {
+		var n int
+		err := live.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'jobsbroker listen gone'`).Scan(&n)
+		if err == nil && n > 0 {
+			err = fmt.Errorf("%d connections", n)
+		}
+		return err
+	})
+	if n, err := live.SweepSessions(ctx, now); err != nil || n != 0 {
+		t.Fatalf("first sweep deleted %d: %v", n, err)
+	}
+	if n, err := live.SweepSessions(ctx, now.Add(59*time.Second)); err != nil || n != 0 {
+		t.Fatalf("a sweep before the expiry deleted %d: %v", n, err)
+	}
+	if n, err := live.SweepSessions(ctx, now.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("the sweep at the expiry deleted %d, want the stopped node's session: %v", n, err)
+	}
+	u, err := live.SessionUsage(ctx)
+	if err != nil || u.Sessions != 1 {
+		t.Fatalf("usage %+v, %v: want the live node's connected session only", u, err)
+	}
+}
