@@ -169,8 +169,10 @@ func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) 
 	if err != nil {
 		return nil, fmt.Errorf("start jobsbroker: %w", err)
 	}
+	// One jobsbench connection speaks for many things, so it holds more
+	// subscriptions than the 50 a device may.
 	args := []string{"-mqtt-addr", "127.0.0.1:0", "-api-addr", "127.0.0.1:0", "-jobs-addr", "127.0.0.1:0",
-		"-data-dir", dataDir, "-log-format", "json", "-debug-echo-prefix", echoPrefix}
+		"-data-dir", dataDir, "-log-format", "json", "-debug-echo-prefix", echoPrefix, "-max-subscriptions", "-1"}
 	if noSync {
 		args = append(args, "-no-sync")
 	}
