@@ -26,11 +26,13 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/auth"
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
 	"github.com/jobsbroker/jobsbroker/broker/certs"
+	"github.com/jobsbroker/jobsbroker/broker/console"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
+	"github.com/jobsbroker/jobsbroker/broker/traffic"
 	"github.com/jobsbroker/jobsbroker/jobshook"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/badger"
@@ -139,6 +141,11 @@ type Config struct {
 	RequestRate  float64
 	RequestBurst int
 
+	// ConsolePasswordFile lists name:bcrypt-hash logins of the web
+	// console (the format of jobsbroker passwd), beside the access keys
+	// of CredentialsFile.
+	ConsolePasswordFile string
+
 	// PprofAddr, when set, serves Go's profiling endpoints
 	// (/debug/pprof/) on a listener of their own. Keep it on loopback: the
 	// endpoints expose the process's internals and cost CPU when used.
@@ -200,6 +207,7 @@ type Broker struct {
 	Jobs                *jobshook.Hook
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
+	Traffic             *traffic.Recorder // each thing's recent jobs messages
 	mqttLns             map[string]listeners.Listener // by listener id, the ones configured
 	certs               *certs.Store                  // nil without TLS
 	passwords           *auth.Passwords               // nil unless identity password
@@ -208,6 +216,8 @@ type Broker struct {
 	api                 *httpServer
 	jobs                *httpServer
 	pprof               *httpServer // nil unless PprofAddr is set
+	feed                *changeFeed // the store's change handler, shared
+	console             *console.Console
 	serveErr            chan error
 	started             atomic.Bool
 	stopping            atomic.Bool
@@ -230,6 +240,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.Store = st
+	b.feed = &changeFeed{Store: st}
 	if err := b.buildMQTT(); err != nil {
 		st.Close()
 		return nil, err
@@ -268,8 +279,11 @@ func (b *Broker) buildMQTT() error {
 	}); err != nil {
 		return fmt.Errorf("add auth hook: %w", err)
 	}
+	if err := b.addTrafficHook(); err != nil {
+		return err
+	}
 	b.Jobs = new(jobshook.Hook)
-	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
+	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.feed, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
 		Identity: b.Auth.Identity, Throttle: b.throttle.Allow}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
@@ -331,6 +345,11 @@ func (b *Broker) buildAPI() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))
 	mux.Handle("GET /admin/backup", b.signedOnly(http.HandlerFunc(b.backup)))
 	mux.Handle("/", b.signedOnly(cp))
+	if err := b.mountConsole(mux, cp); err != nil {
+		b.api.ln.Close()
+		b.jobs.ln.Close()
+		return err
+	}
 	if err := b.listenPprof(); err != nil {
 		b.api.ln.Close()
 		b.jobs.ln.Close()
