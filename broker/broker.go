@@ -207,7 +207,7 @@ type Broker struct {
 	Jobs                *jobshook.Hook
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
-	Traffic             *traffic.Recorder // each thing's recent jobs messages
+	Traffic             *traffic.Recorder             // each thing's recent jobs messages
 	mqttLns             map[string]listeners.Listener // by listener id, the ones configured
 	certs               *certs.Store                  // nil without TLS
 	passwords           *auth.Passwords               // nil unless identity password

@@ -31,13 +31,11 @@ func (b *Broker) mountConsole(mux *http.ServeMux, api http.Handler) error {
 	if b.controlSig != nil {
 		opts.Credentials = func() *sigv4.Credentials { return b.controlSig.Credentials() }
 	}
-	if b.cfg.ConsolePasswordFile != "" {
-		users, err := console.LoadUsers(b.cfg.ConsolePasswordFile)
-		if err != nil {
-			return err
-		}
-		opts.Users = users
+	users, err := b.loadConsoleUsers()
+	if err != nil {
+		return err
 	}
+	opts.Users = users
 	con, err := console.New(opts)
 	if err != nil {
 		return err
@@ -47,6 +45,14 @@ func (b *Broker) mountConsole(mux *http.ServeMux, api http.Handler) error {
 	b.api.RegisterOnShutdown(con.Close)
 	mux.Handle(console.Prefix, con)
 	return nil
+}
+
+// loadConsoleUsers reads the console password file, nil without one.
+func (b *Broker) loadConsoleUsers() (*console.Users, error) {
+	if b.cfg.ConsolePasswordFile == "" {
+		return nil, nil
+	}
+	return console.LoadUsers(b.cfg.ConsolePasswordFile)
 }
 
 // thingClients lists the clients connected to this node whose client id

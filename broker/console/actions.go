@@ -51,8 +51,11 @@ func (c *Console) call(ctx context.Context, method, path string, query url.Value
 	} else {
 		rd = bytes.NewReader(nil)
 	}
-	u := &url.URL{Path: path, RawQuery: query.Encode()}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	target := path // already escaped
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return apiResult{Status: http.StatusInternalServerError, Type: "InternalFailureException", Message: err.Error()}
 	}
@@ -507,4 +510,3 @@ func (c *Console) complete(w http.ResponseWriter, r *http.Request, _ *session) {
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(out)
 }
-

@@ -12,16 +12,16 @@ import (
 // drawn as SVG on the server (no script, no style attribute: it passes the
 // console's content security policy).
 type chart struct {
-	Bands       []band
-	Empty       bool
-	From, To    time.Time
-	Max         int64
-	Summary     string
-	Source      string
-	Width       int
-	Height      int
-	TicksX      []tick
-	TicksY      []tick
+	Bands        []band
+	Empty        bool
+	From, To     time.Time
+	Max          int64
+	Summary      string
+	Source       string
+	Width        int
+	Height       int
+	TicksX       []tick
+	TicksY       []tick
 	PlotX, PlotY int
 	PlotW, PlotH int
 }
@@ -133,4 +133,3 @@ func clockLabel(t time.Time, span time.Duration) string {
 	}
 	return t.Format("Jan 2")
 }
-

@@ -180,15 +180,15 @@ func assetVersion(static fs.FS) (string, error) {
 
 // page is what every template gets.
 type page struct {
-	Title   string
-	Nav     string // the navigation entry of this page
-	S       *session
-	Login   bool // logins are in force (show who and a log-out button)
-	AssetV  string
-	Flash   string
-	Live    bool // the page has live parts
-	Node    string
-	Body    any
+	Title  string
+	Nav    string // the navigation entry of this page
+	S      *session
+	Login  bool // logins are in force (show who and a log-out button)
+	AssetV string
+	Flash  string
+	Live   bool // the page has live parts
+	Node   string
+	Body   any
 }
 
 func (c *Console) newPage(r *http.Request, s *session, nav, title string, body any) *page {

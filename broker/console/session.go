@@ -135,7 +135,7 @@ func (c *Console) readSession(r *http.Request) *session {
 		return &s
 	}
 	key := c.sessionKey(s.Kind, s.ID)
-	if key == nil || c.opts.Clock.Now().Unix() > s.Expires {
+	if key == nil || time.Now().Unix() > s.Expires {
 		return nil
 	}
 	mac := hmac.New(sha256.New, key)
@@ -290,7 +290,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusUnauthorized, "login", s, "Log in", c.loginData(next, key, "Unknown access key or user, or a wrong secret."))
 		return
 	}
-	ns := &session{Kind: kind, ID: key, Expires: c.opts.Clock.Now().Add(c.opts.SessionTTL).Unix(), Nonce: newNonce()}
+	ns := &session{Kind: kind, ID: key, Expires: time.Now().Add(c.opts.SessionTTL).Unix(), Nonce: newNonce()}
 	c.setSession(w, r, ns)
 	c.log.Info("console login", "kind", kind, "who", key, "remote", r.RemoteAddr)
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
