@@ -32,8 +32,9 @@ type band struct {
 }
 
 type tick struct {
-	Pos   float64
-	Label string
+	Pos    float64
+	Label  string
+	Anchor string // text-anchor of an x label: the outer ones stay inside the picture
 }
 
 // makeChart draws hist (with the job's current counts as its last point).
@@ -111,7 +112,14 @@ func makeChart(hist []sample, j *store.Job, fromRecords bool, now time.Time) cha
 	}
 	for i := 0; i <= 3; i++ {
 		t := ch.From.Add(span * time.Duration(i) / 3)
-		ch.TicksX = append(ch.TicksX, tick{Pos: x(t), Label: clockLabel(t, span)})
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case 3:
+			anchor = "end"
+		}
+		ch.TicksX = append(ch.TicksX, tick{Pos: x(t), Label: clockLabel(t, span), Anchor: anchor})
 	}
 	var words []string
 	for _, st := range barOrder {
@@ -126,6 +134,8 @@ func makeChart(hist []sample, j *store.Job, fromRecords bool, now time.Time) cha
 func clockLabel(t time.Time, span time.Duration) string {
 	t = t.UTC()
 	switch {
+	case span < 10*time.Second:
+		return t.Format("15:04:05.0")
 	case span < 2*time.Minute:
 		return t.Format("15:04:05")
 	case span < 48*time.Hour:

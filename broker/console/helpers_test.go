@@ -204,6 +204,13 @@ func createJob(t testing.TB, b *brokertest.Instance, id string, targets ...strin
 // next job.
 func runDevice(t testing.TB, b *brokertest.Instance, thing string) {
 	t.Helper()
+	finishDevice(t, b, thing, "SUCCEEDED")
+}
+
+// finishDevice connects a device for thing, and has it start its next job
+// and report status.
+func finishDevice(t testing.TB, b *brokertest.Instance, thing, status string) {
+	t.Helper()
 	d := brokertest.Connect5(t, b.MQTTAddr(), thing)
 	defer d.Close()
 	prefix := "$aws/things/" + thing + "/jobs/"
@@ -212,5 +219,5 @@ func runDevice(t testing.TB, b *brokertest.Instance, thing string) {
 	if exec == nil {
 		t.Fatalf("%s: nothing to start: %v", thing, out)
 	}
-	d.MustAccept(prefix+exec["jobId"].(string)+"/update", map[string]any{"status": "SUCCEEDED"})
+	d.MustAccept(prefix+exec["jobId"].(string)+"/update", map[string]any{"status": status})
 }
