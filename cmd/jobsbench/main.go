@@ -48,6 +48,10 @@
 //     takes several addresses, separated by commas, likewise).
 //   - -rate paces steady and echo: each device sends on a fixed schedule
 //     and latencies run from the scheduled time, not the send.
+//   - -consoles holds live pages of the web console open on the first
+//     node (steady: from before the devices connect to the end of the
+//     window; fanout: from just after CreateJob is answered to the end of
+//     the rollout) and reports the messages each page was sent.
 //
 // There are no timing targets: the numbers depend on the machine, and only
 // figures from one invocation (such as the ratios steady prints) compare.
@@ -99,6 +103,7 @@ type config struct {
 	WaitTimeout        time.Duration
 	KeepAlive          time.Duration
 	JSONPath           string
+	Consoles           int
 	// Progress receives the progress lines; nil shows none.
 	Progress io.Writer
 }
@@ -175,6 +180,7 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	fs.DurationVar(&cfg.WaitTimeout, "wait", cfg.WaitTimeout, "fanout and storm: how long to wait for every device")
 	fs.DurationVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "MQTT keep-alive of the devices (idle ones ping)")
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the JSON report to this file (- for stdout)")
+	fs.IntVar(&cfg.Consoles, "consoles", 0, "steady and fanout: hold this many live pages of the web console open (their Server-Sent Events streams) and count what they are sent")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
 		fs.Usage()

@@ -135,6 +135,17 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 	prog.Stop()
 	rep.SetupS["steady jobs"] = seconds(int64(time.Since(setupStart)))
 
+	if cfg.Consoles > 0 {
+		// Pages of jobs in the middle of the devices' series, which are
+		// being worked on while the window runs.
+		mid := jobIDs[len(jobIDs)/2/perThing*perThing:]
+		con, err := openConsoles(ctx, t.APIURL, consolePages(cfg.Consoles, "/console/", "/console/jobs/"+mid[0], "/console/broker",
+			"/console/jobs/"+mid[min(1, len(mid)-1)], "/console/things/"+things[layers/2][0]))
+		if err != nil {
+			return nil, fmt.Errorf("steady: %w", err)
+		}
+		defer func() { rep.Console = con.close() }()
+	}
 	clients, err := connectDevices(ctx, cfg, t.mqttAddrs(), "steady connect", devices, nil)
 	if err != nil {
 		return nil, fmt.Errorf("steady: %w", err)
