@@ -31,7 +31,7 @@ type Report struct {
 	Fsync  *FsyncResult       `json:"fsync,omitempty"`
 	// Console is what the -consoles pages received.
 	Console *ConsoleResult `json:"console,omitempty"`
-	Notes  []string           `json:"notes,omitempty"`
+	Notes   []string       `json:"notes,omitempty"`
 	// BrokerWarnings are the WARN and ERROR lines the broker logged.
 	BrokerWarnings []string `json:"broker_warnings,omitempty"`
 }
