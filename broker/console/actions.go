@@ -84,9 +84,11 @@ func (c *Console) call(ctx context.Context, method, path string, query url.Value
 }
 
 // fieldRules map the API's error messages to the form field they concern:
-// the messages name the request member first.
+// the messages name the request member first. The first matching prefix
+// wins, so longer prefixes come before shorter ones they start with.
 var fieldRules = []struct{ prefix, field string }{
 	{"jobId", "jobId"},
+	{"job template", "template"},
 	{"job ", "jobId"}, // job X already exists
 	{"targetSelection", "targetSelection"},
 	{"targets", "targets"},
@@ -95,7 +97,6 @@ var fieldRules = []struct{ prefix, field string }{
 	{"thingGroupName", "targets"},
 	{"thing ", "targets"},
 	{"jobTemplateArn", "template"},
-	{"job template", "template"},
 	{"a job created from a jobTemplateArn", "document"},
 	{"a job needs a document", "document"},
 	{"document has", "document"},
