@@ -100,17 +100,18 @@ type Options struct {
 
 // Console is the console's HTTP handler.
 type Console struct {
-	opts    Options
-	log     *slog.Logger
-	mux     *http.ServeMux
-	pages   map[string]*template.Template
-	assetV  string
-	static  http.Handler
-	hub     *hub
-	streams atomic.Int64
-	logins  *loginLimiter
-	users   atomic.Pointer[Users]
-	metrics sampler
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	pages    map[string]*template.Template
+	assetV   string
+	static   http.Handler
+	hub      *hub
+	streams  atomic.Int64
+	logins   *loginLimiter
+	users    atomic.Pointer[Users]
+	metrics  sampler
+	counting sync.Map // job id -> true while its targets are being counted
 
 	ctx    context.Context // ended by Close: streams stop
 	cancel context.CancelFunc

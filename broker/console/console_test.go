@@ -395,3 +395,29 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		t.Error("the stream did not end")
 	}
 }
+
+func TestJobPageShowsTheBacklogOfAPacedRollout(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	if _, err := b.IoT().CreateThingGroup(ctx, &iot.CreateThingGroupInput{ThingGroupName: aws.String("slow")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		name := fmt.Sprintf("p-%d", i)
+		if _, err := b.Store.CreateThing(ctx, &store.CreateThingInput{ThingName: name}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Store.AddThingToThingGroup(ctx, &store.MembershipInput{ThingGroupName: "slow", ThingName: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := b.IoT().CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("paced-1"), Document: aws.String(`{}`),
+		Targets: []string{"arn:aws:iot:us-east-1:123456789012:thinggroup/slow"}, JobExecutionsRolloutConfig: &iottypes.JobExecutionsRolloutConfig{MaximumPerMinute: aws.Int32(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVisitor(t, b)
+	s := v.openStream("/console/jobs/paced-1")
+	s.waitPart(t, "job-summary", "of the 5 target things still to be given the job")
+	s.waitPart(t, "job-summary", "at most 1 a minute")
+}

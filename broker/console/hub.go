@@ -211,7 +211,6 @@ func (h *hub) covered(id string, maxAge time.Duration) (int64, bool) {
 func (h *hub) setCovered(id string, n int64) {
 	h.jobsMu.Lock()
 	defer h.jobsMu.Unlock()
-	if e := h.jobs[id]; e != nil {
-		e.covered, e.coveredAt = n, time.Now()
-	}
+	e := h.entry(id, time.Now())
+	e.covered, e.coveredAt = n, time.Now()
 }

@@ -18,7 +18,7 @@ const (
 	listPage       = 25    // rows per page of the tables
 	searchPages    = 20    // ListJobs pages of 250 a search looks through (the newest 5,000 jobs)
 	reconstructMax = 10000 // largest job whose history is rebuilt from its executions
-	coverMaxAge    = 30 * time.Second
+	coverMaxAge    = 5 * time.Minute
 )
 
 // bar is a stacked progress bar.
@@ -243,7 +243,7 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
 		hist, fromRecords, _ := c.hub.history(id)
 		body.Chart = makeChart(hist, j, fromRecords, c.opts.Clock.Now())
 		body.Pace = pace(hist, j)
-		body.Backlog = c.backlog(ctx, j)
+		body.Backlog = c.backlog(j)
 		execs, err := c.opts.Store.ListJobExecutionsForJob(ctx, &store.ListExecutionsInput{JobID: id, Status: status, MaxResults: listPage, NextToken: body.This})
 		if err != nil {
 			return nil, err
@@ -298,8 +298,11 @@ func sum(c [8]int64) int64 {
 	return t
 }
 
-// backlog says how many target things are still to be given the job.
-func (c *Console) backlog(ctx context.Context, j *store.Job) string {
+// backlog says how many target things are still to be given the job. The
+// targets are counted in the background (a group of 100,000 things is 400
+// pages of names), once per job and coverMaxAge, and the page says so
+// until the count is in.
+func (c *Console) backlog(j *store.Job) string {
 	switch {
 	case j.Status == store.JobScheduled:
 		return "the rollout has not started (the job is scheduled)"
@@ -311,15 +314,31 @@ func (c *Console) backlog(ctx context.Context, j *store.Job) string {
 	}
 	covered, ok := c.hub.covered(j.JobID, coverMaxAge)
 	if !ok {
-		n, err := c.countTargets(ctx, j.Targets)
-		if err != nil {
-			return "being rolled out (the targets could not be counted: " + err.Error() + ")"
-		}
-		c.hub.setCovered(j.JobID, n)
-		covered = n
+		c.countInBackground(j.JobID, j.Targets)
+		return fmt.Sprintf("rolling out: %s things given the job so far (counting the target things…)", num(j.ProcessDetails.Total()))
 	}
 	left := max(covered-j.ProcessDetails.Total(), 0)
 	return fmt.Sprintf("%s of the %s target things still to be given the job", num(left), num(covered))
+}
+
+// countInBackground counts a job's target things, unless a count of them
+// is under way already; the streams wake when it is done.
+func (c *Console) countInBackground(id string, targets []string) {
+	if _, busy := c.counting.LoadOrStore(id, true); busy {
+		return
+	}
+	go func() {
+		defer c.counting.Delete(id)
+		ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+		defer cancel()
+		n, err := c.countTargets(ctx, targets)
+		if err != nil {
+			c.log.Debug("console: count a job's targets", "job", id, "error", err)
+			return
+		}
+		c.hub.setCovered(id, n)
+		c.hub.changed()
+	}()
 }
 
 // countTargets counts the distinct things a job's targets cover now.
