@@ -132,14 +132,14 @@ func (c *Console) jobsPage(w http.ResponseWriter, r *http.Request, s *session) {
 			return nil, err
 		}
 		for _, j := range jobs {
-			full, err := c.job(ctx, j.JobID)
+			full, err := c.job(ctx, j.JobID, row)
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted meanwhile
 			}
 			if err != nil {
 				return nil, err
 			}
-			body.Rows = append(body.Rows, jobRow{Job: full, Targets: targetSummary(full.Targets), Bar: makeBar(&full.ProcessDetails)})
+			body.Rows = append(body.Rows, jobRow{Job: full, Targets: c.hub.targets(j.JobID), Bar: makeBar(&full.ProcessDetails)})
 		}
 		p := c.newPage(r, s, "jobs", "Jobs", body)
 		p.Live = true
@@ -217,12 +217,12 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	if !wantsStream(r) {
-		if j, err := c.job(r.Context(), id); err == nil {
+		if j, err := c.job(r.Context(), id, subject); err == nil {
 			c.seedHistory(r.Context(), j)
 		}
 	}
 	build := func(ctx context.Context) (*page, error) {
-		j, err := c.job(ctx, id)
+		j, err := c.job(ctx, id, subject)
 		if err != nil {
 			return nil, err
 		}
@@ -534,10 +534,40 @@ func (c *Console) thingPage(w http.ResponseWriter, r *http.Request, s *session) 
 
 // ---- serving pages and their streams ----
 
+// keyed is a page body that can tell cheaply whether it would render as
+// before: its key changes whenever what the page shows may have.
+type keyed interface {
+	key(now time.Time) string
+}
+
+func (b *jobsBody) key(time.Time) string {
+	var k strings.Builder
+	fmt.Fprintf(&k, "%s|%s|", b.Next, b.Note)
+	for _, r := range b.Rows {
+		fmt.Fprintf(&k, "%s %d %s %v %d %v;", r.Job.JobID, r.Job.Seq, r.Job.Status, r.Job.IsConcurrent, r.Job.LastUpdatedAt.UnixNano(), countsOf(&r.Job.ProcessDetails))
+	}
+	return k.String()
+}
+
+func (b *jobBody) key(now time.Time) string {
+	j := b.Job
+	var k strings.Builder
+	fmt.Fprintf(&k, "%d %s %v %v %s %s %d %v|%s|%s|%s|%d|", j.Seq, j.Status, j.IsConcurrent, j.ForceCanceled, j.ReasonCode, j.Comment,
+		j.LastUpdatedAt.UnixNano(), countsOf(&j.ProcessDetails), b.Pace, b.Backlog, b.Next, len(b.Chart.Bands))
+	if b.Live {
+		fmt.Fprintf(&k, "%d|", now.Unix()/5) // the chart's time axis moves on
+	}
+	for _, e := range b.Executions {
+		fmt.Fprintf(&k, "%s %d %s %d %d;", e.ThingName, e.ExecutionNumber, e.Status, e.VersionNumber, e.LastUpdatedAt.UnixNano())
+	}
+	return k.String()
+}
+
 // serve renders a page, or streams its live parts when the browser asks.
 func (c *Console) serve(w http.ResponseWriter, r *http.Request, s *session, name string, refresh time.Duration,
 	build func(ctx context.Context) (*page, error), parts ...string) {
 	if wantsStream(r) {
+		var last string
 		c.stream(w, r, refresh, func(ctx context.Context) (map[string]string, error) {
 			p, err := build(ctx)
 			if errors.Is(err, store.ErrNotFound) {
@@ -545,6 +575,15 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request, s *session, name
 			}
 			if err != nil {
 				return nil, err
+			}
+			// Rendering costs more than reading: a page whose data is
+			// as it was is not rendered again.
+			if k, ok := p.Body.(keyed); ok {
+				key := k.key(c.opts.Clock.Now())
+				if key == last {
+					return nil, nil
+				}
+				last = key
 			}
 			return c.parts(name, p, parts...)
 		})

@@ -81,18 +81,20 @@ type Recorder struct {
 }
 
 type shard struct {
-	mu     sync.Mutex
-	things map[string]*ring
-	tick   uint64 // advances on every record; a ring's last tick says how recently it was used
-	max    int
+	mu    sync.Mutex
+	index map[string]int // thing -> its ring
+	rings []ring         // at most max; a forgotten thing's ring is reused
+	hand  int            // the clock hand of eviction
+	max   int
 }
 
 // ring is one thing's last messages.
 type ring struct {
+	thing string
 	slots []slot
 	next  int // where the next message goes
 	count int
-	last  uint64
+	used  bool // recorded into since the clock hand last passed
 }
 
 // slot reuses its payload buffer from one message to the next.
@@ -122,7 +124,7 @@ func New(opts Options) *Recorder {
 	r := &Recorder{opts: opts, seed: maphash.MakeSeed()}
 	per := max(1, (opts.Things+shards-1)/shards)
 	for i := range r.shards {
-		r.shards[i].things = make(map[string]*ring)
+		r.shards[i].index = make(map[string]int, per)
 		r.shards[i].max = per
 	}
 	return r
@@ -141,18 +143,14 @@ func (r *Recorder) Record(thing string, dir Direction, clientID, topic string, p
 	now := r.opts.Now()
 	s := r.shard(thing)
 	s.mu.Lock()
-	s.tick++
-	rg := s.things[thing]
-	if rg == nil {
-		if len(s.things) >= s.max {
-			rg = s.evict() // its ring and buffers are reused
-			rg.next, rg.count = 0, 0
-		} else {
-			rg = &ring{slots: make([]slot, r.opts.PerThing)}
-		}
-		s.things[strings.Clone(thing)] = rg
+	i, ok := s.index[thing]
+	if !ok {
+		i = s.place(r.opts.PerThing)
+		s.rings[i].thing = strings.Clone(thing)
+		s.index[s.rings[i].thing] = i
 	}
-	rg.last = s.tick
+	rg := &s.rings[i]
+	rg.used = true
 	sl := &rg.slots[rg.next]
 	rg.next = (rg.next + 1) % len(rg.slots)
 	rg.count = min(rg.count+1, len(rg.slots))
@@ -165,25 +163,27 @@ func (r *Recorder) Record(thing string, dir Direction, clientID, topic string, p
 	s.mu.Unlock()
 }
 
-// evict forgets the least recently used of a few things sampled from the
-// map (Go's map iteration starts at a random place), the way Redis
-// approximates LRU: constant time, and close enough for a display. It
-// returns the forgotten thing's ring.
-func (s *shard) evict() *ring {
-	const sample = 5
-	var victim string
-	oldest, seen := ^uint64(0), 0
-	for name, rg := range s.things {
-		if rg.last < oldest {
-			victim, oldest = name, rg.last
-		}
-		if seen++; seen == sample {
-			break
-		}
+// place returns an empty ring for a new thing: a new one while the shard
+// has room, else the ring of a thing not recorded into lately, chosen by
+// the clock algorithm (an approximation of least recently used that costs
+// a step or two per new thing, with no list to maintain per message).
+func (s *shard) place(perThing int) int {
+	if len(s.rings) < s.max {
+		s.rings = append(s.rings, ring{slots: make([]slot, perThing)})
+		return len(s.rings) - 1
 	}
-	rg := s.things[victim]
-	delete(s.things, victim)
-	return rg
+	for {
+		i := s.hand
+		s.hand = (s.hand + 1) % len(s.rings)
+		rg := &s.rings[i]
+		if rg.used {
+			rg.used = false
+			continue
+		}
+		delete(s.index, rg.thing)
+		rg.next, rg.count = 0, 0
+		return i
+	}
 }
 
 // Recent returns thing's recorded messages, oldest first; nil when none
@@ -192,10 +192,11 @@ func (r *Recorder) Recent(thing string) []Entry {
 	s := r.shard(thing)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rg := s.things[thing]
-	if rg == nil {
+	i, ok := s.index[thing]
+	if !ok {
 		return nil
 	}
+	rg := &s.rings[i]
 	out := make([]Entry, 0, rg.count)
 	start := (rg.next - rg.count + len(rg.slots)) % len(rg.slots)
 	for i := range rg.count {
@@ -212,7 +213,7 @@ func (r *Recorder) Things() int {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		n += len(s.things)
+		n += len(s.index)
 		s.mu.Unlock()
 	}
 	return n
