@@ -31,7 +31,15 @@
       if (state) { state.textContent = "Live"; state.setAttribute("data-state", "live"); }
     });
     es.addEventListener("error", function () {
-      if (state) { state.textContent = "Reconnecting…"; state.setAttribute("data-state", "reconnecting"); }
+      if (!state) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The server refused the stream (logged out, too many pages open).
+        state.textContent = "Live updates are off; reload the page to try again.";
+        state.setAttribute("data-state", "off");
+      } else {
+        state.textContent = "Reconnecting…";
+        state.setAttribute("data-state", "reconnecting");
+      }
     });
     es.addEventListener("update", function (ev) {
       var parts = JSON.parse(ev.data);
