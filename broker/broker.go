@@ -26,12 +26,14 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/auth"
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
 	"github.com/jobsbroker/jobsbroker/broker/certs"
+	"github.com/jobsbroker/jobsbroker/broker/console"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
 	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
+	"github.com/jobsbroker/jobsbroker/broker/traffic"
 	"github.com/jobsbroker/jobsbroker/jobshook"
 	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/store"
@@ -180,6 +182,10 @@ type Config struct {
 	// MaxRetainedSize is the largest payload of a retained message, in
 	// bytes (default 128 KB; negative: no limit).
 	MaxRetainedSize int
+	// ConsolePasswordFile lists name:bcrypt-hash logins of the web
+	// console (the format of jobsbroker passwd), beside the access keys
+	// of CredentialsFile.
+	ConsolePasswordFile string
 
 	// PprofAddr, when set, serves Go's profiling endpoints
 	// (/debug/pprof/) on a listener of their own. Keep it on loopback: the
@@ -263,6 +269,7 @@ type Broker struct {
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
 	security            *metrics.Security
+	Traffic             *traffic.Recorder             // each thing's recent jobs messages
 	mqttLns             map[string]listeners.Listener // by listener id, the ones configured
 	certs               *certs.Store                  // nil without TLS
 	passwords           *auth.Passwords               // nil unless identity password
@@ -272,6 +279,8 @@ type Broker struct {
 	jobs                *httpServer
 	pprof               *httpServer // nil unless PprofAddr is set
 	docs                *presign.Deliverer
+	feed                *changeFeed // the store's change handler, shared
+	console             *console.Console
 	serveErr            chan error
 	started             atomic.Bool
 	stopping            atomic.Bool
@@ -301,6 +310,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	b.docs = presign.NewDeliverer(signer, st, b.log.With("component", "artifacts"))
+	b.feed = &changeFeed{Store: st}
 	if err := b.buildMQTT(); err != nil {
 		st.Close()
 		return nil, err
@@ -344,9 +354,12 @@ func (b *Broker) buildMQTT() error {
 	if err := b.MQTT.AddHook(&protocolHook{maxSubs: b.cfg.MaxSubscriptions, log: b.log.With("component", "mqtt")}, nil); err != nil {
 		return fmt.Errorf("add protocol hook: %w", err)
 	}
+	if err := b.addTrafficHook(); err != nil {
+		return err
+	}
 	b.Jobs = new(jobshook.Hook)
 	b.Sessions = new(sessions.Hook)
-	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.Store, Clock: b.cfg.Clock,
+	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.feed, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
 		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
@@ -414,6 +427,11 @@ func (b *Broker) buildAPI() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))
 	mux.Handle("GET /admin/backup", b.signedOnly(http.HandlerFunc(b.backup)))
 	mux.Handle("/", b.signedOnly(cp))
+	if err := b.mountConsole(mux, cp); err != nil {
+		b.api.ln.Close()
+		b.jobs.ln.Close()
+		return err
+	}
 	if err := b.listenPprof(); err != nil {
 		b.api.ln.Close()
 		b.jobs.ln.Close()

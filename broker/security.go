@@ -217,10 +217,17 @@ func (b *Broker) Reload() error {
 			return err
 		}
 	}
+	users, err := b.loadConsoleUsers()
+	if err != nil {
+		return err
+	}
 	if b.certs != nil {
 		if err := b.certs.Reload(); err != nil {
 			return err
 		}
+	}
+	if users != nil {
+		b.console.SetUsers(users)
 	}
 	if p != nil {
 		b.Auth.SetPasswords(p)

@@ -145,6 +145,13 @@ func runFanout(ctx context.Context, cfg *config, rep *Report) error {
 		return fmt.Errorf("fanout: %w", err)
 	}
 	res.CreateMs = ms(mono() - start)
+	if cfg.Consoles > 0 {
+		con, err := openConsoles(ctx, t.APIURL, consolePages(cfg.Consoles, "/console/jobs/"+jobID, "/console/"))
+		if err != nil {
+			return fmt.Errorf("fanout: %w", err)
+		}
+		defer func() { rep.Console = con.close() }()
+	}
 	wctx, cancel := context.WithTimeout(ctx, cfg.WaitTimeout)
 	defer cancel()
 	rolloutErr := make(chan error, 1)

@@ -48,6 +48,10 @@
 //     takes several addresses, separated by commas, likewise).
 //   - -rate paces steady and echo: each device sends on a fixed schedule
 //     and latencies run from the scheduled time, not the send.
+//   - -consoles holds live pages of the web console open on the first
+//     node (steady: from before the devices connect to the end of the
+//     window; fanout: from just after CreateJob is answered to the end of
+//     the rollout) and reports the messages each page was sent.
 //
 // There are no timing targets: the numbers depend on the machine, and only
 // figures from one invocation (such as the ratios steady prints) compare.
@@ -107,6 +111,7 @@ type config struct {
 	// NotifyNext makes steady's devices subscribe to notify-next of their
 	// things, as AWS IoT Jobs devices do.
 	NotifyNext bool
+	Consoles           int
 	// Progress receives the progress lines; nil shows none.
 	Progress io.Writer
 }
@@ -185,6 +190,7 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the JSON report to this file (- for stdout)")
 	sessions := fs.String("sessions", "clean", "the devices' MQTT sessions: clean, persistent (clean session off), or both (steady and echo run with each, in one invocation)")
 	fs.BoolVar(&cfg.NotifyNext, "notify-next", false, "steady: the devices subscribe to notify-next of their things, as AWS IoT Jobs devices do")
+	fs.IntVar(&cfg.Consoles, "consoles", 0, "steady and fanout: hold this many live pages of the web console open (their Server-Sent Events streams) and count what they are sent")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
 		fs.Usage()

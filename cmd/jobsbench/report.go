@@ -32,7 +32,9 @@ type Report struct {
 	Storm            *StormResult  `json:"storm,omitempty"`
 	Scale            *ScaleResult  `json:"scale,omitempty"`
 	Fsync            *FsyncResult  `json:"fsync,omitempty"`
-	Notes            []string      `json:"notes,omitempty"`
+	// Console is what the -consoles pages received.
+	Console *ConsoleResult `json:"console,omitempty"`
+	Notes   []string       `json:"notes,omitempty"`
 	// BrokerWarnings are the WARN and ERROR lines the broker logged.
 	BrokerWarnings []string `json:"broker_warnings,omitempty"`
 }
@@ -263,6 +265,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "  errors: %d rejected, %d timeouts, %d connection failures, %d invalid\n",
 				s.Errors.Rejected, s.Errors.Timeouts, s.Errors.Disconnects, s.Errors.Invalid)
 		}
+	}
+	if r.Console != nil {
+		writeConsoles(w, r.Console)
 	}
 	if len(r.SetupS) > 0 {
 		var parts []string

@@ -213,7 +213,24 @@ func steadySetup(ctx context.Context, cfg *config, t *target, rep *Report) (*loo
 		}
 		protos[i] = newSteadyProto(mine, perThing)
 	}
-	return newLoopSetup(ctx, cfg, name, clients, protos), nil
+	ls := newLoopSetup(ctx, cfg, name, clients, protos)
+	if cfg.Consoles > 0 {
+		// Pages of jobs in the middle of the devices' series, which are
+		// being worked on while the window runs.
+		mid := jobIDs[len(jobIDs)/2/perThing*perThing:]
+		con, err := openConsoles(ctx, t.APIURL, consolePages(cfg.Consoles, "/console/", "/console/jobs/"+mid[0], "/console/broker",
+			"/console/jobs/"+mid[min(1, len(mid)-1)], "/console/things/"+things[layers/2][0]))
+		if err != nil {
+			ls.close()
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		closeDevices := ls.close
+		ls.close = func() {
+			rep.Console = con.close()
+			closeDevices()
+		}
+	}
+	return ls, nil
 }
 
 // The states of a steady device.

@@ -59,6 +59,7 @@ func newSettings(cmd string) *settings {
 	fs.StringVar((*string)(&s.Identity), "identity", "none", "how MQTT clients are identified: none (client ID, unchecked; no access rules), mtls (certificate CN, which must equal the client ID) or password (username checked against password_file)")
 	fs.StringVar(&s.PasswordFile, "password-file", "", "file of thing:bcrypt-hash lines for identity password (see jobsbroker passwd; reloaded on SIGHUP)")
 	fs.StringVar(&s.CredentialsFile, "credentials-file", "", "AWS shared-credentials file of the access keys HTTP requests must be signed with (SigV4); empty: unsigned requests are served (reloaded on SIGHUP)")
+	fs.StringVar(&s.ConsolePasswordFile, "console-password-file", "", "file of name:bcrypt-hash lines that may log in to the web console (/console/ on the API listener) beside the credentials_file's access keys; see jobsbroker passwd (reloaded on SIGHUP)")
 	fs.Var(&listFlag{&s.Operators}, "operators", "comma-separated identities that may subscribe to $aws/events/#")
 	fs.Var(&listFlag{&s.TopicRules}, "topic-rules", "comma-separated topic filters a thing may use beside its jobs topics; {thing} is its name (default things/{thing}/#; \"none\" for no others)")
 	fs.IntVar(&s.MaxConnectionsPerIdentity, "max-connections-per-identity", 0, "connections one identity may hold at once (0: 10; negative: no limit)")

@@ -1,0 +1,50 @@
+package traffic
+
+import (
+	"bytes"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Hook is the mochi hook that feeds a Recorder: every publish a client
+// makes on a thing's jobs topics, and every publish the broker sends on
+// them. Add it before the jobs hook, which consumes the requests it
+// serves (mochi stops asking further hooks once one has).
+type Hook struct {
+	mqtt.HookBase
+	rec *Recorder
+}
+
+// NewHook returns a hook recording into rec.
+func NewHook(rec *Recorder) *Hook { return &Hook{rec: rec} }
+
+// ID returns the hook's identifier.
+func (h *Hook) ID() string { return "jobs-traffic" }
+
+// Provides says the hook handles OnPublish and OnPacketSent.
+func (h *Hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnPacketSent}, []byte{b})
+}
+
+// OnPublish records a client's publish on a jobs topic and lets it through
+// unchanged.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the broker's own notifications are recorded as they are sent
+	}
+	if thing, ok := JobsThing(pk.TopicName); ok {
+		h.rec.Record(thing, In, cl.ID, pk.TopicName, pk.Payload)
+	}
+	return pk, nil
+}
+
+// OnPacketSent records a publish sent to a client on a jobs topic.
+func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	if thing, ok := JobsThing(pk.TopicName); ok {
+		h.rec.Record(thing, Out, cl.ID, pk.TopicName, pk.Payload)
+	}
+}
