@@ -50,7 +50,7 @@ func TestPagesShowTheStore(t *testing.T) {
 		t.Errorf("pump-2's page does not show its queued job: %s", excerpt(pending))
 	}
 	brokerPage := v.mustGet("/console/broker")
-	for _, want := range []string{"Connected devices", "Commit latency", "Executions by status"} {
+	for _, want := range []string{"Connected devices", "Commit latency", "Things by the status of their latest execution"} {
 		if !strings.Contains(brokerPage, want) {
 			t.Errorf("broker page lacks %q", want)
 		}

@@ -112,7 +112,7 @@ func (c *Console) gather() (*figures, error) {
 				}
 			case "jobsbroker_store_commit_operations":
 				f.CommitOps = m.GetHistogram().GetSampleSum()
-			case "jobsbroker_job_executions":
+			case "jobsbroker_job_things":
 				f.Executions[label(m, "status")] = v
 				f.HasStore = true
 			case "jobsbroker_jobs":
