@@ -95,14 +95,6 @@ func ParseWindows(specs []MaintenanceWindow) ([]schedule.Window, error) {
 	return ws, nil
 }
 
-// ValidateMembership checks the names of a thing group membership.
-func ValidateMembership(in *MembershipInput) error {
-	if err := ValidateThingGroupName(in.ThingGroupName); err != nil {
-		return err
-	}
-	return ValidateThingName(in.ThingName)
-}
-
 // TargetGroups checks, with group (which fails with ErrNotFound for a
 // missing group), that every thing group a job targets exists, and
 // returns their names.
@@ -158,54 +150,6 @@ func JobDocument(job *Job, doc string, template func(id string) (*JobTemplate, e
 		return substituted, "", nil
 	}
 	return substituted, tmpl.Document, nil
-}
-
-// ValidateCancelExecution checks a CancelJobExecution request before
-// the store is read.
-func ValidateCancelExecution(in *CancelExecutionInput) error {
-	if err := ValidateThingName(in.ThingName); err != nil {
-		return err
-	}
-	if err := ValidateJobID(in.JobID); err != nil {
-		return err
-	}
-	if len(in.StatusDetails) > MaxCancelStatusDetails {
-		return Errorf(ErrInvalidRequest, "statusDetails holds at most %d pairs", MaxCancelStatusDetails)
-	}
-	return ValidateStatusDetails(in.StatusDetails)
-}
-
-// ValidateCreateThing checks a CreateThing request before the store is
-// read.
-func ValidateCreateThing(in *CreateThingInput) error {
-	if err := ValidateThingName(in.ThingName); err != nil {
-		return err
-	}
-	if err := ValidateAttributes(in.Attributes, 3); err != nil {
-		return err
-	}
-	if in.ThingTypeName != "" {
-		// Thing types are not modeled; none exists (as AWS says for a type
-		// that was never created).
-		return Errorf(ErrNotFound, "thing type %s does not exist", in.ThingTypeName)
-	}
-	return nil
-}
-
-// ValidateUpdateJob checks an UpdateJob request before the store is
-// read.
-func ValidateUpdateJob(in *UpdateJobInput) error {
-	if err := ValidateJobID(in.JobID); err != nil {
-		return err
-	}
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return err
-		}
-	}
-	probe := &Job{PresignedURLConfig: in.PresignedURLConfig, RolloutConfig: in.RolloutConfig, AbortConfig: in.AbortConfig,
-		TimeoutConfig: in.TimeoutConfig, RetryConfig: in.RetryConfig}
-	return ValidateJobConfigs(probe)
 }
 
 // ApplyJobUpdate changes job as an UpdateJob request asks, at now. A job

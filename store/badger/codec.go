@@ -10,10 +10,11 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 )
 
-// A thing's pending set is read and rewritten by every operation on the
-// thing, so it has a compact binary form rather than JSON: a version byte,
-// the number of entries, then each entry's fields as varints and
-// length-prefixed strings. Times are Unix nanoseconds, 0 for the zero time.
+// Pending executions have a compact binary form rather than JSON: a
+// thing's queue entries hold one each, and schema 1 kept a thing's whole
+// pending set as one record (a version byte, the number of entries, then
+// the entries). An entry is its fields as varints and length-prefixed
+// strings; times are Unix nanoseconds, 0 for the zero time.
 const pendingCodecV1 = 1
 
 // Status codes of the binary pending form; any other status is written as
@@ -26,33 +27,72 @@ const (
 
 var errCorrupt = errors.New("corrupt record")
 
+// appendEntry appends the binary form of one pending execution.
+func appendEntry(b []byte, p *store.PendingExecution) []byte {
+	b = appendString(b, p.JobID)
+	b = binary.AppendVarint(b, p.ExecutionNumber)
+	switch p.Status {
+	case store.StatusQueued:
+		b = append(b, statusQueued)
+	case store.StatusInProgress:
+		b = append(b, statusInProgress)
+	default:
+		b = appendString(append(b, statusOther), string(p.Status))
+	}
+	b = appendTime(b, p.QueuedAt)
+	b = appendTime(b, p.StartedAt)
+	b = appendTime(b, p.LastUpdatedAt)
+	b = binary.AppendVarint(b, p.VersionNumber)
+	b = binary.AppendUvarint(b, p.QueueSeq)
+	return binary.AppendUvarint(b, p.JobSeq)
+}
+
+func (d *decoder) entry(p *store.PendingExecution) {
+	p.JobID = d.string()
+	p.ExecutionNumber = d.varint()
+	switch c := d.byte(); c {
+	case statusQueued:
+		p.Status = store.StatusQueued
+	case statusInProgress:
+		p.Status = store.StatusInProgress
+	case statusOther:
+		p.Status = store.ExecutionStatus(d.string())
+	default:
+		d.fail()
+	}
+	p.QueuedAt = d.time()
+	p.StartedAt = d.time()
+	p.LastUpdatedAt = d.time()
+	p.VersionNumber = d.varint()
+	p.QueueSeq = d.uvarint()
+	p.JobSeq = d.uvarint()
+}
+
+// decodeEntry reads one queue entry.
+func decodeEntry(b []byte) (store.PendingExecution, error) {
+	var p store.PendingExecution
+	d := decoder{b: b}
+	d.entry(&p)
+	if d.bad || len(d.b) != 0 {
+		return p, fmt.Errorf("%w: queue entry", errCorrupt)
+	}
+	return p, nil
+}
+
+// appendPending appends a schema-1 pending set.
 func appendPending(b []byte, set store.PendingSet) []byte {
 	b = append(b, pendingCodecV1)
 	b = binary.AppendUvarint(b, uint64(len(set)))
 	for i := range set {
-		p := &set[i]
-		b = appendString(b, p.JobID)
-		b = binary.AppendVarint(b, p.ExecutionNumber)
-		switch p.Status {
-		case store.StatusQueued:
-			b = append(b, statusQueued)
-		case store.StatusInProgress:
-			b = append(b, statusInProgress)
-		default:
-			b = appendString(append(b, statusOther), string(p.Status))
-		}
-		b = appendTime(b, p.QueuedAt)
-		b = appendTime(b, p.StartedAt)
-		b = appendTime(b, p.LastUpdatedAt)
-		b = binary.AppendVarint(b, p.VersionNumber)
-		b = binary.AppendUvarint(b, p.QueueSeq)
-		b = binary.AppendUvarint(b, p.JobSeq)
+		b = appendEntry(b, &set[i])
 	}
 	return b
 }
 
+// decodePending reads a schema-1 pending set (binary, or the JSON of
+// earlier versions).
 func decodePending(b []byte) (store.PendingSet, error) {
-	if len(b) > 0 && b[0] == '[' { // written as JSON by an earlier version
+	if len(b) > 0 && b[0] == '[' {
 		var set store.PendingSet
 		err := json.Unmarshal(b, &set)
 		return set, err
@@ -67,25 +107,7 @@ func decodePending(b []byte) (store.PendingSet, error) {
 	}
 	set := make(store.PendingSet, n)
 	for i := range set {
-		p := &set[i]
-		p.JobID = d.string()
-		p.ExecutionNumber = d.varint()
-		switch c := d.byte(); c {
-		case statusQueued:
-			p.Status = store.StatusQueued
-		case statusInProgress:
-			p.Status = store.StatusInProgress
-		case statusOther:
-			p.Status = store.ExecutionStatus(d.string())
-		default:
-			d.fail()
-		}
-		p.QueuedAt = d.time()
-		p.StartedAt = d.time()
-		p.LastUpdatedAt = d.time()
-		p.VersionNumber = d.varint()
-		p.QueueSeq = d.uvarint()
-		p.JobSeq = d.uvarint()
+		d.entry(&set[i])
 	}
 	if d.bad || len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: pending set", errCorrupt)
