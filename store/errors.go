@@ -88,7 +88,9 @@ func ErrNoExecutionNumber(n int64, job, thing string) *Error {
 }
 
 // ErrThingNotFound reports a thing that is not registered.
-func ErrThingNotFound(name string) *Error { return Errorf(ErrNotFound, "thing %s does not exist", name) }
+func ErrThingNotFound(name string) *Error {
+	return Errorf(ErrNotFound, "thing %s does not exist", name)
+}
 
 // ErrGroupNotFound reports a thing group that does not exist.
 func ErrGroupNotFound(name string) *Error {

@@ -131,7 +131,7 @@ func (m *Metrics) API(api string) func(operation string, status int, exception s
 	}
 }
 
-// Commit records a store commit (badger.Options.OnCommit).
+// Commit records a store commit (backends.Config.OnCommit).
 func (m *Metrics) Commit(took time.Duration, ops int, err error) {
 	m.commitDuration.Observe(took.Seconds())
 	m.commitOps.Observe(float64(ops))
@@ -195,26 +195,22 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// GaugeSource computes the store's gauges (badger.Store.Gauges).
-type GaugeSource interface {
-	Gauges(ctx context.Context) (*store.Gauges, error)
-}
-
-// StoreCounters are the store's running totals, read at scrape time.
-type StoreCounters struct {
-	TimersFired, GCRuns, GCRewrites func() int64
-}
-
-// RegisterStore exposes the store's gauges, computed at scrape time and
-// cached for maxAge (a scrape walks every job's records), and its
-// counters.
-func RegisterStore(reg prometheus.Registerer, src GaugeSource, counters StoreCounters, maxAge time.Duration) {
-	reg.MustRegister(&storeCollector{src: src, counters: counters, maxAge: maxAge})
+// RegisterStore exposes what the store reports of itself: its gauges
+// (store.GaugeReader), computed at scrape time and cached for maxAge (a
+// scrape walks every job's records), and its counters
+// (store.CounterReader). A store that reports neither registers nothing.
+func RegisterStore(reg prometheus.Registerer, st any, maxAge time.Duration) {
+	g, _ := st.(store.GaugeReader)
+	c, _ := st.(store.CounterReader)
+	if g == nil && c == nil {
+		return
+	}
+	reg.MustRegister(&storeCollector{src: g, counters: c, maxAge: maxAge})
 }
 
 type storeCollector struct {
-	src      GaugeSource
-	counters StoreCounters
+	src      store.GaugeReader   // nil: no gauges
+	counters store.CounterReader // nil: no counters
 	maxAge   time.Duration
 
 	mu      sync.Mutex
@@ -253,17 +249,21 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.LSMBytes), "lsm")
 		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.ValueLogBytes), "vlog")
 	}
-	for _, c := range []struct {
-		d *prometheus.Desc
-		f func() int64
-	}{{firedDesc, c.counters.TimersFired}, {gcRunsDesc, c.counters.GCRuns}, {gcRewrDesc, c.counters.GCRewrites}} {
-		if c.f != nil {
-			ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.f()))
-		}
+	if c.counters == nil {
+		return
+	}
+	n := c.counters.Counters()
+	ch <- prometheus.MustNewConstMetric(firedDesc, prometheus.CounterValue, float64(n.TimersFired))
+	if n.HasGC {
+		ch <- prometheus.MustNewConstMetric(gcRunsDesc, prometheus.CounterValue, float64(n.GCRuns))
+		ch <- prometheus.MustNewConstMetric(gcRewrDesc, prometheus.CounterValue, float64(n.GCRewrites))
 	}
 }
 
 func (c *storeCollector) gauges() *store.Gauges {
+	if c.src == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cached != nil && time.Since(c.cachedT) < c.maxAge {

@@ -2,8 +2,8 @@ package engine
 
 import (
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/store"
