@@ -173,29 +173,70 @@ func (w *wtx) queueHints() {
 // keep: those whose pending sets it changed.
 func (w *wtx) deliveredThings() []string { return w.delivered }
 
+// measure fixes, before the commit, the changes of the things whose
+// baselines are older than what the transaction found locked: another
+// node changed them, and this node has not delivered that yet. Such a
+// thing gets one change, measured from its baseline: notify when its
+// members_rev moved since, notify-next when its head is another. The
+// caller holds the things' stripes, so the baselines stay as measured
+// until deliverLocal moves them.
+func (s *Store) measure(w *wtx) error {
+	ix := s.interest.Load()
+	if ix == nil {
+		return nil
+	}
+	for _, name := range w.delivered {
+		st := w.things[name]
+		prev := s.stripes[stripeOf(name)].seen[name]
+		if !ix.Has(name) || prev == nil || prev.rev >= st.lockedRev {
+			continue
+		}
+		c := store.Change{ThingName: name, At: w.now, After: store.NotifyAfter(w.ctx),
+			Notify: prev.members != st.membersRev, NotifyNext: prev.head != headOf(st.head)}
+		kept := w.changes[:0]
+		for _, old := range w.changes {
+			if old.ThingName != name || old.Event != nil {
+				kept = append(kept, old)
+			}
+		}
+		w.changes = kept
+		if !c.Notify && !c.NotifyNext {
+			continue
+		}
+		if c.Notify {
+			list, err := w.Queue(name, nil, store.MaxPendingListed)
+			if err != nil {
+				return err
+			}
+			c.Pending = list
+		}
+		if h := st.head; c.NotifyNext && h != nil {
+			e, err := w.Execution(name, h.JobID, h.ExecutionNumber)
+			if err != nil {
+				return err
+			}
+			if c.Next = e; e != nil {
+				if c.NextDocument, err = s.document(w.ctx, h.JobID, h.JobSeq); err != nil {
+					return err
+				}
+			}
+		}
+		w.changes = append(w.changes, c)
+	}
+	return nil
+}
+
 // deliverLocal hands a committed transaction's changes to the handler and
 // moves the baselines of the things it changed. The caller holds their
-// stripes. When a thing's baseline is older than what the transaction
-// found locked, changes of other nodes have not been delivered here yet:
-// the baseline stays, and the thing is re-read (see refresh), which hands
-// over whatever differs from it.
+// stripes.
 func (s *Store) deliverLocal(w *wtx) {
-	ix := s.interest.Load()
-	if ix != nil {
-		var stale []hint
+	if ix := s.interest.Load(); ix != nil {
 		for _, name := range w.delivered {
-			if !ix.Has(name) {
-				continue
+			if ix.Has(name) {
+				st := w.things[name]
+				s.stripes[stripeOf(name)].seen[name] = &seenState{rev: st.rev, members: st.membersRev, head: headOf(st.head)}
 			}
-			st := w.things[name]
-			seen := s.stripes[stripeOf(name)].seen
-			if prev := seen[name]; prev != nil && prev.rev < st.lockedRev {
-				stale = append(stale, hint{thing: name, rev: st.rev})
-				continue
-			}
-			seen[name] = &seenState{rev: st.rev, members: st.membersRev, head: headOf(st.head)}
 		}
-		s.markDirty(stale, false)
 	}
 	s.hand(w.changes)
 }

@@ -545,6 +545,10 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		}
 	}
 	unlock := s.lockStripes(w.deliveredThings())
+	if err := s.measure(w); err != nil {
+		unlock()
+		return err
+	}
 	ticket := s.deliveries.begin()
 	defer s.deliveries.end(ticket)
 	w.queue("COMMIT")
