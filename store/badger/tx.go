@@ -687,6 +687,9 @@ func (w *wtx) Emit(c store.Change) { w.changes = append(w.changes, c) }
 // AfterCommit runs f once the operation's batch is committed.
 func (w *wtx) AfterCommit(f func()) { w.after = append(w.after, f) }
 
+// afterCommit is AfterCommit, for operations submitted directly.
+func (w *wtx) afterCommit(f func()) { w.AfterCommit(f) }
+
 // TimersChanged wakes the timer loop after the commit.
 func (w *wtx) TimersChanged() { w.timersChanged = true }
 

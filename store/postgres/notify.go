@@ -170,7 +170,7 @@ func (w *wtx) queueHints() {
 }
 
 // deliveredThings lists the things whose delivery order the commit must
-// keep: those whose pending sets it changed.
+// keep: those whose queues it changed.
 func (w *wtx) deliveredThings() []string { return w.delivered }
 
 // measure fixes, before the commit, the changes of the things whose
