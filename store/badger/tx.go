@@ -942,16 +942,8 @@ func (w *wtx) retime(old, cur *store.Execution) error {
 // requeue moves the execution's queue entry from its old state to its
 // new one, through the thing's view.
 func (w *wtx) requeue(old, cur *store.Execution) error {
-	var oe, ce *store.PendingExecution
-	if old != nil && old.Status.Pending() {
-		s := old.Summary()
-		oe = &s
-	}
-	if cur != nil && cur.Status.Pending() {
-		s := cur.Summary()
-		ce = &s
-	}
-	if oe == nil && ce == nil {
+	oe, ce, was, is := engine.Entries(old, cur)
+	if !was && !is {
 		return nil
 	}
 	e := cur
@@ -968,16 +960,16 @@ func (w *wtx) requeue(old, cur *store.Execution) error {
 			v = loaded
 			w.tc.stage(w.tc.viewKey(e.ThingName), v)
 		}
-		v.Put(oe, ce)
+		v.PutEntries(&oe, &ce, was, is)
 	}
-	if oe != nil && (ce == nil || (oe.Status == store.StatusInProgress) != (ce.Status == store.StatusInProgress)) {
-		if err := w.del(queueKey(e.ThingName, oe)); err != nil {
+	if was && (!is || (oe.Status == store.StatusInProgress) != (ce.Status == store.StatusInProgress)) {
+		if err := w.del(queueKey(e.ThingName, &oe)); err != nil {
 			return err
 		}
 	}
-	if ce != nil {
-		k := queueKey(e.ThingName, ce)
-		return w.set(k, appendEntry(k[len(k):], ce))
+	if is {
+		k := queueKey(e.ThingName, &ce)
+		return w.set(k, appendEntry(k[len(k):], &ce))
 	}
 	return nil
 }

@@ -12,6 +12,30 @@ import (
 // every few jobs.
 const QueueWindow = 16
 
+// Entries returns an execution's queue entry before and after a change
+// from old (nil: new) to cur (nil: deleted), and whether there is one
+// (the execution is pending).
+func Entries(old, cur *store.Execution) (before, after store.PendingExecution, was, is bool) {
+	if was = old != nil && old.Status.Pending(); was {
+		before = old.Summary()
+	}
+	if is = cur != nil && cur.Status.Pending(); is {
+		after = cur.Summary()
+	}
+	return before, after, was, is
+}
+
+// PutEntries is Put with the results of Entries.
+func (v *QueueView) PutEntries(before, after *store.PendingExecution, was, is bool) {
+	if !was {
+		before = nil
+	}
+	if !is {
+		after = nil
+	}
+	v.Put(before, after)
+}
+
 // QueueView is the first entries of one thing's queue, kept in step with
 // the writes of a transaction, so that the head and the first
 // MaxPendingListed entries cost no read while the thing is busy. Every

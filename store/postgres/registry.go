@@ -38,29 +38,12 @@ func record[T any](w *wtx, sql, id, what string) (*T, error) {
 // eachRecord walks name-ordered JSON records after a name, a chunk at a
 // time (the query takes the name and a row limit).
 func eachRecord[T any](w *wtx, sql, after, what string, name func(*T) string, fn func(*T) (bool, error)) error {
-	for {
-		rows, err := w.query(sql, after, listChunk)
-		if err != nil {
-			return err
+	return walk(w, what, func(last *T) (pgx.Rows, error) {
+		if last != nil {
+			after = name(last)
 		}
-		recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
-			return err
-		}
-		for _, rec := range recs {
-			v, err := decode[T](rec, what)
-			if err != nil {
-				return err
-			}
-			after = name(v)
-			if more, err := fn(v); err != nil || !more {
-				return err
-			}
-		}
-		if len(recs) < listChunk {
-			return nil
-		}
-	}
+		return w.query(sql, after, listChunk)
+	}, fn)
 }
 
 // names runs a query that returns names.

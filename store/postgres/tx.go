@@ -546,22 +546,33 @@ func (w *wtx) LatestExecution(thing, job string) (*store.Execution, error) {
 // list's key, the position after which to start and a row limit, and
 // returns records.
 func (w *wtx) eachExecution(q, key string, after engine.Cursor, fn func(*store.Execution) (bool, error), pos func(*store.Execution) engine.Cursor) error {
+	return walk(w, "execution", func(last *store.Execution) (pgx.Rows, error) {
+		if last != nil {
+			after = pos(last)
+		}
+		return w.query(q, key, after.Name, after.N, listChunk)
+	}, fn)
+}
+
+// walk decodes the JSON records a query returns, listChunk at a time:
+// rows reads the chunk after the last record seen (nil at first), until
+// a chunk comes short or fn returns false.
+func walk[T any](w *wtx, what string, rows func(last *T) (pgx.Rows, error), fn func(*T) (bool, error)) error {
+	var last *T
 	for {
-		rows, err := w.query(q, key, after.Name, after.N, listChunk)
+		r, err := rows(last)
 		if err != nil {
 			return err
 		}
-		recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		recs, err := pgx.CollectRows(r, pgx.RowTo[[]byte])
 		if err != nil {
 			return err
 		}
 		for _, rec := range recs {
-			e, err := decode[store.Execution](rec, "execution")
-			if err != nil {
+			if last, err = decode[T](rec, what); err != nil {
 				return err
 			}
-			after = pos(e)
-			if more, err := fn(e); err != nil || !more {
+			if more, err := fn(last); err != nil || !more {
 				return err
 			}
 		}
@@ -636,17 +647,8 @@ func (w *wtx) requeue(old, cur *store.Execution) {
 	if st == nil || st.view == nil {
 		return
 	}
-	var oe, ce *store.PendingExecution
-	if old != nil && old.Status.Pending() {
-		s := old.Summary()
-		oe = &s
-	}
-	if cur != nil && cur.Status.Pending() {
-		s := cur.Summary()
-		ce = &s
-	}
-	if oe != nil || ce != nil {
-		st.view.Put(oe, ce)
+	if oe, ce, was, is := engine.Entries(old, cur); was || is {
+		st.view.PutEntries(&oe, &ce, was, is)
 	}
 }
 
