@@ -51,11 +51,11 @@ func EncodeListToken(pos []byte) string {
 func DecodeListToken(tok string) ([]byte, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil || len(b) < 5 {
-		return nil, Errorf(ErrInvalidRequest, "nextToken is not valid")
+		return nil, ErrBadToken()
 	}
 	pos, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(pos, castagnoli) != sum {
-		return nil, Errorf(ErrInvalidRequest, "nextToken is not valid")
+		return nil, ErrBadToken()
 	}
 	return pos, nil
 }

@@ -101,3 +101,9 @@ func ErrGroupNotFound(name string) *Error {
 func ErrTemplateNotFound(id string) *Error {
 	return Errorf(ErrNotFound, "job template %s does not exist", id)
 }
+
+// ErrJobExists reports a job id that is taken.
+func ErrJobExists(id string) *Error { return Errorf(ErrAlreadyExists, "job %s already exists", id) }
+
+// ErrBadToken reports a nextToken the store did not hand out.
+func ErrBadToken() *Error { return Errorf(ErrInvalidRequest, "nextToken is not valid") }

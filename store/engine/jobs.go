@@ -29,7 +29,7 @@ func (e *Engine) CreateJob(ctx context.Context, in *store.CreateJobInput) (*stor
 			return err
 		}
 		if existing != nil {
-			return store.Errorf(store.ErrAlreadyExists, "job %s already exists", in.Job.JobID)
+			return store.ErrJobExists(in.Job.JobID)
 		}
 		job := in.Job.Clone()
 		doc, before, err := store.JobDocument(job, in.Document, t.template)
@@ -53,7 +53,7 @@ func (e *Engine) CreateJob(ctx context.Context, in *store.CreateJobInput) (*stor
 			return err
 		}
 		if !inserted {
-			return store.Errorf(store.ErrAlreadyExists, "job %s already exists", in.Job.JobID)
+			return store.ErrJobExists(in.Job.JobID)
 		}
 		e.docs.Put(job.Seq, doc)
 		js := t.state(job.JobID)
@@ -249,7 +249,7 @@ func (e *Engine) ListJobs(ctx context.Context, in *store.ListJobsInput) (*store.
 			return nil, err
 		}
 		if len(b) != 8 {
-			return nil, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
+			return nil, store.ErrBadToken()
 		}
 		from = binary.BigEndian.Uint64(b)
 	}
@@ -483,7 +483,7 @@ func position(c Cursor) []byte {
 func parsePosition(b []byte) (Cursor, error) {
 	i := len(b) - 9
 	if i < 0 || b[i] != 0 {
-		return Cursor{}, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
+		return Cursor{}, store.ErrBadToken()
 	}
 	return Cursor{string(b[:i]), int64(binary.BigEndian.Uint64(b[i+1:]))}, nil
 }
