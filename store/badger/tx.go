@@ -288,13 +288,16 @@ func (r *rtx) Execution(thing, job string, n int64) (*store.Execution, error) {
 		return nil, nil
 	}
 	var e store.Execution
-	found, err := r.getOptJSON(k, &e)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
+	item, err := r.txn.Get(k)
+	if errors.Is(err, errMissing) {
 		r.remember(k, absent{})
 		return nil, nil
+	}
+	if err == nil {
+		err = item.Value(func(b []byte) error { return decodeExecution(b, &e) })
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", k, err)
 	}
 	r.remember(k, e.Clone())
 	return &e, nil
@@ -319,7 +322,7 @@ func (r *rtx) LatestExecution(thing, job string) (*store.Execution, error) {
 	var found *store.Execution
 	err := iterate(src, execPrefix(thing, job), nil, true, true, func(_, v []byte) (bool, error) {
 		found = new(store.Execution)
-		return false, json.Unmarshal(v, found)
+		return false, decodeExecution(v, found)
 	})
 	if err != nil {
 		return nil, err
@@ -355,7 +358,7 @@ func (r *rtx) EachExecutionOfThing(thing, job string, after engine.Cursor, fn fu
 	}
 	return r.each(execPrefix(thing, job), start, false, func(_, v []byte) (bool, error) {
 		var e store.Execution
-		if err := json.Unmarshal(v, &e); err != nil {
+		if err := decodeExecution(v, &e); err != nil {
 			return false, err
 		}
 		return fn(&e)
@@ -872,7 +875,7 @@ func (w *wtx) DropRolloutTargets(job string) error {
 // PutExecution writes an execution with its index entries.
 func (w *wtx) PutExecution(old, cur *store.Execution) error {
 	k := execKey(cur.ThingName, cur.JobID, cur.ExecutionNumber)
-	if err := w.setJSON(k, cur); err != nil {
+	if err := w.set(k, appendExecution(make([]byte, 0, 160), cur)); err != nil {
 		return err
 	}
 	w.stage(k, cur.Clone())
