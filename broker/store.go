@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
@@ -20,6 +22,7 @@ const (
 // backups) is asked of it, not of its backend.
 func (b *Broker) openStore() (store.Store, error) {
 	cfg := &b.cfg
+	limitMemory()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := backends.Open(ctx, backends.Config{
@@ -39,4 +42,18 @@ func (b *Broker) openStore() (store.Store, error) {
 	}
 	metrics.RegisterStore(cfg.Registry, st, 5*time.Second)
 	return st, nil
+}
+
+// MemoryLimit is the soft limit of the Go runtime's memory that a broker
+// sets unless GOMEMLIMIT does: what the store holds is bounded by its
+// caches (README, "Memory"), and the limit keeps the garbage collector
+// from letting the heap grow to twice what is live when that would pass
+// it.
+const MemoryLimit = 384 << 20
+
+// limitMemory sets MemoryLimit, unless the environment chose a limit.
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
 }

@@ -21,7 +21,7 @@ import (
 // Readers outside the committer (Badger views) never use the cache.
 
 // DefaultCacheBytes is the default of Options.CacheBytes.
-const DefaultCacheBytes = 64 << 20
+const DefaultCacheBytes = 32 << 20
 
 // absent marks a key known not to exist.
 type absent struct{}
@@ -71,7 +71,7 @@ func (c *recordCache) put(k string, v any) {
 // generation makes a generation's map at about the size it will reach,
 // so that filling it does not grow it step by step.
 func (c *recordCache) generation() map[string]any {
-	return make(map[string]any, min(c.limit/2/512, 1<<17))
+	return make(map[string]any, min(c.limit/2/1024, 1<<15))
 }
 
 func (c *recordCache) drop(k string) {

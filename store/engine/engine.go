@@ -54,7 +54,7 @@ type Options struct {
 const DefaultTaskBatch = 256
 
 // docCacheBytes bounds the engine's cache of job documents.
-const docCacheBytes = 32 << 20
+const docCacheBytes = 16 << 20
 
 // Engine runs the operations of store.Store over a Backend. Its methods
 // are safe for concurrent use.
