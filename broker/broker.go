@@ -1,7 +1,9 @@
 // Package broker assembles a jobsbroker: the mochi MQTT server with its
-// listeners and hooks (jobshook among them), the Badger store, and the HTTP
-// listeners of the AWS IoT control-plane API and of the iot-jobs-data API.
-// cmd/jobsbroker only
+// listeners and hooks (jobshook among them), the store the configuration
+// names (opened through store/backends; the broker does not know which
+// backend it runs on, and asks the store for what it can do through
+// store's optional interfaces), and the HTTP listeners of the AWS IoT
+// control-plane API and of the iot-jobs-data API. cmd/jobsbroker only
 // turns configuration into a Config and calls New, Start and Shutdown.
 package broker
 
@@ -37,7 +39,6 @@ import (
 	"github.com/jobsbroker/jobsbroker/jobshook"
 	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/store"
-	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 )
 
@@ -61,11 +62,12 @@ type Config struct {
 	// NodeID names this node to the others on a shared store (default
 	// hostname-pid).
 	NodeID string
-	// NoSync acknowledges writes before they reach the disk (see
-	// badger.Options.NoSync).
+	// NoSync acknowledges writes before they reach the disk (embedded
+	// store; see badger.Options.NoSync).
 	NoSync bool
-	// MinFreeBytes is the free disk space below which the store refuses
-	// writes and keeps serving reads (see badger.Options.MinFreeBytes).
+	// MinFreeBytes is the free disk space below which the embedded store
+	// refuses writes and keeps serving reads (see
+	// badger.Options.MinFreeBytes).
 	MinFreeBytes int64
 	// Events switches $aws/events messages on until
 	// UpdateEventConfigurations says otherwise.
@@ -635,11 +637,11 @@ func (b *Broker) backup(w http.ResponseWriter, r *http.Request) {
 	if err := http.NewResponseController(w).SetWriteDeadline(time.Time{}); err != nil {
 		b.log.Warn("backup: cannot lift the write deadline", "error", err)
 	}
-	bs, ok := b.Store.(*badger.Store)
+	bs, ok := b.Store.(store.Backuper)
 	if !ok {
 		w.Header().Del("Trailer")
 		awsapi.WriteError(w, awsapi.Errorf(http.StatusNotImplemented, "InvalidRequestException",
-			"this broker's store is PostgreSQL: back it up with the database's own tools (pg_dump)"))
+			"this broker's store does not stream backups: a store shared in a database (-store postgres) is backed up with the database's own tools (pg_dump)"))
 		return
 	}
 	if _, err := bs.Backup(r.Context(), w); err != nil {

@@ -269,17 +269,13 @@ func TestControlPlaneThings(t *testing.T) {
 func TestControlPlaneThingType(t *testing.T) {
 	_, api := cpStart(t)
 	ctx := context.Background()
+	// Thing types are not kept, so none exists: as AWS answers for a type
+	// that was never created, CreateThing naming one is
+	// ResourceNotFoundException, and it registers nothing.
 	_, err := api.CreateThing(ctx, &iot.CreateThingInput{ThingName: aws.String("typed"), ThingTypeName: aws.String("pump")})
-	if err != nil {
-		// AWS requires a registered thing type; a broker without thing
-		// types may only answer with an exception the operation declares.
-		cpSDKError[*types.ResourceNotFoundException](t, err, http.StatusNotFound)
-		t.Skipf("thing types are not kept: %v", err)
-	}
-	d, err := api.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String("typed")})
-	if err != nil || aws.ToString(d.ThingTypeName) != "pump" {
-		t.Fatalf("DescribeThing typed: %+v, %v", d, err)
-	}
+	cpSDKError[*types.ResourceNotFoundException](t, err, http.StatusNotFound)
+	_, err = api.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String("typed")})
+	cpSDKError[*types.ResourceNotFoundException](t, err, http.StatusNotFound)
 }
 
 func TestControlPlaneListThings(t *testing.T) {

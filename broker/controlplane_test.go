@@ -364,21 +364,25 @@ func TestControlPlaneCreateJob(t *testing.T) {
 	})
 
 	t.Run("duplicate id", func(t *testing.T) {
-		_, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("fw-1"), Targets: cpARNs("other"), Document: aws.String(`{"v":2}`), Description: aws.String("second")})
+		if _, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("dup-1"), Targets: cpARNs("pump-1"),
+			Document: aws.String(`{"operation":"install"}`), Description: aws.String("the first")}); err != nil {
+			t.Fatalf("CreateJob: %v", err)
+		}
+		_, err := api.CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("dup-1"), Targets: cpARNs("other"), Document: aws.String(`{"v":2}`), Description: aws.String("second")})
 		exists := cpSDKError[*types.ResourceAlreadyExistsException](t, err, http.StatusConflict)
-		if aws.ToString(exists.ResourceId) != "fw-1" || aws.ToString(exists.ResourceArn) != cpAccountArn+"job/fw-1" {
+		if aws.ToString(exists.ResourceId) != "dup-1" || aws.ToString(exists.ResourceArn) != cpAccountArn+"job/dup-1" {
 			t.Fatalf("resourceId %q resourceArn %q", aws.ToString(exists.ResourceId), aws.ToString(exists.ResourceArn))
 		}
-		r := cpDo(t, b, "PUT", "/jobs/fw-1", map[string]any{"targets": cpARNs("other"), "document": `{"v":2}`})
+		r := cpDo(t, b, "PUT", "/jobs/dup-1", map[string]any{"targets": cpARNs("other"), "document": `{"v":2}`})
 		cpExpectError(t, r, http.StatusConflict, "ResourceAlreadyExistsException")
-		if r.Body["resourceId"] != "fw-1" || r.Body["resourceArn"] != cpAccountArn+"job/fw-1" {
+		if r.Body["resourceId"] != "dup-1" || r.Body["resourceArn"] != cpAccountArn+"job/dup-1" {
 			t.Fatalf("body lacks resourceId/resourceArn: %s", r.Raw)
 		}
 		// The first job is untouched and "other" was not targeted.
-		if job := cpDescribeJob(t, api, "fw-1"); aws.ToString(job.Description) != "Pump firmware 2.1" {
+		if job := cpDescribeJob(t, api, "dup-1"); aws.ToString(job.Description) != "the first" {
 			t.Fatalf("description changed to %q", aws.ToString(job.Description))
 		}
-		doc, err := api.GetJobDocument(ctx, &iot.GetJobDocumentInput{JobId: aws.String("fw-1")})
+		doc, err := api.GetJobDocument(ctx, &iot.GetJobDocumentInput{JobId: aws.String("dup-1")})
 		if err != nil || !strings.Contains(aws.ToString(doc.Document), "install") {
 			t.Fatalf("document after duplicate create: %v %v", doc, err)
 		}
@@ -539,29 +543,33 @@ func TestControlPlaneDescribeJob(t *testing.T) {
 	})
 
 	t.Run("COMPLETED when every execution is terminal", func(t *testing.T) {
+		created := b.Clock.Now()
+		cpCreateJob(t, api, "k", "d1", "d2", "d3")
+		cpUpdate(t, d1, "k", "IN_PROGRESS")
+		cpUpdate(t, d2, "k", "SUCCEEDED")
 		b.Clock.Advance(90 * time.Second)
-		done := brokertest.Epoch.Add(90 * time.Second)
-		cpUpdate(t, d1, "j", "FAILED")
-		if job := cpDescribeJob(t, api, "j"); job.Status != types.JobStatusInProgress || job.CompletedAt != nil {
+		done := b.Clock.Now()
+		cpUpdate(t, d1, "k", "FAILED")
+		if job := cpDescribeJob(t, api, "k"); job.Status != types.JobStatusInProgress || job.CompletedAt != nil {
 			t.Fatalf("with one execution queued: status %s completedAt %v", job.Status, job.CompletedAt)
 		}
-		cpUpdate(t, d3, "j", "REJECTED")
-		job := cpDescribeJob(t, api, "j")
+		cpUpdate(t, d3, "k", "REJECTED")
+		job := cpDescribeJob(t, api, "k")
 		if job.Status != types.JobStatusCompleted {
 			t.Fatalf("status %s, want COMPLETED", job.Status)
 		}
 		cpWantTime(t, "completedAt", job.CompletedAt, done)
 		cpWantTime(t, "lastUpdatedAt", job.LastUpdatedAt, done)
-		cpWantTime(t, "createdAt", job.CreatedAt, brokertest.Epoch)
+		cpWantTime(t, "createdAt", job.CreatedAt, created)
 		want := &types.JobProcessDetails{NumberOfSucceededThings: aws.Int32(1), NumberOfFailedThings: aws.Int32(1), NumberOfRejectedThings: aws.Int32(1)}
 		if got := cpCounts(job.JobProcessDetails); got != cpCounts(want) {
 			t.Fatalf("jobProcessDetails: %s, want %s", got, cpCounts(want))
 		}
-		raw := cpObject(t, cpDo(t, b, "GET", "/jobs/j", nil).Body["job"], "job")
+		raw := cpObject(t, cpDo(t, b, "GET", "/jobs/k", nil).Body["job"], "job")
 		cpNumber(t, raw, "completedAt", float64(done.Unix()))
 		// A terminal device update does not reopen the job.
-		d3.MustReject(cpUpdateTopic("d3", "j"), map[string]any{"status": "SUCCEEDED"})
-		if job := cpDescribeJob(t, api, "j"); job.Status != types.JobStatusCompleted {
+		d3.MustReject(cpUpdateTopic("d3", "k"), map[string]any{"status": "SUCCEEDED"})
+		if job := cpDescribeJob(t, api, "k"); job.Status != types.JobStatusCompleted {
 			t.Fatalf("status %s after a rejected update", job.Status)
 		}
 	})
@@ -1072,9 +1080,10 @@ func TestControlPlaneDescribeJobExecution(t *testing.T) {
 	})
 
 	t.Run("executionNumber parameter", func(t *testing.T) {
+		latest := cpExecution(t, api, "dev", "j")
 		out, err := api.DescribeJobExecution(ctx, &iot.DescribeJobExecutionInput{ThingName: aws.String("dev"), JobId: aws.String("j"), ExecutionNumber: aws.Int64(1)})
-		if err != nil || aws.ToInt64(out.Execution.ExecutionNumber) != 1 || out.Execution.Status != types.JobExecutionStatusInProgress {
-			t.Fatalf("executionNumber 1: %+v %v", out, err)
+		if err != nil || aws.ToInt64(out.Execution.ExecutionNumber) != 1 || out.Execution.Status != latest.Status || out.Execution.VersionNumber != latest.VersionNumber {
+			t.Fatalf("executionNumber 1: %+v %v; the latest is %s v%d", out, err, latest.Status, latest.VersionNumber)
 		}
 		_, err = api.DescribeJobExecution(ctx, &iot.DescribeJobExecutionInput{ThingName: aws.String("dev"), JobId: aws.String("j"), ExecutionNumber: aws.Int64(2)})
 		cpSDKError[*types.ResourceNotFoundException](t, err, http.StatusNotFound)
@@ -1083,12 +1092,15 @@ func TestControlPlaneDescribeJobExecution(t *testing.T) {
 	})
 
 	t.Run("terminal", func(t *testing.T) {
-		cpUpdate(t, d, "j", "SUCCEEDED")
-		e := cpExecution(t, api, "dev", "j")
+		cpCreateJob(t, api, "fin", "dev")
+		d.MustAccept(cpUpdateTopic("dev", "fin"), map[string]any{"status": "IN_PROGRESS", "stepTimeoutInMinutes": 10})
+		b.Clock.Advance(time.Minute)
+		cpUpdate(t, d, "fin", "SUCCEEDED")
+		e := cpExecution(t, api, "dev", "fin")
 		if e.Status != types.JobExecutionStatusSucceeded || e.ApproximateSecondsBeforeTimedOut != nil || e.VersionNumber != 3 {
 			t.Fatalf("terminal execution: %s v%d approximateSecondsBeforeTimedOut %v", e.Status, e.VersionNumber, e.ApproximateSecondsBeforeTimedOut)
 		}
-		cpWantTime(t, "lastUpdatedAt", e.LastUpdatedAt, brokertest.Epoch.Add(4*time.Minute))
+		cpWantTime(t, "lastUpdatedAt", e.LastUpdatedAt, b.Clock.Now())
 	})
 
 	t.Run("unknown", func(t *testing.T) {
@@ -1403,8 +1415,17 @@ func TestControlPlaneCancelJobExecution(t *testing.T) {
 	})
 
 	t.Run("job completes when its last execution is canceled", func(t *testing.T) {
-		job := cpDescribeJob(t, api, "j")
-		if job.Status != types.JobStatusCompleted || cpCounts(job.JobProcessDetails) != cpCounts(&types.JobProcessDetails{NumberOfCanceledThings: aws.Int32(3)}) {
+		cpCreateJob(t, api, "last", "c1", "c2")
+		for i, th := range []string{"c1", "c2"} {
+			if job := cpDescribeJob(t, api, "last"); job.Status != types.JobStatusInProgress {
+				t.Fatalf("job with %d executions canceled: %s", i, job.Status)
+			}
+			if _, err := api.CancelJobExecution(ctx, &iot.CancelJobExecutionInput{ThingName: aws.String(th), JobId: aws.String("last")}); err != nil {
+				t.Fatalf("CancelJobExecution %s: %v", th, err)
+			}
+		}
+		job := cpDescribeJob(t, api, "last")
+		if job.Status != types.JobStatusCompleted || cpCounts(job.JobProcessDetails) != cpCounts(&types.JobProcessDetails{NumberOfCanceledThings: aws.Int32(2)}) {
 			t.Fatalf("job: %s %s", job.Status, cpCounts(job.JobProcessDetails))
 		}
 	})

@@ -2,66 +2,62 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
 	"github.com/jobsbroker/jobsbroker/store"
-	"github.com/jobsbroker/jobsbroker/store/badger"
-	"github.com/jobsbroker/jobsbroker/store/postgres"
+	"github.com/jobsbroker/jobsbroker/store/backends"
 )
 
-// The store backends.
+// The store backends (see store/backends).
 const (
-	StoreBadger   = "badger"
-	StorePostgres = "postgres"
+	StoreBadger   = backends.Badger
+	StorePostgres = backends.Postgres
 )
 
-// openStore opens the configured backend and registers its metrics.
+// openStore opens the configured store and registers its metrics. What
+// the store can report or do beyond store.Store (gauges, counters,
+// backups) is asked of it, not of its backend.
 func (b *Broker) openStore() (store.Store, error) {
 	cfg := &b.cfg
-	switch cfg.Store {
-	case StorePostgres:
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		st, err := postgres.Open(ctx, postgres.Options{
-			URL:          cfg.StoreURL,
-			NodeID:       cfg.NodeID,
-			EnableEvents: cfg.Events,
-			Clock:        cfg.Clock,
-			Logger:       cfg.Logger.With("component", "store"),
-		})
-		if err != nil {
-			return nil, err
-		}
-		stats := st.Stats()
-		metrics.RegisterStore(cfg.Registry, st, metrics.StoreCounters{TimersFired: stats.TimersFired.Load}, 5*time.Second)
-		return st, nil
-	case StoreBadger:
-		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-			return nil, fmt.Errorf("create data directory: %w", err)
-		}
-		st, err := badger.Open(badger.Options{
-			Dir:            filepath.Join(cfg.DataDir, "jobs"),
-			NoSync:         cfg.NoSync,
-			MinFreeBytes:   cfg.MinFreeBytes,
-			EnableEvents:   cfg.Events,
-			Clock:          cfg.Clock,
-			Logger:         cfg.Logger.With("component", "store"),
-			OnCommit:       b.Metrics.Commit,
-			StrictRecovery: cfg.StrictRecovery,
-		})
-		if err != nil {
-			return nil, err
-		}
-		b.security.DamagedLogFiles(len(st.Recovery().Damaged))
-		stats := st.Stats()
-		metrics.RegisterStore(cfg.Registry, st, metrics.StoreCounters{
-			TimersFired: stats.TimersFired.Load, GCRuns: stats.GCRuns.Load, GCRewrites: stats.GCRewrites.Load,
-		}, 5*time.Second)
-		return st, nil
+	limitMemory()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := backends.Open(ctx, backends.Config{
+		Kind:           cfg.Store,
+		DataDir:        cfg.DataDir,
+		NoSync:         cfg.NoSync,
+		MinFreeBytes:   cfg.MinFreeBytes,
+		URL:            cfg.StoreURL,
+		NodeID:         cfg.NodeID,
+		Events:         cfg.Events,
+		Clock:          cfg.Clock,
+		Logger:         cfg.Logger.With("component", "store"),
+		OnCommit:       b.Metrics.Commit,
+		StrictRecovery: cfg.StrictRecovery,
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("store %q: must be %s or %s", cfg.Store, StoreBadger, StorePostgres)
+	if r, ok := st.(store.RecoveryReporter); ok {
+		b.security.DamagedLogFiles(r.DamagedLogFiles())
+	}
+	metrics.RegisterStore(cfg.Registry, st, 5*time.Second)
+	return st, nil
+}
+
+// MemoryLimit is the soft limit of the Go runtime's memory that a broker
+// sets unless GOMEMLIMIT does: what the store holds is bounded by its
+// caches (README, "Memory"), and the limit keeps the garbage collector
+// from letting the heap grow to twice what is live when that would pass
+// it.
+const MemoryLimit = 384 << 20
+
+// limitMemory sets MemoryLimit, unless the environment chose a limit.
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
 }

@@ -336,11 +336,7 @@ func TestKubernetesClusterSecretCommand(t *testing.T) {
 		t.Errorf("%q: sslmode=%q; the database is across the network: check its certificate (verify-full)", command, mode)
 	}
 
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Log("kubectl not installed: the Secret command was not run")
-		return
-	}
+	kubectl := needTool(t, "kubectl", "the Secret command was not run (the checks above passed)")
 	dir := t.TempDir()
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", command+" --dry-run=client -o yaml")
 	cmd.Dir = dir

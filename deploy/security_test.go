@@ -583,11 +583,7 @@ func TestReadmeSecrets(t *testing.T) {
 	}
 
 	// The kubectl commands, offline.
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Log("kubectl not installed: the README's kubectl commands were not run")
-		return
-	}
+	kubectl := needTool(t, "kubectl", "the README's kubectl commands were not run (the checks above passed)")
 	dir := t.TempDir()
 	var script strings.Builder
 	for _, cmd := range shellCommands(readmeBlock(t, "sh", "create secret")) {

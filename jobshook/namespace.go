@@ -3,6 +3,7 @@ package jobshook
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -151,7 +152,7 @@ func (h *Hook) publishNamespaced(c *store.Change, now time.Time) bool {
 		notify, next := c.Notify, c.NotifyNext
 		if c.Before != nil {
 			before := h.inNamespace(ctx, c.Before, ns)
-			notify, next = !store.SameMembers(before, after), !store.SameHead(before, after)
+			notify, next = !sameMembers(before, after), !sameHead(before, after)
 		} else if c.Next != nil {
 			// Without the set before, notify-next goes to the namespace
 			// of the new next execution only.
@@ -219,4 +220,28 @@ func (h *Hook) describeNextIn(ctx context.Context, in *store.DescribeExecutionIn
 		}
 	}
 	return h.executionReply(ctx, &store.ExecutionOutput{}, token)
+}
+
+// sameMembers reports whether two sets hold the same executions.
+func sameMembers(a, b store.PendingSet) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, e := range a {
+		if !slices.ContainsFunc(b, func(x store.PendingExecution) bool {
+			return x.JobID == e.JobID && x.ExecutionNumber == e.ExecutionNumber
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameHead reports whether both sets have the same next execution.
+func sameHead(a, b store.PendingSet) bool {
+	ha, hb := a.Head(), b.Head()
+	if ha == nil || hb == nil {
+		return ha == nil && hb == nil
+	}
+	return ha.JobID == hb.JobID && ha.ExecutionNumber == hb.ExecutionNumber
 }

@@ -51,11 +51,11 @@ func EncodeListToken(pos []byte) string {
 func DecodeListToken(tok string) ([]byte, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil || len(b) < 5 {
-		return nil, Errorf(ErrInvalidRequest, "nextToken is not valid")
+		return nil, ErrBadToken()
 	}
 	pos, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(pos, castagnoli) != sum {
-		return nil, Errorf(ErrInvalidRequest, "nextToken is not valid")
+		return nil, ErrBadToken()
 	}
 	return pos, nil
 }
@@ -93,14 +93,6 @@ func ParseWindows(specs []MaintenanceWindow) ([]schedule.Window, error) {
 		ws = append(ws, win)
 	}
 	return ws, nil
-}
-
-// ValidateMembership checks the names of a thing group membership.
-func ValidateMembership(in *MembershipInput) error {
-	if err := ValidateThingGroupName(in.ThingGroupName); err != nil {
-		return err
-	}
-	return ValidateThingName(in.ThingName)
 }
 
 // TargetGroups checks, with group (which fails with ErrNotFound for a
@@ -166,51 +158,6 @@ func JobDocument(job *Job, in *CreateJobInput, template func(id string) (*JobTem
 		return substituted, "", nil
 	}
 	return substituted, tmpl.Document, nil
-}
-
-// ValidateCancelExecution checks a CancelJobExecution request before
-// the store is read.
-func ValidateCancelExecution(in *CancelExecutionInput) error {
-	if err := ValidateThingName(in.ThingName); err != nil {
-		return err
-	}
-	if err := ValidateJobID(in.JobID); err != nil {
-		return err
-	}
-	return ValidateStatusDetails(in.StatusDetails)
-}
-
-// ValidateCreateThing checks a CreateThing request before the store is
-// read.
-func ValidateCreateThing(in *CreateThingInput) error {
-	if err := ValidateThingName(in.ThingName); err != nil {
-		return err
-	}
-	if err := ValidateAttributes(in.Attributes, 3); err != nil {
-		return err
-	}
-	if in.ThingTypeName != "" {
-		// Thing types are not modeled; none exists (as AWS says for a type
-		// that was never created).
-		return Errorf(ErrNotFound, "thing type %s does not exist", in.ThingTypeName)
-	}
-	return nil
-}
-
-// ValidateUpdateJob checks an UpdateJob request before the store is
-// read.
-func ValidateUpdateJob(in *UpdateJobInput) error {
-	if err := ValidateJobID(in.JobID); err != nil {
-		return err
-	}
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return err
-		}
-	}
-	probe := &Job{PresignedURLConfig: in.PresignedURLConfig, RolloutConfig: in.RolloutConfig, AbortConfig: in.AbortConfig,
-		TimeoutConfig: in.TimeoutConfig, RetryConfig: in.RetryConfig}
-	return ValidateJobConfigs(probe)
 }
 
 // ApplyJobUpdate changes job as an UpdateJob request asks, at now. A job

@@ -11,6 +11,9 @@
 // are due) are pure functions in this package, shared by every backend and
 // tested once.
 //
-// The embedded backend is store/badger. store/storetest holds the contract
-// suite every backend must pass.
+// store/engine writes the operations once over the record-level
+// transactions of a backend: store/badger (embedded) and store/postgres
+// (shared by several broker nodes). store/backends opens the one a
+// configuration names; store/storetest holds the contract suite every
+// backend must pass.
 package store

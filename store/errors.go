@@ -71,3 +71,39 @@ type unavailableError struct {
 func (e *unavailableError) Error() string { return e.op + ": " + e.err.Error() }
 
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// The errors that several operations report in the same words.
+
+// ErrJobNotFound reports a job that does not exist.
+func ErrJobNotFound(id string) *Error { return Errorf(ErrNotFound, "job %s does not exist", id) }
+
+// ErrNoExecution reports that a thing has no execution of a job.
+func ErrNoExecution(job, thing string) *Error {
+	return Errorf(ErrNotFound, "no execution of job %s exists for thing %s", job, thing)
+}
+
+// ErrNoExecutionNumber reports that a thing has no execution n of a job.
+func ErrNoExecutionNumber(n int64, job, thing string) *Error {
+	return Errorf(ErrNotFound, "no execution %d of job %s exists for thing %s", n, job, thing)
+}
+
+// ErrThingNotFound reports a thing that is not registered.
+func ErrThingNotFound(name string) *Error {
+	return Errorf(ErrNotFound, "thing %s does not exist", name)
+}
+
+// ErrGroupNotFound reports a thing group that does not exist.
+func ErrGroupNotFound(name string) *Error {
+	return Errorf(ErrNotFound, "thing group %s does not exist", name)
+}
+
+// ErrTemplateNotFound reports a job template that does not exist.
+func ErrTemplateNotFound(id string) *Error {
+	return Errorf(ErrNotFound, "job template %s does not exist", id)
+}
+
+// ErrJobExists reports a job id that is taken.
+func ErrJobExists(id string) *Error { return Errorf(ErrAlreadyExists, "job %s already exists", id) }
+
+// ErrBadToken reports a nextToken the store did not hand out.
+func ErrBadToken() *Error { return Errorf(ErrInvalidRequest, "nextToken is not valid") }

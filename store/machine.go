@@ -1,9 +1,12 @@
 package store
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/jobsbroker/jobsbroker/store/schedule"
 )
 
 // StartExecution moves a QUEUED execution to IN_PROGRESS for
@@ -290,4 +293,40 @@ func RolloutRate(cfg *RolloutConfig, notified, succeeded int64) float64 {
 		rate = float64(*m)
 	}
 	return rate
+}
+
+// AbortComment is the comment of a job its abort criterion c canceled.
+func AbortComment(c *AbortCriteria, counts *ProcessDetails) string {
+	return fmt.Sprintf("aborted: %s executions reached %.2f%% of %d things (threshold %.2f%%)",
+		c.FailureType, 100*float64(counts.Failures(c.FailureType))/float64(counts.Total()), counts.Total(), c.ThresholdPercentage)
+}
+
+// JobStart is what a new job's schedulingConfig asks of its start.
+type JobStart struct {
+	Scheduled   bool // the job has a start or an end time
+	Start, End  time.Time
+	EndBehavior string
+}
+
+// StartJob sets what a job created at now gets from the store (its
+// status, times and default target selection; a startTime makes it
+// SCHEDULED) and returns its schedule.
+func StartJob(job *Job, now time.Time) JobStart {
+	job.Status = JobInProgress
+	job.CreatedAt, job.LastUpdatedAt = now, now
+	job.CompletedAt = time.Time{}
+	if job.TargetSelection == "" {
+		job.TargetSelection = Snapshot
+	}
+	job.ForceCanceled, job.ReasonCode, job.Comment = false, "", ""
+	var s JobStart
+	if sc := job.SchedulingConfig; sc != nil && (sc.StartTime != "" || sc.EndTime != "") {
+		s.Scheduled, s.EndBehavior = true, sc.EndBehavior
+		s.Start, _ = schedule.ParseTime(sc.StartTime)
+		s.End, _ = schedule.ParseTime(sc.EndTime)
+		if !s.Start.IsZero() {
+			job.Status = JobScheduled
+		}
+	}
+	return s
 }

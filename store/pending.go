@@ -6,13 +6,15 @@ import "slices"
 // the notify message list at most, IN_PROGRESS ones first (AWS job limits).
 const MaxPendingListed = 10
 
-// PendingSet is the pending executions of one thing in "next" order: every
+// PendingSet is pending executions of one thing in "next" order: every
 // IN_PROGRESS execution before every QUEUED one, each group in the order the
 // executions were queued.
 type PendingSet []PendingExecution
 
-// pendingLess orders pending executions: IN_PROGRESS first, then by queue order.
-func pendingLess(a, b *PendingExecution) int {
+// ComparePending orders pending executions as a thing's queue does:
+// IN_PROGRESS first, then by queue order (QueueSeq, unique to an
+// execution).
+func ComparePending(a, b *PendingExecution) int {
 	ai, bi := a.Status == StatusInProgress, b.Status == StatusInProgress
 	switch {
 	case ai && !bi:
@@ -35,37 +37,21 @@ func (p PendingSet) Head() *PendingExecution {
 	return &p[0]
 }
 
-// Index returns the position of the execution, or -1.
-func (p PendingSet) Index(jobID string, executionNumber int64) int {
-	for i := range p {
-		if p[i].JobID == jobID && p[i].ExecutionNumber == executionNumber {
-			return i
-		}
-	}
-	return -1
-}
-
 // Put returns a new set with e added, or replacing the entry with the same
 // job id and execution number, at its place in the order. A terminal e is
 // removed instead.
 func (p PendingSet) Put(e PendingExecution) PendingSet {
-	out := p.Remove(e.JobID, e.ExecutionNumber)
+	out := make(PendingSet, 0, len(p)+1)
+	for _, x := range p {
+		if x.JobID != e.JobID || x.ExecutionNumber != e.ExecutionNumber {
+			out = append(out, x)
+		}
+	}
 	if !e.Status.Pending() {
 		return out
 	}
-	i, _ := slices.BinarySearchFunc(out, e, func(a, b PendingExecution) int { return pendingLess(&a, &b) })
+	i, _ := slices.BinarySearchFunc(out, e, func(a, b PendingExecution) int { return ComparePending(&a, &b) })
 	return slices.Insert(out, i, e)
-}
-
-// Remove returns a new set without the execution.
-func (p PendingSet) Remove(jobID string, executionNumber int64) PendingSet {
-	out := make(PendingSet, 0, len(p)+1)
-	for _, e := range p {
-		if e.JobID != jobID || e.ExecutionNumber != executionNumber {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // Split returns the first MaxPendingListed entries split into IN_PROGRESS
@@ -83,44 +69,4 @@ func (p PendingSet) Split() (inProgress, queued []PendingExecution) {
 		}
 	}
 	return inProgress, queued
-}
-
-// SameMembers reports whether both sets hold the same executions, whatever
-// their statuses and details.
-func SameMembers(a, b PendingSet) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, e := range a {
-		if b.Index(e.JobID, e.ExecutionNumber) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// SameHead reports whether both sets have the same next execution.
-func SameHead(a, b PendingSet) bool {
-	ha, hb := a.Head(), b.Head()
-	if ha == nil || hb == nil {
-		return ha == nil && hb == nil
-	}
-	return ha.JobID == hb.JobID && ha.ExecutionNumber == hb.ExecutionNumber
-}
-
-// Same reports whether p and q hold the same executions in the same
-// states, as a device would see them (a change worth a notification).
-func (p PendingSet) Same(q PendingSet) bool {
-	if len(p) != len(q) {
-		return false
-	}
-	for i := range p {
-		x, y := &p[i], &q[i]
-		if x.JobID != y.JobID || x.ExecutionNumber != y.ExecutionNumber || x.Status != y.Status ||
-			x.VersionNumber != y.VersionNumber || !x.LastUpdatedAt.Equal(y.LastUpdatedAt) ||
-			!x.StartedAt.Equal(y.StartedAt) {
-			return false
-		}
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -96,8 +97,9 @@ type ChangeHandler func([]Change)
 // Change is what one committed operation means for one thing's devices.
 type Change struct {
 	ThingName string
-	// Notify is set when the set of pending executions changed; Pending is
-	// the new set.
+	// Notify is set when an execution joined or left the thing's pending
+	// executions; Pending is their first MaxPendingListed, in "next"
+	// order, as the notify message lists them.
 	Notify  bool
 	Pending PendingSet
 	// Before, when not nil, is the set before the change; a store that
@@ -271,4 +273,39 @@ type Interest interface {
 	// the other nodes (a dropped database connection), the store re-reads
 	// the state of these things and hands over whatever changed meanwhile.
 	Things() []string
+}
+
+// The interfaces below are optional: a Store implements those its backend
+// can serve, and callers (the broker's metrics and backup endpoint) ask
+// for them with a type assertion, never for a backend by name.
+
+// GaugeReader computes the store-wide gauges the metrics report.
+type GaugeReader interface {
+	Gauges(ctx context.Context) (*Gauges, error)
+}
+
+// Counters are a store's running totals of its background work.
+type Counters struct {
+	TimersFired int64 // executions timed out by a timer
+	// HasGC says whether the store collects value-log garbage; GCRuns
+	// and GCRewrites count its collections and the files they rewrote.
+	HasGC              bool
+	GCRuns, GCRewrites int64
+}
+
+// CounterReader reports a store's Counters.
+type CounterReader interface {
+	Counters() Counters
+}
+
+// Backuper streams a consistent backup of the whole store to w while it
+// keeps serving, and returns the version the backup is at.
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) (uint64, error)
+}
+
+// RecoveryReporter reports what opening the store found damaged in its
+// logs (Badger's write-ahead and value logs), for the metrics.
+type RecoveryReporter interface {
+	DamagedLogFiles() int
 }

@@ -139,52 +139,6 @@ func SubstituteParameters(doc string, params map[string]string) (string, error) 
 	return out, nil
 }
 
-// ValidateTemplate checks a CreateJobTemplate request.
-func ValidateTemplate(in *CreateJobTemplateInput) error {
-	t := &in.Template
-	if err := ValidateJobID(t.JobTemplateID); err != nil {
-		return Errorf(ErrInvalidRequest, "jobTemplateId %q must be 1-64 characters from [a-zA-Z0-9_-]", t.JobTemplateID)
-	}
-	if t.Description == "" {
-		return Errorf(ErrInvalidRequest, "description is required")
-	}
-	if err := ValidateDescription(t.Description); err != nil {
-		return err
-	}
-	sources := 0
-	for _, set := range []bool{t.Document != "", t.DocumentSource != "", in.JobID != ""} {
-		if set {
-			sources++
-		}
-	}
-	switch {
-	case sources == 0:
-		return Errorf(ErrInvalidRequest, "a job template needs a document or a jobArn to copy")
-	case sources > 1:
-		return Errorf(ErrInvalidRequest, "specify one of document, documentSource and jobArn")
-	case t.DocumentSource != "":
-		return Errorf(ErrInvalidRequest, "documentSource (an S3 URL) is not supported by this broker; pass the document itself")
-	}
-	if t.Document != "" {
-		if err := ValidateDocument(t.Document); err != nil {
-			// A template document may hold parameter placeholders inside
-			// strings, which keep it valid JSON.
-			return err
-		}
-	}
-	if in.JobID != "" {
-		if err := ValidateJobID(in.JobID); err != nil {
-			return err
-		}
-	}
-	job := &Job{PresignedURLConfig: t.PresignedURLConfig, RolloutConfig: t.RolloutConfig, AbortConfig: t.AbortConfig,
-		TimeoutConfig: t.TimeoutConfig, RetryConfig: t.RetryConfig, DestinationPackageVersions: t.DestinationPackageVersions, Tags: t.Tags}
-	if err := ValidateJobConfigs(job); err != nil {
-		return err
-	}
-	return ValidateWindows(t.MaintenanceWindows)
-}
-
 // FillTemplate copies into t the configuration of from that t does not
 // set itself (a template created from another job or template).
 func FillTemplate(t, from *JobTemplate) {

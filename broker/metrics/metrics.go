@@ -186,7 +186,7 @@ func (m *Metrics) API(api string) func(operation string, status int, exception s
 	}
 }
 
-// Commit records a store commit (badger.Options.OnCommit).
+// Commit records a store commit (backends.Config.OnCommit).
 func (m *Metrics) Commit(took time.Duration, ops int, err error) {
 	m.commitDuration.Observe(took.Seconds())
 	m.commitOps.Observe(float64(ops))
@@ -250,26 +250,26 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// GaugeSource computes the store's gauges (badger.Store.Gauges).
-type GaugeSource interface {
-	Gauges(ctx context.Context) (*store.Gauges, error)
-}
-
-// StoreCounters are the store's running totals, read at scrape time.
-type StoreCounters struct {
-	TimersFired, GCRuns, GCRewrites func() int64
-}
-
-// RegisterStore exposes the store's gauges, computed at scrape time and
-// cached for maxAge (a scrape walks every job's records), and its
-// counters.
-func RegisterStore(reg prometheus.Registerer, src GaugeSource, counters StoreCounters, maxAge time.Duration) {
-	reg.MustRegister(&storeCollector{counters: counters, cache: scrapeCache[*store.Gauges]{compute: src.Gauges, maxAge: maxAge}})
+// RegisterStore exposes what the store reports of itself: its gauges
+// (store.GaugeReader), computed at scrape time and cached for maxAge (a
+// scrape walks every job's records), and its counters
+// (store.CounterReader). A store that reports neither registers nothing.
+func RegisterStore(reg prometheus.Registerer, st any, maxAge time.Duration) {
+	g, _ := st.(store.GaugeReader)
+	c, _ := st.(store.CounterReader)
+	if g == nil && c == nil {
+		return
+	}
+	col := &storeCollector{counters: c}
+	if g != nil {
+		col.cache = &scrapeCache[*store.Gauges]{compute: g.Gauges, maxAge: maxAge}
+	}
+	reg.MustRegister(col)
 }
 
 type storeCollector struct {
-	counters StoreCounters
-	cache    scrapeCache[*store.Gauges]
+	cache    *scrapeCache[*store.Gauges] // nil: no gauges
+	counters store.CounterReader         // nil: no counters
 }
 
 var (
@@ -291,26 +291,34 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
-	if g := c.cache.get(); g != nil {
-		for _, s := range store.Statuses {
-			ch <- prometheus.MustNewConstMetric(thingsDesc, prometheus.GaugeValue, float64(g.ExecutionsByStatus[s]), string(s))
-		}
-		for _, s := range jobStatuses {
-			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(g.JobsByStatus[s]), string(s))
-		}
-		ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(g.TimersArmed))
-		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(g.RolloutBacklog))
-		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.LSMBytes), "lsm")
-		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.ValueLogBytes), "vlog")
+	if c.cache != nil {
+		c.collectGauges(ch, c.cache.get())
 	}
-	for _, c := range []struct {
-		d *prometheus.Desc
-		f func() int64
-	}{{firedDesc, c.counters.TimersFired}, {gcRunsDesc, c.counters.GCRuns}, {gcRewrDesc, c.counters.GCRewrites}} {
-		if c.f != nil {
-			ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.f()))
-		}
+	if c.counters == nil {
+		return
 	}
+	n := c.counters.Counters()
+	ch <- prometheus.MustNewConstMetric(firedDesc, prometheus.CounterValue, float64(n.TimersFired))
+	if n.HasGC {
+		ch <- prometheus.MustNewConstMetric(gcRunsDesc, prometheus.CounterValue, float64(n.GCRuns))
+		ch <- prometheus.MustNewConstMetric(gcRewrDesc, prometheus.CounterValue, float64(n.GCRewrites))
+	}
+}
+
+func (c *storeCollector) collectGauges(ch chan<- prometheus.Metric, g *store.Gauges) {
+	if g == nil {
+		return
+	}
+	for _, s := range store.Statuses {
+		ch <- prometheus.MustNewConstMetric(thingsDesc, prometheus.GaugeValue, float64(g.ExecutionsByStatus[s]), string(s))
+	}
+	for _, s := range jobStatuses {
+		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(g.JobsByStatus[s]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(g.TimersArmed))
+	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(g.RolloutBacklog))
+	ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.LSMBytes), "lsm")
+	ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.ValueLogBytes), "vlog")
 }
 
 // scrapeCache keeps what an expensive computation (a walk of the store)

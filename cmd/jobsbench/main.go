@@ -14,6 +14,7 @@
 //	jobsbench storm [flags]    -connected devices connect at once and each sends start-next
 //	jobsbench echo [flags]     the request/reply ceiling: jobsbroker's echo responder and Mosquitto's
 //	jobsbench scale [flags]    steady over a broker holding 1,000 executions, then -stored, each restarted first
+//	jobsbench depth [flags]    steady with each of -depths pending jobs per thing (3,300), and the ratio
 //	jobsbench fsync [flags]    the disk's flush latency (4 KiB append + fdatasync) where brokers keep their data
 //
 // By default jobsbench builds cmd/jobsbroker (it must run inside the
@@ -43,6 +44,9 @@
 //     thing group of up to -things things), a fresh broker is filled,
 //     restarted on its data directory (its start is timed) and measured
 //     with steady (no echo); the ratio compares the two steady rates.
+//   - depth: steady (no echo) on a fresh broker for each of -depths
+//     pending jobs per thing; the ratio compares the deepest run's rate
+//     with the shallowest's.
 //   - -store-url and -nodes start several brokers on one PostgreSQL
 //     database; the devices are spread over them round robin (and -mqtt
 //     takes several addresses, separated by commas, likewise).
@@ -111,7 +115,8 @@ type config struct {
 	// NotifyNext makes steady's devices subscribe to notify-next of their
 	// things, as AWS IoT Jobs devices do.
 	NotifyNext bool
-	Consoles           int
+	Consoles   int
+	Depths     string
 	// Progress receives the progress lines; nil shows none.
 	Progress io.Writer
 }
@@ -123,6 +128,7 @@ func defaultConfig() config {
 		Things:             100_000,
 		Stored:             1_000_000,
 		Nodes:              1,
+		Depths:             "3,300",
 		Connected:          10_000,
 		Duration:           20 * time.Second,
 		Warmup:             5 * time.Second,
@@ -137,7 +143,7 @@ func defaultConfig() config {
 	}
 }
 
-const usage = `usage: jobsbench steady|fanout|storm|echo|scale|fsync [flags]
+const usage = `usage: jobsbench steady|fanout|storm|echo|scale|depth|fsync [flags]
 
   steady   -devices devices loop start-next, update IN_PROGRESS, update SUCCEEDED over
            pre-created jobs; then the echo baselines in the same run (unless -no-echo)
@@ -145,6 +151,7 @@ const usage = `usage: jobsbench steady|fanout|storm|echo|scale|fsync [flags]
   storm    -connected devices connect at once and each sends start-next
   echo     the same request/reply pattern with no store: jobsbroker's echo, and Mosquitto
   scale    steady over a restarted broker holding 1,000 stored executions, then -stored
+  depth    steady with each of -depths pending jobs per thing, each on a fresh broker, and the ratio
   fsync    the disk's flush latency: 4 KiB appends, each followed by fdatasync, for -duration
 
 flags:
@@ -170,6 +177,7 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "steady and echo: warm-up before the window")
 	fs.IntVar(&cfg.JobsPerDevice, "jobs-per-device", 0, "steady: jobs each device works through (0: enough for the run at about 20k ops/s)")
 	fs.IntVar(&cfg.JobsPerThing, "jobs-per-thing", cfg.JobsPerThing, "steady: pending jobs of each thing; a device works through several things")
+	fs.StringVar(&cfg.Depths, "depths", cfg.Depths, "depth: pending jobs per thing of each steady run, comma-separated, shallowest first")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "steady and echo: pace all devices together to this many requests/s (0: closed loop, as fast as answered)")
 	fs.BoolVar(&cfg.NoSync, "no-sync", false, "start the broker with -no-sync (acknowledge before the disk flush)")
 	fs.BoolVar(&cfg.NoEcho, "no-echo", false, "steady: skip the echo baselines")
@@ -194,7 +202,7 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	quiet := fs.Bool("quiet", false, "no progress display")
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
 		fs.Usage()
-		return "", cfg, errors.New("name a scenario: steady, fanout, storm, echo, scale or fsync")
+		return "", cfg, errors.New("name a scenario: steady, fanout, storm, echo, scale, depth or fsync")
 	}
 	scenario := args[0]
 	if err := fs.Parse(args[1:]); err != nil {
@@ -273,10 +281,12 @@ func run(ctx context.Context, scenario string, cfg *config, stdout io.Writer) (*
 		err = runEcho(ctx, cfg, rep)
 	case "scale":
 		err = runScale(ctx, cfg, rep)
+	case "depth":
+		err = runDepth(ctx, cfg, rep)
 	case "fsync":
 		err = runFsync(ctx, cfg, rep)
 	default:
-		return nil, fmt.Errorf("unknown scenario %q (steady, fanout, storm, echo, scale or fsync)", scenario)
+		return nil, fmt.Errorf("unknown scenario %q (steady, fanout, storm, echo, scale, depth or fsync)", scenario)
 	}
 	if err != nil {
 		return rep, err

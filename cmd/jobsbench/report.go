@@ -31,6 +31,7 @@ type Report struct {
 	Fanout           *FanoutResult `json:"fanout,omitempty"`
 	Storm            *StormResult  `json:"storm,omitempty"`
 	Scale            *ScaleResult  `json:"scale,omitempty"`
+	Depth            *DepthResult  `json:"depth,omitempty"`
 	Fsync            *FsyncResult  `json:"fsync,omitempty"`
 	// Console is what the -consoles pages received.
 	Console *ConsoleResult `json:"console,omitempty"`
@@ -160,6 +161,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 		}
 	}
+	if d := r.Depth; d != nil {
+		for _, run := range d.Runs {
+			loops = append(loops, run.Steady)
+		}
+	}
 	loops = append(loops, r.Echo...)
 	if len(loops) > 0 {
 		p("run\tbroker\tdevices\twindow s\tops\tops/s\tjobs/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\tbroker RSS MiB\tbroker cores\tbench cores\tops/commit\t\n")
@@ -233,6 +239,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if sc.Ratio > 0 {
 			fmt.Fprintf(w, "steady ops/s with %d stored ÷ with %d stored: %.3f\n", sc.Loaded.Stored, sc.Baseline.Stored, sc.Ratio)
 		}
+	}
+	if d := r.Depth; d != nil && d.Ratio > 0 {
+		first, last := d.Runs[0], d.Runs[len(d.Runs)-1]
+		fmt.Fprintf(w, "\nsteady ops/s with %d pending jobs per thing ÷ with %d: %.3f (broker RSS at the end %.1f and %.1f MiB)\n",
+			last.JobsPerThing, first.JobsPerThing, d.Ratio, last.Steady.RSSMiB, first.Steady.RSSMiB)
 	}
 	if f := r.Fsync; f != nil {
 		p("fsync\tdir\tblock bytes\tflushes/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\t\n")

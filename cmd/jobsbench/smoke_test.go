@@ -257,3 +257,32 @@ func TestSmokeSteadyCluster(t *testing.T) {
 		checkLoop(t, e)
 	}
 }
+
+func TestSmokeDepth(t *testing.T) {
+	rep := runSmoke(t, "depth", func(c *config) { c.Depths = "2,20" })
+	d := rep.Depth
+	if d == nil || len(d.Runs) != 2 {
+		t.Fatalf("no depth result: %+v", d)
+	}
+	for i, want := range []int{2, 20} {
+		run := d.Runs[i]
+		if run.JobsPerThing != want || run.Steady == nil {
+			t.Fatalf("run %d: %+v, want %d pending jobs per thing", i, run, want)
+		}
+		checkLoop(t, run.Steady)
+	}
+	if d.Ratio <= 0 {
+		t.Errorf("no ratio: %+v", d)
+	}
+}
+
+func TestParseDepths(t *testing.T) {
+	if got, err := parseDepths("3, 300"); err != nil || len(got) != 2 || got[0] != 3 || got[1] != 300 {
+		t.Errorf("parseDepths(3, 300) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "3", "3,x", "0,3"} {
+		if _, err := parseDepths(bad); err == nil {
+			t.Errorf("parseDepths(%q) accepted", bad)
+		}
+	}
+}

@@ -1,4 +1,5 @@
-// Package badger is the embedded store.Store, on Badger v4.
+// Package badger is the embedded store.Store, on Badger v4: the backend of
+// store/engine that keeps records in one Badger database.
 //
 // Every write goes through one committer goroutine. It takes the operations
 // that are waiting, runs each against one shared Badger transaction, and
@@ -13,6 +14,10 @@
 // Reads (GetPendingJobExecutions, DescribeJobExecution, DescribeJob, the
 // list operations) run in Badger read transactions beside the committer.
 // With synced writes, whatever a reader can see is already on disk.
+//
+// A thing's queue is one key per pending execution (see keys.go); the
+// committer keeps the first entries of busy things' queues, and the
+// records it reads most, decoded in a cache of bounded size (cache.go).
 //
 // Background work runs as ordinary operations submitted to the committer: a
 // task loop rolls out, cancels and deletes large jobs a bounded number of
@@ -37,6 +42,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/engine"
 )
 
 // Options configures the Badger store.
@@ -80,6 +86,9 @@ type Options struct {
 	// Otherwise Open drops the damaged part, as Badger does, and reports
 	// it (Recovery, and an error in the log).
 	StrictRecovery bool `yaml:"strict_recovery" json:"strict_recovery"`
+	// CacheBytes bounds the committer's cache of decoded records (default
+	// DefaultCacheBytes; negative turns it off).
+	CacheBytes int `yaml:"-" json:"-"`
 }
 
 const (
@@ -90,8 +99,10 @@ const (
 // DefaultMinFreeBytes is the default of Options.MinFreeBytes.
 const DefaultMinFreeBytes = 256 << 20
 
-// Store is the Badger implementation of store.Store.
+// Store is the Badger implementation of store.Store: the engine's
+// operations over this backend.
 type Store struct {
+	*engine.Engine
 	db      *badgerdb.DB
 	opts    Options
 	clock   clock.Clock
@@ -101,8 +112,6 @@ type Store struct {
 
 	seq          uint64 // last sequence number handed out; committer only
 	persistedSeq uint64 // last sequence number written; committer only
-
-	docs store.DocCache
 
 	unsettledMu sync.RWMutex
 	unsettled   map[string]*unsettledJob // jobs whose cancel or delete is being written out
@@ -126,7 +135,13 @@ type Store struct {
 	cache  recordCache           // committer only
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.GaugeReader   = (*Store)(nil)
+	_ store.CounterReader = (*Store)(nil)
+	_ store.Backuper      = (*Store)(nil)
+	_ engine.Backend      = backend{}
+)
 
 // Stats are counters of the store's work, for metrics.
 type Stats struct {
@@ -160,6 +175,9 @@ func Open(opts Options) (*Store, error) {
 		opts.MinFreeBytes = DefaultMinFreeBytes
 	}
 	var recovery RecoveryReport
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
 	if !opts.InMemory {
 		rep, err := recoverLogs(opts)
 		if err != nil {
@@ -195,7 +213,9 @@ func Open(opts Options) (*Store, error) {
 		maxEntries: db.MaxBatchCount(),
 		recovery:   recovery,
 	}
-	s.docs.Init(64 << 20)
+	s.cache.limit = opts.CacheBytes
+	s.Engine = engine.New(backend{s}, engine.Options{Clock: opts.Clock, Logger: opts.Logger,
+		TaskBatch: opts.TaskBatch, EnableEvents: opts.EnableEvents})
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -211,6 +231,19 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Memory. What the store holds in memory is bounded by these settings,
+// not by how much it stores (README, "Memory"): the memtables (three of
+// 16 MiB), Badger's block cache and its cache of table indexes and bloom
+// filters (without a bound, Badger keeps every table's index in memory, a
+// cost that grows with the data), and the committer's record cache
+// (Options.CacheBytes).
+const (
+	memTableBytes   = 16 << 20
+	numMemTables    = 3
+	blockCacheBytes = 32 << 20
+	indexCacheBytes = 16 << 20
+)
+
 // baseOptions are the Badger options every opening of a store uses.
 func baseOptions(dir string) badgerdb.Options {
 	return badgerdb.DefaultOptions(dir).
@@ -218,31 +251,25 @@ func baseOptions(dir string) badgerdb.Options {
 		// cost of that grows with how full the memtable is: with 64 MB
 		// memtables a commit cost 2.4 times more once 100,000 executions
 		// were stored; with 16 MB the cost stays flat (BENCHMARKS.md).
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(3).
+		WithMemTableSize(memTableBytes).
+		WithNumMemtables(numMemTables).
 		// Large values (job documents, target lists) go to the value log,
 		// so that a job with very many targets still fits one commit.
 		WithValueThreshold(64 << 10).
 		WithNumCompactors(2).
-		WithBlockCacheSize(64 << 20).
+		WithBlockCacheSize(blockCacheBytes).
+		WithIndexCacheSize(indexCacheBytes).
 		WithMetricsEnabled(false)
 }
 
-// load reads the sequence counter and the unfinished job tasks.
+// load brings the data directory to this build's schema (migrate.go) and
+// reads the sequence counter, the event configuration and the jobs whose
+// cancellation or deletion is being written out.
 func (s *Store) load() error {
-	return s.db.Update(func(txn *badgerdb.Txn) error {
-		if item, err := txn.Get([]byte(metaSchema)); err == nil {
-			v, _ := item.ValueCopy(nil)
-			if string(v) != schemaVersion {
-				return fmt.Errorf("data directory has schema version %q, this build reads %q", v, schemaVersion)
-			}
-		} else if errors.Is(err, badgerdb.ErrKeyNotFound) {
-			if err := txn.Set([]byte(metaSchema), []byte(schemaVersion)); err != nil {
-				return err
-			}
-		} else {
-			return fmt.Errorf("read schema version: %w", err)
-		}
+	if err := s.migrate(); err != nil {
+		return err
+	}
+	return s.db.View(func(txn *badgerdb.Txn) error {
 		if item, err := txn.Get([]byte(metaSeq)); err == nil {
 			v, _ := item.ValueCopy(nil)
 			n, err := strconv.ParseUint(string(v), 10, 64)
@@ -254,21 +281,49 @@ func (s *Store) load() error {
 			return fmt.Errorf("read sequence: %w", err)
 		}
 		r := &rtx{txn: txn, s: s}
-		if err := s.loadEvents(r); err != nil {
+		cfg, err := r.EventConfig(engine.NoLock)
+		if err != nil {
 			return fmt.Errorf("read event configuration: %w", err)
 		}
+		s.SetEventConfig(cfg)
 		return r.each([]byte{prefixTask}, nil, false, func(k, v []byte) (bool, error) {
-			var t task
+			var t engine.Task
 			if err := json.Unmarshal(v, &t); err != nil {
 				return false, fmt.Errorf("decode task %q: %w", k, err)
 			}
 			if t.Settle != nil {
 				s.unsettleGen++
 				s.unsettled[string(k[1:])] = &unsettledJob{deleting: t.Settle.Delete, gen: s.unsettleGen}
+				s.nUnsettled.Store(int32(len(s.unsettled)))
 			}
 			return true, nil
 		})
 	})
+}
+
+// backend is the Store as the engine's Backend.
+type backend struct{ s *Store }
+
+// Update runs fn in the committer.
+func (b backend) Update(ctx context.Context, _ string, fn func(tx engine.Tx) error) error {
+	return b.s.enqueue(ctx, &op{ctx: ctx, txFn: fn, done: make(chan struct{})})
+}
+
+// View runs fn in a Badger read transaction.
+func (b backend) View(ctx context.Context, _ string, fn func(r engine.Reader) error) error {
+	return b.s.view(ctx, func(r *rtx) error { return fn(r) })
+}
+
+// StepNow runs one step of the job's task in the committer.
+func (b backend) StepNow(ctx context.Context, jobID string) {
+	s := b.s
+	err := s.submit(ctx, func(w *wtx) error {
+		_, err := s.Step(w, jobID)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("job step failed; the task loop carries on", "job", jobID, "error", err)
+	}
 }
 
 // Ping checks that the store can read and that its committer runs: it
@@ -289,8 +344,11 @@ func (s *Store) SetChangeHandler(h store.ChangeHandler) { s.handler.Store(&h) }
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
 
-// DB exposes the Badger database for backup, restore and value-log GC.
-func (s *Store) DB() *badgerdb.DB { return s.db }
+// Counters reports the store's running totals for metrics.
+func (s *Store) Counters() store.Counters {
+	return store.Counters{TimersFired: s.stats.TimersFired.Load(), HasGC: true,
+		GCRuns: s.stats.GCRuns.Load(), GCRewrites: s.stats.GCRewrites.Load()}
+}
 
 // Close stops the background loops, fails operations that have not run,
 // and closes the database.
@@ -308,6 +366,7 @@ func (s *Store) Close() error {
 type op struct {
 	ctx     context.Context
 	fn      func(w *wtx) error
+	txFn    func(tx engine.Tx) error // an engine operation (instead of fn)
 	err     error
 	changes []store.Change
 	after   []func()
@@ -319,10 +378,14 @@ type op struct {
 // fn may run more than once (when a batch has to be redone); it must keep
 // its results in variables it resets at the start.
 func (s *Store) submit(ctx context.Context, fn func(w *wtx) error) error {
+	return s.enqueue(ctx, &op{ctx: ctx, fn: fn, done: make(chan struct{})})
+}
+
+// enqueue hands o to the committer and waits until its batch is committed.
+func (s *Store) enqueue(ctx context.Context, o *op) error {
 	if err := s.failed.Load(); err != nil {
 		return store.Unavailable("write", fmt.Errorf("a commit failed earlier (%w); restart the broker", *err))
 	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
@@ -397,7 +460,9 @@ func (s *Store) runReadOnly(o *op) {
 	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	w, err := s.execute(txn, o, newTxnCache(&s.cache)) // staged writes are dropped
+	tc := newTxnCache(&s.cache)
+	defer tc.discard()
+	w, err := s.execute(txn, o, tc) // staged writes are dropped
 	switch {
 	case err != nil:
 		o.err = store.Unavailable("operation", err)
@@ -416,6 +481,7 @@ func (s *Store) runTxn(ops []*op) int {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	tc := newTxnCache(&s.cache)
+	defer tc.close()
 	for i, o := range ops {
 		if o.skipped {
 			continue
@@ -431,6 +497,7 @@ func (s *Store) runTxn(ops []*op) int {
 		// The transaction now holds part of o's writes: throw it away,
 		// commit the ops before o on their own, and finish o.
 		txn.Discard()
+		tc.discard()
 		if errors.Is(err, badgerdb.ErrTxnTooBig) && i > 0 {
 			s.runBatch(ops[:i])
 			return i
@@ -461,13 +528,14 @@ func (s *Store) execute(txn *badgerdb.Txn, o *op, tc *txnCache) (w *wtx, err err
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	ferr := o.fn(w)
-	var se *store.Error
-	if ferr != nil && !errors.As(ferr, &se) {
-		return w, ferr
+	var ferr error
+	if o.txFn != nil {
+		ferr = o.txFn(w)
+	} else {
+		ferr = o.fn(w)
 	}
-	if err := w.flushCounts(); err != nil {
-		return w, err
+	if ferr != nil && !engine.IsRejection(ferr) {
+		return w, ferr
 	}
 	o.err, o.changes, o.after = ferr, w.changes, w.after
 	if gate := store.NotifyAfter(o.ctx); gate != nil {
@@ -572,8 +640,7 @@ func (s *Store) view(ctx context.Context, fn func(r *rtx) error) error {
 	default:
 	}
 	err := s.safeView(fn)
-	var se *store.Error
-	if err != nil && !errors.As(err, &se) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+	if err != nil && !engine.IsRejection(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return store.Unavailable("read", err)
 	}
 	return err

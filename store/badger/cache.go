@@ -1,22 +1,27 @@
 package badger
 
-import "github.com/jobsbroker/jobsbroker/store"
+import (
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/engine"
+)
 
 // The committer keeps the records it reads and writes most (executions,
-// pending sets, job records and counts) decoded in memory. A device
-// operation reads its thing's pending set, its execution, the job and the
-// job's counts; from Badger each of those is a lookup through the
-// memtables and the levels of the tree and then a JSON decode, which
-// together were most of the committer's time. The committer is the only
-// writer, so what it has seen committed stays true until it writes again.
+// the first entries of things' queues, job records and counts) decoded in
+// memory. A device operation reads the head of its thing's queue, its
+// execution, the job and the job's counts; from Badger each of those is a
+// lookup through the memtables and the levels of the tree (an iterator,
+// for the queue) and then a decode, which together were most of the
+// committer's time. The committer is the only writer, so what it has seen
+// committed stays true until it writes again.
 //
 // Writes are staged per transaction and reach the cache only once the
 // transaction commits; a discarded transaction leaves the cache as it was.
 // Readers outside the committer (Badger views) never use the cache.
 
-// recordCacheSize is how many records one generation of the cache holds;
-// with two generations the cache keeps between one and two times that.
-const recordCacheSize = 1 << 16
+// DefaultCacheBytes is the default of Options.CacheBytes.
+const DefaultCacheBytes = 32 << 20
 
 // absent marks a key known not to exist.
 type absent struct{}
@@ -25,11 +30,14 @@ type absent struct{}
 // bytes); it is dropped from the cache when the transaction commits.
 type unknown struct{}
 
-// recordCache is a two-generation cache: lookups promote entries of the
-// old generation into the new one, and when the new one is full it
-// becomes the old one. Committer only.
+// recordCache is a two-generation cache bounded by the approximate size
+// of what it holds: lookups promote entries of the old generation into
+// the new one, and when the new one holds half the budget it becomes the
+// old one. Committer only.
 type recordCache struct {
 	cur, old map[string]any
+	curBytes int
+	limit    int // bytes, both generations together
 }
 
 func (c *recordCache) get(k string) (any, bool) {
@@ -44,13 +52,26 @@ func (c *recordCache) get(k string) (any, bool) {
 }
 
 func (c *recordCache) put(k string, v any) {
-	if c.cur == nil {
-		c.cur = make(map[string]any, recordCacheSize)
+	if c.limit <= 0 {
+		return
 	}
-	if len(c.cur) >= recordCacheSize {
-		c.old, c.cur = c.cur, make(map[string]any, recordCacheSize)
+	if c.cur == nil {
+		c.cur = c.generation()
+	}
+	n := len(k) + sizeOf(v)
+	if c.curBytes+n > c.limit/2 {
+		c.old, c.cur, c.curBytes = c.cur, c.generation(), 0
+	}
+	if _, ok := c.cur[k]; !ok {
+		c.curBytes += n
 	}
 	c.cur[k] = v
+}
+
+// generation makes a generation's map at about the size it will reach,
+// so that filling it does not grow it step by step.
+func (c *recordCache) generation() map[string]any {
+	return make(map[string]any, min(c.limit/2/1024, 1<<15))
 }
 
 func (c *recordCache) drop(k string) {
@@ -59,13 +80,71 @@ func (c *recordCache) drop(k string) {
 }
 
 // clear empties the cache (after a failed commit, when nothing is certain).
-func (c *recordCache) clear() { c.cur, c.old = nil, nil }
+func (c *recordCache) clear() { c.cur, c.old, c.curBytes = nil, nil, 0 }
 
-// txnCache is one transaction's view of the cache: the records its
+// sizeOf approximates the memory a cached value holds, map entry included.
+func sizeOf(v any) int {
+	const entry = 64
+	switch x := v.(type) {
+	case *store.Execution:
+		n := entry + 320 + len(x.JobID) + len(x.ThingName)
+		for k, s := range x.StatusDetails {
+			n += 48 + len(k) + len(s)
+		}
+		return n
+	case *store.Job:
+		return entry + 1024 + len(x.Description)
+	case *store.ProcessDetails:
+		return entry + 96
+	case *engine.QueueView:
+		return entry + x.Size()
+	}
+	return entry
+}
+
+// txnCache is one Badger transaction's view of the cache: the records its
 // operations wrote, over the committed ones.
 type txnCache struct {
 	c      *recordCache
 	staged map[string]any
+	// written holds the thing\x00job of every execution the transaction
+	// wrote or deleted: the latest execution of those must be read from
+	// the transaction itself, not from the committed state.
+	written map[string]bool
+	// lastThing and lastKey remember the last thing's view key: an
+	// operation asks for it several times.
+	lastThing, lastKey string
+	// ro reads the committed state (see rtx.committed); discarded with
+	// the transaction.
+	ro *badgerdb.Txn
+}
+
+// viewKey is the cache key of a thing's queue view.
+func (t *txnCache) viewKey(thing string) string {
+	if thing != t.lastThing || t.lastKey == "" {
+		t.lastThing, t.lastKey = thing, string(queuePrefix(thing))
+	}
+	return t.lastKey
+}
+
+// close discards the transaction's read of the committed state.
+func (t *txnCache) close() {
+	if t.ro != nil {
+		t.ro.Discard()
+		t.ro = nil
+	}
+}
+
+// discard forgets a transaction that will not commit: the queue views it
+// changed (in place, see rtx.queueView) leave the cache.
+func (t *txnCache) discard() {
+	for k, v := range t.staged {
+		if _, ok := v.(*engine.QueueView); ok {
+			t.c.drop(k)
+		}
+	}
+	clear(t.staged)
+	t.close()
 }
 
 func newTxnCache(c *recordCache) *txnCache {
@@ -100,9 +179,13 @@ func (t *txnCache) stage(k string, v any) { t.staged[k] = v }
 // transaction has committed.
 func (t *txnCache) apply() {
 	for k, v := range t.staged {
-		if _, u := v.(unknown); u {
+		switch x := v.(type) {
+		case unknown:
 			t.c.drop(k)
-		} else {
+		case *engine.QueueView:
+			x.Committed()
+			t.c.put(k, x)
+		default:
 			t.c.put(k, v)
 		}
 	}

@@ -29,7 +29,7 @@ func TestCacheForgetsDiscardedWrites(t *testing.T) {
 		var e *store.Execution
 		if err := s.submit(ctx, func(w *wtx) error {
 			var err error
-			e, err = w.exec("t", "j", 1)
+			e, err = w.Execution("t", "j", 1)
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -39,16 +39,16 @@ func TestCacheForgetsDiscardedWrites(t *testing.T) {
 	before := read() // now cached
 	boom := errors.New("boom")
 	err = s.submit(ctx, func(w *wtx) error {
-		e, err := w.exec("t", "j", 1)
+		e, err := w.Execution("t", "j", 1)
 		if err != nil {
 			return err
 		}
 		e.VersionNumber = 99
 		e.StatusDetails = map[string]string{"discarded": "yes"}
-		if err := w.saveExec(e); err != nil {
+		if err := w.PutExecution(e, e); err != nil {
 			return err
 		}
-		if _, err := w.exec("t", "j", 1); err != nil { // reads its own write
+		if _, err := w.Execution("t", "j", 1); err != nil { // reads its own write
 			return err
 		}
 		return boom

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/engine"
 )
 
 // Gauges counts, from one read transaction: executions by status (the sum
@@ -50,7 +51,7 @@ func (s *Store) Gauges(ctx context.Context) (*store.Gauges, error) {
 			return err
 		}
 		return r.each([]byte{prefixTask}, nil, false, func(_, v []byte) (bool, error) {
-			var t task
+			var t engine.Task
 			if err := json.Unmarshal(v, &t); err != nil {
 				return false, err
 			}

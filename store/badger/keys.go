@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"time"
+
+	"github.com/jobsbroker/jobsbroker/store"
 )
 
 // Key layout. Thing names and job ids never contain 0x00 (their patterns
@@ -18,7 +20,9 @@ import (
 //	o<seq:8>                                 job id, in creation order (ListJobs)
 //	q<job>                                   background task of a job (rollout, cancel, delete)
 //	r<job>0<chunk:4>                         chunk of a job's resolved target things
-//	t<thing>                                 the thing's pending set
+//	p<thing>0<rank:1><queueSeq:8>            the thing's queue: one entry a pending execution
+//	                                         (rank 0 IN_PROGRESS, 1 QUEUED), its summary as value
+//	t<thing>                                 the thing's pending set, in schema 1 (migrated to p at start)
 //	e<thing>0<job>0<execution:8>             execution record
 //	x<job>0<thing>0<execution:8>             executions-of-a-job index
 //	w<deadline:8><thing>0<job>0<execution:8> timer index, by deadline
@@ -30,6 +34,8 @@ import (
 //	N<thing>0<group>                         groups of a thing (direct)
 //	k<group>0<job>                           jobs that target a group
 //	P<template>                              job template
+//
+// MQTT sessions live beside them under S, U, Q and R (sessions.go).
 const (
 	prefixMeta      = 'm'
 	prefixJob       = 'j'
@@ -39,7 +45,8 @@ const (
 	prefixJobOrder  = 'o'
 	prefixTask      = 'q'
 	prefixTargets   = 'r'
-	prefixThing     = 't'
+	prefixThing     = 't' // schema 1 only
+	prefixQueue     = 'p' // not Q: sessions.go keeps a client's messages there
 	prefixExec      = 'e'
 	prefixJobExec   = 'x'
 	prefixTimer     = 'w'
@@ -54,7 +61,8 @@ const (
 	metaEvents      = "mevents"
 	metaSeq         = "mseq"
 	metaSchema      = "mschema"
-	schemaVersion   = "1"
+	schemaVersion   = "2"
+	schemaV1        = "1"
 	executionKeyLen = 8
 )
 
@@ -81,8 +89,21 @@ func jobTargetsKey(job string) []byte {
 }
 func countsKey(job string) []byte { return key(prefixCounts, job) }
 func taskKey(job string) []byte   { return key(prefixTask, job) }
-func thingKey(thing string) []byte {
-	return key(prefixThing, thing)
+
+// queuePrefix is the prefix of a thing's queue entries.
+func queuePrefix(thing string) []byte { return append(key(prefixQueue, thing), 0) }
+
+// queueKey is the key of a pending execution's queue entry: its rank
+// (IN_PROGRESS before QUEUED) and queue order sort the queue.
+func queueKey(thing string, p *store.PendingExecution) []byte {
+	rank := byte(1)
+	if p.Status == store.StatusInProgress {
+		rank = 0
+	}
+	// Room for the entry too, which the caller may append after the key.
+	b := make([]byte, 0, 2+len(thing)+1+8+48+len(p.JobID))
+	b = append(append(append(b, prefixQueue), thing...), 0, rank)
+	return binary.BigEndian.AppendUint64(b, p.QueueSeq)
 }
 
 func jobOrderKey(seq uint64) []byte {

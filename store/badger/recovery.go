@@ -129,6 +129,10 @@ func recoverLogs(opts Options) (RecoveryReport, error) {
 // Recovery returns what Open found in the store's logs.
 func (s *Store) Recovery() RecoveryReport { return s.recovery }
 
+// DamagedLogFiles is how many damaged log files Open found
+// (store.RecoveryReporter).
+func (s *Store) DamagedLogFiles() int { return len(s.recovery.Damaged) }
+
 // checkLogs checks every write-ahead log and value log in dir.
 func checkLogs(dir string) (RecoveryReport, error) {
 	var rep RecoveryReport

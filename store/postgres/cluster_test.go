@@ -310,7 +310,7 @@ func TestClusterRolloutOnce(t *testing.T) {
 					return
 				default:
 				}
-				if res, _, err := s.runStep(c.ctx, "wide", i == 1); err != nil || res.done {
+				if res, _, err := s.runStep(c.ctx, "wide", i == 1); err != nil || res.Done {
 					return
 				}
 			}
@@ -405,7 +405,7 @@ func TestClusterEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.Eventually(t, "B sees the configuration", func() error {
-		if cfg := c.b.events.Load(); !cfg.Job || !cfg.JobExecution {
+		if cfg := c.b.EventConfig(); !cfg.Job || !cfg.JobExecution {
 			return fmt.Errorf("%+v", cfg)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,9 +21,10 @@ import (
 // itself, pg_notify on the store's channel with the names of the things
 // concerned; PostgreSQL delivers it to the listening nodes when, and only
 // if, the transaction commits. A notification is a hint, never the truth:
-// the node that receives it re-reads the thing's pending executions and
-// compares them with what it last delivered for the thing (its baseline:
-// the revision of thing_state.rev and the pending set), and hands the
+// the node that receives it re-reads the head of the thing's queue and
+// its revisions, compares them with what it last delivered for the thing
+// (its baseline: thing_state.rev, members_rev, which moves whenever an
+// execution joins or leaves the queue, and the head), and hands the
 // handler a Change only when the members (notify) or the head
 // (notify-next) differ. A read older than the baseline is ignored, so
 // hints may arrive late, twice, or out of order. A thing without a baseline
@@ -61,14 +63,28 @@ func (s *Store) SetInterest(i store.Interest) {
 
 // seenState is what a node last delivered for a thing.
 type seenState struct {
-	rev int64
-	set store.PendingSet
+	rev     int64
+	members int64   // members_rev
+	head    headKey // the head of the queue
 	// swept marks a baseline read by a sweep rather than delivered: hints
 	// that arrive for it later, for revisions up to rev, name changes
 	// nobody delivered, and are handed over by their flags (floor is the
 	// highest such revision handled).
 	swept bool
 	floor int64
+}
+
+// headKey names the head of a queue ("" when it is empty).
+type headKey struct {
+	job string
+	n   int64
+}
+
+func headOf(p *store.PendingExecution) headKey {
+	if p == nil {
+		return headKey{}
+	}
+	return headKey{p.JobID, p.ExecutionNumber}
 }
 
 // hint is one thing named in a notification, with the flags its origin
@@ -154,80 +170,75 @@ func (w *wtx) queueHints() {
 }
 
 // deliveredThings lists the things whose delivery order the commit must
-// keep: those whose pending sets it changed.
+// keep: those whose queues it changed.
 func (w *wtx) deliveredThings() []string { return w.delivered }
+
+// measure fixes, before the commit, the changes of the things whose
+// baselines are older than what the transaction found locked: another
+// node changed them, and this node has not delivered that yet. Such a
+// thing gets one change, measured from its baseline: notify when its
+// members_rev moved since, notify-next when its head is another. The
+// caller holds the things' stripes, so the baselines stay as measured
+// until deliverLocal moves them.
+func (s *Store) measure(w *wtx) error {
+	ix := s.interest.Load()
+	if ix == nil {
+		return nil
+	}
+	for _, name := range w.delivered {
+		st := w.things[name]
+		prev := s.stripes[stripeOf(name)].seen[name]
+		if !ix.Has(name) || prev == nil || prev.rev >= st.lockedRev {
+			continue
+		}
+		c := store.Change{ThingName: name, At: w.now, After: store.NotifyAfter(w.ctx),
+			Notify: prev.members != st.membersRev, NotifyNext: prev.head != headOf(st.head)}
+		kept := w.changes[:0]
+		for _, old := range w.changes {
+			if old.ThingName != name || old.Event != nil {
+				kept = append(kept, old)
+			}
+		}
+		w.changes = kept
+		if !c.Notify && !c.NotifyNext {
+			continue
+		}
+		if c.Notify {
+			list, err := w.Queue(name, nil, store.MaxPendingListed)
+			if err != nil {
+				return err
+			}
+			c.Pending = list
+		}
+		if h := st.head; c.NotifyNext && h != nil {
+			e, err := w.Execution(name, h.JobID, h.ExecutionNumber)
+			if err != nil {
+				return err
+			}
+			if c.Next = e; e != nil {
+				if c.NextDocument, err = s.document(w.ctx, h.JobID, h.JobSeq); err != nil {
+					return err
+				}
+			}
+		}
+		w.changes = append(w.changes, c)
+	}
+	return nil
+}
 
 // deliverLocal hands a committed transaction's changes to the handler and
 // moves the baselines of the things it changed. The caller holds their
-// stripes. When a thing's baseline is older than what the transaction
-// found, changes of other nodes have not been delivered yet: the first
-// change of the thing is then measured from the baseline instead.
+// stripes.
 func (s *Store) deliverLocal(w *wtx) {
-	ix := s.interest.Load()
-	if ix == nil {
-		s.hand(w.changes)
-		return
-	}
-	tracked := map[string]*seenState{}
-	for _, name := range w.delivered {
-		if ix.Has(name) {
-			tracked[name] = s.stripes[stripeOf(name)].seen[name]
-		}
-	}
-	out := make([]store.Change, 0, len(w.changes))
-	adjusted := map[string]bool{}
-	for i, c := range w.changes {
-		if c.Event != nil {
-			out = append(out, c)
-			continue
-		}
-		prev, ok := tracked[c.ThingName]
-		if !ok || adjusted[c.ThingName] {
-			out = append(out, c)
-			continue
-		}
-		adjusted[c.ThingName] = true
-		st := w.things[c.ThingName]
-		if prev == nil || prev.rev >= st.lockedRev {
-			out = append(out, c)
-			continue
-		}
-		if c, ok = s.measure(prev.set, w.changeSets[i], c, st); ok {
-			out = append(out, c)
-		}
-	}
-	for name, prev := range tracked {
-		st := w.things[name]
-		if !adjusted[name] && prev != nil && prev.rev < st.lockedRev {
-			c := store.Change{ThingName: name, At: w.now}
-			if c, ok := s.measure(prev.set, st.set, c, st); ok {
-				if gate := store.NotifyAfter(w.ctx); gate != nil {
-					c.After = gate
-				}
-				out = append(out, c)
+	if ix := s.interest.Load(); ix != nil {
+		for _, name := range w.delivered {
+			if ix.Has(name) {
+				st := w.things[name]
+				s.stripes[stripeOf(name)].seen[name] = &seenState{rev: st.rev, members: st.membersRev, head: headOf(st.head)}
 			}
 		}
-		s.stripes[stripeOf(name)].seen[name] = &seenState{rev: st.rev, set: st.set}
 	}
-	s.hand(out)
-}
-
-// measure sets a change's flags by comparing the set after it with what
-// was delivered before; it reports false when nothing is due.
-func (s *Store) measure(before, after store.PendingSet, c store.Change, st *thingState) (store.Change, bool) {
-	c.Notify = !store.SameMembers(before, after)
-	c.NotifyNext = !store.SameHead(before, after)
-	c.Pending, c.Before, c.Next, c.NextDocument = after, before, nil, ""
-	if c.NotifyNext {
-		if h := after.Head(); h != nil && st.head != nil && st.head.JobID == h.JobID && st.head.ExecutionNumber == h.ExecutionNumber {
-			c.Next, c.NextDocument = st.head, st.headDoc
-		} else if h != nil {
-			// The head of an intermediate set; the change after it names
-			// the right one.
-			c.NotifyNext = false
-		}
-	}
-	return c, c.Notify || c.NotifyNext
+	s.hand(w.changes)
 }
 
 // parseHints reads the things of a notification.
@@ -464,6 +475,76 @@ func (s *Store) refreshLoop() {
 	}
 }
 
+// snapshot is a thing's queue as another node left it: its revisions,
+// its first entries (as they read) and its head.
+type snapshot struct {
+	rev, members int64
+	list         store.PendingSet
+	head         *store.Execution
+}
+
+// readSnapshots reads the queues of things in one statement, which sees
+// one snapshot of the database. Things that never had an execution are
+// absent from the result.
+func (s *Store) readSnapshots(ctx context.Context, things []string) (map[string]*snapshot, error) {
+	rows, err := s.pool.Query(ctx, `SELECT ts.thing_name, ts.rev, ts.members_rev, q.record, j.seq, j.status, j.force_canceled, j.updated_ns
+		FROM thing_state ts
+		LEFT JOIN LATERAL (SELECT e.record, e.job_id FROM executions e
+			WHERE e.thing_name = ts.thing_name AND e.status IN ('QUEUED', 'IN_PROGRESS')
+			ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $2) q ON true
+		LEFT JOIN jobs j ON j.job_id = q.job_id
+		WHERE ts.thing_name = ANY($1)`, things, 2*store.MaxPendingListed)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]*snapshot{}
+	heads := map[string][]*store.Execution{}
+	for rows.Next() {
+		var name string
+		var rev, members int64
+		var rec []byte
+		var seq, updated *int64
+		var status *string
+		var force *bool
+		if err := rows.Scan(&name, &rev, &members, &rec, &seq, &status, &force, &updated); err != nil {
+			return nil, err
+		}
+		if out[name] == nil {
+			out[name] = &snapshot{rev: rev, members: members}
+		}
+		if rec == nil {
+			continue
+		}
+		e, err := decode[store.Execution](rec, "execution")
+		if err != nil {
+			return nil, err
+		}
+		var job *store.Job
+		if seq != nil {
+			job = &store.Job{JobID: e.JobID, Seq: uint64(*seq), Status: store.JobStatus(*status), ForceCanceled: *force, LastUpdatedAt: fromNanos(*updated)}
+		}
+		if store.JobStateEffect(job, e) == store.EffectNone {
+			heads[name] = append(heads[name], e)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for name, list := range heads {
+		slices.SortFunc(list, func(a, b *store.Execution) int {
+			sa, sb := a.Summary(), b.Summary()
+			return store.ComparePending(&sa, &sb)
+		})
+		sn := out[name]
+		sn.head = list[0]
+		for _, e := range list[:min(len(list), store.MaxPendingListed)] {
+			sn.list = append(sn.list, e.Summary())
+		}
+	}
+	return out, nil
+}
+
 // refresh re-reads things and, with emit, hands over their changes; it
 // moves their baselines either way.
 func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hints map[string]hint, emit bool) error {
@@ -483,20 +564,14 @@ func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hi
 		if err != nil {
 			return err
 		}
-		docs := map[string]string{}
-		for _, sn := range snaps {
-			if h := sn.set.Head(); h != nil {
-				if _, ok := s.docs.Get(h.JobSeq); !ok {
-					var doc string
-					err := s.pool.QueryRow(ctx, "SELECT document FROM jobs WHERE job_id = $1 AND seq = $2", h.JobID, int64(h.JobSeq)).Scan(&doc)
-					if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		docs := map[uint64]string{}
+		if emit {
+			for _, sn := range snaps {
+				if h := sn.head; h != nil {
+					if docs[h.JobSeq], err = s.document(ctx, h.JobID, h.JobSeq); err != nil {
 						return err
 					}
-					if err == nil {
-						s.docs.Put(h.JobSeq, doc)
-					}
 				}
-				docs[h.JobID], _ = s.docs.Get(h.JobSeq)
 			}
 		}
 		for _, name := range mine {
@@ -507,67 +582,79 @@ func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hi
 	return nil
 }
 
-// compare hands over a thing's change, if any, since its baseline. Without
-// a baseline, the hint's flags (when it has them) say what is due.
-func (s *Store) compare(name string, sn *snapshot, docs map[string]string, h hint, useFlags, emit bool) {
-	var rev int64
-	var set store.PendingSet
+// document reads a job's document, through the engine's cache.
+func (s *Store) document(ctx context.Context, job string, seq uint64) (string, error) {
+	if d, ok := s.Documents().Get(seq); ok {
+		return d, nil
+	}
+	var doc string
+	err := s.pool.QueryRow(ctx, "SELECT document FROM jobs WHERE job_id = $1 AND seq = $2", job, int64(seq)).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	s.Documents().Put(seq, doc)
+	return doc, nil
+}
+
+// compare hands over a thing's change, if any, since its baseline, and
+// moves the baseline. Without a baseline, the hint's flags (when it has
+// them) say what is due.
+func (s *Store) compare(name string, sn *snapshot, docs map[uint64]string, h hint, useFlags, emit bool) {
+	cur := &seenState{}
+	var list store.PendingSet
+	var head *store.Execution
 	if sn != nil {
-		rev, set = sn.rev, sn.set
+		cur.rev, cur.members, list, head = sn.rev, sn.members, sn.list, sn.head
+		if head != nil {
+			cur.head = headKey{head.JobID, head.ExecutionNumber}
+		}
 	}
 	st := &s.stripes[stripeOf(name)]
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	prev := st.seen[name]
-	if prev != nil {
-		s.log.Debug("compare", "op", "refresh", "thing", name, "rev", rev, "baseline", prev.rev, "swept", prev.swept, "hint", h.rev, "emit", emit)
-	} else {
-		s.log.Debug("compare", "op", "refresh", "thing", name, "rev", rev, "baseline", "none", "hint", h.rev, "emit", emit)
-	}
 	var notify, next bool
 	switch {
 	case !emit:
-		if prev != nil {
-			return
+		if prev == nil {
+			cur.swept = true
+			st.seen[name] = cur
 		}
-		st.seen[name] = &seenState{rev: rev, set: set, swept: true}
 		return
-	case prev != nil && rev <= prev.rev:
+	case prev != nil && cur.rev <= prev.rev:
 		// Nothing newer than the baseline, unless the baseline was swept
 		// after a change whose hint comes only now.
-		if !prev.swept || !useFlags || !h.flagged || h.rev <= prev.floor || h.rev > prev.rev {
+		if !prev.swept || !useFlags || !h.flagged || h.rev <= prev.floor || h.rev > prev.rev || cur.rev < prev.rev || sn == nil {
 			return
 		}
 		prev.floor = h.rev
 		notify, next = h.notify, h.next
-		set = prev.set
-		if rev < prev.rev || sn == nil {
-			return
-		}
 	case prev != nil:
-		notify, next = !store.SameMembers(prev.set, set), !store.SameHead(prev.set, set)
+		notify, next = prev.members != cur.members, prev.head != cur.head
 		if prev.swept && useFlags && h.flagged && h.rev > prev.floor {
 			notify, next = notify || h.notify, next || h.next
 		}
-		st.seen[name] = &seenState{rev: rev, set: set}
+		st.seen[name] = cur
 	default:
 		if useFlags && h.flagged {
 			notify, next = h.notify, h.next
 		}
-		st.seen[name] = &seenState{rev: rev, set: set}
+		st.seen[name] = cur
 	}
 	if !notify && !next {
 		return
 	}
 	c := store.Change{ThingName: name, At: s.clock.Now()}
 	if notify {
-		c.Notify, c.Pending = true, set
+		c.Notify, c.Pending = true, list
 	}
 	if next {
-		c.NotifyNext = true
-		if hd := set.Head(); hd != nil {
-			c.Next = sn.execs[execKey{name, hd.JobID, hd.ExecutionNumber}]
-			c.NextDocument = docs[hd.JobID]
+		c.NotifyNext, c.Next = true, head
+		if head != nil {
+			c.NextDocument = docs[head.JobSeq]
 		}
 	}
 	s.stats.RemoteChanges.Add(1)

@@ -1,9 +1,9 @@
 // Package postgres is store.Store on PostgreSQL, for brokers that share
-// one database between several nodes. It owns the schema (versioned
-// migrations applied at Open), every operation's transaction, the
-// background work (rollouts, settling cancels and deletes, schedules, step
-// and in-progress timers) and the delivery of other nodes' changes
-// (store.Shared).
+// one database between several nodes: the backend of store/engine that
+// keeps records in tables. It owns the schema (versioned migrations
+// applied at Open), every operation's transaction, the background loops
+// (rollouts, settling cancels and deletes, schedules, step and in-progress
+// timers) and the delivery of other nodes' changes (store.Shared).
 //
 // Every operation is one READ COMMITTED transaction. Operations on a thing
 // lock its thing_state row (SELECT ... FOR UPDATE), so they run one after
@@ -15,7 +15,8 @@
 // starts again if it has; serialization failures and deadlocks are
 // retried too. A failure of the connection is reported as
 // store.ErrUnavailable, and an operation whose commit was not confirmed
-// never reports success.
+// never reports success. A thing's queue is its pending executions read
+// through an index in "next" order, a few at a time (tx.go).
 //
 // Background work is shared by all nodes and done once: a job's step runs
 // under a transaction-scoped advisory lock on the job
@@ -57,6 +58,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/engine"
 )
 
 // Options configures the PostgreSQL store.
@@ -88,6 +90,9 @@ type Options struct {
 	Clock clock.Clock `yaml:"-" json:"-"`
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
+	// OnCommit, if set, is told about every write transaction: how long
+	// its commit took and its error.
+	OnCommit func(took time.Duration, ops int, err error) `yaml:"-" json:"-"`
 }
 
 const (
@@ -106,8 +111,10 @@ const (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store is the PostgreSQL implementation of store.Store and store.Shared.
+// Store is the PostgreSQL implementation of store.Store and store.Shared:
+// the engine's operations over this backend.
 type Store struct {
+	*engine.Engine
 	pool    *pgxpool.Pool
 	connCfg *pgx.ConnConfig // for the listening connection
 	opts    Options
@@ -119,8 +126,6 @@ type Store struct {
 
 	handler  atomic.Pointer[store.ChangeHandler]
 	interest atomic.Pointer[interestBox]
-	events   atomic.Pointer[store.EventConfigurations]
-	docs     store.DocCache
 
 	// stripes order the delivery of changes per thing: a transaction
 	// holds the stripes of the things it changed from before its commit
@@ -142,8 +147,11 @@ type Store struct {
 }
 
 var (
-	_ store.Store  = (*Store)(nil)
-	_ store.Shared = (*Store)(nil)
+	_ store.Store         = (*Store)(nil)
+	_ store.Shared        = (*Store)(nil)
+	_ store.GaugeReader   = (*Store)(nil)
+	_ store.CounterReader = (*Store)(nil)
+	_ engine.Backend      = backend{}
 )
 
 // Stats are counters of the store's work, for metrics and tests.
@@ -206,7 +214,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		closing:     make(chan struct{}),
 	}
 	s.connCfg.RuntimeParams["application_name"] = "jobsbroker listen " + opts.NodeID
-	s.docs.Init(64 << 20)
+	s.Engine = engine.New(backend{s}, engine.Options{Clock: opts.Clock, Logger: opts.Logger,
+		TaskBatch: opts.TaskBatch, EnableEvents: opts.EnableEvents})
 	s.deliveries.init()
 	for i := range s.stripes {
 		s.stripes[i].seen = map[string]*seenState{}
@@ -343,6 +352,32 @@ func (s *Store) SetChangeHandler(h store.ChangeHandler) { s.handler.Store(&h) }
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
 
+// Counters reports the store's running totals for metrics.
+func (s *Store) Counters() store.Counters {
+	return store.Counters{TimersFired: s.stats.TimersFired.Load()}
+}
+
+// backend is the Store as the engine's Backend.
+type backend struct{ s *Store }
+
+// Update runs fn as one write transaction.
+func (b backend) Update(ctx context.Context, op string, fn func(tx engine.Tx) error) error {
+	return b.s.update(ctx, op, func(w *wtx) error { return fn(w) })
+}
+
+// View runs fn in a read-only transaction.
+func (b backend) View(ctx context.Context, op string, fn func(r engine.Reader) error) error {
+	return b.s.view(ctx, op, func(r *wtx) error { return fn(r) })
+}
+
+// StepNow runs one step of a job's task at once, waiting for another
+// node's step of the same job to finish first.
+func (b backend) StepNow(ctx context.Context, jobID string) {
+	if _, _, err := b.s.runStep(ctx, jobID, true); err != nil && ctx.Err() == nil {
+		b.s.log.Warn("job step failed; the task loop carries on", "op", "job step", "job", jobID, "error", err)
+	}
+}
+
 // NodeID returns the name this node uses in notifications.
 func (s *Store) NodeID() string { return s.node }
 
@@ -393,8 +428,7 @@ func (s *Store) mapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var se *store.Error
-	if errors.As(err, &se) || errors.Is(err, store.ErrUnavailable) {
+	if engine.IsRejection(err) || errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -501,23 +535,29 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		}()
 		return fn(w)
 	}()
-	var se *store.Error
-	if ferr != nil && !errors.As(ferr, &se) {
+	if ferr != nil && !engine.IsRejection(ferr) {
 		return ferr
 	}
-	if err := w.finish(); err != nil {
-		return err
-	}
+	w.finish()
 	if gate := store.NotifyAfter(ctx); gate != nil {
 		for i := range w.changes {
 			w.changes[i].After = gate
 		}
 	}
 	unlock := s.lockStripes(w.deliveredThings())
+	if err := s.measure(w); err != nil {
+		unlock()
+		return err
+	}
 	ticket := s.deliveries.begin()
 	defer s.deliveries.end(ticket)
 	w.queue("COMMIT")
-	if err := w.flush(); err != nil {
+	start := time.Now()
+	err = w.flush()
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(time.Since(start), 1, err)
+	}
+	if err != nil {
 		unlock()
 		// A database error means the server refused a statement, and the
 		// rest of the batch, COMMIT included, was not run: nothing was

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,24 +18,15 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/postgres/pgtest"
 	"github.com/jobsbroker/jobsbroker/store/storetest"
 )
 
-// testURL returns the database the tests use. Without one they skip, except
-// under CI, where they fail.
-func testURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("JOBSBROKER_TEST_POSTGRES_URL")
-	if url == "" {
-		msg := "set JOBSBROKER_TEST_POSTGRES_URL to a PostgreSQL database the tests may create schemas in; " +
-			`eval "$(.ci/postgres)" starts one and prints the line that sets it (see .ci/postgres)`
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return url
-}
+// TestMain stops the throwaway PostgreSQL cluster pgtest may start.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testURL returns the database the tests use (see pgtest).
+func testURL(t testing.TB) string { return pgtest.URL(t) }
 
 func testLogger() *slog.Logger {
 	if os.Getenv("JOBSBROKER_TEST_LOG") != "" {
@@ -103,7 +95,7 @@ func TestMigrationsOnce(t *testing.T) {
 	stores := make(chan *Store, 4)
 	for i := range 4 {
 		go func() {
-			s, err := Open(context.Background(), Options{URL: url, Schema: schema, NodeID: "m" + itoa(i), Logger: testLogger()})
+			s, err := Open(context.Background(), Options{URL: url, Schema: schema, NodeID: "m" + strconv.Itoa(i), Logger: testLogger()})
 			errs <- err
 			stores <- s
 		}()

@@ -15,835 +15,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/engine"
 )
 
-// tx is one database transaction of an operation, on one pooled
-// connection. Statements that return nothing the operation needs (BEGIN,
-// writes, notifications, COMMIT) are queued and sent in the same round
-// trip as the next read (a pgx batch, which the server runs in order), so
-// a read always sees the transaction's own writes and most operations
-// cost a few round trips.
-type tx struct {
-	ctx   context.Context
-	s     *Store
-	conn  *pgxpool.Conn
-	batch pgx.Batch
-	// sent counts the statements the server has run.
-	sent int
-}
-
-// queue queues a statement whose result is not needed.
-func (t *tx) queue(sql string, args ...any) { t.batch.Queue(sql, args...) }
-
-// batchRows are the rows of the last statement of a batch; closing them
-// finishes the batch.
-type batchRows struct {
-	pgx.Rows
-	br  pgx.BatchResults
-	err error
-}
-
-// Close closes the rows and finishes the batch.
-func (r *batchRows) Close() {
-	r.Rows.Close()
-	if r.br != nil {
-		if err := r.br.Close(); err != nil && r.err == nil {
-			r.err = err
-		}
-		r.br = nil
-	}
-}
-
-// Err returns the rows' error, or the batch's.
-func (r *batchRows) Err() error {
-	if err := r.Rows.Err(); err != nil {
-		return err
-	}
-	return r.err
-}
-
-// sendQueued sends the queued statements followed by sql, and returns the
-// rows of sql.
-func (t *tx) sendQueued(sql string, args []any) (pgx.Rows, error) {
-	if t.batch.Len() == 0 {
-		t.sent++
-		return t.conn.Query(t.ctx, sql, args...)
-	}
-	t.batch.Queue(sql, args...)
-	b := t.batch
-	t.batch = pgx.Batch{}
-	br := t.conn.SendBatch(t.ctx, &b)
-	for range b.Len() - 1 {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return nil, err
-		}
-		t.sent++
-	}
-	t.sent++
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return nil, err
-	}
-	return &batchRows{Rows: rows, br: br}, nil
-}
-
-// batchQuery is one query of queryMany and what to do with its rows.
-type batchQuery struct {
-	sql  string
-	args []any
-	scan func(rows pgx.Rows) error
-}
-
-// queryMany sends the queued statements and several queries in one round
-// trip; the server runs them in order.
-func (t *tx) queryMany(qs ...batchQuery) error {
-	for _, q := range qs {
-		t.batch.Queue(q.sql, q.args...)
-	}
-	b := t.batch
-	t.batch = pgx.Batch{}
-	br := t.conn.SendBatch(t.ctx, &b)
-	defer br.Close()
-	for range b.Len() - len(qs) {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		t.sent++
-	}
-	for _, q := range qs {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		t.sent++
-		err = q.scan(rows)
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return br.Close()
-}
-
-// flush sends the queued statements.
-func (t *tx) flush() error {
-	if t.batch.Len() == 0 {
-		return nil
-	}
-	b := t.batch
-	t.batch = pgx.Batch{}
-	br := t.conn.SendBatch(t.ctx, &b)
-	for range b.Len() {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-		t.sent++
-	}
-	return br.Close()
-}
-
-// query sends the queued statements and runs a query.
-func (t *tx) query(sql string, args ...any) (pgx.Rows, error) { return t.sendQueued(sql, args) }
-
-// queryRow sends the queued statements and runs a one-row query; it
-// returns pgx.ErrNoRows when there is none.
-func (t *tx) queryRow(sql string, args []any, dest ...any) error {
-	rows, err := t.sendQueued(sql, args)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return pgx.ErrNoRows
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	rows.Close()
-	return rows.Err()
-}
-
-// execNow sends the queued statements and runs one more at once,
-// returning the rows it affected.
-func (t *tx) execNow(sql string, args ...any) (int64, error) {
-	rows, err := t.sendQueued(sql, args)
-	if err != nil {
-		return 0, err
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	return rows.CommandTag().RowsAffected(), nil
-}
-
-func nanos(t time.Time) *int64 {
-	if t.IsZero() {
-		return nil
-	}
-	n := t.UnixNano()
-	return &n
-}
-
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-func decode[T any](b []byte, what string) (*T, error) {
-	v := new(T)
-	if err := json.Unmarshal(b, v); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", what, err)
-	}
-	return v, nil
-}
-
-// ---- jobs ----
-
-// jobCols are the columns every job load reads, in jobState.scan order.
-const jobCols = "rev, seq, status, force_canceled, updated_ns"
-
-// jobState is what a transaction knows about one job.
-type jobState struct {
-	id      string
-	missing bool // no such job
-	rev     int64
-	seq     uint64
-	status  store.JobStatus
-	force   bool
-	updated time.Time
-	job     *store.Job // the full record, once loaded
-
-	targets      []string // once loaded
-	targetsDirty bool
-
-	task       *task // once loaded (nil: no task)
-	taskLoaded bool
-	dueAt      time.Time // when the task's step was due, as loaded
-
-	nextTargets []string // the rollout's next things, read with the job
-	prefetched  bool
-	taskSet     bool // write task and taskWake
-	taskWake    time.Time
-
-	delta    store.ProcessDetails
-	counted  bool // delta holds changes
-	counts   store.ProcessDetails
-	known    bool // counts hold the committed counts, this transaction's included
-	rollout  bool // the job's task, as committed with this transaction, is rolling out
-	dirty    bool // the record changed
-	inserted bool
-	deleted  bool
-
-	checkComplete bool
-	checkAbort    bool
-	jobEvents     []string
-}
-
-// head returns the job as far as the execution rules need it (status,
-// sequence number, force, last update), or nil if it does not exist.
-func (js *jobState) head() *store.Job {
-	if js == nil || js.missing {
-		return nil
-	}
-	if js.job != nil {
-		return js.job
-	}
-	return &store.Job{JobID: js.id, Seq: js.seq, Status: js.status, ForceCanceled: js.force, LastUpdatedAt: js.updated}
-}
-
-// noteJob records a job's head columns as read. A second read that finds
-// another revision means the job changed during the transaction.
-func (w *wtx) noteJob(id string, found bool, rev int64, seq int64, status string, force bool, updated int64) (*jobState, error) {
-	js := w.jobs[id]
-	if js != nil {
-		if js.inserted || js.deleted {
-			return js, nil
-		}
-		if js.missing != !found || (found && js.rev != rev) {
-			return nil, errConflict
-		}
-		return js, nil
-	}
-	js = &jobState{id: id, missing: !found}
-	if found {
-		js.rev, js.seq, js.status, js.force, js.updated = rev, uint64(seq), store.JobStatus(status), force, fromNanos(updated)
-	}
-	w.jobs[id] = js
-	return js, nil
-}
-
-// jobHead returns what the transaction knows of a job, reading its head
-// columns if it knows nothing yet.
-func (w *wtx) jobHead(id string) (*jobState, error) {
-	if js := w.jobs[id]; js != nil {
-		return js, nil
-	}
-	var rev, seq, updated int64
-	var status string
-	var force bool
-	err := w.queryRow("SELECT "+jobCols+" FROM jobs WHERE job_id = $1", []any{id}, &rev, &seq, &status, &force, &updated)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return w.noteJob(id, false, 0, 0, "", false, 0)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return w.noteJob(id, true, rev, seq, status, force, updated)
-}
-
-// job loads a job's full record (without targets or counts). The
-// transaction keeps it: callers change it and call saveJob.
-func (w *wtx) job(id string) (*store.Job, error) { return w.loadJob(id, 0) }
-
-// loadJob is job that, with prefetch > 0, also reads the next prefetch
-// things of the job's rollout (for a background step).
-func (w *wtx) loadJob(id string, prefetch int) (*store.Job, error) {
-	js := w.jobs[id]
-	if js != nil && js.job != nil {
-		return js.job, nil
-	}
-	if js != nil && js.missing {
-		return nil, store.Errorf(store.ErrNotFound, "job %s does not exist", id)
-	}
-	var rev, seq, updated int64
-	var status string
-	var force bool
-	var rec, taskJSON []byte
-	var due *int64
-	var next []string
-	err := w.queryRow("SELECT "+jobCols+`, record, task, task_wake,
-			CASE WHEN $2 > 0 AND task ? 'rollout' THEN (SELECT array_agg(thing_name ORDER BY pos) FROM (
-				SELECT thing_name, pos FROM rollout_targets WHERE job_id = $1 AND pos >= (task->'rollout'->>'next')::int
-				ORDER BY pos LIMIT $2) n) END
-		FROM jobs WHERE job_id = $1`, []any{id, prefetch},
-		&rev, &seq, &status, &force, &updated, &rec, &taskJSON, &due, &next)
-	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err := w.noteJob(id, false, 0, 0, "", false, 0); err != nil {
-			return nil, err
-		}
-		return nil, store.Errorf(store.ErrNotFound, "job %s does not exist", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	js, err = w.noteJob(id, true, rev, seq, status, force, updated)
-	if err != nil {
-		return nil, err
-	}
-	job, err := decode[store.Job](rec, "job "+id)
-	if err != nil {
-		return nil, err
-	}
-	js.job = job
-	if prefetch > 0 {
-		js.nextTargets, js.prefetched = next, true
-	}
-	if !js.taskLoaded {
-		js.taskLoaded = true
-		if due != nil {
-			js.dueAt = fromNanos(*due)
-		}
-		if taskJSON != nil {
-			if js.task, err = decode[task](taskJSON, "task of job "+id); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return job, nil
-}
-
-// jobTask returns a job's background task (nil when it has none).
-func (w *wtx) jobTask(id string) (*task, error) {
-	if _, err := w.job(id); err != nil {
-		return nil, err
-	}
-	return w.jobs[id].task, nil
-}
-
-// setTask replaces a job's task; wake is when it wants to run (zero: now).
-func (w *wtx) setTask(id string, t *task, wake time.Time) {
-	js := w.jobs[id]
-	js.task, js.taskLoaded, js.taskSet = t, true, true
-	if wake.IsZero() {
-		wake = w.now
-	}
-	js.taskWake = wake
-}
-
-// jobTargets returns a job's target ARNs.
-func (w *wtx) jobTargets(id string) ([]string, error) {
-	js, err := w.jobHead(id)
-	if err != nil {
-		return nil, err
-	}
-	if js.targets != nil || js.missing {
-		return js.targets, nil
-	}
-	var raw []byte
-	if err := w.queryRow("SELECT targets FROM jobs WHERE job_id = $1", []any{id}, &raw); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var targets []string
-	if err := json.Unmarshal(raw, &targets); err != nil {
-		return nil, fmt.Errorf("decode targets of job %s: %w", id, err)
-	}
-	js.targets = targets
-	return targets, nil
-}
-
-// saveJob records that the job's record changed; it is written when the
-// transaction ends.
-func (w *wtx) saveJob(j *store.Job) {
-	js := w.jobs[j.JobID]
-	js.job, js.dirty = j, true
-	js.status, js.force, js.updated = j.Status, j.ForceCanceled, j.LastUpdatedAt
-}
-
-// jobEvent emits a job event when the transaction ends, with the job's
-// counts as they then are.
-func (w *wtx) jobEvent(j *store.Job, operation string) {
-	if !w.s.events.Load().Job {
-		return
-	}
-	js := w.jobs[j.JobID]
-	js.jobEvents = append(js.jobEvents, operation)
-}
-
-// addCount moves a job's counts.
-func (w *wtx) addCount(jobID string, s store.ExecutionStatus, delta int64) error {
-	js, err := w.jobHead(jobID)
-	if err != nil {
-		return err
-	}
-	js.delta.Add(s, delta)
-	js.counted = true
-	if js.known {
-		js.counts.Add(s, delta)
-	}
-	return nil
-}
-
-// committedCounts reads a job's counts as committed (this transaction's
-// unflushed changes not included); for pacing rollouts.
-func (w *wtx) committedCounts(jobID string) (*store.ProcessDetails, error) {
-	var p store.ProcessDetails
-	err := w.queryRow("SELECT n_queued, n_in_progress, n_succeeded, n_failed, n_rejected, n_canceled, n_removed, n_timed_out FROM jobs WHERE job_id = $1",
-		[]any{jobID}, &p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return &p, nil
-	}
-	return &p, err
-}
-
-// document returns a job's document.
-func (t *tx) document(job string, seq uint64) (string, error) {
-	if d, ok := t.s.docs.Get(seq); ok {
-		return d, nil
-	}
-	var doc string
-	err := t.queryRow("SELECT document FROM jobs WHERE job_id = $1 AND seq = $2", []any{job, int64(seq)}, &doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", store.Errorf(store.ErrNotFound, "job %s has no document", job)
-	}
-	if err != nil {
-		return "", err
-	}
-	t.s.docs.Put(seq, doc)
-	return doc, nil
-}
-
-// ---- executions ----
-
-type execKey struct {
-	thing, job string
-	n          int64
-}
-
-func keyOf(e *store.Execution) execKey { return execKey{e.ThingName, e.JobID, e.ExecutionNumber} }
-
-// exec loads one execution.
-func (w *wtx) exec(thing, job string, n int64) (*store.Execution, error) {
-	k := execKey{thing, job, n}
-	if e, ok := w.execs[k]; ok {
-		if e == nil {
-			return nil, store.Errorf(store.ErrNotFound, "no execution %d of job %s exists for thing %s", n, job, thing)
-		}
-		return e, nil
-	}
-	var rec []byte
-	err := w.queryRow("SELECT record FROM executions WHERE thing_name = $1 AND job_id = $2 AND execution_number = $3",
-		[]any{thing, job, n}, &rec)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, store.Errorf(store.ErrNotFound, "no execution %d of job %s exists for thing %s", n, job, thing)
-	}
-	if err != nil {
-		return nil, err
-	}
-	e, err := decode[store.Execution](rec, "execution")
-	if err != nil {
-		return nil, err
-	}
-	w.execs[k] = e
-	return e, nil
-}
-
-// latestExec loads the execution of job on thing with the highest number.
-// A pending execution is always the latest of its job, which set (the
-// thing's pending set) tells without a read.
-func (w *wtx) latestExec(thing, job string, set store.PendingSet) (*store.Execution, error) {
-	for _, p := range set {
-		if p.JobID == job {
-			return w.exec(thing, job, p.ExecutionNumber)
-		}
-	}
-	var rec []byte
-	err := w.queryRow(`SELECT record FROM executions WHERE thing_name = $1 AND job_id = $2
-		ORDER BY execution_number DESC LIMIT 1`, []any{thing, job}, &rec)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, store.Errorf(store.ErrNotFound, "no execution of job %s exists for thing %s", job, thing)
-	}
-	if err != nil {
-		return nil, err
-	}
-	e, err := decode[store.Execution](rec, "execution")
-	if err != nil {
-		return nil, err
-	}
-	w.execs[keyOf(e)] = e
-	return e, nil
-}
-
-// findExec loads execution n of job on thing, or the latest when n is nil.
-func (w *wtx) findExec(thing, job string, n *int64, set store.PendingSet) (*store.Execution, error) {
-	if n != nil {
-		return w.exec(thing, job, *n)
-	}
-	return w.latestExec(thing, job, set)
-}
-
-func (w *wtx) saveExec(e *store.Execution) error {
-	rec, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("encode execution: %w", err)
-	}
-	w.queue(`INSERT INTO executions (thing_name, job_id, execution_number, status, deadline_ns, record)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (thing_name, job_id, execution_number) DO UPDATE
-		SET status = EXCLUDED.status, deadline_ns = EXCLUDED.deadline_ns, record = EXCLUDED.record`,
-		e.ThingName, e.JobID, e.ExecutionNumber, string(e.Status), nanos(e.Deadline()), rec)
-	w.execs[keyOf(e)] = e
-	w.writes++
-	return nil
-}
-
-// ---- things ----
-
-// thingState is what a transaction knows about one thing.
-type thingState struct {
-	name      string
-	rev       int64 // as locked, then as this transaction leaves it
-	lockedRev int64 // as locked
-	set       store.PendingSet
-	head      *store.Execution // the head of set once it changed
-	headDoc   string
-	changed   bool // the pending set changed: rev moves by one
-	notify    bool // a change with notify was produced
-	next      bool // a change with notify-next was produced
-}
-
-// thingTx follows one thing's pending set through part of an operation,
-// so that closeThing can tell whether notify or notify-next is due.
-type thingTx struct {
-	name   string
-	before store.PendingSet
-	set    store.PendingSet
-}
-
-// pendingQuery reads the pending executions of things with what the
-// execution rules need of their jobs.
-const pendingQuery = `SELECT e.record, j.rev, j.seq, j.status, j.force_canceled, j.updated_ns
-	FROM executions e LEFT JOIN jobs j ON j.job_id = e.job_id
-	WHERE e.thing_name = ANY($1) AND e.status IN ('QUEUED', 'IN_PROGRESS')`
-
-// loadThings locks (or, with skipLocked, tries to lock) the things not yet
-// known to the transaction, in name order, and reads their pending sets.
-// create makes the rows of things that have none. It returns the names it
-// holds: with skipLocked, those locked by others are left out.
-func (w *wtx) loadThings(names []string, create, skipLocked bool) ([]string, error) {
-	return w.loadThingsSeqs(names, create, skipLocked, 0)
-}
-
-// loadThingsSeqs is loadThings that also fetches up to seqs sequence
-// numbers (see nextSeq), in the round trip that reads the pending sets.
-func (w *wtx) loadThingsSeqs(names []string, create, skipLocked bool, seqs int) ([]string, error) {
-	var fresh []string
-	for _, n := range names {
-		if _, ok := w.things[n]; !ok && !slices.Contains(fresh, n) {
-			fresh = append(fresh, n)
-		}
-	}
-	if len(fresh) > 0 {
-		slices.Sort(fresh)
-		if create {
-			w.queue("INSERT INTO thing_state (thing_name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", fresh)
-		}
-		q := "SELECT thing_name, rev FROM thing_state WHERE thing_name = ANY($1) ORDER BY thing_name FOR UPDATE"
-		if skipLocked {
-			q += " SKIP LOCKED"
-		}
-		rows, err := w.query(q, fresh)
-		if err != nil {
-			return nil, err
-		}
-		locked := map[string]int64{}
-		var name string
-		var rev int64
-		_, err = pgx.ForEachRow(rows, []any{&name, &rev}, func() error {
-			locked[name] = rev
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		var read []string
-		for _, n := range fresh {
-			rev, ok := locked[n]
-			if !ok && skipLocked {
-				continue
-			}
-			w.things[n] = &thingState{name: n, rev: rev, lockedRev: rev}
-			if ok {
-				read = append(read, n)
-			}
-		}
-		if len(read) > 0 {
-			qs := []batchQuery{w.pendingQuery(read)}
-			if n := seqs - len(w.seqs); n > 0 {
-				qs = append(qs, w.seqQuery(n))
-			}
-			if err := w.queryMany(qs...); err != nil {
-				return nil, err
-			}
-		}
-	}
-	held := make([]string, 0, len(names))
-	for _, n := range names {
-		if _, ok := w.things[n]; ok && !slices.Contains(held, n) {
-			held = append(held, n)
-		}
-	}
-	return held, nil
-}
-
-// readPending reads the pending sets of things into the transaction.
-func (w *wtx) readPending(names []string) error { return w.queryMany(w.pendingQuery(names)) }
-
-// pendingQuery reads the pending sets of things into the transaction.
-func (w *wtx) pendingQuery(names []string) batchQuery {
-	return batchQuery{sql: pendingQuery, args: []any{names}, scan: w.scanPending}
-}
-
-func (w *wtx) scanPending(rows pgx.Rows) error {
-	for rows.Next() {
-		var rec []byte
-		var rev, seq, updated *int64
-		var status *string
-		var force *bool
-		if err := rows.Scan(&rec, &rev, &seq, &status, &force, &updated); err != nil {
-			return err
-		}
-		e, err := decode[store.Execution](rec, "execution")
-		if err != nil {
-			return err
-		}
-		if rev != nil {
-			_, err = w.noteJob(e.JobID, true, *rev, *seq, *status, *force, *updated)
-		} else {
-			_, err = w.noteJob(e.JobID, false, 0, 0, "", false, 0)
-		}
-		if err != nil {
-			return err
-		}
-		st := w.things[e.ThingName]
-		if _, cached := w.execs[keyOf(e)]; !cached {
-			w.execs[keyOf(e)] = e
-		}
-		st.set = st.set.Put(e.Summary())
-	}
-	return rows.Err()
-}
-
-// openThing locks a thing and writes out whatever canceled or deleted jobs
-// have done to its pending executions (store.JobStateEffect). create makes
-// its row when it has none (operations that may queue an execution).
-func (w *wtx) openThing(name string, create bool) (*thingTx, error) {
-	if _, err := w.loadThings([]string{name}, create, false); err != nil {
-		return nil, err
-	}
-	return w.viewThing(name)
-}
-
-// viewThing starts following a thing the transaction holds.
-func (w *wtx) viewThing(name string) (*thingTx, error) {
-	st := w.things[name]
-	t := &thingTx{name: name, before: st.set, set: st.set}
-	for _, p := range slices.Clone(t.set) {
-		e, err := w.exec(name, p.JobID, p.ExecutionNumber)
-		if errors.Is(err, store.ErrNotFound) {
-			t.set = t.set.Remove(p.JobID, p.ExecutionNumber)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		js, err := w.jobHead(p.JobID)
-		if err != nil {
-			return nil, err
-		}
-		job := js.head()
-		switch store.JobStateEffect(job, e) {
-		case store.EffectCancel:
-			if err := w.putExec(t, e, store.CancelByJob(e, job)); err != nil {
-				return nil, err
-			}
-		case store.EffectDelete:
-			if err := w.dropExec(t, e); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return t, nil
-}
-
-// putExec writes an execution's new state and keeps the thing's pending
-// set, the job's counts and the timers in step. old is the state it
-// replaces: the same execution before the change, or for a new execution
-// the previous execution of the same job on the thing (nil if none), whose
-// place in the counts it takes.
-func (w *wtx) putExec(t *thingTx, old, cur *store.Execution) error {
-	if err := w.saveExec(cur); err != nil {
-		return err
-	}
-	t.set = t.set.Put(cur.Summary())
-	if old == nil {
-		if err := w.addCount(cur.JobID, cur.Status, 1); err != nil {
-			return err
-		}
-	} else if old.Status != cur.Status {
-		if err := w.addCount(cur.JobID, old.Status, -1); err != nil {
-			return err
-		}
-		if err := w.addCount(cur.JobID, cur.Status, 1); err != nil {
-			return err
-		}
-	}
-	var od time.Time
-	if old != nil && old.ExecutionNumber == cur.ExecutionNumber {
-		od = old.Deadline()
-		if !old.Status.Terminal() && cur.Status.Terminal() {
-			w.executionEvent(cur, store.ExecutionEventOperation(cur.Status))
-		}
-	}
-	if !od.Equal(cur.Deadline()) {
-		w.timersChanged = true
-	}
-	return nil
-}
-
-// dropExec deletes an execution; counts are the caller's business.
-func (w *wtx) dropExec(t *thingTx, e *store.Execution) error {
-	w.queue("DELETE FROM executions WHERE thing_name = $1 AND job_id = $2 AND execution_number = $3",
-		e.ThingName, e.JobID, e.ExecutionNumber)
-	w.writes++
-	w.execs[keyOf(e)] = nil
-	if t != nil {
-		t.set = t.set.Remove(e.JobID, e.ExecutionNumber)
-	}
-	w.executionEvent(e, "deleted")
-	if !e.Deadline().IsZero() {
-		w.timersChanged = true
-	}
-	return nil
-}
-
-// closeThing records the thing's new pending set and the notifications
-// its change calls for.
-func (w *wtx) closeThing(t *thingTx) error {
-	st := w.things[t.name]
-	if t.before.Same(t.set) {
-		return nil
-	}
-	st.set, st.changed = t.set, true
-	st.head, st.headDoc = nil, ""
-	if h := t.set.Head(); h != nil {
-		e, err := w.exec(t.name, h.JobID, h.ExecutionNumber)
-		if err != nil {
-			return err
-		}
-		doc, err := w.document(h.JobID, h.JobSeq)
-		if err != nil {
-			return err
-		}
-		st.head, st.headDoc = e, doc
-	}
-	notify := !store.SameMembers(t.before, t.set)
-	next := !store.SameHead(t.before, t.set)
-	if !notify && !next {
-		return nil
-	}
-	c := store.Change{ThingName: t.name, At: w.now, Pending: t.set, Before: t.before}
-	if notify {
-		c.Notify = true
-		st.notify = true
-	}
-	if next {
-		c.NotifyNext = true
-		st.next = true
-		c.Next, c.NextDocument = st.head, st.headDoc
-	}
-	if w.changeSets == nil {
-		w.changeSets = map[int]store.PendingSet{}
-	}
-	w.changeSets[len(w.changes)] = t.set
-	w.changes = append(w.changes, c)
-	return nil
-}
-
-// onThing runs an operation on one thing: it opens the thing, runs fn,
-// and closes the thing whether or not fn rejected the request, since
-// opening may already have written (settling a canceled job) and what it
-// wrote must be kept and notified.
-func (s *Store) onThing(ctx context.Context, op, thing string, create bool, fn func(w *wtx, t *thingTx) error) error {
-	return s.update(ctx, op, func(w *wtx) error {
-		t, err := w.openThing(thing, create)
-		if err != nil {
-			return err
-		}
-		ferr := fn(w, t)
-		var se *store.Error
-		if ferr != nil && !errors.As(ferr, &se) {
-			return ferr
-		}
-		if err := w.closeThing(t); err != nil {
-			return err
-		}
-		return ferr
-	})
-}
-
-// ---- the write transaction ----
-
-// wtx is one attempt of a write operation.
+// wtx is one attempt of an operation: the engine's Tx (and, in read-only
+// views, its Reader), over one database transaction.
+//
+// Locks are taken in a fixed order, so that transactions cannot deadlock
+// on them: things (thing_state rows) in name order, when the engine asks
+// for them (LockThings), and job rows only at the end, in job-id order,
+// when the counts the transaction changed are added to them (WriteJob,
+// `n = n + delta`). A job's row is read without a lock; its final update
+// checks that its revision has not moved, and the transaction starts again
+// if it has.
 type wtx struct {
 	tx
 	now           time.Time
@@ -852,14 +36,19 @@ type wtx struct {
 	things        map[string]*thingState
 	execs         map[execKey]*store.Execution // nil: deleted
 	seqs          []int64                      // sequence numbers fetched ahead
+	wantSeqs      int                          // sequence numbers asked for by ReserveSeqs
 	timersChanged bool
 	tasksChanged  bool // wake the task loops here and on the other nodes
 	configChanged bool
 	writes        int
 	after         []func()
-	delivered     []string                 // things whose baselines this commit moves
-	changeSets    map[int]store.PendingSet // the pending set after each change, by index in changes
+	delivered     []string // things whose baselines this commit moves
 }
+
+var (
+	_ engine.Tx     = (*wtx)(nil)
+	_ engine.Reader = (*wtx)(nil)
+)
 
 func newWtx(ctx context.Context, s *Store, conn *pgxpool.Conn) *wtx {
 	return &wtx{
@@ -871,29 +60,838 @@ func newWtx(ctx context.Context, s *Store, conn *pgxpool.Conn) *wtx {
 	}
 }
 
-// full reports whether a background step has written enough for one
-// transaction; it carries on in the next.
-func (w *wtx) full() bool { return w.writes >= 8*w.s.opts.TaskBatch+1024 }
+// ---- jobs ----
 
-// nextSeq hands out the next sequence number (queue order, job order).
-// Take it after locking the thing it orders.
-func (w *wtx) nextSeq() (uint64, error) {
+// jobCols are the columns of a job's head, in noteJob's order.
+const jobCols = "rev, seq, status, force_canceled, updated_ns, target_selection, namespace_id"
+
+// jobState is what a transaction knows about one job.
+type jobState struct {
+	id      string
+	missing bool
+	rev     int64
+	head    *store.Job // what the execution rules need
+	// Read with the record (loadJob).
+	loaded   bool
+	counts   store.ProcessDetails
+	task     *engine.Task
+	inserted bool
+}
+
+// noteJob records a job's head as read. A second read that finds another
+// revision means the job changed during the transaction.
+func (w *wtx) noteJob(id string, found bool, rev, seq int64, status string, force bool, updated int64, sel, ns string) (*jobState, error) {
+	js := w.jobs[id]
+	if js != nil {
+		if js.inserted {
+			return js, nil
+		}
+		if js.missing != !found || (found && js.rev != rev) {
+			return nil, errConflict
+		}
+		return js, nil
+	}
+	js = &jobState{id: id, missing: !found}
+	if found {
+		js.rev = rev
+		js.head = &store.Job{JobID: id, Seq: uint64(seq), Status: store.JobStatus(status), ForceCanceled: force,
+			LastUpdatedAt: fromNanos(updated), TargetSelection: store.TargetSelection(sel), NamespaceID: ns}
+	}
+	w.jobs[id] = js
+	return js, nil
+}
+
+// jobHeadState returns what the transaction knows of a job, reading its
+// head if it knows nothing yet.
+func (w *wtx) jobHeadState(id string) (*jobState, error) {
+	if js := w.jobs[id]; js != nil {
+		return js, nil
+	}
+	var rev, seq, updated int64
+	var status, sel, ns string
+	var force bool
+	err := w.queryRow("SELECT "+jobCols+" FROM jobs WHERE job_id = $1", []any{id}, &rev, &seq, &status, &force, &updated, &sel, &ns)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return w.noteJob(id, false, 0, 0, "", false, 0, "", "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return w.noteJob(id, true, rev, seq, status, force, updated, sel, ns)
+}
+
+// JobHead returns a job's head.
+func (w *wtx) JobHead(id string) (*store.Job, error) {
+	js, err := w.jobHeadState(id)
+	if err != nil || js.missing {
+		return nil, err
+	}
+	return js.head, nil
+}
+
+// Job loads a job's record with its task and counts.
+func (w *wtx) Job(id string) (*store.Job, error) {
+	if js := w.jobs[id]; js != nil && js.missing {
+		return nil, nil
+	}
+	var rev, seq, updated int64
+	var status, sel, ns string
+	var force bool
+	var rec, taskJSON []byte
+	var p store.ProcessDetails
+	err := w.queryRow("SELECT "+jobCols+", record, task, "+strings.Join(countCols, ", ")+" FROM jobs WHERE job_id = $1", []any{id},
+		&rev, &seq, &status, &force, &updated, &sel, &ns, &rec, &taskJSON,
+		&p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, err := w.noteJob(id, false, 0, 0, "", false, 0, "", "")
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	js, err := w.noteJob(id, true, rev, seq, status, force, updated, sel, ns)
+	if err != nil {
+		return nil, err
+	}
+	job, err := decode[store.Job](rec, "job "+id)
+	if err != nil {
+		return nil, err
+	}
+	if !js.loaded {
+		js.loaded, js.counts = true, p
+		if taskJSON != nil {
+			if js.task, err = decode[engine.Task](taskJSON, "task of job "+id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return job, nil
+}
+
+// loaded returns the job's state read with its record.
+func (w *wtx) loaded(id string) (*jobState, error) {
+	js := w.jobs[id]
+	if js == nil || (!js.loaded && !js.missing) {
+		if _, err := w.Job(id); err != nil {
+			return nil, err
+		}
+		js = w.jobs[id]
+	}
+	return js, nil
+}
+
+// JobTask returns a job's task.
+func (w *wtx) JobTask(id string) (*engine.Task, error) {
+	js, err := w.loaded(id)
+	if err != nil {
+		return nil, err
+	}
+	return js.task, nil
+}
+
+// JobCounts returns a job's counts as read with its record (or as this
+// transaction last wrote them).
+func (w *wtx) JobCounts(id string) (store.ProcessDetails, error) {
+	js, err := w.loaded(id)
+	if err != nil {
+		return store.ProcessDetails{}, err
+	}
+	return js.counts, nil
+}
+
+// JobTargets returns a job's target ARNs.
+func (w *wtx) JobTargets(id string) ([]string, error) {
+	var raw []byte
+	err := w.queryRow("SELECT targets FROM jobs WHERE job_id = $1", []any{id}, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var targets []string
+	if err := json.Unmarshal(raw, &targets); err != nil {
+		return nil, fmt.Errorf("decode targets of job %s: %w", id, err)
+	}
+	return targets, nil
+}
+
+// Document returns a job's document.
+func (w *wtx) Document(id string, seq uint64, before bool) (string, bool, error) {
+	col := "document"
+	if before {
+		col = "document_before"
+	}
+	var doc *string
+	err := w.queryRow("SELECT "+col+" FROM jobs WHERE job_id = $1 AND seq = $2", []any{id, int64(seq)}, &doc)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && doc == nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return *doc, true, nil
+}
+
+// listChunk is how many rows a walk reads at a time.
+const listChunk = 100
+
+// EachJob walks the jobs newest first, filtered in the query.
+func (w *wtx) EachJob(from uint64, f *engine.JobFilter, fn func(*store.Job, bool) (bool, error)) error {
+	upto := int64(from)
+	if from == 0 {
+		upto = -1
+	}
+	for {
+		rows, err := w.query(`SELECT seq, record, coalesce(task ? 'rollout' OR task ? 'settle', false) FROM jobs
+			WHERE ($1 < 0 OR seq <= $1) AND ($2 = '' OR status = $2) AND ($3 = '' OR target_selection = $3)
+			AND ($4 = '' OR namespace_id = $4)
+			AND ($5 = '' OR job_id IN (SELECT job_id FROM group_jobs WHERE group_name = $5))
+			ORDER BY seq DESC LIMIT $6`,
+			upto, string(f.Status), string(f.TargetSelection), f.NamespaceID, f.Group, listChunk)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			seq        int64
+			rec        []byte
+			concurrent bool
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			err := r.Scan(&x.seq, &x.rec, &x.concurrent)
+			return x, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, x := range got {
+			job, err := decode[store.Job](x.rec, "job")
+			if err != nil {
+				return err
+			}
+			if more, err := fn(job, x.concurrent); err != nil || !more {
+				return err
+			}
+			upto = x.seq - 1
+		}
+		if len(got) < listChunk {
+			return nil
+		}
+	}
+}
+
+// GroupJobs lists the jobs that target groups.
+func (w *wtx) GroupJobs(groups []string) ([]string, error) {
+	rows, err := w.query("SELECT DISTINCT job_id FROM group_jobs WHERE group_name = ANY($1) ORDER BY job_id", groups)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Settling reports whether a job's status may end executions: unless the
+// transaction has read the job and found it running or finished, the
+// engine must look.
+func (w *wtx) Settling(job string) bool {
+	js := w.jobs[job]
+	if js == nil || js.missing {
+		return true
+	}
+	switch js.head.Status {
+	case store.JobInProgress, store.JobCompleted, store.JobScheduled:
+		return false
+	}
+	return true
+}
+
+// InsertJob stores a new job.
+func (w *wtx) InsertJob(job *store.Job, doc, before string) (bool, error) {
+	rec := *job
+	rec.Targets = nil
+	recJSON, err := json.Marshal(&rec)
+	if err != nil {
+		return false, err
+	}
+	targetsJSON, err := json.Marshal(job.Targets)
+	if err != nil {
+		return false, err
+	}
+	var docBefore *string
+	if before != "" {
+		docBefore = &before
+	}
+	n, err := w.execNow(`INSERT INTO jobs (job_id, seq, status, target_selection, namespace_id, force_canceled,
+			updated_ns, rev, record, targets, document, document_before)
+		VALUES ($1, $2, $3, $4, $5, false, $6, 1, $7, $8, $9, $10) ON CONFLICT (job_id) DO NOTHING`,
+		job.JobID, int64(job.Seq), string(job.Status), string(job.TargetSelection), job.NamespaceID,
+		job.LastUpdatedAt.UnixNano(), recJSON, targetsJSON, doc, docBefore)
+	if err != nil || n == 0 {
+		return false, err
+	}
+	w.jobs[job.JobID] = &jobState{id: job.JobID, rev: 1, head: job, loaded: true, inserted: true}
+	return true, nil
+}
+
+// countCols are the count columns, in the order the queries scan them.
+var countCols = []string{"n_queued", "n_in_progress", "n_succeeded", "n_failed", "n_rejected", "n_canceled", "n_removed", "n_timed_out"}
+
+// countCol is the column that counts status.
+var countCol = map[store.ExecutionStatus]string{
+	store.StatusQueued: "n_queued", store.StatusInProgress: "n_in_progress", store.StatusSucceeded: "n_succeeded",
+	store.StatusFailed: "n_failed", store.StatusRejected: "n_rejected", store.StatusCanceled: "n_canceled",
+	store.StatusRemoved: "n_removed", store.StatusTimedOut: "n_timed_out",
+}
+
+// WriteJob updates the job row with the transaction's counts and changes,
+// only if its revision is still the one the transaction read, and reads
+// back the counts and whether the job is rolling out.
+func (w *wtx) WriteJob(jw *engine.JobWrite) (store.ProcessDetails, bool, error) {
+	js, err := w.jobHeadState(jw.ID)
+	if err != nil {
+		return store.ProcessDetails{}, false, err
+	}
+	var set []string
+	args := []any{jw.ID, js.rev}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	for _, st := range store.Statuses {
+		if d := jw.Delta.Count(st); d != 0 {
+			col := countCol[st]
+			set = append(set, col+" = "+col+" + "+arg(d))
+		}
+	}
+	newRev := js.rev
+	if jw.Job != nil {
+		rec := *jw.Job
+		rec.Targets = nil
+		b, err := json.Marshal(&rec)
+		if err != nil {
+			return store.ProcessDetails{}, false, fmt.Errorf("encode job %s: %w", jw.ID, err)
+		}
+		newRev++
+		set = append(set, "record = "+arg(b), "status = "+arg(string(rec.Status)),
+			"force_canceled = "+arg(rec.ForceCanceled), "updated_ns = "+arg(rec.LastUpdatedAt.UnixNano()),
+			"rev = "+arg(newRev))
+	}
+	if jw.Targets != nil {
+		b, err := json.Marshal(jw.Targets)
+		if err != nil {
+			return store.ProcessDetails{}, false, err
+		}
+		set = append(set, "targets = "+arg(b))
+	}
+	if jw.TaskSet {
+		if jw.Task == nil {
+			set = append(set, "task = NULL", "task_wake = NULL")
+		} else {
+			b, err := json.Marshal(jw.Task)
+			if err != nil {
+				return store.ProcessDetails{}, false, err
+			}
+			set = append(set, "task = "+arg(b), "task_wake = "+arg(jw.Wake.UnixNano()))
+		}
+	}
+	returning := "rev, " + strings.Join(countCols, ", ") + ", coalesce(task ? 'rollout', false)"
+	sql := "SELECT " + returning + " FROM jobs WHERE job_id = $1 AND rev = $2 FOR NO KEY UPDATE"
+	if len(set) > 0 {
+		sql = "UPDATE jobs SET " + strings.Join(set, ", ") + " WHERE job_id = $1 AND rev = $2 RETURNING " + returning
+	}
+	var p store.ProcessDetails
+	var rev int64
+	var rollout bool
+	err = w.queryRow(sql, args, &rev, &p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut, &rollout)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, false, errConflict
+	}
+	if err != nil {
+		return p, false, err
+	}
+	js.rev, js.counts, js.loaded = rev, p, true
+	if jw.Job != nil {
+		js.head = jw.Job
+	}
+	if jw.TaskSet {
+		js.task = jw.Task
+	}
+	return p, rollout, nil
+}
+
+// DeleteJob removes a job whose deletion has been written out.
+func (w *wtx) DeleteJob(id string) (store.ProcessDetails, error) {
+	js, err := w.jobHeadState(id)
+	if err != nil {
+		return store.ProcessDetails{}, err
+	}
+	var p store.ProcessDetails
+	err = w.queryRow("DELETE FROM jobs WHERE job_id = $1 AND rev = $2 RETURNING "+strings.Join(countCols, ", "), []any{id, js.rev},
+		&p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, errConflict
+	}
+	if err != nil {
+		return p, err
+	}
+	w.queue("DELETE FROM rollout_targets WHERE job_id = $1", id)
+	w.queue("DELETE FROM group_jobs WHERE job_id = $1", id)
+	return p, nil
+}
+
+// AddGroupJob records that job targets group.
+func (w *wtx) AddGroupJob(group, job string) error {
+	w.queue("INSERT INTO group_jobs (group_name, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", group, job)
+	return nil
+}
+
+// DeletionsInProgress counts the jobs being deleted.
+func (w *wtx) DeletionsInProgress() (int, error) {
+	var n int
+	err := w.queryRow("SELECT count(*) FROM jobs WHERE status = $1", []any{string(store.JobDeletionInProgress)}, &n)
+	return n, err
+}
+
+// BeginSettle does nothing: the job's row says it is settling.
+func (*wtx) BeginSettle(string, bool) {}
+
+// EndSettle does nothing (see BeginSettle).
+func (*wtx) EndSettle(string) {}
+
+// SetRolloutTargets replaces the things a rollout visits.
+func (w *wtx) SetRolloutTargets(job string, things []string) error {
+	w.queue("DELETE FROM rollout_targets WHERE job_id = $1", job)
+	w.queue(`INSERT INTO rollout_targets (job_id, pos, thing_name)
+		SELECT $1, u.ord - 1, u.thing FROM unnest($2::text[]) WITH ORDINALITY AS u(thing, ord)`, job, things)
+	return nil
+}
+
+// RolloutTargets reads limit things of a rollout from position from.
+func (w *wtx) RolloutTargets(job string, from, limit int) ([]string, error) {
+	rows, err := w.query(`SELECT thing_name FROM rollout_targets WHERE job_id = $1 AND pos >= $2 ORDER BY pos LIMIT $3`,
+		job, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// DropRolloutTargets deletes a rollout's things.
+func (w *wtx) DropRolloutTargets(job string) error {
+	w.queue("DELETE FROM rollout_targets WHERE job_id = $1", job)
+	return nil
+}
+
+// ---- executions ----
+
+type execKey struct {
+	thing, job string
+	n          int64
+}
+
+func keyOf(e *store.Execution) execKey { return execKey{e.ThingName, e.JobID, e.ExecutionNumber} }
+
+// Execution loads one execution.
+func (w *wtx) Execution(thing, job string, n int64) (*store.Execution, error) {
+	k := execKey{thing, job, n}
+	if e, ok := w.execs[k]; ok {
+		if e == nil {
+			return nil, nil
+		}
+		return e.Clone(), nil
+	}
+	var rec []byte
+	err := w.queryRow("SELECT record FROM executions WHERE thing_name = $1 AND job_id = $2 AND execution_number = $3",
+		[]any{thing, job, n}, &rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := decode[store.Execution](rec, "execution")
+	if err != nil {
+		return nil, err
+	}
+	w.execs[k] = e
+	return e.Clone(), nil
+}
+
+// LatestExecution loads the execution of job on thing with the highest
+// number: the pending one, when the thing's queue view holds it.
+func (w *wtx) LatestExecution(thing, job string) (*store.Execution, error) {
+	if st := w.things[thing]; st != nil && st.view != nil {
+		if n, ok := st.view.Find(job); ok {
+			return w.Execution(thing, job, n)
+		}
+	}
+	var rec []byte
+	err := w.queryRow(`SELECT record FROM executions WHERE thing_name = $1 AND job_id = $2
+		ORDER BY execution_number DESC LIMIT 1`, []any{thing, job}, &rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := decode[store.Execution](rec, "execution")
+	if err != nil {
+		return nil, err
+	}
+	w.execs[keyOf(e)] = e
+	return e.Clone(), nil
+}
+
+// eachExecution walks executions in the order of q, which takes the
+// list's key, the position after which to start and a row limit, and
+// returns records.
+func (w *wtx) eachExecution(q, key string, after engine.Cursor, fn func(*store.Execution) (bool, error), pos func(*store.Execution) engine.Cursor) error {
+	return walk(w, "execution", func(last *store.Execution) (pgx.Rows, error) {
+		if last != nil {
+			after = pos(last)
+		}
+		return w.query(q, key, after.Name, after.N, listChunk)
+	}, fn)
+}
+
+// walk decodes the JSON records a query returns, listChunk at a time:
+// rows reads the chunk after the last record seen (nil at first), until
+// a chunk comes short or fn returns false.
+func walk[T any](w *wtx, what string, rows func(last *T) (pgx.Rows, error), fn func(*T) (bool, error)) error {
+	var last *T
+	for {
+		r, err := rows(last)
+		if err != nil {
+			return err
+		}
+		recs, err := pgx.CollectRows(r, pgx.RowTo[[]byte])
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if last, err = decode[T](rec, what); err != nil {
+				return err
+			}
+			if more, err := fn(last); err != nil || !more {
+				return err
+			}
+		}
+		if len(recs) < listChunk {
+			return nil
+		}
+	}
+}
+
+// EachExecutionOfJob walks a job's executions by thing and number.
+func (w *wtx) EachExecutionOfJob(job string, after engine.Cursor, fn func(*store.Execution) (bool, error)) error {
+	return w.eachExecution(`SELECT record FROM executions WHERE job_id = $1 AND (thing_name, execution_number) > ($2, $3)
+		ORDER BY thing_name, execution_number LIMIT $4`, job, after, fn,
+		func(e *store.Execution) engine.Cursor { return engine.Cursor{Name: e.ThingName, N: e.ExecutionNumber} })
+}
+
+// EachExecutionOfThing walks a thing's executions by job and number.
+func (w *wtx) EachExecutionOfThing(thing, job string, after engine.Cursor, fn func(*store.Execution) (bool, error)) error {
+	q := `SELECT record FROM executions WHERE thing_name = $1 AND (job_id, execution_number) > ($2, $3)`
+	if job != "" {
+		q += " AND job_id = " + quoteLiteral(job)
+	}
+	return w.eachExecution(q+" ORDER BY job_id, execution_number LIMIT $4", thing, after, fn,
+		func(e *store.Execution) engine.Cursor { return engine.Cursor{Name: e.JobID, N: e.ExecutionNumber} })
+}
+
+// quoteLiteral quotes a validated id ([a-zA-Z0-9_-]) as an SQL literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// saveExec queues an execution's upsert.
+func (w *wtx) saveExec(e *store.Execution) error {
+	rec, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode execution: %w", err)
+	}
+	w.queue(`INSERT INTO executions (thing_name, job_id, execution_number, status, deadline_ns, queue_seq, record)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (thing_name, job_id, execution_number) DO UPDATE
+		SET status = EXCLUDED.status, deadline_ns = EXCLUDED.deadline_ns, queue_seq = EXCLUDED.queue_seq, record = EXCLUDED.record`,
+		e.ThingName, e.JobID, e.ExecutionNumber, string(e.Status), nanos(e.Deadline()), int64(e.QueueSeq), rec)
+	w.execs[keyOf(e)] = e.Clone()
+	w.writes++
+	return nil
+}
+
+// PutExecution writes an execution; the thing's queue view follows.
+func (w *wtx) PutExecution(old, cur *store.Execution) error {
+	if err := w.saveExec(cur); err != nil {
+		return err
+	}
+	w.requeue(old, cur)
+	return nil
+}
+
+// DeleteExecution deletes an execution.
+func (w *wtx) DeleteExecution(e *store.Execution) error {
+	w.queue("DELETE FROM executions WHERE thing_name = $1 AND job_id = $2 AND execution_number = $3",
+		e.ThingName, e.JobID, e.ExecutionNumber)
+	w.writes++
+	w.execs[keyOf(e)] = nil
+	w.requeue(e, nil)
+	return nil
+}
+
+// requeue keeps the thing's queue view in step with an execution's change.
+func (w *wtx) requeue(old, cur *store.Execution) {
+	e := cur
+	if e == nil {
+		e = old
+	}
+	st := w.things[e.ThingName]
+	if st == nil || st.view == nil {
+		return
+	}
+	if oe, ce, was, is := engine.Entries(old, cur); was || is {
+		st.view.PutEntries(&oe, &ce, was, is)
+	}
+}
+
+// ---- queues and things ----
+
+// thingState is what a transaction knows about one thing.
+type thingState struct {
+	name       string
+	locked     bool
+	rev        int64 // as locked, then as this transaction leaves it
+	lockedRev  int64 // as locked
+	membersRev int64 // as locked, then as this transaction leaves it
+	view       *engine.QueueView
+	changed    bool // the queue changed: rev moves by one
+	notify     bool // a change with notify was produced: members_rev moves by one
+	next       bool // a change with notify-next was produced
+	head       *store.PendingExecution
+}
+
+// queueCols are what a queue read returns: the execution, and the head of
+// its job.
+const queueCols = `e.record, j.rev, j.seq, j.status, j.force_canceled, j.updated_ns, j.target_selection, j.namespace_id`
+
+// Queue reads a thing's queue: through its view when the transaction
+// holds the thing, else from the index.
+func (w *wtx) Queue(thing string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
+	if st := w.things[thing]; st != nil && st.view != nil {
+		return st.view.Read(after, limit, func(bound *store.PendingExecution, n int) ([]store.PendingExecution, error) {
+			return w.readQueue(thing, bound, n)
+		})
+	}
+	return w.readQueue(thing, after, limit)
+}
+
+// readQueue reads up to limit entries of a thing's queue after after.
+func (w *wtx) readQueue(thing string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
+	queued, seq := false, int64(-1)
+	if after != nil {
+		queued, seq = after.Status != store.StatusInProgress, int64(after.QueueSeq)
+	}
+	rows, err := w.query(`SELECT `+queueCols+` FROM executions e LEFT JOIN jobs j ON j.job_id = e.job_id
+		WHERE e.thing_name = $1 AND e.status IN ('QUEUED', 'IN_PROGRESS') AND ((e.status = 'QUEUED'), e.queue_seq) > ($2, $3)
+		ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $4`, thing, queued, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.PendingExecution, 0, limit)
+	return out, w.scanQueue(rows, func(_ string, e *store.Execution) { out = append(out, e.Summary()) })
+}
+
+// scanQueue reads queue rows (the thing's name first when withThing),
+// noting the executions and their jobs' heads.
+func (w *wtx) scanQueue(rows pgx.Rows, fn func(thing string, e *store.Execution), withThing ...bool) error {
+	defer rows.Close()
+	for rows.Next() {
+		var thing string
+		var rec []byte
+		var rev, seq, updated *int64
+		var status, sel, ns *string
+		var force *bool
+		dest := []any{&rec, &rev, &seq, &status, &force, &updated, &sel, &ns}
+		if len(withThing) > 0 {
+			dest = append([]any{&thing}, dest...)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		if rec == nil {
+			fn(thing, nil)
+			continue
+		}
+		e, err := decode[store.Execution](rec, "execution")
+		if err != nil {
+			return err
+		}
+		if rev != nil {
+			_, err = w.noteJob(e.JobID, true, *rev, *seq, *status, *force, *updated, *sel, *ns)
+		} else {
+			_, err = w.noteJob(e.JobID, false, 0, 0, "", false, 0, "", "")
+		}
+		if err != nil {
+			return err
+		}
+		if _, cached := w.execs[keyOf(e)]; !cached {
+			w.execs[keyOf(e)] = e
+		}
+		fn(thing, e)
+	}
+	return rows.Err()
+}
+
+// ReserveSeqs asks for n sequence numbers with the next things locked.
+func (w *wtx) ReserveSeqs(n int) error {
+	w.wantSeqs = max(w.wantSeqs, n)
+	return nil
+}
+
+// LockThing locks one thing.
+func (w *wtx) LockThing(name string, create bool) error {
+	_, err := w.LockThings([]string{name}, create, false)
+	return err
+}
+
+// LockThings locks (or, with skipLocked, tries to lock) the things not
+// yet held, in name order, and reads the first entries of their queues
+// (and the sequence numbers asked for) in one more round trip. create
+// makes the rows of things that have none.
+func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, error) {
+	var fresh []string
+	for _, n := range names {
+		if st := w.things[n]; (st == nil || !st.locked) && !slices.Contains(fresh, n) {
+			fresh = append(fresh, n)
+		}
+	}
+	if len(fresh) > 0 {
+		slices.Sort(fresh)
+		if create {
+			w.queue("INSERT INTO thing_state (thing_name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", fresh)
+		}
+		q := "SELECT thing_name, rev, members_rev FROM thing_state WHERE thing_name = ANY($1) ORDER BY thing_name FOR UPDATE"
+		if skipLocked {
+			q += " SKIP LOCKED"
+		}
+		rows, err := w.query(q, fresh)
+		if err != nil {
+			return nil, err
+		}
+		type lock struct{ rev, members int64 }
+		locked := map[string]lock{}
+		var name string
+		var l lock
+		if _, err := pgx.ForEachRow(rows, []any{&name, &l.rev, &l.members}, func() error {
+			locked[name] = l
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		var read []string
+		for _, n := range fresh {
+			l, ok := locked[n]
+			if !ok && skipLocked {
+				continue
+			}
+			// A thing without a row has never had an execution: its queue
+			// is empty.
+			w.things[n] = &thingState{name: n, locked: true, rev: l.rev, lockedRev: l.rev, membersRev: l.members,
+				view: engine.NewQueueView(nil, true)}
+			if ok {
+				read = append(read, n)
+			}
+		}
+		if err := w.readViews(read); err != nil {
+			return nil, err
+		}
+	}
+	held := make([]string, 0, len(names))
+	for _, n := range names {
+		if st := w.things[n]; st != nil && st.locked {
+			held = append(held, n)
+		}
+	}
+	return held, nil
+}
+
+// readViews reads the first entries of the queues of things (and the
+// sequence numbers asked for) in one round trip.
+func (w *wtx) readViews(things []string) error {
+	var qs []batchQuery
+	if len(things) > 0 {
+		got := map[string][]store.PendingExecution{}
+		qs = append(qs, batchQuery{sql: `SELECT t.name, ` + queueCols + ` FROM unnest($1::text[]) t(name)
+			CROSS JOIN LATERAL (SELECT * FROM executions e WHERE e.thing_name = t.name AND e.status IN ('QUEUED', 'IN_PROGRESS')
+				ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $2) e
+			LEFT JOIN jobs j ON j.job_id = e.job_id`, args: []any{things, engine.QueueWindow},
+			scan: func(rows pgx.Rows) error {
+				err := w.scanQueue(rows, func(thing string, e *store.Execution) {
+					got[thing] = append(got[thing], e.Summary())
+				}, true)
+				for _, th := range things {
+					list := got[th]
+					slices.SortFunc(list, func(a, b store.PendingExecution) int { return store.ComparePending(&a, &b) })
+					w.things[th].view = engine.NewQueueView(list, len(list) < engine.QueueWindow)
+				}
+				return err
+			}})
+	}
+	if n := w.wantSeqs - len(w.seqs); n > 0 {
+		qs = append(qs, w.seqQuery(n))
+		w.wantSeqs = 0
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	return w.queryMany(qs...)
+}
+
+// ThingChanged records a thing's change: its revision moves when the
+// transaction ends, and the change goes to the handler after the commit.
+func (w *wtx) ThingChanged(c store.Change, head *store.PendingExecution) {
+	st := w.things[c.ThingName]
+	if st == nil {
+		st = &thingState{name: c.ThingName}
+		w.things[c.ThingName] = st
+	}
+	st.changed = true
+	st.notify = st.notify || c.Notify
+	st.next = st.next || c.NotifyNext
+	st.head = head
+	if c.Notify || c.NotifyNext {
+		w.changes = append(w.changes, c)
+	}
+}
+
+// Emit keeps a change for the handler.
+func (w *wtx) Emit(c store.Change) { w.changes = append(w.changes, c) }
+
+// AfterCommit runs f once the transaction has committed.
+func (w *wtx) AfterCommit(f func()) { w.after = append(w.after, f) }
+
+// TimersChanged wakes the timer loops here and on the other nodes.
+func (w *wtx) TimersChanged() { w.timersChanged = true }
+
+// TasksChanged wakes the task loops here and on the other nodes.
+func (w *wtx) TasksChanged() { w.tasksChanged = true }
+
+// Now is the transaction's time.
+func (w *wtx) Now() time.Time { return w.now }
+
+// Full reports whether a background step has written enough for one
+// transaction; it carries on in the next.
+func (w *wtx) Full() bool { return w.writes >= 8*w.s.Engine.TaskBatch()+1024 }
+
+// NextSeq hands out the next sequence number (queue order, job order).
+func (w *wtx) NextSeq() (uint64, error) {
 	if len(w.seqs) == 0 {
-		if err := w.reserveSeqs(1); err != nil {
+		if err := w.queryMany(w.seqQuery(max(1, w.wantSeqs))); err != nil {
 			return 0, err
 		}
+		w.wantSeqs = 0
 	}
 	n := w.seqs[0]
 	w.seqs = w.seqs[1:]
 	return uint64(n), nil
-}
-
-// reserveSeqs fetches n sequence numbers in one round trip.
-func (w *wtx) reserveSeqs(n int) error {
-	if len(w.seqs) >= n {
-		return nil
-	}
-	return w.queryMany(w.seqQuery(n - len(w.seqs)))
 }
 
 // seqQuery fetches n sequence numbers.
@@ -910,230 +908,22 @@ func (w *wtx) seqQuery(n int) batchQuery {
 		}}
 }
 
-// finish writes what the operation left for the end: the jobs it changed
-// (counts, records, tasks, in job-id order, checking that none changed
-// under it), the completions and abort cancellations those counts call
-// for, the things' revisions and the notifications to the other nodes.
-func (w *wtx) finish() error {
-	for _, id := range slices.Sorted(maps.Keys(w.jobs)) {
-		if err := w.flushJob(w.jobs[id]); err != nil {
-			return err
-		}
-	}
+// finish writes what the transaction leaves for last: the revisions of
+// the things whose queues changed, and the notifications to the other
+// nodes.
+func (w *wtx) finish() {
 	for _, name := range slices.Sorted(maps.Keys(w.things)) {
 		st := w.things[name]
 		if !st.changed {
 			continue
 		}
 		st.rev++
-		w.queue(`INSERT INTO thing_state (thing_name, rev) VALUES ($1, $2)
-			ON CONFLICT (thing_name) DO UPDATE SET rev = EXCLUDED.rev`, name, st.rev)
+		if st.notify {
+			st.membersRev++
+		}
+		w.queue(`INSERT INTO thing_state (thing_name, rev, members_rev) VALUES ($1, $2, $3)
+			ON CONFLICT (thing_name) DO UPDATE SET rev = EXCLUDED.rev, members_rev = EXCLUDED.members_rev`, name, st.rev, st.membersRev)
 		w.delivered = append(w.delivered, name)
 	}
 	w.queueHints()
-	return nil
-}
-
-// needsWrite reports whether the job row must be updated.
-func (js *jobState) needsWrite() bool {
-	return js.counted || js.dirty || js.taskSet || js.targetsDirty
-}
-
-// flushJob brings one job's row up to date, then runs the checks that
-// need its committed counts: abort criteria and completion.
-func (w *wtx) flushJob(js *jobState) error {
-	if js.missing {
-		return nil
-	}
-	if js.deleted {
-		return w.deleteJobRow(js)
-	}
-	needCounts := js.checkComplete || js.checkAbort || len(js.jobEvents) > 0
-	if !js.needsWrite() && !needCounts {
-		return nil
-	}
-	for round := 0; round < 3; round++ {
-		if js.needsWrite() || !js.known {
-			if err := w.writeJobRow(js); err != nil {
-				return err
-			}
-		}
-		if !js.checkAbort && !js.checkComplete {
-			break
-		}
-		abort, complete := js.checkAbort, js.checkComplete
-		js.checkAbort, js.checkComplete = false, false
-		job, err := w.job(js.id)
-		if err != nil {
-			return err
-		}
-		if abort {
-			if err := w.checkAbort(job, &js.counts); err != nil {
-				return err
-			}
-		}
-		if complete {
-			w.maybeComplete(job, &js.counts, js.rollout)
-		}
-		if !js.needsWrite() {
-			break
-		}
-	}
-	for _, op := range js.jobEvents {
-		if err := w.emitJobEvent(js, op); err != nil {
-			return err
-		}
-	}
-	js.jobEvents = nil
-	return nil
-}
-
-// countCols are the count columns, in the order the queries scan them.
-var countCols = []string{"n_queued", "n_in_progress", "n_succeeded", "n_failed", "n_rejected", "n_canceled", "n_removed", "n_timed_out"}
-
-// countCol is the column that counts status.
-var countCol = map[store.ExecutionStatus]string{
-	store.StatusQueued: "n_queued", store.StatusInProgress: "n_in_progress", store.StatusSucceeded: "n_succeeded",
-	store.StatusFailed: "n_failed", store.StatusRejected: "n_rejected", store.StatusCanceled: "n_canceled",
-	store.StatusRemoved: "n_removed", store.StatusTimedOut: "n_timed_out",
-}
-
-// writeJobRow updates the job row with the transaction's counts and
-// changes, only if its revision is still the one the transaction read,
-// and reads back the counts.
-func (w *wtx) writeJobRow(js *jobState) error {
-	var set []string
-	args := []any{js.id, js.rev}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	for _, st := range store.Statuses {
-		if d := js.delta.Count(st); d != 0 {
-			col := countCol[st]
-			set = append(set, col+" = "+col+" + "+arg(d))
-		}
-	}
-	newRev := js.rev
-	if js.dirty {
-		rec := *js.job
-		rec.Targets = nil
-		b, err := json.Marshal(&rec)
-		if err != nil {
-			return fmt.Errorf("encode job %s: %w", js.id, err)
-		}
-		newRev++
-		set = append(set, "record = "+arg(b), "status = "+arg(string(js.job.Status)),
-			"force_canceled = "+arg(js.job.ForceCanceled), "updated_ns = "+arg(js.job.LastUpdatedAt.UnixNano()),
-			"rev = "+arg(newRev))
-	}
-	if js.targetsDirty {
-		b, err := json.Marshal(js.targets)
-		if err != nil {
-			return err
-		}
-		set = append(set, "targets = "+arg(b))
-	}
-	if js.taskSet {
-		if js.task == nil {
-			set = append(set, "task = NULL", "task_wake = NULL")
-		} else {
-			b, err := json.Marshal(js.task)
-			if err != nil {
-				return err
-			}
-			set = append(set, "task = "+arg(b), "task_wake = "+arg(js.taskWake.UnixNano()))
-		}
-	}
-	sql := "SELECT rev, n_queued, n_in_progress, n_succeeded, n_failed, n_rejected, n_canceled, n_removed, n_timed_out, coalesce(task ? 'rollout', false) FROM jobs WHERE job_id = $1 AND rev = $2 FOR NO KEY UPDATE"
-	if len(set) > 0 {
-		sql = "UPDATE jobs SET " + strings.Join(set, ", ") + " WHERE job_id = $1 AND rev = $2 RETURNING rev, " +
-			strings.Join(countCols, ", ") + ", coalesce(task ? 'rollout', false)"
-	}
-	var p store.ProcessDetails
-	var rev int64
-	var rollout bool
-	err := w.queryRow(sql, args, &rev, &p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut, &rollout)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return errConflict
-	}
-	if err != nil {
-		return err
-	}
-	js.rev, js.counts, js.known, js.rollout = rev, p, true, rollout
-	js.delta, js.counted, js.dirty, js.targetsDirty, js.taskSet = store.ProcessDetails{}, false, false, false, false
-	return nil
-}
-
-// deleteJobRow removes a job whose deletion has been written out.
-func (w *wtx) deleteJobRow(js *jobState) error {
-	if len(js.jobEvents) > 0 {
-		if _, err := w.jobTargets(js.id); err != nil {
-			return err
-		}
-	}
-	var p store.ProcessDetails
-	err := w.queryRow("DELETE FROM jobs WHERE job_id = $1 AND rev = $2 RETURNING "+strings.Join(countCols, ", "), []any{js.id, js.rev},
-		&p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return errConflict
-	}
-	if err != nil {
-		return err
-	}
-	js.counts, js.known = p, true
-	w.queue("DELETE FROM rollout_targets WHERE job_id = $1", js.id)
-	w.queue("DELETE FROM group_jobs WHERE job_id = $1", js.id)
-	for _, op := range js.jobEvents {
-		if err := w.emitJobEvent(js, op); err != nil {
-			return err
-		}
-	}
-	js.jobEvents = nil
-	return nil
-}
-
-// maybeComplete marks a SNAPSHOT job COMPLETED once none of its executions
-// is pending and its rollout is over.
-func (w *wtx) maybeComplete(job *store.Job, counts *store.ProcessDetails, rollingOut bool) {
-	if job.Status != store.JobInProgress || job.TargetSelection != store.Snapshot || counts.Pending() > 0 || rollingOut {
-		return
-	}
-	job.Status = store.JobCompleted
-	job.CompletedAt, job.LastUpdatedAt = w.now, w.now
-	w.saveJob(job)
-	w.jobEvent(job, "completed")
-}
-
-// checkAbort cancels the job when its abort criteria are met.
-func (w *wtx) checkAbort(job *store.Job, counts *store.ProcessDetails) error {
-	if job.AbortConfig == nil || job.Status != store.JobInProgress {
-		return nil
-	}
-	c := store.AbortTriggered(job.AbortConfig, counts)
-	if c == nil {
-		return nil
-	}
-	comment := fmt.Sprintf("aborted: %s executions reached %.2f%% of %d things (threshold %.2f%%)",
-		c.FailureType, 100*float64(counts.Failures(c.FailureType))/float64(counts.Total()), counts.Total(), c.ThresholdPercentage)
-	return w.cancelJob(job, false, nil, &comment)
-}
-
-// finished runs what follows an execution reaching a terminal status: a
-// retry when the job's retry configuration allows one, then (when the
-// transaction ends and the counts are known) the job's abort criteria and
-// its completion.
-func (w *wtx) finished(t *thingTx, job *store.Job, e *store.Execution) error {
-	if job.Status == store.JobInProgress && store.RetryAllowed(job.RetryConfig, e) {
-		seq, err := w.nextSeq()
-		if err != nil {
-			return err
-		}
-		if err := w.putExec(t, e, store.Retry(e, w.now, seq)); err != nil {
-			return err
-		}
-	}
-	js := w.jobs[job.JobID]
-	js.checkAbort, js.checkComplete = true, true
-	return nil
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"MaintenanceWindows", testMaintenanceWindows},
 		{"Templates", testTemplates},
 		{"Events", testEvents},
+		{"DeepQueue", testDeepQueue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

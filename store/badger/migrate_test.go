@@ -1,0 +1,104 @@
+package badger
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/jobsbroker/jobsbroker/store"
+)
+
+// TestMigrateSchema1 opens a store written by a build that kept each
+// thing's pending set as one record (testdata/schema1.backup, made by
+// testdata/make_schema1.go): its queues must read as they were, in
+// order, operations must go on from them, and no old record may remain.
+func TestMigrateSchema1(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "schema1.backup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := filepath.Join(t.TempDir(), "jobs")
+	if err := Restore(dir, f); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	open := func() *Store {
+		t.Helper()
+		s, err := Open(Options{Dir: dir, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	ctx := context.Background()
+	pending := func(thing string) (inProgress, queued []string) {
+		t.Helper()
+		p, err := s.GetPendingJobExecutions(ctx, thing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.InProgress {
+			inProgress = append(inProgress, e.JobID)
+		}
+		for _, e := range p.Queued {
+			queued = append(queued, e.JobID)
+		}
+		return inProgress, queued
+	}
+	check := func(what string, got, want []string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s = %q, want %q", what, got, want)
+		}
+	}
+	ip, q := pending("t1")
+	check("t1 in progress", ip, []string{"m3"})
+	check("t1 queued", q, []string{"m1", "m2"})
+	ip, q = pending("t2")
+	check("t2 in progress", ip, nil)
+	check("t2 queued", q, []string{"m1"})
+
+	var changes []store.Change
+	s.SetChangeHandler(func(cs []store.Change) { changes = append(changes, cs...) })
+	if _, err := s.UpdateJobExecution(ctx, &store.UpdateExecutionInput{ThingName: "t1", JobID: "m3", Status: store.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || !changes[0].Notify || !changes[0].NotifyNext || changes[0].Next == nil || changes[0].Next.JobID != "m1" {
+		t.Fatalf("changes after the head succeeded = %+v, want notify and notify-next of m1", changes)
+	}
+	out, err := s.StartNextPendingJobExecution(ctx, &store.StartNextInput{ThingName: "t1"})
+	if err != nil || out.Execution == nil || out.Execution.JobID != "m1" {
+		t.Fatalf("start-next after the migration = %+v, %v", out, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened, the directory is at the new schema and holds no pending
+	// set of the old one.
+	s = open()
+	defer s.Close()
+	ip, q = pending("t1")
+	check("t1 in progress after reopening", ip, []string{"m1"})
+	check("t1 queued after reopening", q, []string{"m2"})
+	if v, err := s.schema(); err != nil || v != schemaVersion {
+		t.Fatalf("schema = %q, %v", v, err)
+	}
+	err = s.db.View(func(txn *badgerdb.Txn) error {
+		return iterate(txn, []byte{prefixThing}, nil, false, false, func(k, _ []byte) (bool, error) {
+			t.Errorf("schema-1 record %q left", k)
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
