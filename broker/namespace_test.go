@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -134,5 +135,81 @@ func TestNamespaceIDRefused(t *testing.T) {
 		if !errors.As(err, &ire) {
 			t.Errorf("CreateJob with namespaceId %q = %v, want InvalidRequestException", ns, err)
 		}
+	}
+}
+
+// TestNamespacedQueues checks, end to end, that each job namespace is a
+// queue of its own on a thing. A namespace's $next is its next execution
+// however many plain jobs are queued ahead of it; the plain get,
+// start-next and $next never hand a device a namespaced job; and when a
+// namespace's second job is started by id while another namespace's job is
+// IN_PROGRESS, the namespace's notify-next names it.
+func TestNamespacedQueues(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	api := b.IoT()
+	const thing, ns = "gg-core-2", "aws-gg-deployment"
+	base := "$aws/things/" + thing + "/jobs/"
+	create := func(id, namespace string) {
+		t.Helper()
+		in := &iot.CreateJobInput{JobId: aws.String(id), Targets: []string{brokertest.ThingARN(thing)},
+			Document: aws.String(`{"job":"` + id + `"}`)}
+		if namespace != "" {
+			in.NamespaceId = aws.String(namespace)
+		}
+		if _, err := api.CreateJob(ctx, in); err != nil {
+			t.Fatalf("CreateJob %s: %v", id, err)
+		}
+	}
+	jobOf := func(m map[string]any) any {
+		if e, ok := m["execution"].(map[string]any); ok {
+			return e["jobId"]
+		}
+		return nil
+	}
+	core := brokertest.Connect3(t, b.MQTTAddr(), thing)
+	core.Subscribe(base+"notify-next-namespace-"+ns, 1)
+
+	create("o1", "other")
+	create("d1", ns)
+	create("d2", ns)
+	for i := 1; i <= 11; i++ {
+		create(fmt.Sprintf("p%02d", i), "")
+	}
+	create("d3", ns)
+	if got := jobOf(core.Expect(base + "notify-next-namespace-" + ns).JSON(t)); got != "d1" {
+		t.Fatalf("notify-next-namespace-%s names %v, want d1", ns, got)
+	}
+
+	// The plain API sees the plain jobs only.
+	agent := brokertest.Connect5(t, b.MQTTAddr(), thing+"-agent")
+	pending := agent.MustAccept(base+"get", map[string]any{})
+	queued, _ := pending["queuedJobs"].([]any)
+	if len(queued) != 10 || queued[0].(map[string]any)["jobId"] != "p01" || queued[9].(map[string]any)["jobId"] != "p10" {
+		t.Fatalf("plain get lists %v, want p01..p10", queued)
+	}
+	if got := jobOf(agent.MustAccept(base+"$next/get", map[string]any{})); got != "p01" {
+		t.Fatalf("plain $next = %v, want p01", got)
+	}
+	if got := jobOf(agent.MustAccept(base+"start-next", map[string]any{})); got != "p01" {
+		t.Fatalf("plain start-next = %v, want p01", got)
+	}
+
+	// The other namespace's job, the oldest, is IN_PROGRESS; then d2, not
+	// the namespace's head, is started by id: the thing's first execution
+	// stays o1, but the namespace's next is d2.
+	core.MustAccept(base+"o1/namespace-other/update", map[string]any{"status": "IN_PROGRESS"})
+	core.MustAccept(base+"d2/namespace-"+ns+"/update", map[string]any{"status": "IN_PROGRESS"})
+	if got := jobOf(core.Expect(base + "notify-next-namespace-" + ns).JSON(t)); got != "d2" {
+		t.Fatalf("notify-next-namespace-%s after d2 started names %v, want d2", ns, got)
+	}
+	if got := jobOf(core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{})); got != "d2" {
+		t.Fatalf("$next in the namespace = %v, want d2", got)
+	}
+	core.MustAccept(base+"d2/namespace-"+ns+"/update", map[string]any{"status": "SUCCEEDED"})
+	core.MustAccept(base+"d1/namespace-"+ns+"/update", map[string]any{"status": "SUCCEEDED"})
+	// d3 was queued behind eleven plain jobs and the other namespace's.
+	if got := jobOf(core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{"includeJobDocument": true})); got != "d3" {
+		t.Fatalf("$next in the namespace = %v, want d3", got)
 	}
 }

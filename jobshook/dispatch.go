@@ -7,7 +7,6 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/jobsbroker/jobsbroker/store"
-	"github.com/jobsbroker/jobsbroker/topics"
 )
 
 // notificationQoS is the QoS notify and notify-next are published at; each
@@ -70,7 +69,8 @@ func (h *Hook) awaitReply(after <-chan struct{}) bool {
 }
 
 // publish sends the notify and notify-next messages a change calls for,
-// skipping the work when nobody listens.
+// on the topics of its job namespace, skipping the work when nobody
+// listens.
 func (h *Hook) publish(c *store.Change) {
 	now := h.clock.Now()
 	if c.Event != nil {
@@ -80,18 +80,15 @@ func (h *Hook) publish(c *store.Change) {
 		}
 		return
 	}
-	if h.publishNamespaced(c, now) {
-		return
-	}
 	if c.Notify {
-		topic := topics.Notify(c.ThingName)
+		topic := notifyTopic(c.ThingName, c.Namespace)
 		if hasSubscribers(h.server, topic) {
 			payload, err := notifyPayload(c.Pending, now)
 			h.send(topic, "notify", payload, err)
 		}
 	}
 	if c.NotifyNext {
-		topic := topics.NotifyNext(c.ThingName)
+		topic := notifyNextTopic(c.ThingName, c.Namespace)
 		if hasSubscribers(h.server, topic) {
 			payload, err := notifyNextPayload(c.Next, h.nextDocument(c.Next, c.NextDocument), now)
 			h.send(topic, "notify-next", payload, err)

@@ -118,7 +118,7 @@ type Hook struct {
 	once       sync.Once
 	wg         sync.WaitGroup
 	outbox     outbox // notifications waiting for each client
-	namespaces namespaceCache
+	namespaces namespaceSet
 
 	inflight atomic.Int64 // requests being served
 	draining atomic.Bool  // set by Drain: new requests are refused
@@ -320,9 +320,7 @@ func (h *Hook) run(ctx context.Context, req *request, t topics.Topic) ([]byte, *
 		if rej != nil {
 			return nil, rej
 		}
-		if t.Namespace != "" && t.JobID == topics.Next {
-			return h.describeNextIn(ctx, in, t.Namespace, token)
-		}
+		in.Namespace = t.Namespace
 		out, err := h.store.DescribeJobExecution(ctx, in)
 		if err != nil {
 			return nil, rejectionFor(err)

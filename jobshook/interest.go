@@ -17,12 +17,9 @@ func (h *Hook) Has(thing string) bool {
 	if hasSubscribers(h.server, topics.NotifyNext(thing)) || hasSubscribers(h.server, topics.Notify(thing)) {
 		return true
 	}
-	for _, ns := range h.namespaces.namespacesKnown() {
-		if hasSubscribers(h.server, topics.NotifyNextNamespace(thing, ns)) || hasSubscribers(h.server, topics.NotifyNamespace(thing, ns)) {
-			return true
-		}
-	}
-	return false
+	return h.namespaces.some(func(ns string) bool {
+		return hasSubscribers(h.server, topics.NotifyNextNamespace(thing, ns)) || hasSubscribers(h.server, topics.NotifyNamespace(thing, ns))
+	})
 }
 
 // Things lists the things that clients of this broker subscribe to by
@@ -50,9 +47,7 @@ func (h *Hook) Things() []string {
 			// Greengrass does): the thing, and the namespace for Has.
 			if t, err := topics.Parse(filter); err == nil && t.Namespace != "" && (t.Kind == topics.KindNotify || t.Kind == topics.KindNotifyNext) {
 				seen[t.Thing] = true
-				h.namespaces.mu.Lock()
 				h.namespaces.learn(t.Namespace)
-				h.namespaces.mu.Unlock()
 			}
 		}
 	}

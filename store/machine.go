@@ -220,6 +220,7 @@ func Retry(e *Execution, now time.Time, queueSeq uint64) *Execution {
 		TimedOutRetries: e.TimedOutRetries,
 		QueueSeq:        queueSeq,
 		JobSeq:          e.JobSeq,
+		Namespace:       e.Namespace,
 	}
 	if e.Status == StatusTimedOut {
 		n.TimedOutRetries++

@@ -101,6 +101,9 @@ type Execution struct {
 	InProgressDeadline time.Time         `json:"inProgressDeadline,omitzero"` // zero: no in-progress timer
 	QueueSeq           uint64            `json:"queueSeq"`                    // global creation order, breaks queuedAt ties
 	JobSeq             uint64            `json:"jobSeq"`                      // Seq of the job this execution belongs to
+	// Namespace is the namespaceId of its job: the thing's queue it is
+	// pending in.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // Clone returns a deep copy.

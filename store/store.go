@@ -94,20 +94,25 @@ type Store interface {
 // from the backend's commit path and must not block for long.
 type ChangeHandler func([]Change)
 
-// Change is what one committed operation means for one thing's devices.
+// Change is what one committed operation means for the devices of one
+// thing, in one job namespace: a thing has a queue of pending executions
+// per namespace (jobs created without a namespaceId are in "", the
+// namespace of the plain jobs topics), and each queue has its own notify
+// and notify-next.
 type Change struct {
 	ThingName string
-	// Notify is set when an execution joined or left the thing's pending
-	// executions; Pending is their first MaxPendingListed, in "next"
-	// order, as the notify message lists them.
+	// Namespace is the job namespace whose queue changed ("" for jobs
+	// without one); its notifications go to notify-namespace-{Namespace}
+	// and notify-next-namespace-{Namespace}.
+	Namespace string
+	// Notify is set when an execution joined or left the queue; Pending
+	// is its first MaxPendingListed entries, in "next" order, as the
+	// notify message lists them.
 	Notify  bool
 	Pending PendingSet
-	// Before, when not nil, is the set before the change; a store that
-	// sets it also sets Pending on every change, so that a consumer can
-	// tell what changed within part of the set (a job namespace).
-	Before PendingSet
-	// NotifyNext is set when a different execution became next; Next is
-	// it (nil when nothing is pending) and NextDocument its job document.
+	// NotifyNext is set when a different execution became the queue's
+	// next; Next is it (nil when nothing is pending) and NextDocument its
+	// job document.
 	NotifyNext   bool
 	Next         *Execution
 	NextDocument string
@@ -155,6 +160,9 @@ type DescribeExecutionInput struct {
 	JobID              string // a job id, or "$next" on the device APIs
 	ExecutionNumber    *int64 // nil: the latest execution
 	IncludeJobDocument bool
+	// Namespace is the job namespace whose next execution "$next" means
+	// ("" for jobs without one); it does not restrict a job id.
+	Namespace string
 }
 
 // UpdateExecutionInput is an UpdateJobExecution request.

@@ -111,18 +111,19 @@ type txnCache struct {
 	// wrote or deleted: the latest execution of those must be read from
 	// the transaction itself, not from the committed state.
 	written map[string]bool
-	// lastThing and lastKey remember the last thing's view key: an
+	// lastThing, lastNS and lastKey remember the last queue's view key: an
 	// operation asks for it several times.
-	lastThing, lastKey string
+	lastThing, lastNS, lastKey string
 	// ro reads the committed state (see rtx.committed); discarded with
 	// the transaction.
 	ro *badgerdb.Txn
 }
 
-// viewKey is the cache key of a thing's queue view.
-func (t *txnCache) viewKey(thing string) string {
-	if thing != t.lastThing || t.lastKey == "" {
-		t.lastThing, t.lastKey = thing, string(queuePrefix(thing))
+// viewKey is the cache key of the view of a thing's queue of namespace
+// ns.
+func (t *txnCache) viewKey(thing, ns string) string {
+	if thing != t.lastThing || ns != t.lastNS || t.lastKey == "" {
+		t.lastThing, t.lastNS, t.lastKey = thing, ns, string(queuePrefix(thing, ns))
 	}
 	return t.lastKey
 }

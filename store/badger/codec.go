@@ -172,13 +172,22 @@ func (d *decoder) time() time.Time {
 
 // Executions are the records every device operation reads and writes, so
 // they have a binary form too (JSON was a tenth of the committer's time):
-// execCodecV1, then the fields in order. Records written as JSON by
-// earlier versions start with '{' and still read.
-const execCodecV1 = 1
+// execCodecV1, then the fields in order; an execution of a job with a
+// namespace is execCodecNS, the same fields and then the namespace.
+// Records written as JSON by earlier versions start with '{' and still
+// read.
+const (
+	execCodecV1 = 1
+	execCodecNS = 2
+)
 
 // appendExecution appends the binary form of an execution.
 func appendExecution(b []byte, e *store.Execution) []byte {
-	b = append(b, execCodecV1)
+	version := byte(execCodecV1)
+	if e.Namespace != "" {
+		version = execCodecNS
+	}
+	b = append(b, version)
 	b = appendString(b, e.JobID)
 	b = appendString(b, e.ThingName)
 	b = binary.AppendVarint(b, e.ExecutionNumber)
@@ -202,7 +211,11 @@ func appendExecution(b []byte, e *store.Execution) []byte {
 	b = appendTime(b, e.StepDeadline)
 	b = appendTime(b, e.InProgressDeadline)
 	b = binary.AppendUvarint(b, e.QueueSeq)
-	return binary.AppendUvarint(b, e.JobSeq)
+	b = binary.AppendUvarint(b, e.JobSeq)
+	if version == execCodecNS {
+		b = appendString(b, e.Namespace)
+	}
+	return b
 }
 
 // decodeExecution reads an execution record (binary, or JSON).
@@ -211,7 +224,8 @@ func decodeExecution(b []byte, e *store.Execution) error {
 		return json.Unmarshal(b, e)
 	}
 	d := decoder{b: b}
-	if v := d.byte(); v != execCodecV1 {
+	v := d.byte()
+	if v != execCodecV1 && v != execCodecNS {
 		return fmt.Errorf("%w: execution version %d", errCorrupt, v)
 	}
 	e.JobID = d.string()
@@ -239,6 +253,11 @@ func decodeExecution(b []byte, e *store.Execution) error {
 	e.InProgressDeadline = d.time()
 	e.QueueSeq = d.uvarint()
 	e.JobSeq = d.uvarint()
+	if v == execCodecNS {
+		if e.Namespace = d.string(); e.Namespace == "" {
+			d.fail() // written only when there is one
+		}
+	}
 	if d.bad || len(d.b) != 0 {
 		return fmt.Errorf("%w: execution", errCorrupt)
 	}

@@ -73,7 +73,9 @@ func sampleExecution() *store.Execution {
 }
 
 func TestExecutionCodecRoundTrip(t *testing.T) {
-	for _, e := range []*store.Execution{sampleExecution(), {JobID: "j", ThingName: "t", Status: "SOMETHING"}} {
+	namespaced := sampleExecution()
+	namespaced.Namespace = "aws-gg-deployment"
+	for _, e := range []*store.Execution{sampleExecution(), namespaced, {JobID: "j", ThingName: "t", Status: "SOMETHING"}} {
 		var got store.Execution
 		if err := decodeExecution(appendExecution(nil, e), &got); err != nil {
 			t.Fatal(err)
@@ -91,17 +93,24 @@ func TestExecutionCodecRoundTrip(t *testing.T) {
 }
 
 func TestExecutionCodecRejectsDamage(t *testing.T) {
-	b := appendExecution(nil, sampleExecution())
-	for i := range len(b) {
-		var e store.Execution
-		if err := decodeExecution(b[:i], &e); err == nil {
-			t.Errorf("a record cut to %d of %d bytes decoded", i, len(b))
+	namespaced := sampleExecution()
+	namespaced.Namespace = "aws-gg-deployment"
+	for _, x := range []*store.Execution{sampleExecution(), namespaced} {
+		b := appendExecution(nil, x)
+		for i := range len(b) {
+			var e store.Execution
+			if err := decodeExecution(b[:i], &e); err == nil {
+				t.Errorf("a record cut to %d of %d bytes decoded", i, len(b))
+			}
 		}
 	}
 }
 
 func FuzzDecodeExecution(f *testing.F) {
 	f.Add(appendExecution(nil, sampleExecution()))
+	namespaced := sampleExecution()
+	namespaced.Namespace = "aws-gg-deployment"
+	f.Add(appendExecution(nil, namespaced))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e store.Execution
 		if err := decodeExecution(b, &e); err != nil || (len(b) > 0 && b[0] == '{') {

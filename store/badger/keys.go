@@ -20,8 +20,9 @@ import (
 //	o<seq:8>                                 job id, in creation order (ListJobs)
 //	q<job>                                   background task of a job (rollout, cancel, delete)
 //	r<job>0<chunk:4>                         chunk of a job's resolved target things
-//	p<thing>0<rank:1><queueSeq:8>            the thing's queue: one entry a pending execution
-//	                                         (rank 0 IN_PROGRESS, 1 QUEUED), its summary as value
+//	p<thing>0<ns>0<rank:1><queueSeq:8>       the thing's queue of job namespace ns ("" for jobs
+//	                                         without one): one entry a pending execution (rank 0
+//	                                         IN_PROGRESS, 1 QUEUED), its summary as value
 //	t<thing>                                 the thing's pending set, in schema 1 (migrated to p at start)
 //	e<thing>0<job>0<execution:8>             execution record
 //	x<job>0<thing>0<execution:8>             executions-of-a-job index
@@ -61,7 +62,7 @@ const (
 	metaEvents      = "mevents"
 	metaSeq         = "mseq"
 	metaSchema      = "mschema"
-	schemaVersion   = "2"
+	schemaVersion   = "3"
 	schemaV1        = "1"
 	executionKeyLen = 8
 )
@@ -90,20 +91,33 @@ func jobTargetsKey(job string) []byte {
 func countsKey(job string) []byte { return key(prefixCounts, job) }
 func taskKey(job string) []byte   { return key(prefixTask, job) }
 
-// queuePrefix is the prefix of a thing's queue entries.
-func queuePrefix(thing string) []byte { return append(key(prefixQueue, thing), 0) }
+// queuePrefix is the prefix of the entries of a thing's queue of job
+// namespace ns.
+func queuePrefix(thing, ns string) []byte { return append(key(prefixQueue, thing, ns), 0) }
 
-// queueKey is the key of a pending execution's queue entry: its rank
-// (IN_PROGRESS before QUEUED) and queue order sort the queue.
-func queueKey(thing string, p *store.PendingExecution) []byte {
+// queueKey is the key of a pending execution's entry in its thing's queue
+// of namespace ns: its rank (IN_PROGRESS before QUEUED) and queue order
+// sort the queue.
+func queueKey(thing, ns string, p *store.PendingExecution) []byte {
 	rank := byte(1)
 	if p.Status == store.StatusInProgress {
 		rank = 0
 	}
 	// Room for the entry too, which the caller may append after the key.
-	b := make([]byte, 0, 2+len(thing)+1+8+48+len(p.JobID))
-	b = append(append(append(b, prefixQueue), thing...), 0, rank)
+	b := make([]byte, 0, 3+len(thing)+len(ns)+1+8+48+len(p.JobID))
+	b = append(append(append(b, prefixQueue), thing...), 0)
+	b = append(append(b, ns...), 0, rank)
 	return binary.BigEndian.AppendUint64(b, p.QueueSeq)
+}
+
+// queueNamespace returns the namespace of a p key of thing.
+func queueNamespace(k []byte, thing string) (string, bool) {
+	rest := k[min(len(k), 1+len(thing)+1):]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 {
+		return "", false
+	}
+	return string(rest[:i]), true
 }
 
 func jobOrderKey(seq uint64) []byte {

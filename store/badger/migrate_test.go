@@ -102,3 +102,59 @@ func TestMigrateSchema1(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMigrateSchema1Namespaces opens a store written by a build with
+// persistent sessions and job namespaces but before queue entries
+// (testdata/schema1-sessions.backup, made by
+// testdata/make_schema1_sessions.go): the namespaced jobs' executions
+// land in their namespace's queue and know their namespace, the plain
+// queue holds the plain job only, and the messages queued for a client
+// whose ID is the thing's name are still its own.
+func TestMigrateSchema1Namespaces(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "schema1-sessions.backup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := filepath.Join(t.TempDir(), "jobs")
+	if err := Restore(dir, f); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+
+	p, err := s.GetPendingJobExecutions(ctx, "t1")
+	if err != nil || len(p.InProgress) != 0 || len(p.Queued) != 1 || p.Queued[0].JobID != "p1" {
+		t.Fatalf("plain pending = %+v, %v; want p1 alone", p, err)
+	}
+	next, err := s.DescribeJobExecution(ctx, &store.DescribeExecutionInput{ThingName: "t1", JobID: "$next", Namespace: "ns1"})
+	if err != nil || next.Execution == nil || next.Execution.JobID != "n2" || next.Execution.Namespace != "ns1" {
+		t.Fatalf("$next in ns1 = %+v, %v; want n2, IN_PROGRESS", next, err)
+	}
+	n1, err := s.DescribeJobExecution(ctx, &store.DescribeExecutionInput{ThingName: "t1", JobID: "n1"})
+	if err != nil || n1.Execution.Namespace != "ns1" {
+		t.Fatalf("n1 = %+v, %v; want its namespace", n1, err)
+	}
+
+	var changes []store.Change
+	s.SetChangeHandler(func(cs []store.Change) { changes = append(changes, cs...) })
+	if _, err := s.UpdateJobExecution(ctx, &store.UpdateExecutionInput{ThingName: "t1", JobID: "n2", Status: store.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Namespace != "ns1" || !changes[0].NotifyNext || changes[0].Next == nil || changes[0].Next.JobID != "n1" {
+		t.Fatalf("changes after n2 succeeded = %+v, want ns1's notify-next of n1", changes)
+	}
+	out, err := s.StartNextPendingJobExecution(ctx, &store.StartNextInput{ThingName: "t1"})
+	if err != nil || out.Execution == nil || out.Execution.JobID != "p1" {
+		t.Fatalf("plain start-next = %+v, %v; want p1", out, err)
+	}
+
+	msgs, err := s.QueuedMessages(ctx, "t1")
+	if err != nil || len(msgs) != 2 || string(msgs[0].Data) != "first" || string(msgs[1].Data) != "second" {
+		t.Fatalf("t1's queued messages = %+v, %v", msgs, err)
+	}
+}

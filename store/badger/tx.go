@@ -310,7 +310,7 @@ func (r *rtx) Execution(thing, job string, n int64) (*store.Execution, error) {
 func (r *rtx) LatestExecution(thing, job string) (*store.Execution, error) {
 	src := r.txn
 	if r.tc != nil {
-		if v := r.queueView(thing, false); v != nil {
+		if v := r.queueView(thing, "", false); v != nil {
 			if n, ok := v.Find(job); ok {
 				return r.Execution(thing, job, n)
 			}
@@ -365,16 +365,16 @@ func (r *rtx) EachExecutionOfThing(thing, job string, after engine.Cursor, fn fu
 	})
 }
 
-// Queue reads a thing's queue entries: in views from Badger, in the
-// committer through the thing's cached view.
-func (r *rtx) Queue(thing string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
+// Queue reads the entries of a thing's queue of namespace ns: in views
+// from Badger, in the committer through the queue's cached view.
+func (r *rtx) Queue(thing, ns string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
 	if r.tc == nil {
-		return readQueue(r.txn, thing, after, limit)
+		return readQueue(r.txn, thing, ns, after, limit)
 	}
-	v := r.queueView(thing, false)
+	v := r.queueView(thing, ns, false)
 	if v == nil {
 		var err error
-		if v, err = r.loadQueueView(thing); err != nil {
+		if v, err = r.loadQueueView(thing, ns); err != nil {
 			return nil, err
 		}
 	}
@@ -383,15 +383,40 @@ func (r *rtx) Queue(thing string, after *store.PendingExecution, limit int) ([]s
 		if v.Beyond() {
 			src = r.txn
 		}
-		return readQueue(src, thing, bound, n)
+		return readQueue(src, thing, ns, bound, n)
 	})
 }
 
-// queueView returns the thing's cached view; with write, staged for the
-// transaction to change. The transaction changes it in place: if it does
-// not commit, txnCache.discard drops the view from the cache.
-func (r *rtx) queueView(thing string, write bool) *engine.QueueView {
-	k := r.tc.viewKey(thing)
+// QueueNamespaces lists the namespaces of the thing's queue entries. It
+// seeks from one namespace to the next rather than reading every entry.
+func (r *rtx) QueueNamespaces(thing string) ([]string, error) {
+	opts := badgerdb.DefaultIteratorOptions
+	opts.Prefix = append(key(prefixQueue, thing), 0)
+	opts.PrefetchValues = false
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	var out []string
+	for it.Seek(opts.Prefix); it.ValidForPrefix(opts.Prefix); {
+		ns, ok := queueNamespace(it.Item().Key(), thing)
+		if !ok {
+			return nil, fmt.Errorf("%w: queue key %q", errCorrupt, it.Item().Key())
+		}
+		out = append(out, ns)
+		// Past every entry of ns: its prefix ends in 0, so the same prefix
+		// ending in 1 sorts after all of them.
+		next := queuePrefix(thing, ns)
+		next[len(next)-1] = 1
+		it.Seek(next)
+	}
+	return out, nil
+}
+
+// queueView returns the cached view of a thing's queue; with write,
+// staged for the transaction to change. The transaction changes it in
+// place: if it does not commit, txnCache.discard drops the view from the
+// cache.
+func (r *rtx) queueView(thing, ns string, write bool) *engine.QueueView {
+	k := r.tc.viewKey(thing, ns)
 	if v, ok := r.tc.staged[k]; ok {
 		return v.(*engine.QueueView)
 	}
@@ -409,24 +434,25 @@ func (r *rtx) queueView(thing string, write bool) *engine.QueueView {
 // loadQueueView reads the first entries of a thing's queue into a cached
 // view. No write of this transaction has touched the queue (writes go
 // through its view), so the committed state is the transaction's.
-func (r *rtx) loadQueueView(thing string) (*engine.QueueView, error) {
-	entries, err := readQueue(r.committed(), thing, nil, engine.QueueWindow)
+func (r *rtx) loadQueueView(thing, ns string) (*engine.QueueView, error) {
+	entries, err := readQueue(r.committed(), thing, ns, nil, engine.QueueWindow)
 	if err != nil {
 		return nil, err
 	}
 	v := engine.NewQueueView(entries, len(entries) < engine.QueueWindow)
-	r.tc.c.put(r.tc.viewKey(thing), v)
+	r.tc.c.put(r.tc.viewKey(thing, ns), v)
 	return v, nil
 }
 
-// readQueue reads up to limit queue entries of thing after after.
-func readQueue(txn *badgerdb.Txn, thing string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
+// readQueue reads up to limit entries of a thing's queue of namespace ns
+// after after.
+func readQueue(txn *badgerdb.Txn, thing, ns string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
 	var start []byte
 	if after != nil {
-		start = append(queueKey(thing, after), 0)
+		start = append(queueKey(thing, ns, after), 0)
 	}
 	out := make([]store.PendingExecution, 0, min(limit, engine.QueueWindow))
-	err := iterate(txn, queuePrefix(thing), start, false, true, func(k, v []byte) (bool, error) {
+	err := iterate(txn, queuePrefix(thing, ns), start, false, true, func(k, v []byte) (bool, error) {
 		p, err := decodeEntry(v)
 		if err != nil {
 			return false, fmt.Errorf("decode %q: %w", k, err)
@@ -943,7 +969,7 @@ func (w *wtx) retime(old, cur *store.Execution) error {
 }
 
 // requeue moves the execution's queue entry from its old state to its
-// new one, through the thing's view.
+// new one, through the view of its queue.
 func (w *wtx) requeue(old, cur *store.Execution) error {
 	oe, ce, was, is := engine.Entries(old, cur)
 	if !was && !is {
@@ -954,24 +980,24 @@ func (w *wtx) requeue(old, cur *store.Execution) error {
 		e = old
 	}
 	if w.tc != nil {
-		v := w.queueView(e.ThingName, true)
+		v := w.queueView(e.ThingName, e.Namespace, true)
 		if v == nil {
-			loaded, err := w.loadQueueView(e.ThingName)
+			loaded, err := w.loadQueueView(e.ThingName, e.Namespace)
 			if err != nil {
 				return err
 			}
 			v = loaded
-			w.tc.stage(w.tc.viewKey(e.ThingName), v)
+			w.tc.stage(w.tc.viewKey(e.ThingName, e.Namespace), v)
 		}
 		v.PutEntries(&oe, &ce, was, is)
 	}
 	if was && (!is || (oe.Status == store.StatusInProgress) != (ce.Status == store.StatusInProgress)) {
-		if err := w.del(queueKey(e.ThingName, &oe)); err != nil {
+		if err := w.del(queueKey(e.ThingName, e.Namespace, &oe)); err != nil {
 			return err
 		}
 	}
 	if is {
-		k := queueKey(e.ThingName, &ce)
+		k := queueKey(e.ThingName, e.Namespace, &ce)
 		return w.set(k, appendEntry(k[len(k):], &ce))
 	}
 	return nil

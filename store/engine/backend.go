@@ -98,10 +98,14 @@ type Reader interface {
 	// only, when job is set) by job id and number, after the cursor,
 	// until fn returns false.
 	EachExecutionOfThing(thing, job string, after Cursor, fn func(e *store.Execution) (bool, error)) error
-	// Queue returns up to limit entries of the thing's queue (its pending
-	// executions in "next" order: IN_PROGRESS first, then by QueueSeq),
-	// those after after, or from the head when after is nil.
-	Queue(thing string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error)
+	// Queue returns up to limit entries of the thing's queue of job
+	// namespace ns (its pending executions whose Namespace is ns, in
+	// "next" order: IN_PROGRESS first, then by QueueSeq), those after
+	// after, or from the head when after is nil.
+	Queue(thing, ns string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error)
+	// QueueNamespaces lists the namespaces whose queues on the thing may
+	// hold entries, in any order.
+	QueueNamespaces(thing string) ([]string, error)
 
 	// Thing returns a registered thing, or nil.
 	Thing(name string, lock LockMode) (*store.Thing, error)
@@ -162,10 +166,10 @@ type Tx interface {
 	LockThings(names []string, create, skipLocked bool) ([]string, error)
 	// LockThing is LockThings for one thing, waiting for its lock.
 	LockThing(name string, create bool) error
-	// ThingChanged records that the operation changed a thing's queue:
-	// c carries the notifications the change calls for (c.Notify and
-	// c.NotifyNext may both be false), head is the queue's head after it
-	// (nil when empty).
+	// ThingChanged records that the operation changed a thing's queue
+	// (that of namespace c.Namespace): c carries the notifications the
+	// change calls for (c.Notify and c.NotifyNext may both be false),
+	// head is the queue's head after it (nil when empty).
 	ThingChanged(c store.Change, head *store.PendingExecution)
 	// Emit records a change (an event message) for the change handler.
 	Emit(c store.Change)
@@ -205,8 +209,8 @@ type Tx interface {
 	DropRolloutTargets(job string) error
 
 	// PutExecution writes an execution with its index entries (by job,
-	// timer, the thing's queue); old is its previous state, nil for a new
-	// execution.
+	// timer, the thing's queue of its Namespace); old is its previous
+	// state, nil for a new execution.
 	PutExecution(old, cur *store.Execution) error
 	// DeleteExecution removes an execution with its index entries.
 	DeleteExecution(e *store.Execution) error

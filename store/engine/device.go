@@ -8,16 +8,16 @@ import (
 	"github.com/jobsbroker/jobsbroker/topics"
 )
 
-// GetPendingJobExecutions lists the thing's first pending executions.
-// Things need no registration: a thing nobody has targeted simply has
-// none.
+// GetPendingJobExecutions lists the thing's first pending executions of
+// jobs without a namespace (the queue of the plain jobs topics). Things
+// need no registration: a thing nobody has targeted simply has none.
 func (e *Engine) GetPendingJobExecutions(ctx context.Context, thing string) (*store.PendingExecutions, error) {
 	if err := store.ValidateThingName(thing); err != nil {
 		return nil, err
 	}
 	var out store.PendingExecutions
 	err := e.view(ctx, "get pending", func(t *txn) error {
-		list, err := t.queue(thing, store.MaxPendingListed)
+		list, err := t.queue(thing, "", store.MaxPendingListed)
 		if err != nil {
 			return err
 		}
@@ -30,8 +30,8 @@ func (e *Engine) GetPendingJobExecutions(ctx context.Context, thing string) (*st
 	return &out, nil
 }
 
-// StartNextPendingJobExecution starts the thing's next execution, or
-// returns the one already IN_PROGRESS.
+// StartNextPendingJobExecution starts the thing's next execution of a job
+// without a namespace, or returns the one already IN_PROGRESS.
 func (e *Engine) StartNextPendingJobExecution(ctx context.Context, in *store.StartNextInput) (*store.ExecutionOutput, error) {
 	if err := store.ValidateStartNext(in); err != nil {
 		return nil, err
@@ -39,7 +39,11 @@ func (e *Engine) StartNextPendingJobExecution(ctx context.Context, in *store.Sta
 	var out store.ExecutionOutput
 	err := e.onThing(ctx, "start next", in.ThingName, false, func(t *txn, th *thingTx) error {
 		out = store.ExecutionOutput{}
-		h, err := t.effectiveHead(th)
+		q, err := t.queueOf(th, "")
+		if err != nil {
+			return err
+		}
+		h, err := t.effectiveHead(th, q)
 		if err != nil || h == nil {
 			return err
 		}
@@ -71,7 +75,8 @@ func (e *Engine) StartNextPendingJobExecution(ctx context.Context, in *store.Sta
 	return &out, nil
 }
 
-// DescribeJobExecution returns one execution, or the next one for "$next".
+// DescribeJobExecution returns one execution, or for "$next" the next one
+// of the queue of in.Namespace.
 func (e *Engine) DescribeJobExecution(ctx context.Context, in *store.DescribeExecutionInput) (*store.ExecutionOutput, error) {
 	if err := store.ValidateDescribe(in, true); err != nil {
 		return nil, err
@@ -81,7 +86,7 @@ func (e *Engine) DescribeJobExecution(ctx context.Context, in *store.DescribeExe
 		out = store.ExecutionOutput{}
 		var ex *store.Execution
 		if in.JobID == topics.Next {
-			next, err := t.queue(in.ThingName, 1)
+			next, err := t.queue(in.ThingName, in.Namespace, 1)
 			if err != nil || len(next) == 0 {
 				return err
 			}

@@ -12,12 +12,14 @@
 // counts), and embeds the Engine in its Store.
 //
 // What an operation does to a thing is followed entry by entry: each
-// thing has a queue, one ordered entry per pending execution, and an
-// operation reads the head it starts from and writes the entries it
-// changes. Whether notify (an execution joined or left the queue) or
-// notify-next (the head changed) is due is decided from the entries it
-// touched, so the cost of an operation does not grow with how many
-// executions a thing has pending.
+// thing has a queue per job namespace (jobs without a namespace in ""),
+// one ordered entry per pending execution, and an operation reads the
+// head of each queue it changes before changing it, and writes the
+// entries it changes. Whether notify (an execution joined or left the
+// queue) or notify-next (the head changed) is due is decided, queue by
+// queue, from the entries it touched, so the cost of an operation does
+// not grow with how many executions a thing has pending, in its queue or
+// in the others.
 //
 // A job-level change (a cancellation, a deletion) applies to the job's
 // executions at once, as they read, and is written out in bounded steps;

@@ -119,6 +119,7 @@ func (t *txn) queueInto(th *thingTx, job *store.Job, lookup bool) error {
 		VersionNumber:   1,
 		QueueSeq:        seq,
 		JobSeq:          job.Seq,
+		Namespace:       job.NamespaceID,
 	}
 	return t.putExec(th, prev, ex)
 }
@@ -147,10 +148,7 @@ func (t *txn) queueMany(job *store.Job, things []string, lookup bool) error {
 // queueOn queues an execution of job on one held thing, with its
 // notifications.
 func (t *txn) queueOn(job *store.Job, thing string, lookup bool) error {
-	th, err := t.follow(thing)
-	if err != nil {
-		return err
-	}
+	th := t.follow(thing)
 	if err := t.queueInto(th, job, lookup); err != nil {
 		return err
 	}

@@ -127,26 +127,32 @@ func (e *Engine) DeleteThing(ctx context.Context, in *store.DeleteThingInput) er
 	})
 }
 
-// removeAllPending moves every pending execution of a deleted thing to
-// REMOVED.
+// removeAllPending moves every pending execution of a deleted thing, in
+// each of its queues, to REMOVED.
 func (t *txn) removeAllPending(thing string) error {
 	th, err := t.open(thing, false)
 	if err != nil {
 		return err
 	}
-	var after *store.PendingExecution
-	for {
-		q, err := t.r.Queue(thing, after, 1)
-		if err != nil {
-			return err
+	namespaces, err := t.r.QueueNamespaces(thing)
+	if err != nil {
+		return err
+	}
+	for _, ns := range namespaces {
+		var after *store.PendingExecution
+		for {
+			q, err := t.r.Queue(thing, ns, after, 1)
+			if err != nil {
+				return err
+			}
+			if len(q) == 0 {
+				break
+			}
+			if err := t.removeExecution(th, q[0].JobID, q[0].ExecutionNumber); err != nil {
+				return err
+			}
+			after = &q[0] // in case it stayed: the queue is walked once
 		}
-		if len(q) == 0 {
-			break
-		}
-		if err := t.removeExecution(th, q[0].JobID, q[0].ExecutionNumber); err != nil {
-			return err
-		}
-		after = &q[0] // in case it stayed: the queue is walked once
 	}
 	return t.close(th)
 }

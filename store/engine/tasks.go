@@ -276,10 +276,7 @@ func (t *txn) settleStep(job *store.Job, task *Task) (bool, error) {
 		if ex == nil {
 			continue
 		}
-		th, err := t.follow(k.Name)
-		if err != nil {
-			return false, err
-		}
+		th := t.follow(k.Name)
 		if s.Delete {
 			err = t.dropExec(th, ex)
 		} else {
@@ -350,10 +347,7 @@ func (t *txn) fireTimer(tm Timer) (bool, error) {
 	if err != nil || ex == nil || !ex.Deadline().Equal(tm.Deadline) {
 		return false, err
 	}
-	th, err := t.follow(tm.Thing)
-	if err != nil {
-		return false, err
-	}
+	th := t.follow(tm.Thing)
 	cur, err := t.current(th, ex)
 	if err != nil {
 		return false, err

@@ -6,13 +6,25 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 )
 
-// thingTx follows one thing through part of an operation: the head of its
-// queue when it was opened, and every queue entry the operation touched,
-// so that close can tell whether notify or notify-next is due without
-// reading the rest of the queue.
+// thingTx follows one thing through part of an operation. A thing has a
+// queue per job namespace (store.Change); for each queue the operation
+// looks at, thingTx keeps its head when the operation first looked and
+// every entry the operation touched, so that close can tell whether
+// notify or notify-next is due without reading the rest of the queue.
+// Queues are looked at lazily: an operation on jobs without a namespace
+// never reads another namespace's queue.
 type thingTx struct {
-	name    string
-	before  *store.PendingExecution // the head when opened; nil when the queue was empty
+	name   string
+	queues []*queueTx
+
+	q0       queueTx // the first queue looked at, without an allocation
+	queueArr [1]*queueTx
+}
+
+// queueTx is what an operation knows of one of the thing's queues.
+type queueTx struct {
+	ns      string
+	before  *store.PendingExecution // the head when first looked at; nil when the queue was empty
 	touched []touch
 
 	head     store.PendingExecution // before points here
@@ -30,24 +42,24 @@ type touch struct {
 
 // touch records an execution's change from old (nil: new) to cur (nil:
 // deleted).
-func (th *thingTx) touch(old, cur *store.Execution) {
+func (q *queueTx) touch(old, cur *store.Execution) {
 	e := cur
 	if e == nil {
 		e = old
 	}
 	var tc *touch
-	for i := range th.touched {
-		if th.touched[i].job == e.JobID && th.touched[i].n == e.ExecutionNumber {
-			tc = &th.touched[i]
+	for i := range q.touched {
+		if q.touched[i].job == e.JobID && q.touched[i].n == e.ExecutionNumber {
+			tc = &q.touched[i]
 			break
 		}
 	}
 	if tc == nil {
-		if th.touched == nil {
-			th.touched = th.touchArr[:0]
+		if q.touched == nil {
+			q.touched = q.touchArr[:0]
 		}
-		th.touched = append(th.touched, touch{job: e.JobID, n: e.ExecutionNumber, was: old != nil && old.Status.Pending()})
-		tc = &th.touched[len(th.touched)-1]
+		q.touched = append(q.touched, touch{job: e.JobID, n: e.ExecutionNumber, was: old != nil && old.Status.Pending()})
+		tc = &q.touched[len(q.touched)-1]
 	}
 	tc.pending = cur != nil && cur.Status.Pending()
 	if tc.pending {
@@ -56,30 +68,50 @@ func (th *thingTx) touch(old, cur *store.Execution) {
 }
 
 // open locks a thing (making its row with create, for operations that may
-// queue an execution) and reads the head of its queue.
+// queue an execution) and starts following it.
 func (t *txn) open(name string, create bool) (*thingTx, error) {
 	if err := t.tx.LockThing(name, create); err != nil {
 		return nil, err
 	}
-	return t.follow(name)
+	return t.follow(name), nil
 }
 
 // follow starts following a thing the transaction holds.
-func (t *txn) follow(name string) (*thingTx, error) {
-	head, err := t.r.Queue(name, nil, 1)
-	if err != nil {
-		return nil, err
-	}
+func (t *txn) follow(name string) *thingTx {
 	th := &t.thing0
 	if th.name != "" {
 		th = &thingTx{}
 	}
 	th.name = name
-	if len(head) > 0 {
-		th.head = head[0]
-		th.before = &th.head
+	return th
+}
+
+// queueOf returns what the operation knows of the thing's queue of
+// namespace ns, reading its head the first time: before the operation
+// writes to it.
+func (t *txn) queueOf(th *thingTx, ns string) (*queueTx, error) {
+	for _, q := range th.queues {
+		if q.ns == ns {
+			return q, nil
+		}
 	}
-	return th, nil
+	head, err := t.r.Queue(th.name, ns, nil, 1)
+	if err != nil {
+		return nil, err
+	}
+	q := &th.q0
+	if len(th.queues) > 0 {
+		q = &queueTx{}
+	} else {
+		th.queues = th.queueArr[:0]
+	}
+	q.ns = ns
+	if len(head) > 0 {
+		q.head = head[0]
+		q.before = &q.head
+	}
+	th.queues = append(th.queues, q)
+	return q, nil
 }
 
 func sameEntry(a, b *store.PendingExecution) bool {
@@ -89,28 +121,37 @@ func sameEntry(a, b *store.PendingExecution) bool {
 	return a.JobID == b.JobID && a.ExecutionNumber == b.ExecutionNumber
 }
 
-// close records the thing's change and the notifications it calls for:
-// notify when an execution joined or left the queue, notify-next when the
-// head changed.
+// close records, for each of the thing's queues the operation changed,
+// the change and the notifications it calls for: notify when an execution
+// joined or left the queue, notify-next when its head changed.
 func (t *txn) close(th *thingTx) error {
-	if len(th.touched) == 0 {
+	for _, q := range th.queues {
+		if err := t.closeQueue(th, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *txn) closeQueue(th *thingTx, q *queueTx) error {
+	if len(q.touched) == 0 {
 		return nil
 	}
-	head, err := t.headAfter(th)
+	head, err := t.headAfter(th, q)
 	if err != nil {
 		return err
 	}
 	notify := false
-	for _, tc := range th.touched {
+	for _, tc := range q.touched {
 		if tc.was != tc.pending {
 			notify = true
 			break
 		}
 	}
-	next := !sameEntry(th.before, head)
-	c := store.Change{ThingName: th.name, At: t.now}
+	next := !sameEntry(q.before, head)
+	c := store.Change{ThingName: th.name, Namespace: q.ns, At: t.now}
 	if notify {
-		list, err := t.queue(th.name, store.MaxPendingListed)
+		list, err := t.queue(th.name, q.ns, store.MaxPendingListed)
 		if err != nil {
 			return err
 		}
@@ -137,42 +178,42 @@ func (t *txn) close(th *thingTx) error {
 	return nil
 }
 
-// headAfter works out the head of the thing's queue after the operation.
-// The head it was opened with stays the head unless the operation removed
+// headAfter works out the head of a queue after the operation. The head
+// it was first looked at with stays the head unless the operation removed
 // it or touched an entry that now sorts before it; only when it was
 // removed is the queue read, and an execution found there whose job's
 // cancellation or deletion is not written out yet is written out first.
-func (t *txn) headAfter(th *thingTx) (*store.PendingExecution, error) {
-	head := th.before
-	for _, tc := range th.touched {
-		if th.before != nil && tc.job == th.before.JobID && tc.n == th.before.ExecutionNumber {
+func (t *txn) headAfter(th *thingTx, q *queueTx) (*store.PendingExecution, error) {
+	head := q.before
+	for _, tc := range q.touched {
+		if q.before != nil && tc.job == q.before.JobID && tc.n == q.before.ExecutionNumber {
 			if !tc.pending {
-				return t.effectiveHead(th)
+				return t.effectiveHead(th, q)
 			}
 			head = nil // its entry as it is now comes below
 			break
 		}
 	}
-	for i := range th.touched {
-		if tc := &th.touched[i]; tc.pending && (head == nil || store.ComparePending(&tc.now, head) < 0) {
+	for i := range q.touched {
+		if tc := &q.touched[i]; tc.pending && (head == nil || store.ComparePending(&tc.now, head) < 0) {
 			head = &tc.now
 		}
 	}
 	return head, nil
 }
 
-// effectiveHead reads the head of the thing's queue, writing out first
-// the executions there that a canceled or deleted job has ended.
-func (t *txn) effectiveHead(th *thingTx) (*store.PendingExecution, error) {
-	if h := th.before; h != nil && len(th.touched) == 0 && !t.r.Settling(h.JobID) {
+// effectiveHead reads the head of a queue, writing out first the
+// executions there that a canceled or deleted job has ended.
+func (t *txn) effectiveHead(th *thingTx, q *queueTx) (*store.PendingExecution, error) {
+	if h := q.before; h != nil && len(q.touched) == 0 && !t.r.Settling(h.JobID) {
 		return h, nil
 	}
 	for {
-		q, err := t.r.Queue(th.name, nil, 1)
-		if err != nil || len(q) == 0 {
+		list, err := t.r.Queue(th.name, q.ns, nil, 1)
+		if err != nil || len(list) == 0 {
 			return nil, err
 		}
-		h := &q[0]
+		h := &list[0]
 		if !t.r.Settling(h.JobID) {
 			return h, nil
 		}
@@ -245,14 +286,15 @@ func (t *txn) effective(e *store.Execution) (*store.Execution, error) {
 	return e, nil
 }
 
-// queue returns the first limit entries of the thing's queue as they read:
-// entries a canceled or deleted job has ended are left out.
-func (t *txn) queue(thing string, limit int) ([]store.PendingExecution, error) {
+// queue returns the first limit entries of the thing's queue of
+// namespace ns as they read: entries a canceled or deleted job has ended
+// are left out.
+func (t *txn) queue(thing, ns string, limit int) ([]store.PendingExecution, error) {
 	var out []store.PendingExecution
 	var after *store.PendingExecution
 	for len(out) < limit {
 		want := limit - len(out)
-		got, err := t.r.Queue(thing, after, want)
+		got, err := t.r.Queue(thing, ns, after, want)
 		if err != nil {
 			return nil, err
 		}
@@ -295,10 +337,19 @@ func (t *txn) putExec(th *thingTx, old, cur *store.Execution) error {
 	if old != nil && old.ExecutionNumber == cur.ExecutionNumber {
 		same = old
 	}
+	var q *queueTx
+	if cur.Status.Pending() || (same != nil && same.Status.Pending()) {
+		var err error
+		if q, err = t.queueOf(th, cur.Namespace); err != nil {
+			return err
+		}
+	}
 	if err := t.tx.PutExecution(same, cur); err != nil {
 		return err
 	}
-	th.touch(same, cur)
+	if q != nil {
+		q.touch(same, cur)
+	}
 	switch {
 	case old == nil:
 		t.addCount(cur.JobID, cur.Status, 1)
@@ -321,10 +372,19 @@ func (t *txn) putExec(th *thingTx, old, cur *store.Execution) error {
 
 // dropExec deletes an execution; counts are the caller's business.
 func (t *txn) dropExec(th *thingTx, e *store.Execution) error {
+	var q *queueTx
+	if e.Status.Pending() {
+		var err error
+		if q, err = t.queueOf(th, e.Namespace); err != nil {
+			return err
+		}
+	}
 	if err := t.tx.DeleteExecution(e); err != nil {
 		return err
 	}
-	th.touch(e, nil)
+	if q != nil {
+		q.touch(e, nil)
+	}
 	t.executionEvent(e, "deleted")
 	if !e.Deadline().IsZero() {
 		t.tx.TimersChanged()

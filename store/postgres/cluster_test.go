@@ -431,3 +431,71 @@ func TestClusterEvents(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestClusterNamespaces: each job namespace of a thing is a queue of its
+// own across nodes too. B hears A's changes to a namespaced queue as
+// changes of that namespace, and of no other; a non-head execution of the
+// namespace started by id while another namespace's is IN_PROGRESS gives
+// that namespace a notify-next; and after B's listener was cut, B re-reads
+// every queue of the thing and hands over what changed in each.
+func TestClusterNamespaces(t *testing.T) {
+	const thing, ns = "gg-1", "aws-gg-deployment"
+	c := newCluster(t, 16, nil, []string{thing})
+	in := func(namespace string) func(ch store.Change) bool {
+		return func(ch store.Change) bool { return ch.ThingName == thing && ch.Namespace == namespace }
+	}
+	nsNext := func(job string) func(ch store.Change) bool {
+		return func(ch store.Change) bool {
+			return in(ns)(ch) && ch.NotifyNext && ((job == "" && ch.Next == nil) || (ch.Next != nil && ch.Next.JobID == job))
+		}
+	}
+	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "other", NamespaceID: "other-ns"}}, thing)
+	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "d1", NamespaceID: ns}}, thing)
+	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "d2", NamespaceID: ns}}, thing)
+	got := c.rb.waitFor(t, "B hears of d1 in the namespace", crossNode, nsNext("d1"))
+	if got.NextDocument != `{"operation":"d1"}` {
+		t.Fatalf("B's change = %+v", got)
+	}
+	c.rb.waitFor(t, "B hears d2 join the namespace", crossNode, func(ch store.Change) bool {
+		return in(ns)(ch) && ch.Notify && len(ch.Pending) == 2
+	})
+
+	// The other namespace's job goes IN_PROGRESS, then d2, not the
+	// namespace's head, by id: only the namespace hears, of d2 as next.
+	for _, job := range []string{"other", "d2"} {
+		if _, err := c.a.UpdateJobExecution(c.ctx, &store.UpdateExecutionInput{ThingName: thing, JobID: job, Status: store.StatusInProgress}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.rb.waitFor(t, "B hears d2 is the namespace's next", crossNode, nsNext("d2"))
+
+	// B's listener is cut; meanwhile d2 succeeds through A. Once B is
+	// back, it hands over the namespace's change: d1 next again.
+	pid := c.b.ListenerPID()
+	if _, err := c.a.pool.Exec(c.ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Eventually(t, "B notices", func() error {
+		if c.b.ListenerPID() == pid {
+			return fmt.Errorf("still listening on %d", pid)
+		}
+		return nil
+	})
+	if _, err := c.a.UpdateJobExecution(c.ctx, &store.UpdateExecutionInput{ThingName: thing, JobID: "d2", Status: store.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	// d1 was next once before (when created); now again, with notify.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.rb.matching(nsNext("d1"))) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("B did not hear d1 is next again after reconnecting: %+v", c.rb.matching(in(ns)))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if again := c.rb.matching(nsNext("d1"))[1]; !again.Notify || len(again.Pending) != 1 {
+		t.Fatalf("B's change after reconnecting = %+v, want notify listing d1", again)
+	}
+	if got := c.rb.matching(in("")); len(got) != 0 {
+		t.Fatalf("B handed over %d changes of the plain queue, which never changed: %+v", len(got), got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,21 +21,23 @@ import (
 // A transaction that produces notifications (store.Change) sends, inside
 // itself, pg_notify on the store's channel with the names of the things
 // concerned; PostgreSQL delivers it to the listening nodes when, and only
-// if, the transaction commits. A notification is a hint, never the truth:
-// the node that receives it re-reads the head of the thing's queue and
-// its revisions, compares them with what it last delivered for the thing
-// (its baseline: thing_state.rev, members_rev, which moves whenever an
-// execution joins or leaves the queue, and the head), and hands the
+// if, the transaction commits. Everything here is per queue: a thing has
+// one for jobs without a namespace and one per job namespace it has had
+// (a queueKey), each with its own revisions. A notification is a hint,
+// never the truth: the node that receives it re-reads the head of the
+// queue and its revisions, compares them with what it last delivered for
+// the queue (its baseline: the rev, the members_rev, which moves whenever
+// an execution joins or leaves the queue, and the head), and hands the
 // handler a Change only when the members (notify) or the head
 // (notify-next) differ. A read older than the baseline is ignored, so
-// hints may arrive late, twice, or out of order. A thing without a baseline
-// (nothing delivered for it yet) takes the notify and notify-next flags
-// the origin sent with the hint.
+// hints may arrive late, twice, or out of order. A queue without a
+// baseline (nothing delivered for it yet) takes the notify and
+// notify-next flags the origin sent with the hint.
 //
-// Baselines are kept for the things of the node's Interest only: every
-// change this node commits for such a thing moves its baseline, every
-// remote change it delivers too, and a periodic sweep gives one to the
-// things that became interesting meanwhile. After the listening
+// Baselines are kept for the queues of the things of the node's Interest
+// only: every change this node commits for such a queue moves its
+// baseline, every remote change it delivers too, and a periodic sweep
+// gives baselines to the things that became interesting meanwhile. After the listening
 // connection drops, the node reconnects, listens again and then re-reads
 // every thing of its Interest, delivering whatever changed while it was
 // deaf.
@@ -61,7 +64,26 @@ func (s *Store) SetInterest(i store.Interest) {
 	s.resyncMu.Unlock()
 }
 
-// seenState is what a node last delivered for a thing.
+// queueKey names one of a thing's queues: that of jobs without a
+// namespace (ns ""), or that of a job namespace.
+type queueKey struct{ thing, ns string }
+
+// String is the key as hints carry it: the thing, then "/" and the
+// namespace for a namespaced queue ('/' is in neither a thing name nor a
+// namespace).
+func (k queueKey) String() string {
+	if k.ns == "" {
+		return k.thing
+	}
+	return k.thing + "/" + k.ns
+}
+
+func parseQueueKey(s string) queueKey {
+	thing, ns, _ := strings.Cut(s, "/")
+	return queueKey{thing, ns}
+}
+
+// seenState is what a node last delivered for a queue.
 type seenState struct {
 	rev     int64
 	members int64   // members_rev
@@ -87,11 +109,11 @@ func headOf(p *store.PendingExecution) headKey {
 	return headKey{p.JobID, p.ExecutionNumber}
 }
 
-// hint is one thing named in a notification, with the flags its origin
+// hint is one queue named in a notification, with the flags its origin
 // computed.
 type hint struct {
-	thing        string
-	rev          int64 // the thing's revision after the change
+	queue        queueKey
+	rev          int64 // the queue's revision after the change
 	notify, next bool
 	flagged      bool // the origin's flags are known
 }
@@ -110,6 +132,9 @@ const (
 	readChunk   = 500
 )
 
+// queueState returns the transaction's state of a delivered queue.
+func (w *wtx) queueState(k queueKey) *queueState { return w.things[k.thing].queue(k.ns) }
+
 // queueHints queues the transaction's notifications to the other nodes.
 func (w *wtx) queueHints() {
 	prefix := func(kind byte) string { return string(kind) + "|" + w.s.node + "|" }
@@ -120,11 +145,12 @@ func (w *wtx) queueHints() {
 			b.Reset()
 		}
 	}
-	for _, name := range w.delivered {
-		st := w.things[name]
-		if !st.notify && !st.next {
+	for _, k := range w.delivered {
+		q := w.queueState(k)
+		if !q.notify && !q.next {
 			continue
 		}
+		name := k.String()
 		if b.Len()+len(name)+24 > maxPayload {
 			send()
 		}
@@ -134,14 +160,14 @@ func (w *wtx) queueHints() {
 			b.WriteByte(',')
 		}
 		switch {
-		case st.notify && st.next:
+		case q.notify && q.next:
 			b.WriteByte(flagBoth)
-		case st.notify:
+		case q.notify:
 			b.WriteByte(flagNotify)
 		default:
 			b.WriteByte(flagNext)
 		}
-		b.WriteString(strconv.FormatInt(st.rev, 10))
+		b.WriteString(strconv.FormatInt(q.rev, 10))
 		b.WriteByte(':')
 		b.WriteString(name)
 	}
@@ -171,12 +197,20 @@ func (w *wtx) queueHints() {
 
 // deliveredThings lists the things whose delivery order the commit must
 // keep: those whose queues it changed.
-func (w *wtx) deliveredThings() []string { return w.delivered }
+func (w *wtx) deliveredThings() []string {
+	things := make([]string, 0, len(w.delivered))
+	for _, k := range w.delivered {
+		if len(things) == 0 || things[len(things)-1] != k.thing {
+			things = append(things, k.thing)
+		}
+	}
+	return things
+}
 
-// measure fixes, before the commit, the changes of the things whose
+// measure fixes, before the commit, the changes of the queues whose
 // baselines are older than what the transaction found locked: another
 // node changed them, and this node has not delivered that yet. Such a
-// thing gets one change, measured from its baseline: notify when its
+// queue gets one change, measured from its baseline: notify when its
 // members_rev moved since, notify-next when its head is another. The
 // caller holds the things' stripes, so the baselines stay as measured
 // until deliverLocal moves them.
@@ -185,17 +219,17 @@ func (s *Store) measure(w *wtx) error {
 	if ix == nil {
 		return nil
 	}
-	for _, name := range w.delivered {
-		st := w.things[name]
-		prev := s.stripes[stripeOf(name)].seen[name]
-		if !ix.Has(name) || prev == nil || prev.rev >= st.lockedRev {
+	for _, k := range w.delivered {
+		q := w.queueState(k)
+		prev := s.stripes[stripeOf(k.thing)].seen[k]
+		if !ix.Has(k.thing) || prev == nil || prev.rev >= q.lockedRev {
 			continue
 		}
-		c := store.Change{ThingName: name, At: w.now, After: store.NotifyAfter(w.ctx),
-			Notify: prev.members != st.membersRev, NotifyNext: prev.head != headOf(st.head)}
+		c := store.Change{ThingName: k.thing, Namespace: k.ns, At: w.now, After: store.NotifyAfter(w.ctx),
+			Notify: prev.members != q.membersRev, NotifyNext: prev.head != headOf(q.head)}
 		kept := w.changes[:0]
 		for _, old := range w.changes {
-			if old.ThingName != name || old.Event != nil {
+			if old.ThingName != k.thing || old.Namespace != k.ns || old.Event != nil {
 				kept = append(kept, old)
 			}
 		}
@@ -204,14 +238,14 @@ func (s *Store) measure(w *wtx) error {
 			continue
 		}
 		if c.Notify {
-			list, err := w.Queue(name, nil, store.MaxPendingListed)
+			list, err := w.Queue(k.thing, k.ns, nil, store.MaxPendingListed)
 			if err != nil {
 				return err
 			}
 			c.Pending = list
 		}
-		if h := st.head; c.NotifyNext && h != nil {
-			e, err := w.Execution(name, h.JobID, h.ExecutionNumber)
+		if h := q.head; c.NotifyNext && h != nil {
+			e, err := w.Execution(k.thing, h.JobID, h.ExecutionNumber)
 			if err != nil {
 				return err
 			}
@@ -227,21 +261,21 @@ func (s *Store) measure(w *wtx) error {
 }
 
 // deliverLocal hands a committed transaction's changes to the handler and
-// moves the baselines of the things it changed. The caller holds their
+// moves the baselines of the queues it changed. The caller holds their
 // stripes.
 func (s *Store) deliverLocal(w *wtx) {
 	if ix := s.interest.Load(); ix != nil {
-		for _, name := range w.delivered {
-			if ix.Has(name) {
-				st := w.things[name]
-				s.stripes[stripeOf(name)].seen[name] = &seenState{rev: st.rev, members: st.membersRev, head: headOf(st.head)}
+		for _, k := range w.delivered {
+			if ix.Has(k.thing) {
+				q := w.queueState(k)
+				s.stripes[stripeOf(k.thing)].seen[k] = &seenState{rev: q.rev, members: q.membersRev, head: headOf(q.head)}
 			}
 		}
 	}
 	s.hand(w.changes)
 }
 
-// parseHints reads the things of a notification.
+// parseHints reads the queues of a notification.
 func parseHints(data string) []hint {
 	var out []hint
 	for _, e := range strings.Split(data, ",") {
@@ -253,7 +287,7 @@ func parseHints(data string) []hint {
 		if !ok || err != nil {
 			continue
 		}
-		h := hint{thing: name, rev: rev, flagged: true}
+		h := hint{queue: parseQueueKey(name), rev: rev, flagged: true}
 		switch e[0] {
 		case flagNotify:
 			h.notify = true
@@ -285,7 +319,7 @@ func (s *Store) handleNotification(ctx context.Context, payload string) {
 		}
 		var mine []hint
 		for _, h := range parseHints(data) {
-			if ix.Has(h.thing) {
+			if ix.Has(h.queue.thing) {
 				mine = append(mine, h)
 			}
 		}
@@ -313,7 +347,7 @@ func (s *Store) handleNotification(ctx context.Context, payload string) {
 	}
 }
 
-// markDirty queues things for the refresher; all asks it to re-read every
+// markDirty queues queues for the refresher; all asks it to re-read every
 // thing of the Interest.
 func (s *Store) markDirty(hints []hint, all bool) {
 	if len(hints) == 0 && !all {
@@ -321,15 +355,15 @@ func (s *Store) markDirty(hints []hint, all bool) {
 	}
 	s.resyncMu.Lock()
 	if s.dirty == nil {
-		s.dirty = map[string]hint{}
+		s.dirty = map[queueKey]hint{}
 	}
 	for _, h := range hints {
-		if old, ok := s.dirty[h.thing]; ok {
+		if old, ok := s.dirty[h.queue]; ok {
 			h.notify, h.next = h.notify || old.notify, h.next || old.next
 			h.flagged = h.flagged || old.flagged
 			h.rev = max(h.rev, old.rev)
 		}
-		s.dirty[h.thing] = h
+		s.dirty[h.queue] = h
 	}
 	if all {
 		s.resyncAll = true
@@ -344,7 +378,7 @@ func (s *Store) markDirty(hints []hint, all bool) {
 // listenState is the part of Store that the listener and refresher share.
 type listenState struct {
 	resyncMu  sync.Mutex
-	dirty     map[string]hint
+	dirty     map[queueKey]hint
 	resyncAll bool
 	needSweep bool
 	dirtySig  chan struct{}
@@ -447,9 +481,11 @@ func (s *Store) refreshLoop() {
 			err = s.refresh(ctx, ix, ix.Things(), nil, true)
 		}
 		if err == nil && len(batch) > 0 {
-			names := make([]string, 0, len(batch))
-			for name := range batch {
-				names = append(names, name)
+			var names []string
+			for k := range batch {
+				if !slices.Contains(names, k.thing) {
+					names = append(names, k.thing)
+				}
 			}
 			err = s.refresh(ctx, ix, names, batch, true)
 		}
@@ -475,22 +511,24 @@ func (s *Store) refreshLoop() {
 	}
 }
 
-// snapshot is a thing's queue as another node left it: its revisions,
-// its first entries (as they read) and its head.
+// snapshot is a queue as another node left it: its revisions, its first
+// entries (as they read) and its head.
 type snapshot struct {
 	rev, members int64
 	list         store.PendingSet
 	head         *store.Execution
 }
 
-// readSnapshots reads the queues of things in one statement, which sees
+// readSnapshots reads every queue of things in one statement, which sees
 // one snapshot of the database. Things that never had an execution are
 // absent from the result.
-func (s *Store) readSnapshots(ctx context.Context, things []string) (map[string]*snapshot, error) {
-	rows, err := s.pool.Query(ctx, `SELECT ts.thing_name, ts.rev, ts.members_rev, q.record, j.seq, j.status, j.force_canceled, j.updated_ns
+func (s *Store) readSnapshots(ctx context.Context, things []string) (map[queueKey]*snapshot, error) {
+	rows, err := s.pool.Query(ctx, `SELECT ts.thing_name, n.ns, n.rev, n.members, q.record, j.seq, j.status, j.force_canceled, j.updated_ns
 		FROM thing_state ts
+		CROSS JOIN LATERAL (SELECT ''::text AS ns, ts.rev, ts.members_rev AS members
+			UNION ALL SELECT key, (value->>0)::bigint, (value->>1)::bigint FROM jsonb_each(ts.ns_state)) n
 		LEFT JOIN LATERAL (SELECT e.record, e.job_id FROM executions e
-			WHERE e.thing_name = ts.thing_name AND e.status IN ('QUEUED', 'IN_PROGRESS')
+			WHERE e.thing_name = ts.thing_name AND e.namespace_id = n.ns AND e.status IN ('QUEUED', 'IN_PROGRESS')
 			ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $2) q ON true
 		LEFT JOIN jobs j ON j.job_id = q.job_id
 		WHERE ts.thing_name = ANY($1)`, things, 2*store.MaxPendingListed)
@@ -498,20 +536,20 @@ func (s *Store) readSnapshots(ctx context.Context, things []string) (map[string]
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]*snapshot{}
-	heads := map[string][]*store.Execution{}
+	out := map[queueKey]*snapshot{}
+	heads := map[queueKey][]*store.Execution{}
 	for rows.Next() {
-		var name string
+		var k queueKey
 		var rev, members int64
 		var rec []byte
 		var seq, updated *int64
 		var status *string
 		var force *bool
-		if err := rows.Scan(&name, &rev, &members, &rec, &seq, &status, &force, &updated); err != nil {
+		if err := rows.Scan(&k.thing, &k.ns, &rev, &members, &rec, &seq, &status, &force, &updated); err != nil {
 			return nil, err
 		}
-		if out[name] == nil {
-			out[name] = &snapshot{rev: rev, members: members}
+		if out[k] == nil {
+			out[k] = &snapshot{rev: rev, members: members}
 		}
 		if rec == nil {
 			continue
@@ -525,18 +563,18 @@ func (s *Store) readSnapshots(ctx context.Context, things []string) (map[string]
 			job = &store.Job{JobID: e.JobID, Seq: uint64(*seq), Status: store.JobStatus(*status), ForceCanceled: *force, LastUpdatedAt: fromNanos(*updated)}
 		}
 		if store.JobStateEffect(job, e) == store.EffectNone {
-			heads[name] = append(heads[name], e)
+			heads[k] = append(heads[k], e)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for name, list := range heads {
+	for k, list := range heads {
 		slices.SortFunc(list, func(a, b *store.Execution) int {
 			sa, sb := a.Summary(), b.Summary()
 			return store.ComparePending(&sa, &sb)
 		})
-		sn := out[name]
+		sn := out[k]
 		sn.head = list[0]
 		for _, e := range list[:min(len(list), store.MaxPendingListed)] {
 			sn.list = append(sn.list, e.Summary())
@@ -545,9 +583,9 @@ func (s *Store) readSnapshots(ctx context.Context, things []string) (map[string]
 	return out, nil
 }
 
-// refresh re-reads things and, with emit, hands over their changes; it
-// moves their baselines either way.
-func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hints map[string]hint, emit bool) error {
+// refresh re-reads the queues of things and, with emit, hands over their
+// changes; it moves their baselines either way.
+func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hints map[queueKey]hint, emit bool) error {
 	for len(names) > 0 {
 		chunk := names[:min(readChunk, len(names))]
 		names = names[len(chunk):]
@@ -574,12 +612,34 @@ func (s *Store) refresh(ctx context.Context, ix *interestBox, names []string, hi
 				}
 			}
 		}
-		for _, name := range mine {
-			h, hinted := hints[name]
-			s.compare(name, snaps[name], docs, h, hinted && emit, emit)
+		// Every queue the snapshot has, a hint names, or a baseline
+		// knows; and the plain queue of every thing, which a thing
+		// without executions lacks.
+		queues := map[queueKey]bool{}
+		for _, n := range mine {
+			queues[queueKey{thing: n}] = true
+		}
+		for k := range snaps {
+			queues[k] = true
+		}
+		for k := range hints {
+			if slices.Contains(mine, k.thing) {
+				queues[k] = true
+			}
+		}
+		for _, k := range slices.SortedFunc(maps.Keys(queues), compareQueueKeys) {
+			h, hinted := hints[k]
+			s.compare(k, snaps[k], docs, h, hinted && emit, emit)
 		}
 	}
 	return nil
+}
+
+func compareQueueKeys(a, b queueKey) int {
+	if c := strings.Compare(a.thing, b.thing); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ns, b.ns)
 }
 
 // document reads a job's document, through the engine's cache.
@@ -599,10 +659,10 @@ func (s *Store) document(ctx context.Context, job string, seq uint64) (string, e
 	return doc, nil
 }
 
-// compare hands over a thing's change, if any, since its baseline, and
+// compare hands over a queue's change, if any, since its baseline, and
 // moves the baseline. Without a baseline, the hint's flags (when it has
 // them) say what is due.
-func (s *Store) compare(name string, sn *snapshot, docs map[uint64]string, h hint, useFlags, emit bool) {
+func (s *Store) compare(k queueKey, sn *snapshot, docs map[uint64]string, h hint, useFlags, emit bool) {
 	cur := &seenState{}
 	var list store.PendingSet
 	var head *store.Execution
@@ -612,16 +672,16 @@ func (s *Store) compare(name string, sn *snapshot, docs map[uint64]string, h hin
 			cur.head = headKey{head.JobID, head.ExecutionNumber}
 		}
 	}
-	st := &s.stripes[stripeOf(name)]
+	st := &s.stripes[stripeOf(k.thing)]
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	prev := st.seen[name]
+	prev := st.seen[k]
 	var notify, next bool
 	switch {
 	case !emit:
 		if prev == nil {
 			cur.swept = true
-			st.seen[name] = cur
+			st.seen[k] = cur
 		}
 		return
 	case prev != nil && cur.rev <= prev.rev:
@@ -637,17 +697,17 @@ func (s *Store) compare(name string, sn *snapshot, docs map[uint64]string, h hin
 		if prev.swept && useFlags && h.flagged && h.rev > prev.floor {
 			notify, next = notify || h.notify, next || h.next
 		}
-		st.seen[name] = cur
+		st.seen[k] = cur
 	default:
 		if useFlags && h.flagged {
 			notify, next = h.notify, h.next
 		}
-		st.seen[name] = cur
+		st.seen[k] = cur
 	}
 	if !notify && !next {
 		return
 	}
-	c := store.Change{ThingName: name, At: s.clock.Now()}
+	c := store.Change{ThingName: k.thing, Namespace: k.ns, At: s.clock.Now()}
 	if notify {
 		c.Notify, c.Pending = true, list
 	}
@@ -661,15 +721,15 @@ func (s *Store) compare(name string, sn *snapshot, docs map[uint64]string, h hin
 	s.hand([]store.Change{c})
 }
 
-// sweepBaselines reads the things of the Interest that have no baseline
-// (without handing anything over), and forgets the baselines of things
-// that are no longer of interest.
+// sweepBaselines reads the queues of the things of the Interest that have
+// no baseline (without handing anything over), and forgets the baselines
+// of things that are no longer of interest.
 func (s *Store) sweepBaselines(ctx context.Context, ix *interestBox) error {
 	var missing []string
 	for _, name := range ix.Things() {
 		st := &s.stripes[stripeOf(name)]
 		st.mu.Lock()
-		_, ok := st.seen[name]
+		_, ok := st.seen[queueKey{thing: name}]
 		st.mu.Unlock()
 		if !ok {
 			missing = append(missing, name)
@@ -681,9 +741,9 @@ func (s *Store) sweepBaselines(ctx context.Context, ix *interestBox) error {
 	for i := range s.stripes {
 		st := &s.stripes[i]
 		st.mu.Lock()
-		for name := range st.seen {
-			if !ix.Has(name) {
-				delete(st.seen, name)
+		for k := range st.seen {
+			if !ix.Has(k.thing) {
+				delete(st.seen, k)
 			}
 		}
 		st.mu.Unlock()

@@ -218,7 +218,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		TaskBatch: opts.TaskBatch, EnableEvents: opts.EnableEvents})
 	s.deliveries.init()
 	for i := range s.stripes {
-		s.stripes[i].seen = map[string]*seenState{}
+		s.stripes[i].seen = map[queueKey]*seenState{}
 	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
@@ -538,7 +538,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	if ferr != nil && !engine.IsRejection(ferr) {
 		return ferr
 	}
-	w.finish()
+	if err := w.finish(); err != nil {
+		return err
+	}
 	if gate := store.NotifyAfter(ctx); gate != nil {
 		for i := range w.changes {
 			w.changes[i].After = gate
@@ -656,7 +658,7 @@ func (d *deliveries) settle() {
 // delivered for the things that hash to it.
 type stripe struct {
 	mu   sync.Mutex
-	seen map[string]*seenState
+	seen map[queueKey]*seenState
 }
 
 func stripeOf(thing string) int {

@@ -42,7 +42,7 @@ type wtx struct {
 	configChanged bool
 	writes        int
 	after         []func()
-	delivered     []string // things whose baselines this commit moves
+	delivered     []queueKey // queues whose baselines this commit moves
 }
 
 var (
@@ -518,10 +518,11 @@ func (w *wtx) Execution(thing, job string, n int64) (*store.Execution, error) {
 }
 
 // LatestExecution loads the execution of job on thing with the highest
-// number: the pending one, when the thing's queue view holds it.
+// number: the pending one, when the view of the thing's queue of jobs
+// without a namespace holds it.
 func (w *wtx) LatestExecution(thing, job string) (*store.Execution, error) {
-	if st := w.things[thing]; st != nil && st.view != nil {
-		if n, ok := st.view.Find(job); ok {
+	if st := w.things[thing]; st != nil && st.plain.view != nil {
+		if n, ok := st.plain.view.Find(job); ok {
 			return w.Execution(thing, job, n)
 		}
 	}
@@ -608,11 +609,11 @@ func (w *wtx) saveExec(e *store.Execution) error {
 	if err != nil {
 		return fmt.Errorf("encode execution: %w", err)
 	}
-	w.queue(`INSERT INTO executions (thing_name, job_id, execution_number, status, deadline_ns, queue_seq, record)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	w.queue(`INSERT INTO executions (thing_name, job_id, execution_number, status, deadline_ns, queue_seq, namespace_id, record)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (thing_name, job_id, execution_number) DO UPDATE
 		SET status = EXCLUDED.status, deadline_ns = EXCLUDED.deadline_ns, queue_seq = EXCLUDED.queue_seq, record = EXCLUDED.record`,
-		e.ThingName, e.JobID, e.ExecutionNumber, string(e.Status), nanos(e.Deadline()), int64(e.QueueSeq), rec)
+		e.ThingName, e.JobID, e.ExecutionNumber, string(e.Status), nanos(e.Deadline()), int64(e.QueueSeq), e.Namespace, rec)
 	w.execs[keyOf(e)] = e.Clone()
 	w.writes++
 	return nil
@@ -637,27 +638,42 @@ func (w *wtx) DeleteExecution(e *store.Execution) error {
 	return nil
 }
 
-// requeue keeps the thing's queue view in step with an execution's change.
+// requeue keeps the view of the execution's queue in step with its
+// change.
 func (w *wtx) requeue(old, cur *store.Execution) {
 	e := cur
 	if e == nil {
 		e = old
 	}
 	st := w.things[e.ThingName]
-	if st == nil || st.view == nil {
+	if st == nil {
 		return
 	}
+	q := st.known(e.Namespace)
+	if q == nil || q.view == nil {
+		return // read from the database when needed, with this write
+	}
 	if oe, ce, was, is := engine.Entries(old, cur); was || is {
-		st.view.PutEntries(&oe, &ce, was, is)
+		q.view.PutEntries(&oe, &ce, was, is)
 	}
 }
 
 // ---- queues and things ----
 
-// thingState is what a transaction knows about one thing.
+// thingState is what a transaction knows about one thing: the row lock it
+// holds, and its queues.
 type thingState struct {
-	name       string
-	locked     bool
+	name   string
+	locked bool
+	plain  queueState    // the queue of jobs without a namespace
+	ns     []*queueState // the namespaced queues, as met
+}
+
+// queueState is what a transaction knows about one of a thing's queues.
+// Its revisions are thing_state.rev and members_rev for the plain queue,
+// and kept in thing_state.ns_state for the others.
+type queueState struct {
+	ns         string
 	rev        int64 // as locked, then as this transaction leaves it
 	lockedRev  int64 // as locked
 	membersRev int64 // as locked, then as this transaction leaves it
@@ -668,30 +684,111 @@ type thingState struct {
 	head       *store.PendingExecution
 }
 
+// known returns the state of the thing's queue of namespace ns, nil when
+// the transaction has not met it.
+func (st *thingState) known(ns string) *queueState {
+	if ns == "" {
+		return &st.plain
+	}
+	for _, q := range st.ns {
+		if q.ns == ns {
+			return q
+		}
+	}
+	return nil
+}
+
+// queue returns the state of the thing's queue of namespace ns, starting
+// one (a queue the thing never had: revisions 0).
+func (st *thingState) queue(ns string) *queueState {
+	if q := st.known(ns); q != nil {
+		return q
+	}
+	q := &queueState{ns: ns}
+	st.ns = append(st.ns, q)
+	return q
+}
+
+// queues lists the thing's queues the transaction knows, the plain one
+// first.
+func (st *thingState) queues() []*queueState {
+	return append([]*queueState{&st.plain}, st.ns...)
+}
+
+// setNSState reads thing_state.ns_state into the namespaced queues.
+func (st *thingState) setNSState(raw []byte) error {
+	if len(raw) <= 2 { // {}
+		return nil
+	}
+	var m map[string][2]int64
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("decode the queue revisions of %s: %w", st.name, err)
+	}
+	for ns, revs := range m {
+		q := st.queue(ns)
+		q.rev, q.lockedRev, q.membersRev = revs[0], revs[0], revs[1]
+	}
+	return nil
+}
+
+// nsState encodes the revisions of the namespaced queues for
+// thing_state.ns_state.
+func (st *thingState) nsState() ([]byte, error) {
+	m := make(map[string][2]int64, len(st.ns))
+	for _, q := range st.ns {
+		if q.rev != 0 || q.membersRev != 0 {
+			m[q.ns] = [2]int64{q.rev, q.membersRev}
+		}
+	}
+	return json.Marshal(m)
+}
+
 // queueCols are what a queue read returns: the execution, and the head of
 // its job.
 const queueCols = `e.record, j.rev, j.seq, j.status, j.force_canceled, j.updated_ns, j.target_selection, j.namespace_id`
 
-// Queue reads a thing's queue: through its view when the transaction
-// holds the thing, else from the index.
-func (w *wtx) Queue(thing string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
-	if st := w.things[thing]; st != nil && st.view != nil {
-		return st.view.Read(after, limit, func(bound *store.PendingExecution, n int) ([]store.PendingExecution, error) {
-			return w.readQueue(thing, bound, n)
-		})
+// Queue reads a thing's queue of namespace ns: through its view when the
+// transaction holds the thing (reading the first entries into one the
+// first time), else from the index.
+func (w *wtx) Queue(thing, ns string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
+	st := w.things[thing]
+	if st == nil || !st.locked {
+		return w.readQueue(thing, ns, after, limit)
 	}
-	return w.readQueue(thing, after, limit)
+	q := st.queue(ns)
+	if q.view == nil {
+		list, err := w.readQueue(thing, ns, nil, engine.QueueWindow)
+		if err != nil {
+			return nil, err
+		}
+		q.view = engine.NewQueueView(list, len(list) < engine.QueueWindow)
+	}
+	return q.view.Read(after, limit, func(bound *store.PendingExecution, n int) ([]store.PendingExecution, error) {
+		return w.readQueue(thing, ns, bound, n)
+	})
 }
 
-// readQueue reads up to limit entries of a thing's queue after after.
-func (w *wtx) readQueue(thing string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
+// QueueNamespaces lists the namespaces of the thing's pending executions.
+func (w *wtx) QueueNamespaces(thing string) ([]string, error) {
+	rows, err := w.query(`SELECT DISTINCT namespace_id FROM executions
+		WHERE thing_name = $1 AND status IN ('QUEUED', 'IN_PROGRESS')`, thing)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// readQueue reads up to limit entries of a thing's queue of namespace ns
+// after after.
+func (w *wtx) readQueue(thing, ns string, after *store.PendingExecution, limit int) ([]store.PendingExecution, error) {
 	queued, seq := false, int64(-1)
 	if after != nil {
 		queued, seq = after.Status != store.StatusInProgress, int64(after.QueueSeq)
 	}
 	rows, err := w.query(`SELECT `+queueCols+` FROM executions e LEFT JOIN jobs j ON j.job_id = e.job_id
-		WHERE e.thing_name = $1 AND e.status IN ('QUEUED', 'IN_PROGRESS') AND ((e.status = 'QUEUED'), e.queue_seq) > ($2, $3)
-		ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $4`, thing, queued, seq, limit)
+		WHERE e.thing_name = $1 AND e.namespace_id = $2 AND e.status IN ('QUEUED', 'IN_PROGRESS')
+		AND ((e.status = 'QUEUED'), e.queue_seq) > ($3, $4)
+		ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $5`, thing, ns, queued, seq, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -768,7 +865,7 @@ func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, err
 		if create {
 			w.queue("INSERT INTO thing_state (thing_name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", fresh)
 		}
-		q := "SELECT thing_name, rev, members_rev FROM thing_state WHERE thing_name = ANY($1) ORDER BY thing_name FOR UPDATE"
+		q := "SELECT thing_name, rev, members_rev, ns_state FROM thing_state WHERE thing_name = ANY($1) ORDER BY thing_name FOR UPDATE"
 		if skipLocked {
 			q += " SKIP LOCKED"
 		}
@@ -776,12 +873,16 @@ func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, err
 		if err != nil {
 			return nil, err
 		}
-		type lock struct{ rev, members int64 }
+		type lock struct {
+			rev, members int64
+			ns           []byte
+		}
 		locked := map[string]lock{}
 		var name string
 		var l lock
-		if _, err := pgx.ForEachRow(rows, []any{&name, &l.rev, &l.members}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&name, &l.rev, &l.members, &l.ns}, func() error {
 			locked[name] = l
+			l.ns = nil
 			return nil
 		}); err != nil {
 			return nil, err
@@ -792,10 +893,19 @@ func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, err
 			if !ok && skipLocked {
 				continue
 			}
-			// A thing without a row has never had an execution: its queue
-			// is empty.
-			w.things[n] = &thingState{name: n, locked: true, rev: l.rev, lockedRev: l.rev, membersRev: l.members,
-				view: engine.NewQueueView(nil, true)}
+			// A thing without a row has never had an execution: its
+			// queues are empty.
+			st := &thingState{name: n, locked: true,
+				plain: queueState{rev: l.rev, lockedRev: l.rev, membersRev: l.members, view: engine.NewQueueView(nil, true)}}
+			if err := st.setNSState(l.ns); err != nil {
+				return nil, err
+			}
+			if !ok {
+				for _, q := range st.ns {
+					q.view = engine.NewQueueView(nil, true)
+				}
+			}
+			w.things[n] = st
 			if ok {
 				read = append(read, n)
 			}
@@ -813,14 +923,15 @@ func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, err
 	return held, nil
 }
 
-// readViews reads the first entries of the queues of things (and the
-// sequence numbers asked for) in one round trip.
+// readViews reads the first entries of the plain queues of things (and
+// the sequence numbers asked for) in one round trip.
 func (w *wtx) readViews(things []string) error {
 	var qs []batchQuery
 	if len(things) > 0 {
 		got := map[string][]store.PendingExecution{}
 		qs = append(qs, batchQuery{sql: `SELECT t.name, ` + queueCols + ` FROM unnest($1::text[]) t(name)
-			CROSS JOIN LATERAL (SELECT * FROM executions e WHERE e.thing_name = t.name AND e.status IN ('QUEUED', 'IN_PROGRESS')
+			CROSS JOIN LATERAL (SELECT * FROM executions e WHERE e.thing_name = t.name AND e.namespace_id = ''
+				AND e.status IN ('QUEUED', 'IN_PROGRESS')
 				ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $2) e
 			LEFT JOIN jobs j ON j.job_id = e.job_id`, args: []any{things, engine.QueueWindow},
 			scan: func(rows pgx.Rows) error {
@@ -830,7 +941,7 @@ func (w *wtx) readViews(things []string) error {
 				for _, th := range things {
 					list := got[th]
 					slices.SortFunc(list, func(a, b store.PendingExecution) int { return store.ComparePending(&a, &b) })
-					w.things[th].view = engine.NewQueueView(list, len(list) < engine.QueueWindow)
+					w.things[th].plain.view = engine.NewQueueView(list, len(list) < engine.QueueWindow)
 				}
 				return err
 			}})
@@ -845,18 +956,20 @@ func (w *wtx) readViews(things []string) error {
 	return w.queryMany(qs...)
 }
 
-// ThingChanged records a thing's change: its revision moves when the
-// transaction ends, and the change goes to the handler after the commit.
+// ThingChanged records the change of one of a thing's queues: its
+// revision moves when the transaction ends, and the change goes to the
+// handler after the commit.
 func (w *wtx) ThingChanged(c store.Change, head *store.PendingExecution) {
 	st := w.things[c.ThingName]
 	if st == nil {
 		st = &thingState{name: c.ThingName}
 		w.things[c.ThingName] = st
 	}
-	st.changed = true
-	st.notify = st.notify || c.Notify
-	st.next = st.next || c.NotifyNext
-	st.head = head
+	q := st.queue(c.Namespace)
+	q.changed = true
+	q.notify = q.notify || c.Notify
+	q.next = q.next || c.NotifyNext
+	q.head = head
 	if c.Notify || c.NotifyNext {
 		w.changes = append(w.changes, c)
 	}
@@ -909,21 +1022,39 @@ func (w *wtx) seqQuery(n int) batchQuery {
 }
 
 // finish writes what the transaction leaves for last: the revisions of
-// the things whose queues changed, and the notifications to the other
-// nodes.
-func (w *wtx) finish() {
+// the queues it changed, and the notifications to the other nodes.
+func (w *wtx) finish() error {
 	for _, name := range slices.Sorted(maps.Keys(w.things)) {
 		st := w.things[name]
-		if !st.changed {
+		changed, nsChanged := false, false
+		for _, q := range st.queues() {
+			if !q.changed {
+				continue
+			}
+			q.rev++
+			if q.notify {
+				q.membersRev++
+			}
+			changed, nsChanged = true, nsChanged || q.ns != ""
+			w.delivered = append(w.delivered, queueKey{name, q.ns})
+		}
+		if !changed {
 			continue
 		}
-		st.rev++
-		if st.notify {
-			st.membersRev++
+		if !nsChanged {
+			w.queue(`INSERT INTO thing_state (thing_name, rev, members_rev) VALUES ($1, $2, $3)
+				ON CONFLICT (thing_name) DO UPDATE SET rev = EXCLUDED.rev, members_rev = EXCLUDED.members_rev`,
+				name, st.plain.rev, st.plain.membersRev)
+			continue
 		}
-		w.queue(`INSERT INTO thing_state (thing_name, rev, members_rev) VALUES ($1, $2, $3)
-			ON CONFLICT (thing_name) DO UPDATE SET rev = EXCLUDED.rev, members_rev = EXCLUDED.members_rev`, name, st.rev, st.membersRev)
-		w.delivered = append(w.delivered, name)
+		ns, err := st.nsState()
+		if err != nil {
+			return err
+		}
+		w.queue(`INSERT INTO thing_state (thing_name, rev, members_rev, ns_state) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (thing_name) DO UPDATE SET rev = EXCLUDED.rev, members_rev = EXCLUDED.members_rev, ns_state = EXCLUDED.ns_state`,
+			name, st.plain.rev, st.plain.membersRev, ns)
 	}
 	w.queueHints()
+	return nil
 }

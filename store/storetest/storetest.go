@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Templates", testTemplates},
 		{"Events", testEvents},
 		{"DeepQueue", testDeepQueue},
+		{"Namespaces", testNamespaces},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
