@@ -36,23 +36,7 @@ func TestNamespacedJobs(t *testing.T) {
 	core.Subscribe(nsNotify, 1)
 	core.Subscribe(nsNext, 1)
 
-	create := func(id, namespace string) {
-		t.Helper()
-		in := &iot.CreateJobInput{JobId: aws.String(id), Targets: []string{brokertest.ThingARN("gg-core-1")},
-			Document: aws.String(`{"job":"` + id + `"}`)}
-		if namespace != "" {
-			in.NamespaceId = aws.String(namespace)
-		}
-		if _, err := api.CreateJob(ctx, in); err != nil {
-			t.Fatalf("CreateJob %s: %v", id, err)
-		}
-	}
-	nextJob := func(m map[string]any) any {
-		if e, ok := m["execution"].(map[string]any); ok {
-			return e["jobId"]
-		}
-		return nil
-	}
+	create := func(id, namespace string) { createInNamespace(t, api, "gg-core-1", id, namespace) }
 	queued := func(m map[string]any) []any {
 		jobs, _ := m["jobs"].(map[string]any)
 		var ids []any
@@ -66,7 +50,7 @@ func TestNamespacedJobs(t *testing.T) {
 	}
 
 	create("agent-job", "")
-	if got := nextJob(agent.Expect(plainNext).JSON(t)); got != "agent-job" {
+	if got := executionJob(agent.Expect(plainNext).JSON(t)); got != "agent-job" {
 		t.Fatalf("plain notify-next names %v", got)
 	}
 	if got := queued(agent.Expect(plainNotify).JSON(t)); len(got) != 1 || got[0] != "agent-job" {
@@ -75,7 +59,7 @@ func TestNamespacedJobs(t *testing.T) {
 
 	create("gg-deployment-1", ns)
 	next := core.Expect(nsNext).JSON(t)
-	if got := nextJob(next); got != "gg-deployment-1" {
+	if got := executionJob(next); got != "gg-deployment-1" {
 		t.Fatalf("%s names %v, want the namespaced job", nsNext, got)
 	}
 	if doc := next["execution"].(map[string]any)["jobDocument"].(map[string]any); doc["job"] != "gg-deployment-1" {
@@ -87,11 +71,11 @@ func TestNamespacedJobs(t *testing.T) {
 
 	// Greengrass's own request topics.
 	described := core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{"includeJobDocument": true})
-	if nextJob(described) != "gg-deployment-1" {
+	if executionJob(described) != "gg-deployment-1" {
 		t.Fatalf("$next in the namespace = %v", described)
 	}
 	plainDescribed := core.MustAccept(base+"$next/get", map[string]any{})
-	if nextJob(plainDescribed) != "agent-job" {
+	if executionJob(plainDescribed) != "agent-job" {
 		t.Fatalf("plain $next = %v, want the job queued first", plainDescribed)
 	}
 	core.MustAccept(base+"gg-deployment-1/namespace-"+ns+"/update", map[string]any{"status": "IN_PROGRESS"})
@@ -99,7 +83,7 @@ func TestNamespacedJobs(t *testing.T) {
 	if got := queued(core.Expect(nsNotify).JSON(t)); len(got) != 0 {
 		t.Fatalf("%s after the deployment succeeded lists %v", nsNotify, got)
 	}
-	if got := nextJob(core.Expect(nsNext).JSON(t)); got != nil {
+	if got := executionJob(core.Expect(nsNext).JSON(t)); got != nil {
 		t.Fatalf("%s after the deployment succeeded names %v", nsNext, got)
 	}
 	empty := core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{})
@@ -124,6 +108,29 @@ func TestNamespacedJobs(t *testing.T) {
 	}
 }
 
+// createInNamespace creates job id for thing, in namespace ns when it is
+// not "".
+func createInNamespace(t *testing.T, api *iot.Client, thing, id, ns string) {
+	t.Helper()
+	in := &iot.CreateJobInput{JobId: aws.String(id), Targets: []string{brokertest.ThingARN(thing)},
+		Document: aws.String(`{"job":"` + id + `"}`)}
+	if ns != "" {
+		in.NamespaceId = aws.String(ns)
+	}
+	if _, err := api.CreateJob(context.Background(), in); err != nil {
+		t.Fatalf("CreateJob %s: %v", id, err)
+	}
+}
+
+// executionJob returns the jobId of a reply's or notification's
+// execution, nil when it has none.
+func executionJob(m map[string]any) any {
+	if e, ok := m["execution"].(map[string]any); ok {
+		return e["jobId"]
+	}
+	return nil
+}
+
 // TestNamespaceIDRefused checks that a namespaceId that could not be a
 // topic level is refused.
 func TestNamespaceIDRefused(t *testing.T) {
@@ -146,27 +153,10 @@ func TestNamespaceIDRefused(t *testing.T) {
 // IN_PROGRESS, the namespace's notify-next names it.
 func TestNamespacedQueues(t *testing.T) {
 	b := brokertest.Start(t)
-	ctx := context.Background()
 	api := b.IoT()
 	const thing, ns = "gg-core-2", "aws-gg-deployment"
 	base := "$aws/things/" + thing + "/jobs/"
-	create := func(id, namespace string) {
-		t.Helper()
-		in := &iot.CreateJobInput{JobId: aws.String(id), Targets: []string{brokertest.ThingARN(thing)},
-			Document: aws.String(`{"job":"` + id + `"}`)}
-		if namespace != "" {
-			in.NamespaceId = aws.String(namespace)
-		}
-		if _, err := api.CreateJob(ctx, in); err != nil {
-			t.Fatalf("CreateJob %s: %v", id, err)
-		}
-	}
-	jobOf := func(m map[string]any) any {
-		if e, ok := m["execution"].(map[string]any); ok {
-			return e["jobId"]
-		}
-		return nil
-	}
+	create := func(id, namespace string) { createInNamespace(t, api, thing, id, namespace) }
 	core := brokertest.Connect3(t, b.MQTTAddr(), thing)
 	core.Subscribe(base+"notify-next-namespace-"+ns, 1)
 
@@ -177,7 +167,7 @@ func TestNamespacedQueues(t *testing.T) {
 		create(fmt.Sprintf("p%02d", i), "")
 	}
 	create("d3", ns)
-	if got := jobOf(core.Expect(base + "notify-next-namespace-" + ns).JSON(t)); got != "d1" {
+	if got := executionJob(core.Expect(base + "notify-next-namespace-" + ns).JSON(t)); got != "d1" {
 		t.Fatalf("notify-next-namespace-%s names %v, want d1", ns, got)
 	}
 
@@ -188,10 +178,10 @@ func TestNamespacedQueues(t *testing.T) {
 	if len(queued) != 10 || queued[0].(map[string]any)["jobId"] != "p01" || queued[9].(map[string]any)["jobId"] != "p10" {
 		t.Fatalf("plain get lists %v, want p01..p10", queued)
 	}
-	if got := jobOf(agent.MustAccept(base+"$next/get", map[string]any{})); got != "p01" {
+	if got := executionJob(agent.MustAccept(base+"$next/get", map[string]any{})); got != "p01" {
 		t.Fatalf("plain $next = %v, want p01", got)
 	}
-	if got := jobOf(agent.MustAccept(base+"start-next", map[string]any{})); got != "p01" {
+	if got := executionJob(agent.MustAccept(base+"start-next", map[string]any{})); got != "p01" {
 		t.Fatalf("plain start-next = %v, want p01", got)
 	}
 
@@ -200,16 +190,16 @@ func TestNamespacedQueues(t *testing.T) {
 	// stays o1, but the namespace's next is d2.
 	core.MustAccept(base+"o1/namespace-other/update", map[string]any{"status": "IN_PROGRESS"})
 	core.MustAccept(base+"d2/namespace-"+ns+"/update", map[string]any{"status": "IN_PROGRESS"})
-	if got := jobOf(core.Expect(base + "notify-next-namespace-" + ns).JSON(t)); got != "d2" {
+	if got := executionJob(core.Expect(base + "notify-next-namespace-" + ns).JSON(t)); got != "d2" {
 		t.Fatalf("notify-next-namespace-%s after d2 started names %v, want d2", ns, got)
 	}
-	if got := jobOf(core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{})); got != "d2" {
+	if got := executionJob(core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{})); got != "d2" {
 		t.Fatalf("$next in the namespace = %v, want d2", got)
 	}
 	core.MustAccept(base+"d2/namespace-"+ns+"/update", map[string]any{"status": "SUCCEEDED"})
 	core.MustAccept(base+"d1/namespace-"+ns+"/update", map[string]any{"status": "SUCCEEDED"})
 	// d3 was queued behind eleven plain jobs and the other namespace's.
-	if got := jobOf(core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{"includeJobDocument": true})); got != "d3" {
+	if got := executionJob(core.MustAccept(base+"$next/namespace-"+ns+"/get", map[string]any{"includeJobDocument": true})); got != "d3" {
 		t.Fatalf("$next in the namespace = %v, want d3", got)
 	}
 }

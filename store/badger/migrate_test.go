@@ -14,12 +14,11 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 )
 
-// TestMigrateSchema1 opens a store written by a build that kept each
-// thing's pending set as one record (testdata/schema1.backup, made by
-// testdata/make_schema1.go): its queues must read as they were, in
-// order, operations must go on from them, and no old record may remain.
-func TestMigrateSchema1(t *testing.T) {
-	f, err := os.Open(filepath.Join("testdata", "schema1.backup"))
+// restoreFixture restores testdata/name into a new directory and returns
+// it.
+func restoreFixture(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +27,15 @@ func TestMigrateSchema1(t *testing.T) {
 	if err := Restore(dir, f); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// TestMigrateSchema1 opens a store written by a build that kept each
+// thing's pending set as one record (testdata/schema1.backup, made by
+// testdata/make_schema1.go): its queues must read as they were, in
+// order, operations must go on from them, and no old record may remain.
+func TestMigrateSchema1(t *testing.T) {
+	dir := restoreFixture(t, "schema1.backup")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	open := func() *Store {
 		t.Helper()
@@ -111,15 +119,7 @@ func TestMigrateSchema1(t *testing.T) {
 // queue holds the plain job only, and the messages queued for a client
 // whose ID is the thing's name are still its own.
 func TestMigrateSchema1Namespaces(t *testing.T) {
-	f, err := os.Open(filepath.Join("testdata", "schema1-sessions.backup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	dir := filepath.Join(t.TempDir(), "jobs")
-	if err := Restore(dir, f); err != nil {
-		t.Fatal(err)
-	}
+	dir := restoreFixture(t, "schema1-sessions.backup")
 	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -77,18 +77,8 @@ func (w *wtx) sessionOp(op *store.SessionOp) error {
 		return w.setJSON(sessionKey(op.Session.ClientID), op.Session)
 	case store.DeleteSession:
 		for _, prefix := range [][]byte{subscriptionPrefix(op.ClientID), queuedPrefix(op.ClientID)} {
-			var keys [][]byte
-			err := w.eachKey(prefix, nil, false, func(k []byte) (bool, error) {
-				keys = append(keys, k)
-				return true, nil
-			})
-			if err != nil {
+			if err := w.delPrefix(prefix); err != nil {
 				return err
-			}
-			for _, k := range keys {
-				if err := w.del(k); err != nil {
-					return err
-				}
 			}
 		}
 		return w.del(sessionKey(op.ClientID))

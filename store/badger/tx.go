@@ -881,9 +881,12 @@ func (w *wtx) RolloutTargets(job string, from, limit int) ([]string, error) {
 }
 
 // DropRolloutTargets deletes the rollout's things.
-func (w *wtx) DropRolloutTargets(job string) error {
+func (w *wtx) DropRolloutTargets(job string) error { return w.delPrefix(targetsPrefix(job)) }
+
+// delPrefix deletes every key with prefix.
+func (w *wtx) delPrefix(prefix []byte) error {
 	var keys [][]byte
-	err := w.eachKey(targetsPrefix(job), nil, false, func(k []byte) (bool, error) {
+	err := w.eachKey(prefix, nil, false, func(k []byte) (bool, error) {
 		keys = append(keys, k)
 		return true, nil
 	})

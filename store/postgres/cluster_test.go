@@ -362,23 +362,10 @@ func TestClusterListenerReconnects(t *testing.T) {
 	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "first"}}, "dev-r")
 	c.rb.waitFor(t, "B hears of the first job", crossNode, nextIs("dev-r", "first"))
 
-	pid := c.b.ListenerPID()
-	if pid == 0 {
-		t.Fatal("B is not listening")
-	}
 	resyncs := c.b.Stats().Resyncs.Load()
 	// Stop B's refresher from seeing anything until the change is made,
-	// by making it while B's listener is gone: terminate it and wait
-	// until B notices.
-	if _, err := c.a.pool.Exec(c.ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
-		t.Fatal(err)
-	}
-	storetest.Eventually(t, "B notices", func() error {
-		if c.b.ListenerPID() == pid {
-			return fmt.Errorf("still listening on %d", pid)
-		}
-		return nil
-	})
+	// by making it while B's listener is gone.
+	c.cutListener(t)
 	// dev-r's head does not change (first is still next), but a second
 	// job joins its pending set; dev-s gets its first job.
 	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "meanwhile"}}, "dev-r", "dev-s")
@@ -394,6 +381,25 @@ func TestClusterListenerReconnects(t *testing.T) {
 	if n := len(c.rb.matching(nextIs("dev-r", "first"))); n != 1 {
 		t.Fatalf("B announced dev-r's unchanged head %d times", n)
 	}
+}
+
+// cutListener terminates B's listening connection and waits until B
+// notices.
+func (c *cluster) cutListener(t *testing.T) {
+	t.Helper()
+	pid := c.b.ListenerPID()
+	if pid == 0 {
+		t.Fatal("B is not listening")
+	}
+	if _, err := c.a.pool.Exec(c.ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Eventually(t, "B notices", func() error {
+		if c.b.ListenerPID() == pid {
+			return fmt.Errorf("still listening on %d", pid)
+		}
+		return nil
+	})
 }
 
 // TestClusterEvents: event messages committed on one node reach the other
@@ -471,16 +477,7 @@ func TestClusterNamespaces(t *testing.T) {
 
 	// B's listener is cut; meanwhile d2 succeeds through A. Once B is
 	// back, it hands over the namespace's change: d1 next again.
-	pid := c.b.ListenerPID()
-	if _, err := c.a.pool.Exec(c.ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
-		t.Fatal(err)
-	}
-	storetest.Eventually(t, "B notices", func() error {
-		if c.b.ListenerPID() == pid {
-			return fmt.Errorf("still listening on %d", pid)
-		}
-		return nil
-	})
+	c.cutListener(t)
 	if _, err := c.a.UpdateJobExecution(c.ctx, &store.UpdateExecutionInput{ThingName: thing, JobID: "d2", Status: store.StatusSucceeded}); err != nil {
 		t.Fatal(err)
 	}

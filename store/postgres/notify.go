@@ -701,6 +701,12 @@ func (s *Store) compare(k queueKey, sn *snapshot, docs map[uint64]string, h hint
 	default:
 		if useFlags && h.flagged {
 			notify, next = h.notify, h.next
+		} else {
+			// Read without a hint of its own (a refresh of the thing's
+			// other queues, a resync): nothing was delivered for it, so
+			// hints that come later for what it read are handed over, as
+			// after a sweep.
+			cur.swept = true
 		}
 		st.seen[k] = cur
 	}
