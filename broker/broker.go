@@ -29,6 +29,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/console"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
+	"github.com/jobsbroker/jobsbroker/broker/logsample"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
 	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
@@ -260,6 +261,7 @@ func (c *Config) name(key string) string {
 
 // Broker is a running jobsbroker.
 type Broker struct {
+	refusedLog          *logsample.Sampler // refused HTTP requests, which a client causes at will
 	cfg                 Config
 	log                 *slog.Logger
 	MQTT                *mqtt.Server
@@ -292,7 +294,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := errors.Join(cfg.resolveSecurity(), cfg.checkSessions()); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4)}
+	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4), refusedLog: logsample.New()}
 	if err := b.loadSecrets(); err != nil {
 		return nil, err
 	}
@@ -351,7 +353,7 @@ func (b *Broker) buildMQTT() error {
 	}); err != nil {
 		return fmt.Errorf("add auth hook: %w", err)
 	}
-	if err := b.MQTT.AddHook(&protocolHook{maxSubs: b.cfg.MaxSubscriptions, log: b.log.With("component", "mqtt")}, nil); err != nil {
+	if err := b.MQTT.AddHook(&protocolHook{maxSubs: b.cfg.MaxSubscriptions, log: b.log.With("component", "mqtt"), refusedLog: logsample.New()}, nil); err != nil {
 		return fmt.Errorf("add protocol hook: %w", err)
 	}
 	if err := b.addTrafficHook(); err != nil {
