@@ -18,6 +18,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/broker/auth"
+	"github.com/jobsbroker/jobsbroker/broker/mqttlisten"
 	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -67,8 +68,8 @@ func newSettings(cmd string) *settings {
 	fs.IntVar(&s.MaxPacketSize, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet accepted, in bytes (AWS IoT: 128 KB)")
 	fs.IntVar(&s.MaxTopicLength, "max-topic-length", 256, "longest MQTT topic name or filter accepted, in bytes (AWS IoT: 256)")
 	fs.Float64Var(&s.RequestRate, "request-rate", 100, "device requests per second one thing may make over MQTT and HTTP together, answered RequestThrottled / ThrottlingException beyond it (negative: no limit)")
-	fs.DurationVar(&s.WriteTimeout, "write-timeout", broker.DefaultWriteTimeout, "how long a write to an MQTT client may block before the client is disconnected (a client that stops reading holds up only itself meanwhile)")
-	fs.DurationVar(&s.ConnectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "how long a new MQTT connection may take to finish its TLS handshake and send CONNECT before it is closed (negative: no limit)")
+	fs.DurationVar(&s.WriteTimeout, "write-timeout", mqttlisten.DefaultWriteTimeout, "how long a write to an MQTT client may block before the client is disconnected (a client that stops reading holds up only itself meanwhile)")
+	fs.DurationVar(&s.ConnectTimeout, "connect-timeout", mqttlisten.DefaultConnectTimeout, "how long a new MQTT connection may take to finish its TLS handshake and send CONNECT before it is closed (negative: no limit)")
 	fs.IntVar(&s.MaxConnections, "max-connections", 0, "connections each MQTT listener serves at once, more are answered CONNACK server unavailable (0: a share of the process's file-descriptor limit; negative: no limit)")
 	fs.IntVar(&s.MaxSubscriptions, "max-subscriptions", broker.DefaultMaxSubscriptions, "subscriptions one MQTT client may hold (AWS IoT: 50; negative: no limit)")
 	fs.DurationVar(&s.LoginBackoff, "login-backoff", auth.DefaultLoginBackoff, "longest wait imposed on an identity, or on a source address, after repeated failed password logins (negative: none)")
