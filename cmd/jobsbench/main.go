@@ -111,7 +111,7 @@ type config struct {
 	// NotifyNext makes steady's devices subscribe to notify-next of their
 	// things, as AWS IoT Jobs devices do.
 	NotifyNext bool
-	Consoles           int
+	Consoles   int
 	// Progress receives the progress lines; nil shows none.
 	Progress io.Writer
 }
