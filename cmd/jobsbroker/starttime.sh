@@ -19,7 +19,9 @@ pid=""
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 go build -o "$dir/jobsbroker" ./cmd/jobsbroker
-{
+if [ "$jobs" -eq 0 ]; then
+  echo '{}' >"$dir/preload.yaml"
+else {
   echo "things:"
   for i in $(seq "$jobs"); do echo "  - thingName: dev-$i"; done
   echo "jobs:"
@@ -27,12 +29,16 @@ go build -o "$dir/jobsbroker" ./cmd/jobsbroker
     printf '  - jobId: job-%d\n    targets: [arn:aws:iot:us-east-1:123456789012:thing/dev-%d]\n    document: {operation: update}\n' "$i" "$i"
   done
 } >"$dir/preload.yaml"
+fi
 
-# free_port prints a port nothing on 127.0.0.1 listens on.
+# free_port prints a port nothing on 127.0.0.1 listens on, below the
+# kernel's ephemeral range: a port in it may be taken by a connection's
+# own end, and a connection to it may even connect to itself.
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (ephemeral_low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return
