@@ -23,8 +23,8 @@
 'use strict';
 
 const { mqtt5, iotjobs } = require('aws-iot-device-sdk-v2');
-const { mqtt_request_response: crtrr } = require('aws-crt');
 const { log, check, withTimeout, main } = require('./lib');
+const { openStream } = require('./streams');
 
 const { JobStatus } = iotjobs.model;
 
@@ -51,26 +51,6 @@ function connect(cfg, summary) {
     const connected = new Promise((resolve) => client.on('connectionSuccess', resolve));
     client.start();
     return { client, connected };
-}
-
-// openStream opens a streaming operation and records its events.
-function openStream(op, name) {
-    const events = [];
-    op.on('incomingPublish', (ev) => {
-        log(`${name} event:`, ev.message);
-        events.push({ at: Date.now(), message: ev.message });
-    });
-    const established = new Promise((resolve, reject) => {
-        op.on('subscriptionStatus', (ev) => {
-            if (ev.type === crtrr.SubscriptionStatusEventType.SubscriptionEstablished) {
-                resolve();
-            } else if (ev.type === crtrr.SubscriptionStatusEventType.SubscriptionHalted) {
-                reject(new Error(`${name} stream halted: ${ev.error}`));
-            }
-        });
-    });
-    op.open();
-    return { events, established };
 }
 
 // outcome runs a request and returns what the client made of it.
@@ -140,10 +120,10 @@ main('aws-iot-device-sdk-v2 IotJobsClientv2 / MQTT 5, under a fault', async (cfg
 
     // What finishing the job caused: notify, and notify-next for JOB-next.
     await sleep(1500);
-    summary.notifyEvents = changed.events.slice(changedBefore).map((e) => e.at - summary.updatedAt);
-    summary.notifyNextEvents = next.events.slice(nextBefore).map((e) => ({
-        ms: e.at - summary.updatedAt,
-        jobId: e.message.execution ? e.message.execution.jobId : null,
+    summary.notifyEvents = changed.times.slice(changedBefore).map((at) => at - summary.updatedAt);
+    summary.notifyNextEvents = next.events.slice(nextBefore).map((message, i) => ({
+        ms: next.times[nextBefore + i] - summary.updatedAt,
+        jobId: message.execution ? message.execution.jobId : null,
     }));
     step('notifications', { notify: summary.notifyEvents, notifyNext: summary.notifyNextEvents });
 
