@@ -553,7 +553,7 @@ func (b *Broker) Start() error {
 		attrs = append(attrs, "pprof", b.PprofAddr())
 	}
 	attrs = append(attrs, "api", b.APIAddr(), "jobs_api", b.JobsAddr(), "https", b.certs != nil,
-		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync,
+		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync && !b.cfg.inMemory(),
 		"max_connections", b.cfg.maxConnections())
 	b.log.Info("jobsbroker started", attrs...)
 	b.securityNotice()

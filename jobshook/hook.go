@@ -284,7 +284,7 @@ func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
 		code = rej.code
 		payload = rejectedPayload(rej, req.clientToken, h.clock.Now())
 		h.reply(cl, pk, t.Thing, topics.Rejected(pk.TopicName), payload, fault)
-		if rej.code == CodeInternalError && fault == nil {
+		if rej.code == CodeInternalError && (fault == nil || fault.Kind != faults.Reject) {
 			h.Log.Warn("jobs request failed", "client", cl.ID, "thing", t.Thing, "op", t.Op.String(), "error", rej.message)
 		}
 	} else {
