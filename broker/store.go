@@ -40,11 +40,15 @@ func (b *Broker) openStore() (store.Store, error) {
 		metrics.RegisterStore(cfg.Registry, st, metrics.StoreCounters{TimersFired: stats.TimersFired.Load}, 5*time.Second)
 		return st, nil
 	case StoreBadger:
-		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		dir, inMemory := filepath.Join(cfg.DataDir, "jobs"), cfg.inMemory()
+		if inMemory {
+			dir = ""
+		} else if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 		st, err := badger.Open(badger.Options{
-			Dir:            filepath.Join(cfg.DataDir, "jobs"),
+			Dir:            dir,
+			InMemory:       inMemory,
 			NoSync:         cfg.NoSync,
 			MinFreeBytes:   cfg.MinFreeBytes,
 			EnableEvents:   cfg.Events,
