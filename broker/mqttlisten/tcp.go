@@ -171,9 +171,10 @@ type deadlineConn struct {
 	timeout time.Duration
 	wrote   atomic.Bool // something was written (a CONNACK, at least)
 
-	mu   sync.Mutex
-	hold bool   // the next write waits for the one after it
-	held []byte // a write waiting for the next one
+	mu    sync.Mutex
+	hold  bool   // the next write waits for the one after it
+	held  []byte // a write waiting for the next one
+	first connackFirst
 }
 
 // HoldNextWrite makes the connection keep the next write and send it
@@ -204,10 +205,14 @@ func (c *deadlineConn) ReleaseHold() {
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	written := len(p)
+	if p = c.first.order(p); p == nil {
+		return written, nil // kept until the CONNACK
+	}
 	if c.hold {
 		c.hold = false
 		c.held = append(c.held[:0], p...)
-		return len(p), nil
+		return written, nil
 	}
 	out := p
 	if len(c.held) > 0 {
@@ -219,10 +224,12 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 	}
 	c.wrote.Store(true)
 	n, err := c.write(out)
-	// The held bytes were reported written when they were held: count
-	// only p's.
-	n = max(0, n-(len(out)-len(p)))
-	return n, err
+	// The held and kept bytes were reported written when they were held:
+	// count only this write's.
+	if err != nil {
+		return max(0, n-(len(out)-written)), err
+	}
+	return written, nil
 }
 
 func (c *deadlineConn) write(p []byte) (int, error) {

@@ -168,6 +168,7 @@ type wsConn struct {
 
 	timeout time.Duration // per write, as deadlineConn
 	wrote   atomic.Bool   // something was written (a CONNACK, at least)
+	first   connackFirst
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
@@ -197,6 +198,10 @@ func (c *wsConn) Read(p []byte) (int, error) {
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	written := len(p)
+	if p = c.first.order(p); p == nil {
+		return written, nil // kept until the CONNACK
+	}
 	c.wrote.Store(true)
 	if c.timeout > 0 {
 		if err := c.ws.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
@@ -209,7 +214,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	return len(p), nil
+	return written, nil
 }
 
 func (c *wsConn) Close() error { return c.ws.Close() }
