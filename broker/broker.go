@@ -31,12 +31,15 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/console"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
+	"github.com/jobsbroker/jobsbroker/broker/logsample"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
+	"github.com/jobsbroker/jobsbroker/broker/preload"
 	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
 	"github.com/jobsbroker/jobsbroker/broker/traffic"
 	"github.com/jobsbroker/jobsbroker/jobshook"
+	"github.com/jobsbroker/jobsbroker/jobshook/faults"
 	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -52,7 +55,8 @@ type Config struct {
 	// JobsAddr is the HTTP listener of the iot-jobs-data API (default
 	// ":8081"); its paths collide with the control plane's.
 	JobsAddr string
-	// DataDir holds the Badger store (default "./data").
+	// DataDir holds the Badger store (default "./data"); InMemory
+	// (":memory:") keeps it in memory.
 	DataDir string
 	// Store is the backend: StoreBadger (default), embedded in DataDir, or
 	// StorePostgres, shared by every node that names the same StoreURL.
@@ -209,6 +213,22 @@ type Config struct {
 	// publisher alone: jobsbench's measure of the broker's own
 	// request/reply ceiling. Leave it empty in production.
 	EchoPrefix string
+
+	// For tests of device code (see testing.go and admin.go).
+
+	// Preload is created at start, before any listener serves.
+	Preload *preload.Plan
+	// Faults are in force from the start; /admin/faults changes them.
+	Faults *faults.Plan
+	// Transcripts keeps every thing's jobs messages, and the faults that
+	// acted on them, for GET /admin/transcript.
+	Transcripts bool
+	// TranscriptDir, when set, also writes them to one file per thing
+	// (and turns Transcripts on).
+	TranscriptDir string
+	// TranscriptMaxPayload is how many bytes of a payload a transcript
+	// keeps (default traffic.DefaultTranscriptPayload: whole).
+	TranscriptMaxPayload int
 }
 
 // Version is the build's version, set with -ldflags "-X github.com/jobsbroker/jobsbroker/broker.Version=...".
@@ -262,6 +282,7 @@ func (c *Config) name(key string) string {
 
 // Broker is a running jobsbroker.
 type Broker struct {
+	refusedLog          *logsample.Sampler // refused HTTP requests, which a client causes at will
 	cfg                 Config
 	log                 *slog.Logger
 	MQTT                *mqtt.Server
@@ -272,6 +293,8 @@ type Broker struct {
 	Metrics             *metrics.Metrics
 	security            *metrics.Security
 	Traffic             *traffic.Recorder             // each thing's recent jobs messages
+	Faults              *faults.Set                   // the faults in force
+	Transcripts         *traffic.Transcripts          // nil unless Config.Transcripts
 	mqttLns             map[string]listeners.Listener // by listener id, the ones configured
 	certs               *certs.Store                  // nil without TLS
 	passwords           *auth.Passwords               // nil unless identity password
@@ -294,7 +317,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := errors.Join(cfg.resolveSecurity(), cfg.checkSessions()); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4)}
+	b := &Broker{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4), refusedLog: logsample.New()}
 	if err := b.loadSecrets(); err != nil {
 		return nil, err
 	}
@@ -313,7 +336,18 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.docs = presign.NewDeliverer(signer, st, b.log.With("component", "artifacts"))
 	b.feed = &changeFeed{Store: st}
+	if err := b.buildTesting(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := b.buildMQTT(); err != nil {
+		b.closeTesting()
+		st.Close()
+		return nil, err
+	}
+	if err := b.preload(); err != nil {
+		b.MQTT.Close()
+		b.closeTesting()
 		st.Close()
 		return nil, err
 	}
@@ -322,6 +356,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if err := b.buildAPI(); err != nil {
 		b.MQTT.Close()
+		b.closeTesting()
 		st.Close()
 		return nil, err
 	}
@@ -353,7 +388,10 @@ func (b *Broker) buildMQTT() error {
 	}); err != nil {
 		return fmt.Errorf("add auth hook: %w", err)
 	}
-	if err := b.MQTT.AddHook(&protocolHook{maxSubs: b.cfg.MaxSubscriptions, log: b.log.With("component", "mqtt")}, nil); err != nil {
+	if err := b.MQTT.AddHook(faults.NewConnectHook(b.Faults), nil); err != nil {
+		return fmt.Errorf("add faults hook: %w", err)
+	}
+	if err := b.MQTT.AddHook(&protocolHook{maxSubs: b.cfg.MaxSubscriptions, log: b.log.With("component", "mqtt"), refusedLog: logsample.New()}, nil); err != nil {
 		return fmt.Errorf("add protocol hook: %w", err)
 	}
 	if err := b.addTrafficHook(); err != nil {
@@ -363,7 +401,8 @@ func (b *Broker) buildMQTT() error {
 	b.Sessions = new(sessions.Hook)
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.feed, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
-		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions}); err != nil {
+		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions,
+		Faults: b.Faults}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	if b.cfg.EchoPrefix != "" {
@@ -428,6 +467,7 @@ func (b *Broker) buildAPI() error {
 	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.cfg.Registry, promhttp.HandlerOpts{Registry: b.cfg.Registry}))
 	mux.Handle("GET /admin/backup", b.signedOnly(http.HandlerFunc(b.backup)))
+	b.mountAdminTesting(mux)
 	mux.Handle("/", b.signedOnly(cp))
 	if err := b.mountConsole(mux, cp); err != nil {
 		b.api.ln.Close()
@@ -517,7 +557,7 @@ func (b *Broker) Start() error {
 		attrs = append(attrs, "pprof", b.PprofAddr())
 	}
 	attrs = append(attrs, "api", b.APIAddr(), "jobs_api", b.JobsAddr(), "https", b.certs != nil,
-		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync,
+		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync && !b.cfg.inMemory(),
 		"max_connections", b.cfg.maxConnections())
 	b.log.Info("jobsbroker started", attrs...)
 	b.securityNotice()
@@ -598,6 +638,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.log.Error("MQTT did not stop in time; the store is left for the next start to recover", "error", err)
 			return errors.Join(errs...)
 		}
+	}
+	if err := b.closeTesting(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := b.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))

@@ -13,7 +13,7 @@ import (
 // console. It must come before the jobs hook, which consumes requests.
 func (b *Broker) addTrafficHook() error {
 	b.Traffic = traffic.New(traffic.Options{})
-	if err := b.MQTT.AddHook(traffic.NewHook(b.Traffic), nil); err != nil {
+	if err := b.MQTT.AddHook(traffic.NewHook(b.Traffic, b.trafficSinks()...), nil); err != nil {
 		return fmt.Errorf("add traffic hook: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -81,7 +82,7 @@ func (b *Broker) sigError(r *http.Request, api string, err error) *awsapi.Error 
 	if errors.Is(err, sigv4.ErrBodyTooLarge) {
 		return awsapi.Errorf(http.StatusRequestEntityTooLarge, "InvalidRequestException", se.Message)
 	}
-	b.log.Info("refused an unsigned or wrongly signed request", "api", api, "method", r.Method, "path", r.URL.Path,
+	b.refusedLog.Log(b.log, slog.LevelInfo, "refused an unsigned or wrongly signed request", "api", api, "method", r.Method, "path", r.URL.Path,
 		"remote", r.RemoteAddr, "error", se.Kind, "detail", se.Detail)
 	return frontDoorError(se)
 }
@@ -135,7 +136,7 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 		case r.TLS != nil && len(r.TLS.VerifiedChains) > 0:
 			cn := r.TLS.PeerCertificates[0].Subject.CommonName
 			if cn != thing {
-				b.log.Info("refused a device certificate for another thing", "api", "data", "certificate", cn, "thing", thing, "remote", r.RemoteAddr)
+				b.refusedLog.Log(b.log, slog.LevelInfo, "refused a device certificate for another thing", "api", "data", "certificate", cn, "thing", thing, "remote", r.RemoteAddr)
 				fail(w, start, awsapi.Errorf(http.StatusBadRequest, "CertificateValidationException",
 					fmt.Sprintf("the certificate of thing %s may not act for thing %s", cn, thing)))
 				return

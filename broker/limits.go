@@ -1,5 +1,7 @@
 package broker
 
+import "github.com/jobsbroker/jobsbroker/broker/mqttlisten"
+
 // Descriptors kept aside from the MQTT listeners' share of the process's
 // limit: the store's files, the HTTP listeners and their clients, and the
 // runtime's own.
@@ -30,7 +32,7 @@ func (c *Config) maxConnections() int {
 	case c.MaxConnections < 0:
 		return 0
 	}
-	return defaultMaxConnections(descriptorLimit(), len(c.mqttListeners()))
+	return defaultMaxConnections(mqttlisten.DescriptorLimit(), len(c.mqttListeners()))
 }
 
 // defaultMaxConnections shares limit descriptors among n listeners

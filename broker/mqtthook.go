@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jobsbroker/jobsbroker/broker/logsample"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -39,8 +40,9 @@ const DefaultMaxSubscriptions = 50
 //     with.
 type protocolHook struct {
 	mqtt.HookBase
-	maxSubs int // negative: no limit
-	log     *slog.Logger
+	maxSubs    int // negative: no limit
+	log        *slog.Logger
+	refusedLog *logsample.Sampler
 
 	aliases  sync.Map     // *mqtt.Client -> *idAliases, while it has any
 	nAliased atomic.Int32 // clients in aliases: the encoding path skips the lookup at 0
@@ -196,7 +198,7 @@ func (h *protocolHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.P
 				continue
 			}
 			if held+len(fresh) >= h.maxSubs {
-				h.log.Info("refused a subscription over the quota", "client", cl.ID, "filter", sub.Filter, "limit", h.maxSubs)
+				h.refusedLog.Log(h.log, slog.LevelInfo, "refused a subscription over the quota", "client", cl.ID, "filter", sub.Filter, "limit", h.maxSubs)
 				filters[i].Filter = overQuota
 				continue
 			}

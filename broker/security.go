@@ -11,6 +11,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/broker/auth"
 	"github.com/jobsbroker/jobsbroker/broker/certs"
+	"github.com/jobsbroker/jobsbroker/broker/mqttlisten"
 	"github.com/jobsbroker/jobsbroker/broker/sigv4"
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
 )
@@ -70,10 +71,10 @@ func (c *Config) resolveSecurity() error {
 		c.MaxTopicLength = auth.DefaultMaxTopicLength
 	}
 	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
+		c.WriteTimeout = mqttlisten.DefaultWriteTimeout
 	}
 	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
+		c.ConnectTimeout = mqttlisten.DefaultConnectTimeout
 	}
 	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = DefaultMaxSubscriptions
@@ -266,11 +267,11 @@ func (b *Broker) addMQTTListeners() error {
 		b.mqttLns[id] = l
 		return nil
 	}
-	opts := listenerOptions{writeTimeout: c.WriteTimeout, connectTimeout: max(c.ConnectTimeout, 0),
-		maxConns: c.maxConnections(), stats: b.security, log: b.log.With("component", "mqtt")}
+	opts := mqttlisten.Options{WriteTimeout: c.WriteTimeout, ConnectTimeout: max(c.ConnectTimeout, 0),
+		MaxConns: c.maxConnections(), Stats: b.security, Log: b.log.With("component", "mqtt")}
 	tcp := func(id, addr string, conf *tls.Config) func() (listeners.Listener, error) {
 		return func() (listeners.Listener, error) {
-			return newTCPListener(b.MQTT, id, addr, conf, opts)
+			return mqttlisten.NewTCP(b.MQTT, id, addr, conf, opts)
 		}
 	}
 	if err := add(listenerMQTT, c.MQTTAddr, tcp(listenerMQTT, c.MQTTAddr, nil)); err != nil {
@@ -283,7 +284,7 @@ func (b *Broker) addMQTTListeners() error {
 		return err
 	}
 	return add(listenerWS, c.WebSocketAddr, func() (listeners.Listener, error) {
-		return newWSListener(b.MQTT, listenerWS, c.WebSocketAddr, tlsConf, opts)
+		return mqttlisten.NewWebSocket(b.MQTT, listenerWS, c.WebSocketAddr, tlsConf, opts)
 	})
 }
 
@@ -319,7 +320,7 @@ func (b *Broker) securityNotice() {
 	if b.cfg.Identity == auth.ModePassword && b.cfg.MQTTAddr != Off && !loopback(b.MQTTAddr()) {
 		b.log.Warn("identity password on the plain MQTT listener: passwords cross the network in clear text", "mqtt", b.MQTTAddr())
 	}
-	if n := descriptorLimit(); n > 0 && n < lowDescriptorLimit && b.cfg.MaxConnections == 0 {
+	if n := mqttlisten.DescriptorLimit(); n > 0 && n < lowDescriptorLimit && b.cfg.MaxConnections == 0 {
 		b.log.Warn("the file-descriptor limit is low: each MQTT listener serves few connections; raise it (ulimit -n, LimitNOFILE)",
 			"limit", n, "max_connections", b.cfg.maxConnections())
 	}

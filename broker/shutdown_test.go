@@ -27,7 +27,7 @@ func connectOnce(addr, id string) error {
 // TestShutdownWhileClientsComeAndGo stops brokers while clients connect
 // and disconnect as fast as they can, and requires every shutdown to
 // finish within its timeout. Two mochi faults bite here unless the
-// listeners work around them (see closeListener and connSet): its way of
+// listeners work around them (see mqttlisten: closeListener and connSet): its way of
 // closing a listener's clients read-locks the client table twice in a row
 // and deadlocks when a connect or disconnect queues for the write lock in
 // between (mochi-mqtt/server#488); and a connection accepted just before

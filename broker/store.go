@@ -37,6 +37,7 @@ func (b *Broker) openStore() (store.Store, error) {
 		Logger:         cfg.Logger.With("component", "store"),
 		OnCommit:       b.Metrics.Commit,
 		StrictRecovery: cfg.StrictRecovery,
+		InMemory:       cfg.inMemory(),
 	})
 	if err != nil {
 		return nil, err

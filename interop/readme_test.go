@@ -24,7 +24,7 @@ package interop
 // so that `go run ./cmd/jobsbroker` and `go install ./cmd/jobsbroker` work
 // as written and ./data is the copy's. HOME and GOPATH are temporary too
 // (go install's bin directory with them), with the go command's caches
-// kept; Debian's AWS CLI comes first on PATH.
+// kept, and npm's; Debian's AWS CLI comes first on PATH.
 //
 // Ports. The README uses the well-known ports: 1883, 8080 and 8081 for the
 // walkthrough's broker, 8883, 8443 and 8444 for the Security section's,
@@ -471,6 +471,11 @@ func readerEnv(t testing.TB, home, mqttPort string) []string {
 	for k, v := range goEnv {
 		env = append(env, k+"="+v)
 	}
+	// npm's cache is kept too, as the go command's are, unless the
+	// environment names one already.
+	if h, err := os.UserHomeDir(); err == nil && os.Getenv("npm_config_cache") == "" {
+		env = append(env, "npm_config_cache="+filepath.Join(h, ".npm"))
+	}
 	bin := filepath.Join(home, "bin")
 	config := filepath.Join(home, ".config")
 	for _, d := range []string{bin, config} {
@@ -500,6 +505,16 @@ func needReaderTools(t testing.TB) {
 	Need(t, "mosquitto_rr", "apt-get install mosquitto-clients")
 	Need(t, "openssl", "apt-get install openssl")
 	Need(t, "curl", "apt-get install curl")
+	// Testing device code: the C device and the Node device.
+	Need(t, "cc", "apt-get install gcc")
+	if _, err := os.Stat("/usr/include/mosquitto.h"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("libmosquitto's header is not installed (CI=true): apt-get install libmosquitto-dev")
+		}
+		t.Skip("libmosquitto's header is not installed; apt-get install libmosquitto-dev")
+	}
+	Need(t, "node", "apt-get install nodejs")
+	Need(t, "npm", "apt-get install npm")
 }
 
 // copyTree copies the module's source tree to dst, without its history,

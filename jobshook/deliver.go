@@ -38,6 +38,12 @@ type WriteHolder interface {
 // its subscription's QoS and with its subscription identifiers; one that is
 // not gets it at the QoS of its request.
 func (h *Hook) answer(cl *mqtt.Client, req packets.Packet, topic string, payload []byte) {
+	h.answerHolding(cl, req, topic, payload, req.FixedHeader.Qos > 0)
+}
+
+// answerHolding is answer; hold says the request's PUBACK follows on this
+// goroutine, so that the reply may wait for it and share its write.
+func (h *Hook) answerHolding(cl *mqtt.Client, req packets.Packet, topic string, payload []byte, hold bool) {
 	qos := min(req.FixedHeader.Qos, maxReplyQoS)
 	out := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
@@ -64,8 +70,8 @@ func (h *Hook) answer(cl *mqtt.Client, req packets.Packet, topic string, payload
 	// The PUBACK (or PUBREC) of a QoS 1 or 2 request follows the reply at
 	// once, on this goroutine: where the connection can, it sends both in
 	// one write.
-	holder, hold := cl.Net.Conn.(WriteHolder)
-	hold = hold && req.FixedHeader.Qos > 0
+	holder, canHold := cl.Net.Conn.(WriteHolder)
+	hold = hold && canHold
 	if hold {
 		holder.HoldNextWrite()
 	}

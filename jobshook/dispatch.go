@@ -112,6 +112,9 @@ func (h *Hook) send(topic, kind string, payload []byte, err error) {
 		h.Log.Error("could not render a jobs notification", "topic", topic, "error", err)
 		return
 	}
+	if kind != "event" && h.opts.Faults.Armed() && h.faultNotification(topic, kind, payload) {
+		return
+	}
 	if h.fanOut(topic, payload) > 0 && h.opts.Observer != nil {
 		h.opts.Observer.Notification(kind)
 	}

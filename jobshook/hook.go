@@ -26,6 +26,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/jobsbroker/jobsbroker/jobshook/faults"
 	"github.com/jobsbroker/jobsbroker/jobshook/presign"
 	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
@@ -77,6 +78,12 @@ type Options struct {
 	// persistent session until they acknowledge them: those sent while the
 	// client is connected, and those for a client that is away.
 	Sessions Keeper `yaml:"-" json:"-"`
+	// Faults, if set, makes the hook misbehave on purpose (see
+	// jobshook/faults): drop, delay or duplicate replies and
+	// notifications, reject requests without running them, disconnect
+	// clients after a request ran. While no fault is armed it costs one
+	// atomic load per request and per notification.
+	Faults *faults.Set `yaml:"-" json:"-"`
 }
 
 // Keeper keeps QoS 1 messages for clients with a persistent session
@@ -257,6 +264,12 @@ func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
 	if rej == nil && h.draining.Load() {
 		rej = &rejection{code: CodeInternalError, message: "the broker is shutting down; retry on another connection"}
 	}
+	var fault *faults.Fault
+	if rej == nil && h.opts.Faults.Armed() {
+		if fault = h.opts.Faults.Request(t.Thing, cl.ID, t.Op); fault != nil && fault.Kind == faults.Reject {
+			rej = &rejection{code: fault.Code, message: fault.RejectMessage()}
+		}
+	}
 	var payload []byte
 	if rej == nil {
 		// Notifications this request causes wait until its reply is out.
@@ -270,12 +283,12 @@ func (h *Hook) serve(cl *mqtt.Client, pk packets.Packet, t topics.Topic) {
 	if rej != nil {
 		code = rej.code
 		payload = rejectedPayload(rej, req.clientToken, h.clock.Now())
-		h.answer(cl, pk, topics.Rejected(pk.TopicName), payload)
-		if rej.code == CodeInternalError {
+		h.reply(cl, pk, t.Thing, topics.Rejected(pk.TopicName), payload, fault)
+		if rej.code == CodeInternalError && (fault == nil || fault.Kind != faults.Reject) {
 			h.Log.Warn("jobs request failed", "client", cl.ID, "thing", t.Thing, "op", t.Op.String(), "error", rej.message)
 		}
 	} else {
-		h.answer(cl, pk, topics.Accepted(pk.TopicName), payload)
+		h.reply(cl, pk, t.Thing, topics.Accepted(pk.TopicName), payload, fault)
 	}
 	took := time.Since(start)
 	h.observe(t.Op, code, took)

@@ -69,7 +69,7 @@ type fixture struct {
 	clock  *clock.Fake
 }
 
-func newFixture(t *testing.T, mod ...func(*Options)) *fixture {
+func newFixture(t testing.TB, mod ...func(*Options)) *fixture {
 	t.Helper()
 	clk := clock.NewFake(epoch)
 	st, err := badger.Open(badger.Options{Dir: t.TempDir(), Clock: clk, Logger: quiet})
@@ -116,12 +116,12 @@ type pipeEnd struct {
 
 // newPipeClient returns an MQTT 3.1.1 client whose writes are read back
 // by a pipeEnd.
-func newPipeClient(t *testing.T, server *mqtt.Server, id string, inline bool) (*mqtt.Client, *pipeEnd) {
+func newPipeClient(t testing.TB, server *mqtt.Server, id string, inline bool) (*mqtt.Client, *pipeEnd) {
 	t.Helper()
 	return newPipeClientVersion(t, server, id, inline, 4)
 }
 
-func newPipeClientVersion(t *testing.T, server *mqtt.Server, id string, inline bool, version byte) (*mqtt.Client, *pipeEnd) {
+func newPipeClientVersion(t testing.TB, server *mqtt.Server, id string, inline bool, version byte) (*mqtt.Client, *pipeEnd) {
 	t.Helper()
 	brokerSide, deviceSide := net.Pipe()
 	cl := server.NewClient(brokerSide, "t", id, inline)

@@ -34,6 +34,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/jobsbroker/jobsbroker/broker/logsample"
 	"github.com/jobsbroker/jobsbroker/topics"
 )
 
@@ -115,6 +116,9 @@ type Hook struct {
 	passwords atomic.Pointer[Passwords]
 	operators map[string]bool
 	log       *slog.Logger
+	// refusedLog bounds the lines of refused connections, which a client
+	// may cause as fast as it connects.
+	refusedLog *logsample.Sampler
 
 	backoff *loginBackoff
 
@@ -179,6 +183,7 @@ func (h *Hook) Init(config any) error {
 		return mqtt.ErrInvalidConfigType
 	}
 	h.opts = *o
+	h.refusedLog = logsample.New()
 	if h.opts.Mode == "" {
 		h.opts.Mode = ModeNone
 	}

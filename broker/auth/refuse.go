@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"log/slog"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -33,12 +35,13 @@ var v3Codes = map[byte]packets.Code{
 // connection closed and is not sent. It returns false, what
 // OnConnectAuthenticate returns for a refusal.
 func (h *Hook) refuse(cl *mqtt.Client, r *refusal) bool {
-	log := h.log.Info
 	if r.quiet {
-		log = h.log.Debug
+		h.log.Debug("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener,
+			"reason", r.code.Reason, "error", r.err)
+	} else {
+		h.refusedLog.Log(h.log, slog.LevelInfo, "refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote,
+			"listener", cl.Net.Listener, "reason", r.code.Reason, "error", r.err)
 	}
-	log("refused an MQTT connection", "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener,
-		"reason", r.code.Reason, "error", r.err)
 	code := r.code
 	if cl.Properties.ProtocolVersion < 5 {
 		code = v3Codes[code.Code]

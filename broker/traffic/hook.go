@@ -7,17 +7,31 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// Hook is the mochi hook that feeds a Recorder: every publish a client
-// makes on a thing's jobs topics, and every publish the broker sends on
-// them. Add it before the jobs hook, which consumes the requests it
-// serves (mochi stops asking further hooks once one has).
-type Hook struct {
-	mqtt.HookBase
-	rec *Recorder
+// Sink receives the messages a Hook records: a Recorder, Transcripts.
+type Sink interface {
+	Record(thing string, dir Direction, clientID, topic string, payload []byte)
 }
 
-// NewHook returns a hook recording into rec.
-func NewHook(rec *Recorder) *Hook { return &Hook{rec: rec} }
+// Hook is the mochi hook that feeds a Recorder (and any other Sink):
+// every publish a client makes on a thing's jobs topics, and every publish
+// the broker sends on them. Add it before the jobs hook, which consumes
+// the requests it serves (mochi stops asking further hooks once one has).
+type Hook struct {
+	mqtt.HookBase
+	sinks []Sink
+}
+
+// NewHook returns a hook recording into rec and the other sinks, in
+// order.
+func NewHook(rec *Recorder, more ...Sink) *Hook {
+	return &Hook{sinks: append([]Sink{rec}, more...)}
+}
+
+func (h *Hook) record(thing string, dir Direction, clientID, topic string, payload []byte) {
+	for _, s := range h.sinks {
+		s.Record(thing, dir, clientID, topic, payload)
+	}
+}
 
 // ID returns the hook's identifier.
 func (h *Hook) ID() string { return "jobs-traffic" }
@@ -34,7 +48,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil // the broker's own notifications are recorded as they are sent
 	}
 	if thing, ok := JobsThing(pk.TopicName); ok {
-		h.rec.Record(thing, In, cl.ID, pk.TopicName, pk.Payload)
+		h.record(thing, In, cl.ID, pk.TopicName, pk.Payload)
 	}
 	return pk, nil
 }
@@ -45,6 +59,6 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		return
 	}
 	if thing, ok := JobsThing(pk.TopicName); ok {
-		h.rec.Record(thing, Out, cl.ID, pk.TopicName, pk.Payload)
+		h.record(thing, Out, cl.ID, pk.TopicName, pk.Payload)
 	}
 }

@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -151,4 +152,45 @@ func BenchmarkRecordChurn(b *testing.B) {
 			i += 7
 		}
 	})
+}
+
+func TestTranscriptKeepsOrderAndItsLimit(t *testing.T) {
+	tr, err := NewTranscripts(TranscriptOptions{Lines: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		tr.Record("t", In, "c", "$aws/things/t/jobs/get", []byte(fmt.Sprint(i)))
+	}
+	tr.RecordFault("t", "c", "$aws/things/t/jobs/get/accepted", map[string]string{"kind": "drop"}, []byte("x"))
+	got := tr.Lines("t", 0)
+	if len(got) != 3 || got[0].Seq != 4 || got[2].Seq != 6 || got[2].Direction != FaultDirection || string(got[2].Fault) != `{"kind":"drop"}` {
+		t.Fatalf("lines = %+v, want seq 4 to 6 ending with the fault", got)
+	}
+	if after := tr.Lines("t", 5); len(after) != 1 || after[0].Seq != 6 {
+		t.Errorf("lines after 5 = %+v", after)
+	}
+	if tr.Lines("other", 0) != nil || (*Transcripts)(nil).Lines("t", 0) != nil {
+		t.Error("lines of a thing with none")
+	}
+}
+
+func TestTranscriptFileNamesAreSafe(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := NewTranscripts(TranscriptOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Record("..", In, "c", "x", nil)
+	tr.Record("pump:1", In, "c", "x", nil)
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "pump:1.jsonl" {
+		t.Errorf("files %v, want only pump:1.jsonl", entries)
+	}
+	if len(tr.Lines("..", 0)) != 1 {
+		t.Error("an unsafe name's lines are not kept in memory")
+	}
 }

@@ -89,29 +89,13 @@ func backup(ctx context.Context, s *settings, out, from, ca string, c *cli) erro
 // (SigV4, service iot) with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when
 // they are set, as a broker with a credentials file requires.
 func fetchBackup(ctx context.Context, base, caFile string, getenv func(string) string, w io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/admin/backup", nil)
+	req, err := adminRequest(ctx, base+"/admin/backup", getenv)
 	if err != nil {
 		return err
 	}
-	if key := getenv("AWS_ACCESS_KEY_ID"); key != "" {
-		region := cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), broker.DefaultRegion)
-		creds := aws.Credentials{AccessKeyID: key, SecretAccessKey: getenv("AWS_SECRET_ACCESS_KEY"), SessionToken: getenv("AWS_SESSION_TOKEN")}
-		emptySHA256 := hex.EncodeToString(sha256.New().Sum(nil))
-		if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "iot", region, time.Now()); err != nil {
-			return fmt.Errorf("sign the backup request: %w", err)
-		}
-	}
-	client := &http.Client{}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("%s holds no PEM certificate", caFile)
-		}
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	client, err := adminClient(caFile)
+	if err != nil {
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -129,6 +113,43 @@ func fetchBackup(ctx context.Context, base, caFile string, getenv func(string) s
 		return errors.New("the broker did not finish the backup stream")
 	}
 	return nil
+}
+
+// adminRequest returns a GET of a broker's admin endpoint, signed (SigV4,
+// service iot) with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when they
+// are set, as a broker with a credentials file requires.
+func adminRequest(ctx context.Context, url string, getenv func(string) string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if key := getenv("AWS_ACCESS_KEY_ID"); key != "" {
+		region := cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), broker.DefaultRegion)
+		creds := aws.Credentials{AccessKeyID: key, SecretAccessKey: getenv("AWS_SECRET_ACCESS_KEY"), SessionToken: getenv("AWS_SESSION_TOKEN")}
+		emptySHA256 := hex.EncodeToString(sha256.New().Sum(nil))
+		if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "iot", region, time.Now()); err != nil {
+			return nil, fmt.Errorf("sign the request: %w", err)
+		}
+	}
+	return req, nil
+}
+
+// adminClient is an HTTP client for a broker's API, trusting the CA in
+// caFile when one is given (for https:// URLs).
+func adminClient(caFile string) (*http.Client, error) {
+	client := &http.Client{}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return client, nil
 }
 
 func backupDir(ctx context.Context, s *settings, w io.Writer) error {

@@ -50,6 +50,7 @@ func TestHelp(t *testing.T) {
 		{"restore", []string{"usage: jobsbroker restore", "-i string", "-data-dir"}, []string{"-mqtt-addr", "-from"}},
 		{"passwd", []string{"usage: jobsbroker passwd -file FILE THING", "-file", "without echoing"}, []string{"-mqtt-addr", "-data-dir"}},
 		{"version", []string{"usage: jobsbroker version"}, []string{"Flags:"}},
+		{"wait", []string{"usage: jobsbroker wait", "-thing", "-status", "exits 0"}, []string{"-mqtt-addr", "-data-dir"}},
 	}
 	for _, c := range cases {
 		for _, args := range [][]string{{"help", c.cmd}, {c.cmd, "-h"}} {

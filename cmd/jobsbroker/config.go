@@ -18,7 +18,10 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/broker/auth"
+	"github.com/jobsbroker/jobsbroker/broker/mqttlisten"
+	"github.com/jobsbroker/jobsbroker/broker/preload"
 	"github.com/jobsbroker/jobsbroker/broker/sessions"
+	"github.com/jobsbroker/jobsbroker/jobshook/faults"
 	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 )
@@ -34,6 +37,8 @@ type settings struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	clockOffset     time.Duration
+	preloadFile     string
+	faultsFile      string
 
 	fs     *flag.FlagSet
 	secret map[string]bool   // settings printed as <redacted>
@@ -67,13 +72,13 @@ func newSettings(cmd string) *settings {
 	fs.IntVar(&s.MaxPacketSize, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet accepted, in bytes (AWS IoT: 128 KB)")
 	fs.IntVar(&s.MaxTopicLength, "max-topic-length", 256, "longest MQTT topic name or filter accepted, in bytes (AWS IoT: 256)")
 	fs.Float64Var(&s.RequestRate, "request-rate", 100, "device requests per second one thing may make over MQTT and HTTP together, answered RequestThrottled / ThrottlingException beyond it (negative: no limit)")
-	fs.DurationVar(&s.WriteTimeout, "write-timeout", broker.DefaultWriteTimeout, "how long a write to an MQTT client may block before the client is disconnected (a client that stops reading holds up only itself meanwhile)")
-	fs.DurationVar(&s.ConnectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "how long a new MQTT connection may take to finish its TLS handshake and send CONNECT before it is closed (negative: no limit)")
+	fs.DurationVar(&s.WriteTimeout, "write-timeout", mqttlisten.DefaultWriteTimeout, "how long a write to an MQTT client may block before the client is disconnected (a client that stops reading holds up only itself meanwhile)")
+	fs.DurationVar(&s.ConnectTimeout, "connect-timeout", mqttlisten.DefaultConnectTimeout, "how long a new MQTT connection may take to finish its TLS handshake and send CONNECT before it is closed (negative: no limit)")
 	fs.IntVar(&s.MaxConnections, "max-connections", 0, "connections each MQTT listener serves at once, more are answered CONNACK server unavailable (0: a share of the process's file-descriptor limit; negative: no limit)")
 	fs.IntVar(&s.MaxSubscriptions, "max-subscriptions", broker.DefaultMaxSubscriptions, "subscriptions one MQTT client may hold (AWS IoT: 50; negative: no limit)")
 	fs.DurationVar(&s.LoginBackoff, "login-backoff", auth.DefaultLoginBackoff, "longest wait imposed on an identity, or on a source address, after repeated failed password logins (negative: none)")
 	fs.IntVar(&s.RequestBurst, "request-burst", 0, "device requests one thing may make at once before request_rate applies (0: request_rate)")
-	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store (store badger)")
+	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store (store badger); :memory: keeps it in memory, for tests: nothing is written, everything is gone at exit")
 	fs.StringVar(&s.Store, "store", broker.StoreBadger, "where jobs live: badger (embedded in data_dir, one node) or postgres (store_url, shared by several nodes)")
 	fs.StringVar(&s.StoreURL, "store-url", "", "PostgreSQL connection string for store postgres, e.g. postgres://user:password@db:5432/jobs (its password is redacted by jobsbroker config)")
 	fs.StringVar(&s.NodeID, "node-id", "", "this node's name among the nodes of a shared store (empty: hostname-pid)")
@@ -94,6 +99,11 @@ func newSettings(cmd string) *settings {
 	fs.StringVar(&s.Artifacts.AccessKeyID, "artifact-access-key-id", "", "access key id that signs artifact URLs; give it read access to the artifacts only")
 	fs.StringVar(&s.Artifacts.SecretAccessKey, "artifact-secret-access-key", "", "secret access key that signs artifact URLs (redacted by jobsbroker config; prefer the environment variable)")
 	s.secret["artifact-secret-access-key"] = true
+	fs.StringVar(&s.preloadFile, "preload", "", "YAML or JSON file of things, thing groups, job templates and jobs to create at start, through the API's own calls, into an empty store (see README: Testing device code)")
+	fs.StringVar(&s.faultsFile, "faults", "", "YAML or JSON file of faults in force from the start: dropped, delayed or duplicated replies and notifications, rejections, disconnects, refused CONNECTs (changed at run time with /admin/faults)")
+	fs.BoolVar(&s.Transcripts, "transcripts", false, "keep every thing's jobs requests, replies, notifications and faults, for GET /admin/transcript?thing=T (memory grows with the traffic: for test brokers)")
+	fs.StringVar(&s.TranscriptDir, "transcript-dir", "", "also write each thing's transcript to DIR/THING.jsonl, a line at a time (turns transcripts on)")
+	fs.IntVar(&s.TranscriptMaxPayload, "transcript-max-payload", 128<<10, "bytes of each payload a transcript keeps; longer ones are cut and marked truncated")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests in flight")
@@ -116,8 +126,11 @@ func (s *settings) finish(fs *flag.FlagSet, args []string, getenv func(string) s
 		return err
 	}
 	if fs != s.fs {
-		if s.DataDir == "" {
+		switch s.DataDir {
+		case "":
 			return fmt.Errorf("%s must not be empty", s.name("data-dir"))
+		case broker.InMemory:
+			return fmt.Errorf("%s is %s: a broker in memory has no data directory; back it up over its API with -from", s.name("data-dir"), broker.InMemory)
 		}
 		return nil
 	}
@@ -294,6 +307,12 @@ func (s *settings) validate() error {
 	if s.ShutdownDelay < 0 || s.ShutdownDelay >= s.shutdownTimeout {
 		bad("shutdown-delay", "%v must be at least 0 and less than %s (%v)", s.ShutdownDelay, s.name("shutdown-timeout"), s.shutdownTimeout)
 	}
+	if s.TranscriptMaxPayload <= 0 {
+		bad("transcript-max-payload", "must be positive, got %d", s.TranscriptMaxPayload)
+	}
+	if err := s.readTestFiles(); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if len(s.TopicRules) == 1 && s.TopicRules[0] == "none" {
 		s.TopicRules = []string{}
 	}
@@ -306,6 +325,27 @@ func (s *settings) validate() error {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// readTestFiles reads the preload and fault files; an error names the
+// file, the line and the field at fault.
+func (s *settings) readTestFiles() error {
+	var errs []error
+	if s.preloadFile != "" {
+		p, err := preload.ReadFile(s.preloadFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name("preload"), err))
+		}
+		s.Preload = p
+	}
+	if s.faultsFile != "" {
+		p, err := faults.ReadFile(s.faultsFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name("faults"), err))
+		}
+		s.Faults = p
+	}
+	return errors.Join(errs...)
 }
 
 // logger builds the logger the settings describe, writing to w.

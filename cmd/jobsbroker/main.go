@@ -12,6 +12,7 @@
 //
 //	jobsbroker [serve] [flags]            run the broker (the default command)
 //	jobsbroker config [flags]             print the effective configuration
+//	jobsbroker wait -api URL -thing T -job J -status S   wait for an execution's status
 //	jobsbroker backup -o FILE             back the store up (-from URL for a running broker)
 //	jobsbroker restore -i FILE            restore a backup into an empty data directory
 //	jobsbroker passwd -file FILE THING    set a thing's password (identity password)
@@ -52,9 +53,13 @@ func main() {
 // the go command does).
 func exitCode(err error, stderr io.Writer) int {
 	var usage *usageError
+	var exit *exitError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &exit):
+		fmt.Fprintln(stderr, "jobsbroker:", err)
+		return exit.code
 	case errors.As(err, &usage):
 		fmt.Fprintf(stderr, "jobsbroker: %v\n%s\n", usage.err, usage.hint())
 		return 2
@@ -103,7 +108,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{serveCmd, configCmd, backupCmd, restoreCmd, passwdCmd, versionCmd, helpCmd}
+	commands = []*command{serveCmd, configCmd, waitCmd, backupCmd, restoreCmd, passwdCmd, versionCmd, helpCmd}
 }
 
 // run dispatches to a subcommand; without one it serves.
@@ -233,7 +238,7 @@ func serve(ctx context.Context, s *settings, stdout io.Writer) error {
 	cfg.Logger = log
 	// A start that fails leaves no data directory behind.
 	created := ""
-	if cfg.Store == broker.StoreBadger {
+	if cfg.Store == broker.StoreBadger && cfg.DataDir != broker.InMemory {
 		created = firstMissing(cfg.DataDir)
 	}
 	b, err := broker.New(cfg)

@@ -16,8 +16,8 @@
 'use strict';
 
 const { mqtt5, iotjobs } = require('aws-iot-device-sdk-v2');
-const { mqtt_request_response: crtrr } = require('aws-crt');
 const { log, check, withTimeout, token, main } = require('./lib');
+const { openStream } = require('./streams');
 
 const { JobStatus, RejectedErrorCode } = iotjobs.model;
 
@@ -40,48 +40,6 @@ function connect(cfg) {
     client.on('disconnection', (ev) => log('disconnected:', String(ev.error), ev.disconnect || ''));
     client.start();
     return { client, connected };
-}
-
-// stream opens a streaming operation and records its events; next(pred)
-// resolves with the first recorded or future event that matches pred.
-function openStream(op, name) {
-    const events = [];
-    const waiters = [];
-    op.on('incomingPublish', (ev) => {
-        log(`${name} event:`, ev.message);
-        events.push(ev.message);
-        for (const w of [...waiters]) {
-            if (w.pred(ev.message)) {
-                waiters.splice(waiters.indexOf(w), 1);
-                w.resolve(ev.message);
-            }
-        }
-    });
-    op.on('incomingPublishError', (ev) => log(`${name} undecodable event:`, String(ev.error)));
-    const established = new Promise((resolve, reject) => {
-        op.on('subscriptionStatus', (ev) => {
-            if (ev.type === crtrr.SubscriptionStatusEventType.SubscriptionEstablished) {
-                resolve();
-            } else if (ev.type === crtrr.SubscriptionStatusEventType.SubscriptionHalted) {
-                reject(new Error(`${name} stream halted: ${ev.error}`));
-            } else {
-                log(`${name} stream lost its subscription:`, String(ev.error));
-            }
-        });
-    });
-    op.open();
-    return {
-        op,
-        events,
-        established,
-        next(pred) {
-            const hit = events.find(pred);
-            if (hit) {
-                return Promise.resolve(hit);
-            }
-            return new Promise((resolve) => waiters.push({ pred, resolve }));
-        },
-    };
 }
 
 // rejection runs a request that must fail and returns the modeled error

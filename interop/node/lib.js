@@ -4,7 +4,7 @@
 
 const crypto = require('crypto');
 
-const usage = 'usage: node SCRIPT --host HOST --port PORT --thing THING --job JOB_ID [--timeout SECONDS]\n' +
+const usage = 'usage: node SCRIPT (--host HOST --port PORT | --mqtt HOST:PORT) --thing THING --job JOB_ID [--timeout SECONDS]\n' +
     '(or the environment: MQTT_HOST, MQTT_PORT, THING_NAME, JOB_ID, TIMEOUT_SECONDS)';
 
 // config reads the broker address, thing and job from the command line,
@@ -18,9 +18,11 @@ function config(argv = process.argv.slice(2), env = process.env) {
         }
         flags[m[1]] = m[2] !== undefined ? m[2] : argv[++i];
     }
+    // --mqtt HOST:PORT names both at once.
+    const [mqttHost, mqttPort] = flags.mqtt ? flags.mqtt.split(':') : [];
     const cfg = {
-        host: flags.host || env.MQTT_HOST || '127.0.0.1',
-        port: Number(flags.port || env.MQTT_PORT || 1883),
+        host: mqttHost || flags.host || env.MQTT_HOST || '127.0.0.1',
+        port: Number(mqttPort || flags.port || env.MQTT_PORT || 1883),
         thing: flags.thing || env.THING_NAME,
         job: flags.job || env.JOB_ID,
         timeoutSeconds: Number(flags.timeout || env.TIMEOUT_SECONDS || 30),

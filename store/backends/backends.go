@@ -39,6 +39,9 @@ type Config struct {
 	NoSync         bool
 	MinFreeBytes   int64
 	StrictRecovery bool
+	// InMemory keeps a Badger store in memory only (DataDir unused):
+	// nothing survives the process.
+	InMemory bool
 	// URL and NodeID configure PostgreSQL (see postgres.Options).
 	URL    string
 	NodeID string
@@ -76,9 +79,13 @@ func Open(ctx context.Context, c Config) (store.Store, error) {
 		return postgres.Open(ctx, postgres.Options{URL: c.URL, NodeID: c.NodeID, EnableEvents: c.Events,
 			Clock: c.Clock, Logger: c.Logger, OnCommit: c.OnCommit})
 	}
-	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	dir := ""
+	if !c.InMemory {
+		dir = StoreDir(c.DataDir)
+		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
 	}
-	return badger.Open(badger.Options{Dir: StoreDir(c.DataDir), NoSync: c.NoSync, MinFreeBytes: c.MinFreeBytes,
+	return badger.Open(badger.Options{Dir: dir, InMemory: c.InMemory, NoSync: c.NoSync, MinFreeBytes: c.MinFreeBytes,
 		StrictRecovery: c.StrictRecovery, EnableEvents: c.Events, Clock: c.Clock, Logger: c.Logger, OnCommit: c.OnCommit})
 }

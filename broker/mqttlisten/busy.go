@@ -1,4 +1,4 @@
-package broker
+package mqttlisten
 
 import (
 	"bufio"
@@ -27,7 +27,7 @@ const (
 // refuser answers the connections a listener has no room for.
 type refuser struct {
 	id    string
-	opts  listenerOptions
+	opts  Options
 	slots chan struct{}
 
 	mu      sync.Mutex
@@ -38,21 +38,21 @@ type refuser struct {
 	tracked bool      // logged at least once
 }
 
-func (r *refuser) init(id string, opts listenerOptions) {
+func (r *refuser) init(id string, opts Options) {
 	r.id, r.opts, r.slots = id, opts, make(chan struct{}, maxRefusing)
 }
 
 // busy answers c, over the limit, and closes it.
 func (r *refuser) busy(c net.Conn) {
-	if r.opts.stats != nil {
-		r.opts.stats.ConnectionRefused(r.id, refusedLimit)
+	if r.opts.Stats != nil {
+		r.opts.Stats.ConnectionRefused(r.id, refusedLimit)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.unsaid++
 	if now := time.Now(); !r.tracked || now.Sub(r.logged) >= refuseLogPeriod {
-		r.opts.log.Warn("MQTT listener at its connection limit: refusing connections", "listener", r.id,
-			"limit", r.opts.maxConns, "refused", r.unsaid)
+		r.opts.Log.Warn("MQTT listener at its connection limit: refusing connections", "listener", r.id,
+			"limit", r.opts.MaxConns, "refused", r.unsaid)
 		r.logged, r.unsaid, r.tracked = now, 0, true
 	}
 	if r.closed {

@@ -1,12 +1,12 @@
 //go:build unix
 
-package broker
+package mqttlisten
 
 import "syscall"
 
-// descriptorLimit returns the process's soft RLIMIT_NOFILE (which the Go
+// DescriptorLimit returns the process's soft RLIMIT_NOFILE (which the Go
 // runtime raises to the hard limit at start), 0 when unknown or unlimited.
-func descriptorLimit() uint64 {
+func DescriptorLimit() uint64 {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur >= 1<<62 {
 		return 0

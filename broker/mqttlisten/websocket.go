@@ -1,4 +1,4 @@
-package broker
+package mqttlisten
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary
+// WebSocket serves MQTT over WebSocket (subprotocol "mqtt", binary
 // frames), optionally over TLS. mochi has a WebSocket listener of its own;
 // this one binds its socket up front (so ":0" reports the port it got),
 // lets the auth hook see the TLS state of each connection, and applies the
@@ -25,7 +25,7 @@ import (
 // request within connectTimeout, and CONNECT within connectTimeout after
 // the upgrade; at most maxConns connections (an upgrade beyond them is
 // answered 503); accept errors retried (see retryListener).
-type wsListener struct {
+type WebSocket struct {
 	id    string
 	ln    *retryListener
 	tls   *tls.Config
@@ -35,20 +35,20 @@ type wsListener struct {
 	est   listeners.EstablishFn
 	mqtt  *mqtt.Server // whose clients Close disconnects
 	conns connSet
-	opts  listenerOptions
+	opts  Options
 }
 
-var _ listeners.Listener = (*wsListener)(nil)
+var _ listeners.Listener = (*WebSocket)(nil)
 
-func newWSListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts listenerOptions) (*wsListener, error) {
+func NewWebSocket(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts Options) (*WebSocket, error) {
 	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	l := &wsListener{id: id, tls: tlsConf, opts: opts, mqtt: srv}
-	l.ln = newRetryListener(raw, id, opts.log, func() {
-		if opts.stats != nil {
-			opts.stats.AcceptError(id)
+	l := &WebSocket{id: id, tls: tlsConf, opts: opts, mqtt: srv}
+	l.ln = newRetryListener(raw, id, opts.Log, func() {
+		if opts.Stats != nil {
+			opts.Stats.AcceptError(id)
 		}
 	})
 	l.up = websocket.Upgrader{
@@ -60,19 +60,19 @@ func newWSListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts 
 	return l, nil
 }
 
-func (l *wsListener) ID() string      { return l.id }
-func (l *wsListener) Address() string { return l.ln.Addr().String() }
+func (l *WebSocket) ID() string      { return l.id }
+func (l *WebSocket) Address() string { return l.ln.Addr().String() }
 
-func (l *wsListener) Protocol() string {
+func (l *WebSocket) Protocol() string {
 	if l.tls != nil {
 		return "wss"
 	}
 	return "ws"
 }
 
-// Init is called by mochi; the listener logs through opts.log.
-func (l *wsListener) Init(*slog.Logger) error {
-	headerTimeout := l.opts.connectTimeout
+// Init is called by mochi; the listener logs through opts.Log.
+func (l *WebSocket) Init(*slog.Logger) error {
+	headerTimeout := l.opts.ConnectTimeout
 	if headerTimeout <= 0 {
 		headerTimeout = DefaultConnectTimeout
 	}
@@ -80,16 +80,16 @@ func (l *wsListener) Init(*slog.Logger) error {
 		Handler: http.HandlerFunc(l.upgrade),
 		// Also the deadline of the TLS handshake.
 		ReadHeaderTimeout: headerTimeout,
-		ErrorLog:          slog.NewLogLogger(l.opts.log.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(l.opts.Log.Handler(), slog.LevelDebug),
 	}
 	return nil
 }
 
 // Failing reports why the listener is not accepting connections, nil
 // while it is.
-func (l *wsListener) Failing() error { return l.ln.Failing() }
+func (l *WebSocket) Failing() error { return l.ln.Failing() }
 
-func (l *wsListener) Serve(establish listeners.EstablishFn) {
+func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 	l.mu.Lock()
 	l.est = establish
 	l.mu.Unlock()
@@ -98,14 +98,14 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 		ln = tls.NewListener(ln, l.tls)
 	}
 	if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		l.opts.log.Error("websocket listener stopped", "listener", l.id, "error", err)
+		l.opts.Log.Error("websocket listener stopped", "listener", l.id, "error", err)
 	}
 }
 
-func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
-	if l.opts.maxConns > 0 && l.conns.len() >= l.opts.maxConns {
-		if l.opts.stats != nil {
-			l.opts.stats.ConnectionRefused(l.id, refusedLimit)
+func (l *WebSocket) upgrade(w http.ResponseWriter, r *http.Request) {
+	if l.opts.MaxConns > 0 && l.conns.len() >= l.opts.MaxConns {
+		if l.opts.Stats != nil {
+			l.opts.Stats.ConnectionRefused(l.id, refusedLimit)
 		}
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, "the MQTT listener is at its connection limit", http.StatusServiceUnavailable)
@@ -115,11 +115,11 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered the client
 	}
-	if l.opts.connectTimeout > 0 {
+	if l.opts.ConnectTimeout > 0 {
 		// CONNECT within the deadline; mochi sets the keepalive one then.
-		_ = ws.NetConn().SetDeadline(time.Now().Add(l.opts.connectTimeout))
+		_ = ws.NetConn().SetDeadline(time.Now().Add(l.opts.ConnectTimeout))
 	}
-	c := &wsConn{Conn: ws.NetConn(), ws: ws, timeout: l.opts.writeTimeout}
+	c := &wsConn{Conn: ws.NetConn(), ws: ws, timeout: l.opts.WriteTimeout}
 	if r.TLS != nil {
 		state := *r.TLS
 		c.state = &state
@@ -134,16 +134,16 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 	l.mu.Unlock()
 	err = est(l.id, c)
 	if err != nil {
-		l.opts.log.Debug("websocket client ended", "listener", l.id, "error", err)
+		l.opts.Log.Debug("websocket client ended", "listener", l.id, "error", err)
 	}
-	if isTimeout(err) && !c.wrote.Load() && l.opts.stats != nil {
-		l.opts.stats.ConnectionRefused(l.id, refusedConnectTimeout) // no CONNECT after the upgrade
+	if isTimeout(err) && !c.wrote.Load() && l.opts.Stats != nil {
+		l.opts.Stats.ConnectionRefused(l.id, refusedConnectTimeout) // no CONNECT after the upgrade
 	}
 }
 
 // Close stops the HTTP server, ends the listener's connections and waits
 // until mochi is done with them (see closeListener).
-func (l *wsListener) Close(listeners.CloseFn) {
+func (l *WebSocket) Close(listeners.CloseFn) {
 	if !l.conns.stop() {
 		return // closed already
 	}
@@ -168,6 +168,7 @@ type wsConn struct {
 
 	timeout time.Duration // per write, as deadlineConn
 	wrote   atomic.Bool   // something was written (a CONNACK, at least)
+	first   connackFirst
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
@@ -197,6 +198,10 @@ func (c *wsConn) Read(p []byte) (int, error) {
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	written := len(p)
+	if p = c.first.order(p); p == nil {
+		return written, nil // kept until the CONNACK
+	}
 	c.wrote.Store(true)
 	if c.timeout > 0 {
 		if err := c.ws.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
@@ -209,7 +214,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	return len(p), nil
+	return written, nil
 }
 
 func (c *wsConn) Close() error { return c.ws.Close() }

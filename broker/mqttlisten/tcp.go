@@ -1,4 +1,4 @@
-package broker
+package mqttlisten
 
 import (
 	"crypto/tls"
@@ -21,38 +21,38 @@ const DefaultWriteTimeout = 10 * time.Second
 // finish its TLS handshake and send CONNECT.
 const DefaultConnectTimeout = 10 * time.Second
 
-// listenerOptions are the limits every MQTT listener applies.
-type listenerOptions struct {
-	// writeTimeout bounds each write to a client (see deadlineConn).
-	writeTimeout time.Duration
-	// connectTimeout bounds the TLS handshake and the CONNECT of a new
+// Options are the limits every MQTT listener applies.
+type Options struct {
+	// WriteTimeout bounds each write to a client (see deadlineConn).
+	WriteTimeout time.Duration
+	// ConnectTimeout bounds the TLS handshake and the CONNECT of a new
 	// connection together; mochi sets the keepalive deadline once CONNECT
 	// is read (0: none).
-	connectTimeout time.Duration
-	// maxConns is how many connections the listener serves at once; more
+	ConnectTimeout time.Duration
+	// MaxConns is how many connections the listener serves at once; more
 	// are answered CONNACK "server unavailable" (MQTT 5: "server busy")
 	// and closed (0: no limit).
-	maxConns int
-	// stats counts what the listener refuses; nil counts nothing.
-	stats listenerStats
-	// log receives the listener's own logs (mochi's logger keeps errors
+	MaxConns int
+	// Stats counts what the listener refuses; nil counts nothing.
+	Stats Stats
+	// Log receives the listener's own logs (mochi's logger keeps errors
 	// only).
-	log *slog.Logger
+	Log *slog.Logger
 }
 
-// listenerStats counts a listener's troubles (metrics.Security does).
-type listenerStats interface {
+// Stats counts a listener's troubles (metrics.Security does).
+type Stats interface {
 	AcceptError(listener string)
 	ConnectionRefused(listener, reason string)
 }
 
-// Reasons a listener gives up on a connection, for listenerStats.
+// Reasons a listener gives up on a connection, for Stats.
 const (
 	refusedLimit          = "limit"           // over the listener's connection limit
 	refusedConnectTimeout = "connect_timeout" // no TLS handshake and CONNECT in time
 )
 
-// tcpListener serves MQTT over TCP, optionally TLS. Unlike mochi's own TCP
+// TCP serves MQTT over TCP, optionally TLS. Unlike mochi's own TCP
 // listener:
 //
 //   - it puts a deadline on every write: mochi holds a client's lock while
@@ -66,26 +66,26 @@ const (
 //   - it serves at most maxConns connections, answering more with a
 //     CONNACK refusal, so that clients cannot take every descriptor;
 //   - it survives accept errors (see retryListener).
-type tcpListener struct {
+type TCP struct {
 	id     string
 	accept *retryListener
 	ln     net.Listener // accept, or TLS over it
 	tls    *tls.Config
-	opts   listenerOptions
+	opts   Options
 	srv    *mqtt.Server // whose clients Close disconnects
 	conns  connSet
 	refuse refuser
 }
 
-var _ listeners.Listener = (*tcpListener)(nil)
+var _ listeners.Listener = (*TCP)(nil)
 
-func newTCPListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts listenerOptions) (*tcpListener, error) {
+func NewTCP(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts Options) (*TCP, error) {
 	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	l := &tcpListener{id: id, tls: tlsConf, opts: opts, srv: srv}
-	l.accept = newRetryListener(raw, id, opts.log, l.countAcceptError)
+	l := &TCP{id: id, tls: tlsConf, opts: opts, srv: srv}
+	l.accept = newRetryListener(raw, id, opts.Log, l.countAcceptError)
 	l.ln = l.accept
 	if tlsConf != nil {
 		l.ln = tls.NewListener(l.accept, tlsConf)
@@ -94,42 +94,42 @@ func newTCPListener(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts
 	return l, nil
 }
 
-func (l *tcpListener) countAcceptError() {
-	if l.opts.stats != nil {
-		l.opts.stats.AcceptError(l.id)
+func (l *TCP) countAcceptError() {
+	if l.opts.Stats != nil {
+		l.opts.Stats.AcceptError(l.id)
 	}
 }
 
-func (l *tcpListener) ID() string      { return l.id }
-func (l *tcpListener) Address() string { return l.ln.Addr().String() }
+func (l *TCP) ID() string      { return l.id }
+func (l *TCP) Address() string { return l.ln.Addr().String() }
 
-func (l *tcpListener) Protocol() string {
+func (l *TCP) Protocol() string {
 	if l.tls != nil {
 		return "tls"
 	}
 	return "tcp"
 }
 
-// Init is called by mochi; the listener logs through opts.log.
-func (l *tcpListener) Init(*slog.Logger) error { return nil }
+// Init is called by mochi; the listener logs through opts.Log.
+func (l *TCP) Init(*slog.Logger) error { return nil }
 
 // Failing reports why the listener is not accepting connections, nil
 // while it is.
-func (l *tcpListener) Failing() error { return l.accept.Failing() }
+func (l *TCP) Failing() error { return l.accept.Failing() }
 
-func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+func (l *TCP) Serve(establish listeners.EstablishFn) {
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
 			return // closed: retryListener retries every other error
 		}
-		if l.opts.connectTimeout > 0 {
+		if l.opts.ConnectTimeout > 0 {
 			// mochi replaces it with the keepalive deadline once it has
 			// read CONNECT; a TLS connection's handshake runs under it too.
-			_ = conn.SetDeadline(time.Now().Add(l.opts.connectTimeout))
+			_ = conn.SetDeadline(time.Now().Add(l.opts.ConnectTimeout))
 		}
-		c := &deadlineConn{Conn: conn, timeout: l.opts.writeTimeout}
-		if l.opts.maxConns > 0 && l.conns.len() >= l.opts.maxConns {
+		c := &deadlineConn{Conn: conn, timeout: l.opts.WriteTimeout}
+		if l.opts.MaxConns > 0 && l.conns.len() >= l.opts.MaxConns {
 			l.refuse.busy(c)
 			continue
 		}
@@ -141,12 +141,12 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			defer l.conns.done(c)
 			err := establish(l.id, c)
 			if err != nil {
-				l.opts.log.Debug("MQTT client ended", "listener", l.id, "remote", conn.RemoteAddr(), "error", err)
+				l.opts.Log.Debug("MQTT client ended", "listener", l.id, "remote", conn.RemoteAddr(), "error", err)
 			}
-			if isTimeout(err) && !c.wrote.Load() && l.opts.stats != nil {
+			if isTimeout(err) && !c.wrote.Load() && l.opts.Stats != nil {
 				// Nothing was ever written: not even a CONNACK. The client
 				// did not finish its handshake and CONNECT in time.
-				l.opts.stats.ConnectionRefused(l.id, refusedConnectTimeout)
+				l.opts.Stats.ConnectionRefused(l.id, refusedConnectTimeout)
 			}
 		}()
 	}
@@ -155,7 +155,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 // Close stops accepting connections, ends the listener's connections and
 // waits until mochi is done with them (see closeListener). mochi's CloseFn
 // is not used.
-func (l *tcpListener) Close(listeners.CloseFn) {
+func (l *TCP) Close(listeners.CloseFn) {
 	if !l.conns.stop() {
 		return // closed already
 	}
@@ -171,9 +171,10 @@ type deadlineConn struct {
 	timeout time.Duration
 	wrote   atomic.Bool // something was written (a CONNACK, at least)
 
-	mu   sync.Mutex
-	hold bool   // the next write waits for the one after it
-	held []byte // a write waiting for the next one
+	mu    sync.Mutex
+	hold  bool   // the next write waits for the one after it
+	held  []byte // a write waiting for the next one
+	first connackFirst
 }
 
 // HoldNextWrite makes the connection keep the next write and send it
@@ -204,10 +205,14 @@ func (c *deadlineConn) ReleaseHold() {
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	written := len(p)
+	if p = c.first.order(p); p == nil {
+		return written, nil // kept until the CONNACK
+	}
 	if c.hold {
 		c.hold = false
 		c.held = append(c.held[:0], p...)
-		return len(p), nil
+		return written, nil
 	}
 	out := p
 	if len(c.held) > 0 {
@@ -219,10 +224,12 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 	}
 	c.wrote.Store(true)
 	n, err := c.write(out)
-	// The held bytes were reported written when they were held: count
-	// only p's.
-	n = max(0, n-(len(out)-len(p)))
-	return n, err
+	// The held and kept bytes were reported written when they were held:
+	// count only this write's.
+	if err != nil {
+		return max(0, n-(len(out)-written)), err
+	}
+	return written, nil
 }
 
 func (c *deadlineConn) write(p []byte) (int, error) {

@@ -1,0 +1,8 @@
+// Package mqttlisten holds the broker's own MQTT listeners (TCP, TLS and
+// WebSocket), which it gives mochi in place of mochi's: each write to a
+// client has a deadline, a new connection must finish its TLS handshake
+// and send CONNECT in time, a listener serves a bounded number of
+// connections and survives accept errors, a reply and the request's PUBACK
+// can leave in one write, and on close a listener ends its connections
+// itself and waits for mochi to finish with them.
+package mqttlisten
