@@ -16,21 +16,12 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/throttle"
 )
 
-// Off, given as a listener's address, turns the listener off.
-const Off = "off"
-
 // ALPN protocols the MQTT TLS listeners offer. AWS IoT's port 443 takes
 // MQTT under x-amzn-mqtt-ca, and clients built on the AWS CRT (the AWS IoT
 // Device Client among them) always ask for it.
 const (
 	alpnAWSMQTT = "x-amzn-mqtt-ca"
 	alpnMQTT    = "mqtt"
-)
-
-// Default limits.
-const (
-	DefaultMaxPacketSize = 128 << 10
-	DefaultMQTTTLSAddr   = ":8883"
 )
 
 // MQTT listener ids, as mochi and the logs know them.
@@ -145,24 +136,7 @@ func (c *Config) resolveSecurity() error {
 			problems = append(problems, err)
 		}
 	}
-	switch {
-	case c.Store != StoreBadger && c.Store != StorePostgres:
-		problems = append(problems, fmt.Errorf("%s %q: must be %s or %s", c.name("store"), c.Store, StoreBadger, StorePostgres))
-	case c.Store == StorePostgres && c.StoreURL == "":
-		problems = append(problems, fmt.Errorf("%s postgres needs %s (postgres://user:password@host:5432/db)", c.name("store"), c.name("store_url")))
-	}
-	if c.MaxPacketSize < 0 || c.MaxTopicLength < 0 {
-		problems = append(problems, fmt.Errorf("%s and %s must be positive", c.name("max_packet_size"), c.name("max_topic_length")))
-	}
 	return errors.Join(problems...)
-}
-
-// CheckConfig reports what is wrong with cfg's security settings, as New
-// would, without opening anything.
-func CheckConfig(cfg Config) error {
-	cfg.applyDefaults()
-	_, err := cfg.artifactSigner()
-	return errors.Join(cfg.resolveSecurity(), cfg.checkSessions(), err)
 }
 
 // loopback reports whether addr binds to a loopback interface only.

@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -12,29 +10,6 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/store"
 )
-
-// checkSessions checks the session and retained-message settings.
-func (c *Config) checkSessions() error {
-	var problems []error
-	if c.SessionExpiry < 0 {
-		problems = append(problems, fmt.Errorf("session_expiry %v must not be negative", c.SessionExpiry))
-	}
-	if c.SessionExpiry > math.MaxUint32*time.Second {
-		problems = append(problems, fmt.Errorf("session_expiry %v is over MQTT's limit of %d seconds", c.SessionExpiry, uint32(math.MaxUint32)))
-	}
-	if c.SessionExpiry%time.Second != 0 {
-		problems = append(problems, fmt.Errorf("session_expiry %v must be whole seconds", c.SessionExpiry))
-	}
-	return errors.Join(problems...)
-}
-
-// sessionExpiry is the configured expiry with its default.
-func (c *Config) sessionExpiry() time.Duration {
-	if c.SessionExpiry == 0 {
-		return sessions.DefaultExpiry
-	}
-	return c.SessionExpiry
-}
 
 // sessionCapabilities tells mochi the session expiry: mochi caps an MQTT 5
 // client's session expiry interval to it (and says so in the CONNACK) and
