@@ -28,9 +28,9 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/jobshook/faults"
 	"github.com/jobsbroker/jobsbroker/jobshook/presign"
-	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
+	"github.com/jobsbroker/jobsbroker/store/wire"
 	"github.com/jobsbroker/jobsbroker/topics"
 )
 

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/wire"
 )
 
 // The MQTT replies and notifications (PROTOCOL.md §5-§7), built from the

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/wire"
 )
 
 func at(sec int64) time.Time { return time.Unix(sec, 0) }

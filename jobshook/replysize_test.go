@@ -9,8 +9,8 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/jobsbroker/jobsbroker/jobshook/wire"
 	"github.com/jobsbroker/jobsbroker/store"
+	"github.com/jobsbroker/jobsbroker/store/wire"
 	"github.com/jobsbroker/jobsbroker/topics"
 )
 

@@ -1,5 +1,5 @@
 // Package wire holds the JSON shapes of the AWS IoT Jobs device API that
-// MQTT and the HTTP data plane share (PROTOCOL.md §4): JobExecution,
+// MQTT (jobshook) and the HTTP data plane (broker/dataplane) share: JobExecution,
 // JobExecutionSummary and JobExecutionState. Timestamps are integer epoch
 // seconds and optional fields are omitted rather than null. The two
 // transports differ only in jobDocument: a JSON object over MQTT, a JSON
