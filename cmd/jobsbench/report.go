@@ -175,6 +175,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if l.TargetOpsPerSec > 0 {
 				fmt.Fprintf(w, "  %s (%s) paced at %.0f ops/s; latencies run from each request's slot in the schedule\n", l.Name, l.Broker, l.TargetOpsPerSec)
 			}
+			if l.RSSFileMiB > 0 {
+				fmt.Fprintf(w, "  %s (%s): broker RSS %.1f MiB, of which %.1f MiB map the store's files\n", l.Name, l.Broker, l.RSSMiB, l.RSSFileMiB)
+			}
 			if l.ErrorsTotal > 0 {
 				fmt.Fprintf(w, "  %s errors: %d rejected, %d timeouts, %d disconnects, %d invalid\n", l.Name,
 					l.Errors.Rejected, l.Errors.Timeouts, l.Errors.Disconnects, l.Errors.Invalid)

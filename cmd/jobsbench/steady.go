@@ -157,7 +157,7 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 		return nil, err
 	}
 	res.Broker = "jobsbroker"
-	res.RSSMiB = mib(t.RSS())
+	res.RSSMiB, res.RSSFileMiB = mib(t.RSS()), mib(t.RSSFile())
 	switch {
 	case res.CutShort == "interrupted":
 		rep.note("steady: interrupted; the window ended early")
