@@ -72,18 +72,26 @@ func (t *target) prober() *prober {
 
 // RSS returns the resident set size of the broker's nodes in bytes,
 // summed, or 0 if unknown.
-func (t *target) RSS() int64 {
+func (t *target) RSS() int64 { return t.status("VmRSS:") }
+
+// RSSFile returns the part of RSS that maps files (the store's data
+// files, which Badger maps into memory; the kernel reclaims those pages
+// when memory is short), summed, or 0 if unknown.
+func (t *target) RSSFile() int64 { return t.status("RssFile:") }
+
+// status sums a kB field of the nodes' /proc status.
+func (t *target) status(field string) int64 {
 	var sum int64
 	for _, n := range t.all() {
 		if n.PID == 0 {
 			return 0
 		}
-		rss, err := readRSS(n.PID)
+		v, err := readStatus(n.PID, field)
 		if err != nil {
-			slog.Debug("read broker RSS", "pid", n.PID, "error", err)
+			slog.Debug("read broker memory", "pid", n.PID, "field", field, "error", err)
 			return 0
 		}
-		sum += rss
+		sum += v
 	}
 	return sum
 }
@@ -422,23 +430,26 @@ func freePort() (int, error) {
 }
 
 // readRSS returns VmRSS of a process, in bytes.
-func readRSS(pid int) (int64, error) {
+func readRSS(pid int) (int64, error) { return readStatus(pid, "VmRSS:") }
+
+// readStatus returns a kB field of a process's /proc status, in bytes.
+func readStatus(pid int, field string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read RSS: %w", err)
+		return 0, fmt.Errorf("read %s: %w", field, err)
 	}
 	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest)
 			if len(f) != 2 || f[1] != "kB" {
-				return 0, fmt.Errorf("read RSS: unexpected line %q", line)
+				return 0, fmt.Errorf("read %s: unexpected line %q", field, line)
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("read RSS: %w", err)
+				return 0, fmt.Errorf("read %s: %w", field, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("read RSS: no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("read %s: not in /proc/%d/status", field, pid)
 }

@@ -104,6 +104,8 @@ type LoopResult struct {
 	Errors       ErrorCounts `json:"errors"`
 	ErrorsTotal  int64       `json:"errors_total"`
 	RSSMiB       float64     `json:"broker_rss_mib,omitempty"`
+	// RSSFileMiB is the part of RSSMiB that maps the store's files.
+	RSSFileMiB float64 `json:"broker_rss_file_mib,omitempty"`
 	// TargetOpsPerSec is the paced request rate of all devices together;
 	// 0 for a closed loop (each device sends as soon as it is answered).
 	TargetOpsPerSec float64 `json:"target_ops_per_s,omitempty"`

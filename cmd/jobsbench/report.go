@@ -201,6 +201,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 				}
 				fmt.Fprintln(w)
 			}
+			if l.RSSFileMiB > 0 {
+				fmt.Fprintf(w, "  %s (%s): broker RSS %.1f MiB, of which %.1f MiB map the store's files\n", l.Name, l.Broker, l.RSSMiB, l.RSSFileMiB)
+			}
 			if l.ErrorsTotal > 0 {
 				fmt.Fprintf(w, "  %s errors: %d rejected, %d timeouts, %d disconnects, %d invalid\n", l.Name,
 					l.Errors.Rejected, l.Errors.Timeouts, l.Errors.Disconnects, l.Errors.Invalid)

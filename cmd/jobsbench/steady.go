@@ -99,7 +99,7 @@ func steadyJobs(ctx context.Context, cfg *config, t *target, rep *Report) (*Loop
 // steadyDone completes a steady result and notes how its window ended.
 func steadyDone(t *target, rep *Report, res *LoopResult) {
 	res.Broker = "jobsbroker"
-	res.RSSMiB = mib(t.RSS())
+	res.RSSMiB, res.RSSFileMiB = mib(t.RSS()), mib(t.RSSFile())
 	switch {
 	case res.CutShort == "interrupted":
 		rep.note("%s: interrupted; the window ended early", res.Name)

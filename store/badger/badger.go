@@ -235,7 +235,8 @@ func Open(opts Options) (*Store, error) {
 // not by how much it stores (README, "Memory"): the memtables (three of
 // 16 MiB), Badger's block cache and its cache of table indexes and bloom
 // filters (without a bound, Badger keeps every table's index in memory, a
-// cost that grows with the data), and the committer's record cache
+// cost that grows with the data), the buffers its compactions build
+// tables in (see baseOptions), and the committer's record cache
 // (Options.CacheBytes).
 const (
 	memTableBytes   = 16 << 20
@@ -246,7 +247,14 @@ const (
 
 // baseOptions are the Badger options every opening of a store uses.
 func baseOptions(dir string) badgerdb.Options {
-	return badgerdb.DefaultOptions(dir).
+	opts := badgerdb.DefaultOptions(dir)
+	// Tables of every level below L0 are BaseTableSize (2 MB) rather
+	// than twice as large a level down: a compaction builds each new
+	// table in a buffer of twice its size, and Badger keeps up to eight
+	// such buffers for reuse, so with growing tables the memory of
+	// compactions grew with the data (to 200 MB at 1,000,000 executions).
+	opts.TableSizeMultiplier = 1
+	return opts.
 		// A synced commit msyncs the memtable's write-ahead log, and the
 		// cost of that grows with how full the memtable is: with 64 MB
 		// memtables a commit cost 2.4 times more once 100,000 executions
