@@ -34,7 +34,7 @@ func TestNodeDeviceSDKv2PersistentSession(t *testing.T) {
 }
 
 func runPersistentNodeDevice(t *testing.T, how string) {
-	node := Need(t, "node", "install Node.js 20 (Debian: apt-get install nodejs npm)")
+	node := Need(t, "node", "install Node.js 18 or later (Debian: apt-get install nodejs npm)")
 	Need(t, "npm", "install npm (Debian: apt-get install npm)")
 	pinned := nodeModules(t)
 

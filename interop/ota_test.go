@@ -33,7 +33,7 @@ import (
 // binary runs with -debug-clock-offset -55s, so the 60 s URL (AWS's
 // shortest) expires 5 s after it was signed, by the S3 server's clock.
 func TestNodeDeviceSDKv2OTA(t *testing.T) {
-	node := Need(t, "node", "install Node.js 20 (Debian: apt-get install nodejs npm)")
+	node := Need(t, "node", "install Node.js 18 or later (Debian: apt-get install nodejs npm)")
 	nodeModules(t)
 	srv := s3test.Start(t)
 	firmware := bytes.Repeat([]byte("pump firmware 2.1 "), 4096)
