@@ -158,6 +158,21 @@ type signedCall struct {
 	Queued []string `json:"queued"` // GetPendingJobExecutions
 }
 
+// checkSigned checks the correctly signed calls: the job is listed,
+// described IN_PROGRESS and the only one queued for the thing.
+func checkSigned(t *testing.T, s signedCalls, job string) {
+	t.Helper()
+	if !s.ListJobs.OK || !slices.Contains(s.ListJobs.JobIDs, job) {
+		t.Errorf("signed ListJobs: %+v, want %s listed", s.ListJobs, job)
+	}
+	if !s.DescribeJob.OK || s.DescribeJob.JobID != job || s.DescribeJob.Status != "IN_PROGRESS" {
+		t.Errorf("signed DescribeJob: %+v, want %s IN_PROGRESS", s.DescribeJob, job)
+	}
+	if !s.GetPendingJobExecutions.OK || !slices.Equal(s.GetPendingJobExecutions.Queued, []string{job}) {
+		t.Errorf("signed GetPendingJobExecutions: %+v, want only %s queued", s.GetPendingJobExecutions, job)
+	}
+}
+
 type skewCorrection struct {
 	jsCall
 	OffsetBeforeSeconds float64 `json:"offsetBeforeSeconds"`
@@ -195,7 +210,7 @@ func TestSignatureFailuresJSv3(t *testing.T) {
 			return
 		}
 		if e.Name != f.code || e.Fault != "client" || e.Status != http.StatusForbidden || !strings.Contains(e.Message, f.msg) ||
-			!e.ServiceException || e.Attempts != 1 {
+			!e.ServiceException || e.Constructor != base || e.Attempts != 1 {
 			t.Errorf("%s, %s: raised %+v, want a %s named %s, $fault client, status 403, one attempt, message %q",
 				f.name, plane, *e, base, f.code, f.msg)
 		}
@@ -206,16 +221,7 @@ func TestSignatureFailuresJSv3(t *testing.T) {
 		check(f, "data plane (GetPendingJobExecutions)", "IoTJobsDataPlaneServiceException", c.Data)
 	}
 
-	s := sum.Signed
-	if !s.ListJobs.OK || !slices.Contains(s.ListJobs.JobIDs, plan.Job) {
-		t.Errorf("signed ListJobs: %+v, want %s listed", s.ListJobs, plan.Job)
-	}
-	if !s.DescribeJob.OK || s.DescribeJob.JobID != plan.Job || s.DescribeJob.Status != "IN_PROGRESS" {
-		t.Errorf("signed DescribeJob: %+v, want %s IN_PROGRESS", s.DescribeJob, plan.Job)
-	}
-	if !s.GetPendingJobExecutions.OK || !slices.Equal(s.GetPendingJobExecutions.Queued, []string{plan.Job}) {
-		t.Errorf("signed GetPendingJobExecutions: %+v, want %s queued", s.GetPendingJobExecutions, plan.Job)
-	}
+	checkSigned(t, sum.Signed, plan.Job)
 
 	for plane, sc := range map[string]skewCorrection{"control plane": sum.SkewCorrected.Control, "data plane": sum.SkewCorrected.Data} {
 		// The broker runs on this machine's clock: corrected, the offset is
@@ -330,16 +336,7 @@ func TestSignatureFailuresBoto3(t *testing.T) {
 				check(f, "iot list_jobs", c.Control)
 				check(f, "iot-jobs-data get_pending_job_executions", c.Data)
 			}
-			s := sum.Signed
-			if !s.ListJobs.OK || !slices.Contains(s.ListJobs.JobIDs, plan.Job) {
-				t.Errorf("signed list_jobs: %+v, want %s listed", s.ListJobs, plan.Job)
-			}
-			if !s.DescribeJob.OK || s.DescribeJob.JobID != plan.Job || s.DescribeJob.Status != "IN_PROGRESS" {
-				t.Errorf("signed describe_job: %+v, want %s IN_PROGRESS", s.DescribeJob, plan.Job)
-			}
-			if !s.GetPendingJobExecutions.OK || !slices.Equal(s.GetPendingJobExecutions.Queued, []string{plan.Job}) {
-				t.Errorf("signed get_pending_job_executions: %+v, want %s queued", s.GetPendingJobExecutions, plan.Job)
-			}
+			checkSigned(t, sum.Signed, plan.Job)
 		})
 	}
 }
