@@ -39,22 +39,26 @@ func startSignedProcess(t *testing.T) *brokertest.Process {
 	return brokertest.StartProcess(t, filepath.Join(dir, "data"), "-credentials-file", creds)
 }
 
-// failure is one way a signature fails and the error type AWS's front door
-// answers it with (always HTTP 403).
+// failure is one way a signature fails, the error type AWS's front door
+// answers it with (always HTTP 403) and the start of AWS's message.
 type failure struct {
 	name        string
 	key, secret string // "" key: unsigned
 	region      string
 	skew        time.Duration // the client's clock error
-	code        string
+	code, msg   string
 }
 
 var failures = []failure{
-	{name: "unsigned", code: "MissingAuthenticationTokenException"},
-	{name: "wrong secret", key: signedKey, secret: "wrong", region: "us-east-1", code: "InvalidSignatureException"},
-	{name: "unknown key", key: "AKIAINTEROPUNKNOWN01", secret: signedSecret, region: "us-east-1", code: "UnrecognizedClientException"},
-	{name: "clock 10 minutes slow", key: signedKey, secret: signedSecret, region: "us-east-1", skew: -10 * time.Minute, code: "InvalidSignatureException"},
-	{name: "another region", key: signedKey, secret: signedSecret, region: "eu-west-1", code: "InvalidSignatureException"},
+	{name: "unsigned", code: "MissingAuthenticationTokenException", msg: "Missing Authentication Token"},
+	{name: "wrong secret", key: signedKey, secret: "wrong", region: "us-east-1", code: "InvalidSignatureException",
+		msg: "The request signature we calculated does not match the signature you provided."},
+	{name: "unknown key", key: "AKIAINTEROPUNKNOWN01", secret: signedSecret, region: "us-east-1", code: "UnrecognizedClientException",
+		msg: "The security token included in the request is invalid."},
+	{name: "clock 10 minutes slow", key: signedKey, secret: signedSecret, region: "us-east-1", skew: -10 * time.Minute,
+		code: "InvalidSignatureException", msg: "Signature expired: "},
+	{name: "another region", key: signedKey, secret: signedSecret, region: "eu-west-1", code: "InvalidSignatureException",
+		msg: "Credential should be scoped to a valid region, not 'eu-west-1'."},
 }
 
 type staticProvider struct{ key, secret string }

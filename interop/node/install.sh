@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the npm device SDK used by the interop suite (interop/node_test.go)
-# into interop/node/node_modules, exactly as pinned in package-lock.json.
+# Installs the npm packages of the interop suite into interop/node/node_modules,
+# exactly as pinned in package-lock.json: the device SDK (interop/node_test.go)
+# and the AWS SDK for JavaScript v3's IoT clients (interop/signatures_scripts_test.go).
 #
 # Idempotent and quiet: it does nothing when node_modules already matches the
 # lock file, prints only errors, and exits non-zero when the install fails or
@@ -17,7 +18,7 @@ done
 
 stamp=node_modules/.jobsbroker-install-stamp
 want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1) $(node --version)"
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]] && node -e 'require("aws-iot-device-sdk-v2")' 2>/dev/null; then
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]] && node -e 'require("aws-iot-device-sdk-v2"); require("@aws-sdk/client-iot"); require("@aws-sdk/client-iot-jobs-data-plane")' 2>/dev/null; then
 	exit 0
 fi
 
@@ -26,12 +27,17 @@ fi
 # binding for linux-x64/arm64 ships inside the package, so skip scripts.
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 
-# The native binding must load on this Node.js.
+# The native binding must load on this Node.js, and the JavaScript SDK's
+# clients must be there.
 node -e '
 const crt = require("aws-crt");
 const sdk = require("aws-iot-device-sdk-v2");
 if (typeof crt.mqtt5.Mqtt5Client !== "function" || typeof sdk.iotjobs.IotJobsClientv2 !== "function") {
 	throw new Error("aws-iot-device-sdk-v2 is incomplete");
+}
+if (typeof require("@aws-sdk/client-iot").IoTClient !== "function" ||
+	typeof require("@aws-sdk/client-iot-jobs-data-plane").IoTJobsDataPlaneClient !== "function") {
+	throw new Error("the AWS SDK for JavaScript v3 IoT clients are incomplete");
 }
 new crt.io.ClientBootstrap();
 '
