@@ -2,10 +2,15 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/jobsbroker/jobsbroker/broker"
@@ -189,12 +194,18 @@ func TestNoDisconnectPacketForMQTT311(t *testing.T) {
 
 // TestTakeoverLeavesTheNewConnectionServed: after a clean-session client
 // is taken over, the new connection gets the messages for its
-// subscriptions. mochi marks the old client taken over only after closing
-// it; when the old client's goroutine reached its cleanup first, it
-// deleted the client ID from the client table after the new connection had
-// been added, and the new connection was served nothing (about one
-// takeover in three hundred under the race detector). The auth hook holds
-// the old client's cleanup until the new connection is established.
+// subscriptions. mochi removes a clean-session client that was not taken
+// over by its client ID, after its hooks: a late removal deleted the new
+// connection from the client table, which was served nothing from then
+// on. Two ways: the old client's goroutine reached its "taken over?" check
+// before the takeover marked it (mochi marks it after closing it), or the
+// previous round's connection, closed by the test with nobody to take it
+// over, passed the check and was held up by the scheduler until the next
+// connections were added (several takeovers in a run of 400 under the
+// race detector on a loaded machine). The auth hook holds the first
+// until the new connection is established, and makes a new connection
+// wait for the second (TestCleanupOfALeftConnectionSparesTheNextOne
+// forces it).
 func TestTakeoverLeavesTheNewConnectionServed(t *testing.T) {
 	b := brokertest.Start(t)
 	pub := dialRaw(t, b.MQTTAddr(), nil)
@@ -220,4 +231,147 @@ func TestTakeoverLeavesTheNewConnectionServed(t *testing.T) {
 		c.conn.Close()
 		old.conn.Close()
 	}
+}
+
+// TestCleanupOfALeftConnectionSparesTheNextOne forces the interleaving
+// behind the failures of TestTakeoverLeavesTheNewConnectionServed. A
+// clean-session client leaves with no connection of its client ID around,
+// so mochi removes it: after its "taken over?" check (no) and before it
+// deletes the client ID from its client table, its goroutine is held (a
+// hook on the unsubscribe that removal makes; on a loaded machine the
+// scheduler does the same). A new connection with the client ID comes
+// meanwhile. Had it been added to the table before the deletion, the
+// deletion would remove it and it would be served nothing; the auth hook
+// makes it wait until mochi has finished with the old connection.
+func TestCleanupOfALeftConnectionSparesTheNextOne(t *testing.T) {
+	for _, v := range []byte{4, 5} {
+		t.Run(fmt.Sprintf("mqtt%d", v), func(t *testing.T) {
+			waiting := newSignalHandler("a connection waits until its client ID's previous connection is removed",
+				brokertest.Logger(t).Handler())
+			b := brokertest.Start(t, func(c *broker.Config) { c.Logger = slog.New(waiting) })
+			gate := &cleanupGate{id: "left", held: make(chan struct{}), established: make(chan struct{}), waiting: waiting.seen}
+			if err := b.Broker.MQTT.AddHook(gate, nil); err != nil {
+				t.Fatal(err)
+			}
+			pub := dialRaw(t, b.MQTTAddr(), nil)
+			pub.connect(rawConnect{id: "left-pub", version: v})
+
+			old := dialRaw(t, b.MQTTAddr(), nil)
+			old.connect(rawConnect{id: "left", version: v})
+			old.subscribe(1, 0, "left/old")
+			old.conn.Close()
+			select {
+			case <-gate.held:
+			case <-time.After(10 * time.Second):
+				t.Fatal("mochi did not remove the clean-session client that left")
+			}
+
+			c := dialRaw(t, b.MQTTAddr(), nil)
+			if code, _ := c.connect(rawConnect{id: "left", version: v}); code != 0 {
+				t.Fatalf("connect: %#x", code)
+			}
+			// The old connection's goroutine is done once the broker counts
+			// two clients (the publisher and c).
+			for deadline := time.Now().Add(10 * time.Second); atomic.LoadInt64(&b.Broker.MQTT.Info.ClientsConnected) != 2; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d clients connected, want 2", atomic.LoadInt64(&b.Broker.MQTT.Info.ClientsConnected))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			c.subscribe(1, 0, "left/new")
+			pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "left/new", Payload: []byte("hello")})
+			if m, err := c.read(5 * time.Second); err != nil || string(m.Payload) != "hello" {
+				t.Fatalf("the new connection got %q, %v; want \"hello\"", m.Payload, err)
+			}
+		})
+	}
+}
+
+// cleanupGate holds the goroutine of client id's first connection in
+// mochi's removal of it (the OnUnsubscribed hook of its unsubscribing,
+// which mochi does after its "taken over?" check and before it deletes the
+// client from its table) until the next connection with the client ID is
+// established, or is waiting for the removal (waiting closes), or ten
+// seconds have passed.
+type cleanupGate struct {
+	mqtt.HookBase
+	id          string
+	held        chan struct{} // closed when the first connection's goroutine is held
+	established chan struct{} // closed when another connection with the id is established
+	waiting     <-chan struct{}
+
+	mu    sync.Mutex
+	first *mqtt.Client
+	used  atomic.Bool
+}
+
+func (g *cleanupGate) ID() string { return "cleanup-gate" }
+
+func (g *cleanupGate) Provides(b byte) bool {
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnUnsubscribed
+}
+
+func (g *cleanupGate) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if cl.ID != g.id {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.first == nil:
+		g.first = cl
+	case g.first != cl:
+		close(g.established)
+	}
+}
+
+func (g *cleanupGate) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
+	g.mu.Lock()
+	first := g.first
+	g.mu.Unlock()
+	if cl != first || !cl.Closed() {
+		return
+	}
+	if !g.used.CompareAndSwap(false, true) {
+		return // mochi unsubscribing it again, as it takes it over
+	}
+	close(g.held)
+	select {
+	case <-g.established:
+	case <-g.waiting:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// signalHandler closes seen at the first record with message msg, and
+// passes the records at info level and above to next.
+type signalHandler struct {
+	msg  string
+	next slog.Handler
+	seen chan struct{}
+	once *sync.Once
+}
+
+func newSignalHandler(msg string, next slog.Handler) *signalHandler {
+	return &signalHandler{msg: msg, next: next, seen: make(chan struct{}), once: new(sync.Once)}
+}
+
+func (h *signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	if r.Level < slog.LevelInfo {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &signalHandler{msg: h.msg, next: h.next.WithAttrs(as), seen: h.seen, once: h.once}
+}
+
+func (h *signalHandler) WithGroup(name string) slog.Handler {
+	return &signalHandler{msg: h.msg, next: h.next.WithGroup(name), seen: h.seen, once: h.once}
 }

@@ -119,6 +119,9 @@ type Hook struct {
 	// refusedLog bounds the lines of refused connections, which a client
 	// may cause as fast as it connects.
 	refusedLog *logsample.Sampler
+	// slowLeaveLog bounds the lines of connections that waited for their
+	// client ID's previous connection in vain.
+	slowLeaveLog *logsample.Sampler
 
 	backoff *loginBackoff
 
@@ -136,6 +139,11 @@ type Hook struct {
 	pending map[*mqtt.Client]struct{}
 	sweepAt int            // sweep pending when it grows to this size
 	count   map[string]int // established and pending connections per identity
+	// leaving holds, by client ID, the connection that left without a
+	// successor and whose client mochi has still to remove (see
+	// OnDisconnect): the channel closes when mochi has finished with it.
+	leaving   map[string]<-chan struct{}
+	leavingAt int // sweep leaving when it grows to this size
 }
 
 // conn is what the hook knows of an authenticated client.
@@ -159,8 +167,15 @@ func (c *conn) settle() {
 }
 
 // takeoverWait bounds how long a client that was taken over waits for its
-// successor in OnDisconnect.
+// successor in OnDisconnect, and how long a new connection waits until
+// mochi has finished with the previous connection of its client ID.
 const takeoverWait = 5 * time.Second
+
+// doner is a connection that says when mochi has finished with it: the
+// broker's listeners (mqttlisten) close the channel once mochi's
+// EstablishConnection has returned, so everything mochi does when the
+// client leaves is done.
+type doner interface{ Done() <-chan struct{} }
 
 // ID returns the hook's ID.
 func (h *Hook) ID() string { return "jobsbroker-auth" }
@@ -184,6 +199,7 @@ func (h *Hook) Init(config any) error {
 	}
 	h.opts = *o
 	h.refusedLog = logsample.New()
+	h.slowLeaveLog = logsample.New()
 	if h.opts.Mode == "" {
 		h.opts.Mode = ModeNone
 	}
@@ -227,6 +243,7 @@ func (h *Hook) Init(config any) error {
 	h.byID = map[string]*mqtt.Client{}
 	h.count = map[string]int{}
 	h.pending = map[*mqtt.Client]struct{}{}
+	h.leaving = map[string]<-chan struct{}{}
 	return nil
 }
 
@@ -254,7 +271,9 @@ func (h *Hook) Identity(cl *mqtt.Client) (thing string, enforced bool) {
 // connection when it cannot, when the client ID is not the identity's,
 // when the client's will is one it could not publish itself, or when the
 // identity holds too many connections already. A refusal is answered with
-// the CONNACK reason that says why (see refuse).
+// the CONNACK reason that says why (see refuse). An accepted client whose
+// client ID's previous connection is still being removed by mochi waits
+// until that is done (see OnDisconnect).
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	identity, ref := h.authenticate(cl, pk)
 	if ref != nil {
@@ -263,6 +282,17 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if ref := h.checkWill(cl, identity, pk); ref != nil {
 		return h.refuse(cl, ref)
 	}
+	ok, leaving := h.admit(cl, identity)
+	if ok && leaving != nil {
+		h.awaitLeaving(cl, leaving)
+	}
+	return ok
+}
+
+// admit records an authenticated client unless its identity is at its
+// limit, and returns what it must wait for before mochi looks its client
+// ID up: the leaving connection of the same client ID, if any.
+func (h *Hook) admit(cl *mqtt.Client, identity string) (bool, <-chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.pending) >= h.sweepAt {
@@ -275,21 +305,63 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if takeover {
 		if c := h.conns[prev]; c != nil && c.identity != identity {
 			return h.refuse(cl, &refusal{code: packets.ErrClientIdentifierNotValid,
-				err: fmt.Errorf("client ID %q is connected as identity %s", cl.ID, c.identity)})
+				err: fmt.Errorf("client ID %q is connected as identity %s", cl.ID, c.identity)}), nil
 		}
 	}
 	if limit := h.opts.MaxConnections; limit > 0 && !takeover && h.count[identity] >= limit {
 		h.sweepPending() // a place held by a client that has gone is free
 		if n := h.count[identity]; n >= limit {
 			return h.refuse(cl, &refusal{code: packets.ErrQuotaExceeded,
-				err: fmt.Errorf("identity %s already has %d connections (limit %d)", identity, n, limit)})
+				err: fmt.Errorf("identity %s already has %d connections (limit %d)", identity, n, limit)}), nil
 		}
 	}
 	h.conns[cl] = &conn{identity: identity, displaced: prev, settled: make(chan struct{})}
 	h.byID[cl.ID] = cl
 	h.pending[cl] = struct{}{}
 	h.count[identity]++
-	return true
+	return true, h.leaving[cl.ID]
+}
+
+// awaitLeaving waits, at most takeoverWait, until mochi has finished with
+// the connection that left the client ID to cl.
+func (h *Hook) awaitLeaving(cl *mqtt.Client, leaving <-chan struct{}) {
+	select {
+	case <-leaving:
+	default:
+		h.log.Debug("a connection waits until its client ID's previous connection is removed", "client", cl.ID)
+		t := time.NewTimer(takeoverWait)
+		defer t.Stop()
+		select {
+		case <-leaving:
+		case <-t.C:
+			h.slowLeaveLog.Log(h.log, slog.LevelWarn, "the previous connection of a client ID was not removed in time; the new connection goes ahead",
+				"client", cl.ID, "waited", takeoverWait)
+			return
+		}
+	}
+	h.mu.Lock()
+	if h.leaving[cl.ID] == leaving {
+		delete(h.leaving, cl.ID)
+	}
+	h.mu.Unlock()
+}
+
+// leave records that the connection of client ID id, done once mochi has
+// finished with it, has left without a successor. Entries whose connection
+// mochi has finished with are swept when leaving has doubled since the
+// last sweep. Called with h.mu held.
+func (h *Hook) leave(id string, done <-chan struct{}) {
+	if len(h.leaving) >= h.leavingAt {
+		for k, d := range h.leaving {
+			select {
+			case <-d:
+				delete(h.leaving, k)
+			default:
+			}
+		}
+		h.leavingAt = max(64, 2*len(h.leaving))
+	}
+	h.leaving[id] = done
 }
 
 // sweepPending forgets the clients that were authenticated but closed
@@ -454,19 +526,37 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	c.settle()
 }
 
-// OnDisconnect releases the client's place. A client that another
-// connection is taking over waits, at most takeoverWait, until that one is
-// established: mochi marks a client taken over only after it has closed
-// it, and a closed clean-session client whose goroutine gets to its
-// cleanup first, not yet marked, deletes "its" client ID from the client
-// table after the new connection was added there: the new connection is
-// then served no messages at all.
-func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+// OnDisconnect releases the client's place, and keeps mochi's cleanup of a
+// clean session (expire) from reaching the client ID's next connection.
+//
+// After the OnDisconnect hooks, mochi removes such a client unless it was
+// taken over: it unsubscribes the client's filters and deletes the client
+// from its client table, both by client ID, so that if a newer connection
+// with the same client ID has been added by then, that connection loses
+// its entry (and with it every message, its subscriptions notwithstanding)
+// and the filters it shares with the old one. Two cases:
+//
+//   - Another connection with the client ID has been authenticated: it is
+//     taking this one over. This one waits, at most takeoverWait, until
+//     that one is established: mochi marks a client taken over only after
+//     it has closed it, and this one's check must see the mark.
+//   - None has: this one is recorded as leaving, and a connection with the
+//     client ID that comes before mochi has finished with this one waits
+//     for that in OnConnectAuthenticate, before mochi looks the client ID
+//     up. Otherwise this one's goroutine, delayed between mochi's "taken
+//     over?" check and its deletion (a loaded machine does that), deletes
+//     the new connection, which is served nothing from then on.
+//
+// A connection that outlives its session (expire false) is not removed by
+// mochi, and a new one takes its session over; nothing waits then.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	h.mu.Lock()
 	var successor chan struct{}
 	next := h.byID[cl.ID]
 	if c := h.conns[next]; next != cl && c != nil {
 		successor = c.settled
+	} else if d, ok := cl.Net.Conn.(doner); ok && expire && !cl.IsTakenOver() {
+		h.leave(cl.ID, d.Done())
 	}
 	h.forget(cl)
 	h.mu.Unlock()

@@ -4,5 +4,6 @@
 // and send CONNECT in time, a listener serves a bounded number of
 // connections and survives accept errors, a reply and the request's PUBACK
 // can leave in one write, and on close a listener ends its connections
-// itself and waits for mochi to finish with them.
+// itself and waits for mochi to finish with them. Each connection says
+// when mochi has finished with it (Done), for the auth hook.
 package mqttlisten

@@ -128,7 +128,7 @@ func (l *TCP) Serve(establish listeners.EstablishFn) {
 			// read CONNECT; a TLS connection's handshake runs under it too.
 			_ = conn.SetDeadline(time.Now().Add(l.opts.ConnectTimeout))
 		}
-		c := &deadlineConn{Conn: conn, timeout: l.opts.WriteTimeout}
+		c := &deadlineConn{Conn: conn, timeout: l.opts.WriteTimeout, done: make(chan struct{})}
 		if l.opts.MaxConns > 0 && l.conns.len() >= l.opts.MaxConns {
 			l.refuse.busy(c)
 			continue
@@ -139,6 +139,7 @@ func (l *TCP) Serve(establish listeners.EstablishFn) {
 		}
 		go func() {
 			defer l.conns.done(c)
+			defer close(c.done)
 			err := establish(l.id, c)
 			if err != nil {
 				l.opts.Log.Debug("MQTT client ended", "listener", l.id, "remote", conn.RemoteAddr(), "error", err)
@@ -170,6 +171,7 @@ type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
 	wrote   atomic.Bool // something was written (a CONNACK, at least)
+	done    chan struct{}
 
 	mu    sync.Mutex
 	hold  bool   // the next write waits for the one after it
@@ -250,6 +252,10 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// Done returns a channel that is closed once mochi has finished with the
+// connection, for the auth hook (see auth.Hook.OnDisconnect).
+func (c *deadlineConn) Done() <-chan struct{} { return c.done }
 
 // ConnectionState reports the TLS state of a TLS connection, for the auth
 // hook.

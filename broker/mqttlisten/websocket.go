@@ -119,7 +119,7 @@ func (l *WebSocket) upgrade(w http.ResponseWriter, r *http.Request) {
 		// CONNECT within the deadline; mochi sets the keepalive one then.
 		_ = ws.NetConn().SetDeadline(time.Now().Add(l.opts.ConnectTimeout))
 	}
-	c := &wsConn{Conn: ws.NetConn(), ws: ws, timeout: l.opts.WriteTimeout}
+	c := &wsConn{Conn: ws.NetConn(), ws: ws, timeout: l.opts.WriteTimeout, done: make(chan struct{})}
 	if r.TLS != nil {
 		state := *r.TLS
 		c.state = &state
@@ -129,6 +129,7 @@ func (l *WebSocket) upgrade(w http.ResponseWriter, r *http.Request) {
 		return // the listener is closing
 	}
 	defer l.conns.done(c)
+	defer close(c.done)
 	l.mu.Lock()
 	est := l.est
 	l.mu.Unlock()
@@ -169,7 +170,12 @@ type wsConn struct {
 	timeout time.Duration // per write, as deadlineConn
 	wrote   atomic.Bool   // something was written (a CONNACK, at least)
 	first   connackFirst
+	done    chan struct{} // closed once mochi has finished with the connection
 }
+
+// Done returns a channel that is closed once mochi has finished with the
+// connection, for the auth hook (see auth.Hook.OnDisconnect).
+func (c *wsConn) Done() <-chan struct{} { return c.done }
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	for {
