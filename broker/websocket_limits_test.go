@@ -1,0 +1,175 @@
+package broker_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/broker/brokertest"
+)
+
+// wsStream is an MQTT byte stream over a WebSocket client connection
+// (binary messages, subprotocol "mqtt"), so that rawClient can speak
+// MQTT over it. Deadlines and addresses are the WebSocket's.
+type wsStream struct {
+	net.Conn
+	ws *websocket.Conn
+	r  io.Reader
+}
+
+func (s *wsStream) Read(p []byte) (int, error) {
+	for {
+		if s.r == nil {
+			_, r, err := s.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			s.r = r
+		}
+		n, err := s.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			s.r = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (s *wsStream) Write(p []byte) (int, error) {
+	if err := s.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *wsStream) SetReadDeadline(t time.Time) error { return s.ws.SetReadDeadline(t) }
+func (s *wsStream) Close() error                      { return s.ws.Close() }
+
+// upgradeWS opens a WebSocket to the broker's MQTT-over-WebSocket listener
+// and returns a rawClient over it, or the HTTP response that refused the
+// upgrade.
+func upgradeWS(t *testing.T, b *brokertest.Instance) (*rawClient, *http.Response, error) {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
+	ws, resp, err := d.Dial("ws://"+b.WebSocketAddr()+"/mqtt", nil)
+	if err != nil {
+		return nil, resp, err
+	}
+	t.Cleanup(func() { ws.Close() })
+	s := &wsStream{Conn: ws.NetConn(), ws: ws}
+	return &rawClient{t: t, conn: s, r: bufio.NewReader(s), version: 4}, resp, nil
+}
+
+// TestWebSocketConnectionLimit: the WebSocket listener serves at most
+// -max-connections connections, as the TCP ones do; an upgrade beyond them
+// is answered 503 with Retry-After before any WebSocket exists, and
+// counted. The limit is the listener's own: the TCP listener still
+// serves. When a WebSocket client leaves, the next one gets in.
+func TestWebSocketConnectionLimit(t *testing.T) {
+	b := brokertest.Start(t, func(c *broker.Config) {
+		c.WebSocketAddr = "127.0.0.1:0"
+		c.MaxConnections = 2
+	})
+	var clients []*rawClient
+	for i := range 2 {
+		c, _, err := upgradeWS(t, b)
+		if err != nil {
+			t.Fatalf("upgrade %d of 2: %v", i+1, err)
+		}
+		if code, _ := c.connect(rawConnect{id: fmt.Sprintf("ws-limit-%d", i)}); code != 0 {
+			t.Fatalf("connect %d of 2: CONNACK %#x", i+1, code)
+		}
+		clients = append(clients, c)
+	}
+	for i := range 2 {
+		_, resp, err := upgradeWS(t, b)
+		if !errors.Is(err, websocket.ErrBadHandshake) || resp == nil {
+			t.Fatalf("upgrade over the limit: %v, want a refused handshake", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("upgrade %d over the limit: %s, Retry-After %q; want 503 with Retry-After", i+1, resp.Status, resp.Header.Get("Retry-After"))
+		}
+	}
+	if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=limit"); n != 2 {
+		t.Errorf("refusals for the limit counted on websocket: %v, want 2", n)
+	}
+	tcp := dialRaw(t, b.MQTTAddr(), nil)
+	if code, _ := tcp.connect(rawConnect{id: "tcp-beside-ws"}); code != 0 {
+		t.Errorf("the TCP listener, under its own limit, refused a client: CONNACK %#x", code)
+	}
+
+	clients[0].conn.Close()
+	brokertest.Eventually(t, "a WebSocket client gets in once one left", func() error {
+		c, resp, err := upgradeWS(t, b)
+		if err != nil {
+			if resp != nil {
+				resp.Body.Close()
+				return fmt.Errorf("upgrade: %v (%s)", err, resp.Status)
+			}
+			return err
+		}
+		if code, _ := c.connect(rawConnect{id: "ws-limit-next"}); code != 0 {
+			return fmt.Errorf("CONNACK %#x", code)
+		}
+		return nil
+	})
+}
+
+// TestWebSocketConnectDeadline: on the WebSocket listener, a client that
+// upgrades and never sends CONNECT, and one that never finishes its HTTP
+// upgrade request, are closed after -connect-timeout; the first is
+// counted as a connect timeout. A WebSocket client that connected
+// (keepalive 0) is still served past the deadline.
+func TestWebSocketConnectDeadline(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	b := brokertest.Start(t, func(c *broker.Config) {
+		c.WebSocketAddr = "127.0.0.1:0"
+		c.ConnectTimeout = timeout
+	})
+	silent, _, err := upgradeWS(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The upgrade request begun, its headers never finished.
+	half := dialRaw(t, b.WebSocketAddr(), nil)
+	if _, err := io.WriteString(half.conn, "GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	settled, _, err := upgradeWS(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := settled.connect(rawConnect{id: "ws-settled", noKeepalive: true}); code != 0 {
+		t.Fatalf("connect: CONNACK %#x", code)
+	}
+	if err := silent.closedWithin(10 * time.Second); err != nil {
+		t.Errorf("upgraded without CONNECT: %v (connect timeout %v)", err, timeout)
+	}
+	if err := half.closedWithin(10 * time.Second); err != nil {
+		t.Errorf("half an upgrade request: %v (connect timeout %v)", err, timeout)
+	}
+	brokertest.Eventually(t, "the connect timeout counted", func() error {
+		if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=connect_timeout"); n != 1 {
+			return fmt.Errorf("connect timeouts counted on websocket: %v, want 1", n)
+		}
+		return nil
+	})
+	// Well past the deadline, the client that connected is still served.
+	settled.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	if pk, err := settled.read(5 * time.Second); err != nil || pk.FixedHeader.Type != packets.Pingresp {
+		t.Fatalf("a connected WebSocket client after the connect deadline: %v (packet type %d)", err, pk.FixedHeader.Type)
+	}
+}
