@@ -79,14 +79,21 @@ func TestDamagedLogAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	name := filepath.Base(wal)
+	checkDamageReported(t, dir, filepath.Base(wal))
+}
 
+// checkDamageReported runs the broker on dir, whose store has one damaged
+// log, name: with -strict-recovery it must refuse to start, naming the
+// file; without, it must start, log an error naming the file and what was
+// dropped, and say 1 in jobsbroker_store_damaged_log_files.
+func checkDamageReported(t *testing.T, dir, name string) {
+	t.Helper()
 	out, code := brokertest.RunProcess(t, 30*time.Second, dir, "-strict-recovery")
 	if code == 0 || code == -1 || !strings.Contains(out, name) || !strings.Contains(out, "damaged") {
 		t.Fatalf("-strict-recovery on a damaged log: exit %d (-1: still running after 30s), output:\n%s", code, out)
 	}
 
-	p = brokertest.StartProcess(t, dir)
+	p := brokertest.StartProcess(t, dir)
 	var line string
 	for _, l := range strings.Split(p.Logs(), "\n") {
 		if strings.Contains(l, `"level":"ERROR"`) && strings.Contains(l, name) && strings.Contains(l, "entries_lost") {
@@ -106,4 +113,51 @@ func TestDamagedLogAfterKill(t *testing.T) {
 	if !strings.Contains(string(metrics), "\njobsbroker_store_damaged_log_files 1\n") {
 		t.Fatalf("jobsbroker_store_damaged_log_files is not 1:\n%s", grepLines(string(metrics), "damaged"))
 	}
+}
+
+// TestDamagedValueLogAfterKill: the broker binary is killed (SIGKILL)
+// after acknowledging jobs whose 64 KiB documents Badger keeps in its value
+// log, and 4 KiB in the middle of that log's entries are overwritten. The
+// broker reports it as it does a damaged write-ahead log: -strict-recovery
+// refuses to start, naming 000001.vlog; without it, an error line names
+// the file and what was dropped, and jobsbroker_store_damaged_log_files
+// says 1.
+func TestDamagedValueLogAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the broker binary")
+	}
+	dir := t.TempDir()
+	p := brokertest.StartProcess(t, dir)
+	// 65,536 bytes of UTF-8 in 16,390 characters: the largest document
+	// the broker takes, and not less than the store's value threshold.
+	doc := `{"p":"` + strings.Repeat("\U0001D11E", 16382) + `"}`
+	api := brokertest.IoTClient(p.APIURL())
+	const jobs = 40
+	for i := range jobs {
+		if _, err := api.CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String(fmt.Sprintf("big%02d", i)),
+			Targets: []string{brokertest.ThingARN("t")}, Document: aws.String(doc)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Kill()
+
+	vlog := filepath.Join(dir, "jobs", "000001.vlog")
+	f, err := os.OpenFile(vlog, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The entries take under 3 MB of a file allocated to gigabytes.
+	head, err := io.ReadAll(io.LimitReader(f, 16<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := len(bytes.TrimRight(head, "\x00"))
+	if end < jobs*len(doc) || !bytes.Contains(head, []byte(doc)) {
+		t.Fatalf("%s does not hold the %d documents (%d bytes of entries)", vlog, jobs, end)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte("damaged!"), 512), int64(end/2)); err != nil {
+		t.Fatal(err)
+	}
+	checkDamageReported(t, dir, filepath.Base(vlog))
 }
