@@ -116,15 +116,24 @@ func vlogEntries(t *testing.T, path string) (end, entry int64) {
 	return end, (end - logHeaderSize) / vlogJobs
 }
 
-// intactDocuments counts the jobs whose document reads back as written.
-func intactDocuments(s *Store, jobs int) int {
-	n := 0
+// readDocuments reads every job's document back and counts those that
+// come back as written. A document the damage destroyed must fail to read
+// (Badger, left to itself, answers an empty value, or the bytes now in the
+// file), never come back different.
+func readDocuments(t *testing.T, s *Store, jobs int) (intact int) {
+	t.Helper()
 	for i := range jobs {
-		if d, err := s.GetJobDocument(context.Background(), vlogJobID(i), false); err == nil && d == vlogDocument(i) {
-			n++
+		d, err := s.GetJobDocument(context.Background(), vlogJobID(i), false)
+		switch {
+		case err == nil && d == vlogDocument(i):
+			intact++
+		case err == nil:
+			t.Errorf("job %s: a damaged document was served without an error (%d bytes, %.24q...)", vlogJobID(i), len(d), d)
+		case !errors.Is(err, errLostValue):
+			t.Errorf("job %s: %v, want an error that says the value log lost it", vlogJobID(i), err)
 		}
 	}
-	return n
+	return intact
 }
 
 // TestDamagedValueLog: a value log holding acknowledged job documents,
@@ -134,7 +143,9 @@ func intactDocuments(s *Store, jobs int) int {
 // recovery report and an error line name the file, the offset where its
 // intact entries end and how many intact entries follow,
 // DamagedLogFiles (the metric's source) counts it, and StrictRecovery
-// refuses to open the store and leaves the file as it is.
+// refuses to open the store and leaves the file as it is. After a
+// lenient open, a document the damage destroyed fails to read rather than
+// coming back empty or garbled.
 func TestDamagedValueLog(t *testing.T) {
 	const span = 4096
 	for _, state := range []string{"killed", "closed", "older"} {
@@ -220,8 +231,9 @@ func TestDamagedValueLog(t *testing.T) {
 				}
 
 				// The damage destroyed documents (else the test proves
-				// nothing), and only from the damaged entry on.
-				n := intactDocuments(s, jobs)
+				// nothing), and only from the damaged entry on; those it
+				// destroyed fail to read.
+				n := readDocuments(t, s, jobs)
 				if n >= jobs || n < int(first) {
 					t.Errorf("%d of %d documents read back intact, want fewer than all and at least the %d before the damage", n, jobs, first)
 				}
