@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/aws/smithy-go"
 
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 )
@@ -85,8 +87,9 @@ func TestDamagedLogAfterKill(t *testing.T) {
 // checkDamageReported runs the broker on dir, whose store has one damaged
 // log, name: with -strict-recovery it must refuse to start, naming the
 // file; without, it must start, log an error naming the file and what was
-// dropped, and say 1 in jobsbroker_store_damaged_log_files.
-func checkDamageReported(t *testing.T, dir, name string) {
+// dropped, and say 1 in jobsbroker_store_damaged_log_files. It returns the
+// broker, running.
+func checkDamageReported(t *testing.T, dir, name string) *brokertest.Process {
 	t.Helper()
 	out, code := brokertest.RunProcess(t, 30*time.Second, dir, "-strict-recovery")
 	if code == 0 || code == -1 || !strings.Contains(out, name) || !strings.Contains(out, "damaged") {
@@ -113,6 +116,7 @@ func checkDamageReported(t *testing.T, dir, name string) {
 	if !strings.Contains(string(metrics), "\njobsbroker_store_damaged_log_files 1\n") {
 		t.Fatalf("jobsbroker_store_damaged_log_files is not 1:\n%s", grepLines(string(metrics), "damaged"))
 	}
+	return p
 }
 
 // TestDamagedValueLogAfterKill: the broker binary is killed (SIGKILL)
@@ -121,7 +125,8 @@ func checkDamageReported(t *testing.T, dir, name string) {
 // broker reports it as it does a damaged write-ahead log: -strict-recovery
 // refuses to start, naming 000001.vlog; without it, an error line names
 // the file and what was dropped, and jobsbroker_store_damaged_log_files
-// says 1.
+// says 1. A document the damage destroyed is answered 503, not served
+// empty.
 func TestDamagedValueLogAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the broker binary")
@@ -159,5 +164,14 @@ func TestDamagedValueLogAfterKill(t *testing.T) {
 	if _, err := f.WriteAt(bytes.Repeat([]byte("damaged!"), 512), int64(end/2)); err != nil {
 		t.Fatal(err)
 	}
-	checkDamageReported(t, dir, filepath.Base(vlog))
+	p = checkDamageReported(t, dir, filepath.Base(vlog))
+	api = brokertest.IoTClient(p.APIURL())
+	if out, err := api.GetJobDocument(context.Background(), &iot.GetJobDocumentInput{JobId: aws.String("big00")}); err != nil || aws.ToString(out.Document) != doc {
+		t.Errorf("the document before the damage: %v, want it intact", err)
+	}
+	_, err = api.GetJobDocument(context.Background(), &iot.GetJobDocumentInput{JobId: aws.String(fmt.Sprintf("big%02d", jobs-1))})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ServiceUnavailableException" {
+		t.Errorf("a document the damage destroyed: %v, want ServiceUnavailableException", err)
+	}
 }
