@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -171,5 +172,33 @@ func TestWebSocketConnectDeadline(t *testing.T) {
 	settled.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 	if pk, err := settled.read(5 * time.Second); err != nil || pk.FixedHeader.Type != packets.Pingresp {
 		t.Fatalf("a connected WebSocket client after the connect deadline: %v (packet type %d)", err, pk.FixedHeader.Type)
+	}
+}
+
+// TestWebSocketTLSHandshakeDeadline: on a wss listener, a connection that
+// sends half a ClientHello, and one that finishes the TLS handshake but
+// never sends its upgrade request, are closed after -connect-timeout.
+func TestWebSocketTLSHandshakeDeadline(t *testing.T) {
+	pki := brokertest.NewPKI(t)
+	server := pki.Server("server")
+	const timeout = 300 * time.Millisecond
+	b := brokertest.Start(t, func(c *broker.Config) {
+		c.WebSocketAddr = "127.0.0.1:0"
+		c.TLSCert, c.TLSKey, c.ClientCA = server.Cert, server.Key, pki.CAFile
+		c.ConnectTimeout = timeout
+	})
+	half := dialRaw(t, b.WebSocketAddr(), nil)
+	// The first bytes of a TLS ClientHello record, and no more.
+	if _, err := half.conn.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}); err != nil {
+		t.Fatal(err)
+	}
+	hs := dialRaw(t, b.WebSocketAddr(), pki.ClientTLS(nil))
+	if err := hs.conn.(*tls.Conn).Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*rawClient{"half a ClientHello": half, "TLS without an upgrade request": hs} {
+		if err := c.closedWithin(10 * time.Second); err != nil {
+			t.Errorf("%s: %v (connect timeout %v)", name, err, timeout)
+		}
 	}
 }
