@@ -73,10 +73,46 @@ func upgradeWS(t *testing.T, b *brokertest.Instance) (*rawClient, *http.Response
 	return &rawClient{t: t, conn: s, r: bufio.NewReader(s), version: 4}, resp, nil
 }
 
+// requestWS sends the WebSocket listener a GET /mqtt, an upgrade request
+// or not, and returns the answer's status and whether the broker then
+// closed the connection (nil) or not.
+func requestWS(t *testing.T, b *brokertest.Instance, upgrade bool) (int, error) {
+	t.Helper()
+	c := dialRaw(t, b.WebSocketAddr(), nil)
+	req := "GET /mqtt HTTP/1.1\r\nHost: broker\r\n"
+	if upgrade {
+		req += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\n"
+	}
+	if _, err := io.WriteString(c.conn, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatalf("no answer to the request: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, c.closedWithin(10 * time.Second)
+}
+
+// TestWebSocketRefusedRequestIsClosed: a request to the WebSocket listener
+// that is no upgrade is answered 400 and its connection closed, not kept
+// alive with no deadline.
+func TestWebSocketRefusedRequestIsClosed(t *testing.T) {
+	b := brokertest.Start(t, func(c *broker.Config) {
+		c.WebSocketAddr = "127.0.0.1:0"
+	})
+	if status, err := requestWS(t, b, false); status != http.StatusBadRequest || err != nil {
+		t.Errorf("a request that is no upgrade: %d, connection %v; want 400, then closed", status, err)
+	}
+}
+
 // TestWebSocketConnectionLimit: the WebSocket listener serves at most
 // -max-connections connections, as the TCP ones do; an upgrade beyond them
-// is answered 503 with Retry-After before any WebSocket exists, and
-// counted. The limit is the listener's own: the TCP listener still
+// is answered 503 with Retry-After before any WebSocket exists, counted,
+// and its connection closed. The limit is the listener's own: the TCP listener still
 // serves. When a WebSocket client leaves, the next one gets in.
 func TestWebSocketConnectionLimit(t *testing.T) {
 	b := brokertest.Start(t, func(c *broker.Config) {
@@ -104,8 +140,13 @@ func TestWebSocketConnectionLimit(t *testing.T) {
 			t.Errorf("upgrade %d over the limit: %s, Retry-After %q; want 503 with Retry-After", i+1, resp.Status, resp.Header.Get("Retry-After"))
 		}
 	}
-	if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=limit"); n != 2 {
-		t.Errorf("refusals for the limit counted on websocket: %v, want 2", n)
+	// The refusal ends the connection: kept alive, it would hold a
+	// descriptor outside the limit.
+	if status, err := requestWS(t, b, true); status != http.StatusServiceUnavailable || err != nil {
+		t.Errorf("upgrade request over the limit: %d, connection %v; want 503, then closed", status, err)
+	}
+	if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=limit"); n != 3 {
+		t.Errorf("refusals for the limit counted on websocket: %v, want 3", n)
 	}
 	tcp := dialRaw(t, b.MQTTAddr(), nil)
 	if code, _ := tcp.connect(rawConnect{id: "tcp-beside-ws"}); code != 0 {

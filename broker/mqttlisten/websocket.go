@@ -24,7 +24,8 @@ import (
 // limits of the TCP listener: the TLS handshake and the HTTP upgrade
 // request within connectTimeout, and CONNECT within connectTimeout after
 // the upgrade; at most maxConns connections (an upgrade beyond them is
-// answered 503); accept errors retried (see retryListener).
+// answered 503, and any refused request closes its connection); accept
+// errors retried (see retryListener).
 type WebSocket struct {
 	id    string
 	ln    *retryListener
@@ -82,6 +83,11 @@ func (l *WebSocket) Init(*slog.Logger) error {
 		ReadHeaderTimeout: headerTimeout,
 		ErrorLog:          slog.NewLogLogger(l.opts.Log.Handler(), slog.LevelDebug),
 	}
+	// The listener serves WebSocket upgrades and nothing else: a request
+	// it refuses (503 at the limit, 400 for no upgrade) ends the
+	// connection. Kept alive, such a connection waited for a next request
+	// with no deadline, holding a descriptor outside the limit.
+	l.srv.SetKeepAlivesEnabled(false)
 	return nil
 }
 
