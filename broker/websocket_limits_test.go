@@ -172,8 +172,8 @@ func TestWebSocketConnectionLimit(t *testing.T) {
 
 // TestWebSocketConnectDeadline: on the WebSocket listener, a client that
 // upgrades and never sends CONNECT, and one that never finishes its HTTP
-// upgrade request, are closed after -connect-timeout; the first is
-// counted as a connect timeout. A WebSocket client that connected
+// upgrade request, are closed after -connect-timeout, and counted as
+// connect timeouts. A WebSocket client that connected
 // (keepalive 0) is still served past the deadline.
 func TestWebSocketConnectDeadline(t *testing.T) {
 	const timeout = 300 * time.Millisecond
@@ -204,8 +204,8 @@ func TestWebSocketConnectDeadline(t *testing.T) {
 		t.Errorf("half an upgrade request: %v (connect timeout %v)", err, timeout)
 	}
 	brokertest.Eventually(t, "the connect timeout counted", func() error {
-		if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=connect_timeout"); n != 1 {
-			return fmt.Errorf("connect timeouts counted on websocket: %v, want 1", n)
+		if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=connect_timeout"); n != 2 {
+			return fmt.Errorf("connect timeouts counted on websocket: %v, want 2", n)
 		}
 		return nil
 	})
@@ -218,7 +218,8 @@ func TestWebSocketConnectDeadline(t *testing.T) {
 
 // TestWebSocketTLSHandshakeDeadline: on a wss listener, a connection that
 // sends half a ClientHello, and one that finishes the TLS handshake but
-// never sends its upgrade request, are closed after -connect-timeout.
+// never sends its upgrade request, are closed after -connect-timeout and
+// counted as connect timeouts, as the TLS listener counts them.
 func TestWebSocketTLSHandshakeDeadline(t *testing.T) {
 	pki := brokertest.NewPKI(t)
 	server := pki.Server("server")
@@ -242,4 +243,10 @@ func TestWebSocketTLSHandshakeDeadline(t *testing.T) {
 			t.Errorf("%s: %v (connect timeout %v)", name, err, timeout)
 		}
 	}
+	brokertest.Eventually(t, "the connect timeouts counted", func() error {
+		if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=connect_timeout"); n != 2 {
+			return fmt.Errorf("connect timeouts counted on websocket: %v, want 2", n)
+		}
+		return nil
+	})
 }

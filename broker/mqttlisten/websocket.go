@@ -82,6 +82,7 @@ func (l *WebSocket) Init(*slog.Logger) error {
 		// Also the deadline of the TLS handshake.
 		ReadHeaderTimeout: headerTimeout,
 		ErrorLog:          slog.NewLogLogger(l.opts.Log.Handler(), slog.LevelDebug),
+		ConnState:         l.connState,
 	}
 	// The listener serves WebSocket upgrades and nothing else: a request
 	// it refuses (503 at the limit, 400 for no upgrade) ends the
@@ -99,13 +100,53 @@ func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 	l.mu.Lock()
 	l.est = establish
 	l.mu.Unlock()
-	var ln net.Listener = l.ln
+	var ln net.Listener = watchListener{l.ln}
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)
 	}
 	if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		l.opts.Log.Error("websocket listener stopped", "listener", l.id, "error", err)
 	}
+}
+
+// connState counts, as connect timeouts, the connections the HTTP server
+// closed because their TLS handshake or upgrade request did not arrive in
+// time (an upgraded connection is the upgrade handler's to count).
+func (l *WebSocket) connState(c net.Conn, state http.ConnState) {
+	if state != http.StateClosed || l.opts.Stats == nil {
+		return
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if w, ok := c.(*watchedConn); ok && w.timedOut.Load() {
+		l.opts.Stats.ConnectionRefused(l.id, refusedConnectTimeout)
+	}
+}
+
+// watchListener hands out watchedConns.
+type watchListener struct{ net.Listener }
+
+func (l watchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConn{Conn: c}, nil
+}
+
+// watchedConn notes whether a read ran into its deadline.
+type watchedConn struct {
+	net.Conn
+	timedOut atomic.Bool
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && isTimeout(err) {
+		c.timedOut.Store(true)
+	}
+	return n, err
 }
 
 func (l *WebSocket) upgrade(w http.ResponseWriter, r *http.Request) {
