@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +60,24 @@ func (s *wsStream) Write(p []byte) (int, error) {
 
 func (s *wsStream) SetReadDeadline(t time.Time) error { return s.ws.SetReadDeadline(t) }
 func (s *wsStream) Close() error                      { return s.ws.Close() }
+
+// lockedBuffer collects a broker's logs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // upgradeWS opens a WebSocket to the broker's MQTT-over-WebSocket listener
 // and returns a rawClient over it, or the HTTP response that refused the
@@ -115,9 +136,11 @@ func TestWebSocketRefusedRequestIsClosed(t *testing.T) {
 // and its connection closed. The limit is the listener's own: the TCP listener still
 // serves. When a WebSocket client leaves, the next one gets in.
 func TestWebSocketConnectionLimit(t *testing.T) {
+	var logs lockedBuffer
 	b := brokertest.Start(t, func(c *broker.Config) {
 		c.WebSocketAddr = "127.0.0.1:0"
 		c.MaxConnections = 2
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
 	var clients []*rawClient
 	for i := range 2 {
@@ -147,6 +170,9 @@ func TestWebSocketConnectionLimit(t *testing.T) {
 	}
 	if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=limit"); n != 3 {
 		t.Errorf("refusals for the limit counted on websocket: %v, want 3", n)
+	}
+	if l := logs.String(); strings.Count(l, "at its connection limit") != 1 || !strings.Contains(l, "listener=websocket") {
+		t.Errorf("want one warning (they are logged once a minute) naming the WebSocket listener at its limit:\n%s", l)
 	}
 	tcp := dialRaw(t, b.MQTTAddr(), nil)
 	if code, _ := tcp.connect(rawConnect{id: "tcp-beside-ws"}); code != 0 {

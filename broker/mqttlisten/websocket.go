@@ -27,16 +27,17 @@ import (
 // answered 503, and any refused request closes its connection); accept
 // errors retried (see retryListener).
 type WebSocket struct {
-	id    string
-	ln    *retryListener
-	tls   *tls.Config
-	srv   *http.Server
-	up    websocket.Upgrader
-	mu    sync.Mutex // guards est
-	est   listeners.EstablishFn
-	mqtt  *mqtt.Server // whose clients Close disconnects
-	conns connSet
-	opts  Options
+	id     string
+	ln     *retryListener
+	tls    *tls.Config
+	srv    *http.Server
+	up     websocket.Upgrader
+	mu     sync.Mutex // guards est
+	est    listeners.EstablishFn
+	mqtt   *mqtt.Server // whose clients Close disconnects
+	conns  connSet
+	opts   Options
+	refuse refuser // counts and logs refusals for the limit
 }
 
 var _ listeners.Listener = (*WebSocket)(nil)
@@ -47,6 +48,7 @@ func NewWebSocket(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts O
 		return nil, err
 	}
 	l := &WebSocket{id: id, tls: tlsConf, opts: opts, mqtt: srv}
+	l.refuse.init(id, opts)
 	l.ln = newRetryListener(raw, id, opts.Log, func() {
 		if opts.Stats != nil {
 			opts.Stats.AcceptError(id)
@@ -151,9 +153,7 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 
 func (l *WebSocket) upgrade(w http.ResponseWriter, r *http.Request) {
 	if l.opts.MaxConns > 0 && l.conns.len() >= l.opts.MaxConns {
-		if l.opts.Stats != nil {
-			l.opts.Stats.ConnectionRefused(l.id, refusedLimit)
-		}
+		l.refuse.refused()
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, "the MQTT listener is at its connection limit", http.StatusServiceUnavailable)
 		return
