@@ -133,8 +133,9 @@ func TestWebSocketRefusedRequestIsClosed(t *testing.T) {
 // TestWebSocketConnectionLimit: the WebSocket listener serves at most
 // -max-connections connections, as the TCP ones do; an upgrade beyond them
 // is answered 503 with Retry-After before any WebSocket exists, counted,
-// and its connection closed. The limit is the listener's own: the TCP listener still
-// serves. When a WebSocket client leaves, the next one gets in.
+// logged, and its connection closed. The limit is the listener's own: the
+// TCP listener still serves. When a WebSocket client leaves, the next one
+// gets in.
 func TestWebSocketConnectionLimit(t *testing.T) {
 	var logs lockedBuffer
 	b := brokertest.Start(t, func(c *broker.Config) {
