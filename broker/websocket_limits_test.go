@@ -128,6 +128,10 @@ func TestWebSocketRefusedRequestIsClosed(t *testing.T) {
 	if status, err := requestWS(t, b, false); status != http.StatusBadRequest || err != nil {
 		t.Errorf("a request that is no upgrade: %d, connection %v; want 400, then closed", status, err)
 	}
+	// The request came in time: no connect timeout.
+	if n := value(t, scrape(t, b), "jobsbroker_mqtt_connections_refused_total", "listener=websocket", "reason=connect_timeout"); n != 0 {
+		t.Errorf("a refused request counted as a connect timeout (%v)", n)
+	}
 }
 
 // TestWebSocketConnectionLimit: the WebSocket listener serves at most

@@ -137,18 +137,31 @@ func (l watchListener) Accept() (net.Conn, error) {
 	return &watchedConn{Conn: c}, nil
 }
 
-// watchedConn notes whether a read ran into its deadline.
+// watchedConn notes whether a read ran into its deadline. The HTTP
+// server also ends a read of its own by setting a deadline in the past,
+// once it has answered a request; that is no timeout.
 type watchedConn struct {
 	net.Conn
 	timedOut atomic.Bool
+	aborting atomic.Bool // the read deadline was set in the past
 }
 
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if err != nil && isTimeout(err) {
+	if err != nil && isTimeout(err) && !c.aborting.Load() {
 		c.timedOut.Store(true)
 	}
 	return n, err
+}
+
+func (c *watchedConn) SetReadDeadline(t time.Time) error {
+	c.aborting.Store(!t.IsZero() && t.Before(time.Now()))
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *watchedConn) SetDeadline(t time.Time) error {
+	c.aborting.Store(!t.IsZero() && t.Before(time.Now()))
+	return c.Conn.SetDeadline(t)
 }
 
 func (l *WebSocket) upgrade(w http.ResponseWriter, r *http.Request) {
