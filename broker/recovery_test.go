@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/aws/smithy-go"
 
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
 )
@@ -79,14 +81,22 @@ func TestDamagedLogAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	name := filepath.Base(wal)
+	checkDamageReported(t, dir, filepath.Base(wal))
+}
 
+// checkDamageReported runs the broker on dir, whose store has one damaged
+// log, name: with -strict-recovery it must refuse to start, naming the
+// file; without, it must start, log an error naming the file and what was
+// dropped, and say 1 in jobsbroker_store_damaged_log_files. It returns the
+// broker, running.
+func checkDamageReported(t *testing.T, dir, name string) *brokertest.Process {
+	t.Helper()
 	out, code := brokertest.RunProcess(t, 30*time.Second, dir, "-strict-recovery")
 	if code == 0 || code == -1 || !strings.Contains(out, name) || !strings.Contains(out, "damaged") {
 		t.Fatalf("-strict-recovery on a damaged log: exit %d (-1: still running after 30s), output:\n%s", code, out)
 	}
 
-	p = brokertest.StartProcess(t, dir)
+	p := brokertest.StartProcess(t, dir)
 	var line string
 	for _, l := range strings.Split(p.Logs(), "\n") {
 		if strings.Contains(l, `"level":"ERROR"`) && strings.Contains(l, name) && strings.Contains(l, "entries_lost") {
@@ -105,5 +115,63 @@ func TestDamagedLogAfterKill(t *testing.T) {
 	metrics, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(metrics), "\njobsbroker_store_damaged_log_files 1\n") {
 		t.Fatalf("jobsbroker_store_damaged_log_files is not 1:\n%s", grepLines(string(metrics), "damaged"))
+	}
+	return p
+}
+
+// TestDamagedValueLogAfterKill: the broker binary is killed (SIGKILL)
+// after acknowledging jobs whose 64 KiB documents Badger keeps in its value
+// log, and 4 KiB in the middle of that log's entries are overwritten. The
+// broker reports it as it does a damaged write-ahead log: -strict-recovery
+// refuses to start, naming 000001.vlog; without it, an error line names
+// the file and what was dropped, and jobsbroker_store_damaged_log_files
+// says 1. A document the damage destroyed is answered 503, not served
+// empty.
+func TestDamagedValueLogAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the broker binary")
+	}
+	dir := t.TempDir()
+	p := brokertest.StartProcess(t, dir)
+	// 65,536 bytes of UTF-8 in 16,390 characters: the largest document
+	// the broker takes, and not less than the store's value threshold.
+	doc := `{"p":"` + strings.Repeat("\U0001D11E", 16382) + `"}`
+	api := brokertest.IoTClient(p.APIURL())
+	const jobs = 40
+	for i := range jobs {
+		if _, err := api.CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String(fmt.Sprintf("big%02d", i)),
+			Targets: []string{brokertest.ThingARN("t")}, Document: aws.String(doc)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Kill()
+
+	vlog := filepath.Join(dir, "jobs", "000001.vlog")
+	f, err := os.OpenFile(vlog, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The entries take under 3 MB of a file allocated to gigabytes.
+	head, err := io.ReadAll(io.LimitReader(f, 16<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := len(bytes.TrimRight(head, "\x00"))
+	if end < jobs*len(doc) || !bytes.Contains(head, []byte(doc)) {
+		t.Fatalf("%s does not hold the %d documents (%d bytes of entries)", vlog, jobs, end)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte("damaged!"), 512), int64(end/2)); err != nil {
+		t.Fatal(err)
+	}
+	p = checkDamageReported(t, dir, filepath.Base(vlog))
+	api = brokertest.IoTClient(p.APIURL())
+	if out, err := api.GetJobDocument(context.Background(), &iot.GetJobDocumentInput{JobId: aws.String("big00")}); err != nil || aws.ToString(out.Document) != doc {
+		t.Errorf("the document before the damage: %v, want it intact", err)
+	}
+	_, err = api.GetJobDocument(context.Background(), &iot.GetJobDocumentInput{JobId: aws.String(fmt.Sprintf("big%02d", jobs-1))})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ServiceUnavailableException" {
+		t.Errorf("a document the damage destroyed: %v, want ServiceUnavailableException", err)
 	}
 }

@@ -42,8 +42,9 @@ func (r *refuser) init(id string, opts Options) {
 	r.id, r.opts, r.slots = id, opts, make(chan struct{}, maxRefusing)
 }
 
-// busy answers c, over the limit, and closes it.
-func (r *refuser) busy(c net.Conn) {
+// refused counts a connection refused for the limit, and logs the
+// refusals at most once per refuseLogPeriod.
+func (r *refuser) refused() {
 	if r.opts.Stats != nil {
 		r.opts.Stats.ConnectionRefused(r.id, refusedLimit)
 	}
@@ -55,6 +56,13 @@ func (r *refuser) busy(c net.Conn) {
 			"limit", r.opts.MaxConns, "refused", r.unsaid)
 		r.logged, r.unsaid, r.tracked = now, 0, true
 	}
+}
+
+// busy answers c, over the limit, and closes it.
+func (r *refuser) busy(c net.Conn) {
+	r.refused()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
 		c.Close()
 		return

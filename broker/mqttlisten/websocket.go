@@ -24,18 +24,20 @@ import (
 // limits of the TCP listener: the TLS handshake and the HTTP upgrade
 // request within connectTimeout, and CONNECT within connectTimeout after
 // the upgrade; at most maxConns connections (an upgrade beyond them is
-// answered 503); accept errors retried (see retryListener).
+// answered 503, and any refused request closes its connection); accept
+// errors retried (see retryListener).
 type WebSocket struct {
-	id    string
-	ln    *retryListener
-	tls   *tls.Config
-	srv   *http.Server
-	up    websocket.Upgrader
-	mu    sync.Mutex // guards est
-	est   listeners.EstablishFn
-	mqtt  *mqtt.Server // whose clients Close disconnects
-	conns connSet
-	opts  Options
+	id     string
+	ln     *retryListener
+	tls    *tls.Config
+	srv    *http.Server
+	up     websocket.Upgrader
+	mu     sync.Mutex // guards est
+	est    listeners.EstablishFn
+	mqtt   *mqtt.Server // whose clients Close disconnects
+	conns  connSet
+	opts   Options
+	refuse refuser // counts and logs refusals for the limit
 }
 
 var _ listeners.Listener = (*WebSocket)(nil)
@@ -46,6 +48,7 @@ func NewWebSocket(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts O
 		return nil, err
 	}
 	l := &WebSocket{id: id, tls: tlsConf, opts: opts, mqtt: srv}
+	l.refuse.init(id, opts)
 	l.ln = newRetryListener(raw, id, opts.Log, func() {
 		if opts.Stats != nil {
 			opts.Stats.AcceptError(id)
@@ -81,7 +84,13 @@ func (l *WebSocket) Init(*slog.Logger) error {
 		// Also the deadline of the TLS handshake.
 		ReadHeaderTimeout: headerTimeout,
 		ErrorLog:          slog.NewLogLogger(l.opts.Log.Handler(), slog.LevelDebug),
+		ConnState:         l.connState,
 	}
+	// The listener serves WebSocket upgrades and nothing else: a request
+	// it refuses (503 at the limit, 400 for no upgrade) ends the
+	// connection. Kept alive, such a connection waited for a next request
+	// with no deadline, holding a descriptor outside the limit.
+	l.srv.SetKeepAlivesEnabled(false)
 	return nil
 }
 
@@ -93,7 +102,7 @@ func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 	l.mu.Lock()
 	l.est = establish
 	l.mu.Unlock()
-	var ln net.Listener = l.ln
+	var ln net.Listener = watchListener{l.ln}
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)
 	}
@@ -102,11 +111,62 @@ func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 	}
 }
 
+// connState counts, as connect timeouts, the connections the HTTP server
+// closed because their TLS handshake or upgrade request did not arrive in
+// time (an upgraded connection is the upgrade handler's to count).
+func (l *WebSocket) connState(c net.Conn, state http.ConnState) {
+	if state != http.StateClosed || l.opts.Stats == nil {
+		return
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if w, ok := c.(*watchedConn); ok && w.timedOut.Load() {
+		l.opts.Stats.ConnectionRefused(l.id, refusedConnectTimeout)
+	}
+}
+
+// watchListener hands out watchedConns.
+type watchListener struct{ net.Listener }
+
+func (l watchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConn{Conn: c}, nil
+}
+
+// watchedConn notes whether a read ran into its deadline. The HTTP
+// server also ends a read of its own by setting a deadline in the past,
+// once it has answered a request; that is no timeout.
+type watchedConn struct {
+	net.Conn
+	timedOut atomic.Bool
+	aborting atomic.Bool // the read deadline was set in the past
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && isTimeout(err) && !c.aborting.Load() {
+		c.timedOut.Store(true)
+	}
+	return n, err
+}
+
+func (c *watchedConn) SetReadDeadline(t time.Time) error {
+	c.aborting.Store(!t.IsZero() && t.Before(time.Now()))
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *watchedConn) SetDeadline(t time.Time) error {
+	c.aborting.Store(!t.IsZero() && t.Before(time.Now()))
+	return c.Conn.SetDeadline(t)
+}
+
 func (l *WebSocket) upgrade(w http.ResponseWriter, r *http.Request) {
 	if l.opts.MaxConns > 0 && l.conns.len() >= l.opts.MaxConns {
-		if l.opts.Stats != nil {
-			l.opts.Stats.ConnectionRefused(l.id, refusedLimit)
-		}
+		l.refuse.refused()
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, "the MQTT listener is at its connection limit", http.StatusServiceUnavailable)
 		return

@@ -264,6 +264,10 @@ func baseOptions(dir string) badgerdb.Options {
 		// Large values (job documents, target lists) go to the value log,
 		// so that a job with very many targets still fits one commit.
 		WithValueThreshold(64 << 10).
+		// A value read from a damaged value log fails its checksum
+		// instead of coming back as whatever bytes are there now (see
+		// valueOf). Only values of 64 KiB and more are read from it.
+		WithVerifyValueChecksum(true).
 		WithNumCompactors(2).
 		WithBlockCacheSize(blockCacheBytes).
 		WithIndexCacheSize(indexCacheBytes).

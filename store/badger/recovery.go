@@ -41,13 +41,22 @@ type LogDamage struct {
 	// File is the file's path, Kind "write-ahead log" or "value log".
 	File, Kind string
 	// Size is the file's size and ValidEnd the offset where the intact
-	// entries end: Badger drops what lies beyond (a value log's older
-	// files are not replayed: there, values beyond it cannot be read).
+	// entries end. Badger drops what lies beyond in a write-ahead log and
+	// in the newest value log (it cuts that one there); in an older value
+	// log, the values beyond it cannot be read up to ReadableFrom, or to
+	// the end of the file when that is 0.
 	Size, ValidEnd int64
 	// Following is how many intact entries were found after the damage:
 	// writes that were acknowledged and are lost. -1 when the search for
 	// them gave up.
 	Following int
+	// ReadableFrom, when not 0, is where intact entries resume in a value
+	// log Badger no longer writes: Badger neither replays nor cuts such a
+	// file and reads its values at any offset, so only the values between
+	// ValidEnd and ReadableFrom are lost, and the Readable intact entries
+	// from ReadableFrom on are not (Following is 0 then).
+	ReadableFrom int64
+	Readable     int
 	// Problem says what is wrong, in words.
 	Problem string
 }
@@ -55,6 +64,9 @@ type LogDamage struct {
 func (d LogDamage) String() string {
 	lost := "no intact entries follow"
 	switch {
+	case d.ReadableFrom > 0:
+		return fmt.Sprintf("%s %s: %s; the entries from offset %d to %d of %d bytes are lost; the %d intact entries after them remain readable",
+			d.Kind, filepath.Base(d.File), d.Problem, d.ValidEnd, d.ReadableFrom, d.Size, d.Readable)
 	case d.Following < 0:
 		lost = "could not tell whether intact entries follow"
 	case d.Following > 0:
@@ -113,10 +125,15 @@ func recoverLogs(opts Options) (RecoveryReport, error) {
 		what[i] = d.String()
 		attrs := []any{"file", d.File, "kind", d.Kind, "offset", d.ValidEnd, "size", d.Size,
 			"entries_lost", d.Following, "problem", d.Problem}
+		dropping := "dropping everything from the damage on"
+		if d.ReadableFrom > 0 {
+			attrs = append(attrs, "readable_from", d.ReadableFrom, "entries_readable", d.Readable)
+			dropping = "the values in the damaged part are lost, those after it remain readable"
+		}
 		if opts.StrictRecovery {
 			opts.Logger.Error("the store's log is damaged: refusing to open the store (strict recovery)", attrs...)
 		} else {
-			opts.Logger.Error("the store's log is damaged: dropping everything from the damage on", attrs...)
+			opts.Logger.Error("the store's log is damaged: "+dropping, attrs...)
 		}
 	}
 	if opts.StrictRecovery {
@@ -226,6 +243,10 @@ func checkLog(rep *RecoveryReport, path, kind string, live bool) error {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	switch {
+	case found && next >= 0 && kind == "value log" && !live:
+		d.ReadableFrom, d.Readable = next, countEntries(r, next)
+		d.Problem = stop.String() + ", and intact entries follow"
+		rep.Damaged = append(rep.Damaged, d)
 	case found && next >= 0:
 		d.Following = countEntries(r, next)
 		d.Problem = stop.String() + ", and intact entries follow"
@@ -492,6 +513,17 @@ func (r *windowReader) entryAt(off int64) (logEntry, error) {
 // nextNonZero returns the offset of the first non-zero byte in
 // [off, limit), or limit. It skips the file's holes.
 func (r *windowReader) nextNonZero(off, limit int64) (int64, error) {
+	// The search moves a byte at a time: look through what the window
+	// holds first. Reading a window from each offset instead made the
+	// search re-read a megabyte per byte it moved (35 s past one damaged
+	// 64 KiB value, hours past a damaged entry of megabytes).
+	if off >= r.at && off < min(r.at+int64(len(r.buf)), limit) {
+		b := r.buf[off-r.at : min(int64(len(r.buf)), limit-r.at)]
+		if i := slices.IndexFunc(b, func(c byte) bool { return c != 0 }); i >= 0 {
+			return off + int64(i), nil
+		}
+		off += int64(len(b))
+	}
 	for off < limit {
 		start, end, ok := dataAfter(r.f, off, r.size)
 		if !ok || start >= limit {

@@ -179,7 +179,7 @@ func (s *Store) LoadSessions(ctx context.Context, now time.Time, fn func(*store.
 				}
 				m := store.QueuedMessage{Seq: binary.BigEndian.Uint64(rest)}
 				var err error
-				if m.Data, err = item.ValueCopy(nil); err != nil {
+				if m.Data, err = valueOf(item); err != nil {
 					return false, err
 				}
 				res.NextSeq = max(res.NextSeq, m.Seq+1)

@@ -37,7 +37,24 @@ func (r *rtx) get(k []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return item.ValueCopy(nil)
+	return valueOf(item)
+}
+
+// errLostValue is the error of a value the value log no longer holds.
+var errLostValue = errors.New("the value cannot be read from the store's value log, which is damaged " +
+	"(see the store's errors at start)")
+
+// valueOf returns a copy of item's value. When Badger cannot read a value
+// from the value log (the file cut short or gone, or the entry failing its
+// checksum), it logs the error and answers an empty value with no error;
+// every value the store keeps in the value log is larger than the value
+// threshold, so an empty one there is an error here.
+func valueOf(item *badgerdb.Item) ([]byte, error) {
+	v, err := item.ValueCopy(nil)
+	if err == nil && len(v) == 0 && item.ValueSize() > 0 {
+		return nil, fmt.Errorf("read %q: %w", item.Key(), errLostValue)
+	}
+	return v, err
 }
 
 func (r *rtx) has(k []byte) (bool, error) {
@@ -80,7 +97,7 @@ func iterate(txn *badgerdb.Txn, prefix, start []byte, reverse, values bool, fn f
 		var v []byte
 		if values {
 			var err error
-			if v, err = item.ValueCopy(nil); err != nil {
+			if v, err = valueOf(item); err != nil {
 				return err
 			}
 		}
