@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -438,4 +439,58 @@ func (r CommandResult) String() string {
 		return fmt.Sprintf("B:%v", *r.B)
 	}
 	return fmt.Sprintf("BIN:%d bytes", len(r.BIN))
+}
+
+// ParseCommandARN returns the command id of a command ARN
+// (arn:aws:iot:<region>:<account>:command/<commandId>).
+func ParseCommandARN(arn string) (string, error) {
+	kind, id, ok := splitIoTARN(arn)
+	if !ok || kind != "command" || !ValidCommandID(id) {
+		return "", Errorf(ErrInvalidRequest, "commandArn %q is not an AWS IoT command ARN", truncate(arn))
+	}
+	return id, nil
+}
+
+// ParseCommandTargetARN returns the device a targetArn names: a thing
+// (arn:...:thing/<thingName>) or an MQTT client (arn:...:client/<clientId>).
+func ParseCommandTargetARN(arn string) (CommandTarget, error) {
+	if len(arn) > MaxCommandTargetArnLength {
+		return CommandTarget{}, Errorf(ErrInvalidRequest, "targetArn must be at most %d characters", MaxCommandTargetArnLength)
+	}
+	kind, id, ok := splitIoTARN(arn)
+	switch {
+	case ok && kind == "thing":
+		if err := ValidateThingName(id); err != nil {
+			return CommandTarget{}, err
+		}
+		return CommandTarget{Kind: CommandTargetThing, ID: id}, nil
+	case ok && kind == "client":
+		if !ValidCommandClientID(id) {
+			return CommandTarget{}, Errorf(ErrInvalidRequest, "client id %q must be 1-128 characters without /, +, # or control characters", truncate(id))
+		}
+		return CommandTarget{Kind: CommandTargetClient, ID: id}, nil
+	}
+	return CommandTarget{}, Errorf(ErrInvalidRequest, "targetArn %q is not an AWS IoT thing or client ARN", truncate(arn))
+}
+
+// ValidCommandClientID reports whether an MQTT client id can be the target
+// of a command: it has to fit in one topic level.
+func ValidCommandClientID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if r == '/' || r == '+' || r == '#' || r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func splitIoTARN(arn string) (kind, id string, ok bool) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] != "iot" || parts[3] == "" || parts[4] == "" {
+		return "", "", false
+	}
+	return strings.Cut(parts[5], "/")
 }
