@@ -17,7 +17,7 @@ func CommandError(err error, throttleStatus int) *Error {
 	var ae *Error
 	if errors.As(err, &ae) {
 		if ae.Type == "InvalidRequestException" {
-			return &Error{Status: http.StatusBadRequest, Type: "ValidationException", Message: ae.Message, Extra: ae.Extra}
+			return &Error{Status: ae.Status, Type: "ValidationException", Message: ae.Message, Extra: ae.Extra}
 		}
 		return ae
 	}
@@ -39,4 +39,3 @@ func CommandError(err error, throttleStatus int) *Error {
 	}
 	return Errorf(http.StatusInternalServerError, "InternalServerException", "internal failure")
 }
-

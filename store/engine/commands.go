@@ -570,9 +570,11 @@ func (e *Engine) UpdateCommandExecution(ctx context.Context, in *store.UpdateCom
 // deadline has not moved. Read under the row's lock, so that of several
 // nodes sweeping the same timer exactly one times the execution out.
 func (e *Engine) fireCommandTimer(ctx context.Context, tm CommandTimer) (bool, error) {
-	fired := false
+	// The operation may still run after ctx ends (at Close): what it
+	// reports goes through an atomic.
+	var fired atomic.Bool
 	err := e.commandUpdate(ctx, "command timeout", func(tx CommandTx, emit func(store.CommandChange)) error {
-		fired = false
+		fired.Store(false)
 		x, err := tx.CommandExecution(tm.ExecutionID, true)
 		if err != nil || x == nil || !x.Deadline.Equal(tm.Deadline) {
 			return err
@@ -587,13 +589,16 @@ func (e *Engine) fireCommandTimer(ctx context.Context, tm CommandTimer) (bool, e
 			return err
 		}
 		emit(store.CommandChange{Execution: n, StatusChanged: true, TimedOut: true})
-		fired = true
+		fired.Store(true)
 		return nil
 	})
-	if fired && err == nil {
+	if err != nil {
+		return false, err
+	}
+	if fired.Load() {
 		e.cmd.fired.Add(1)
 	}
-	return fired, err
+	return fired.Load(), nil
 }
 
 // WakeCommandTimers makes the timer loop look at the index again.
