@@ -204,8 +204,10 @@ func (d *cmdDevice) mustReject(exec, body, code string) map[string]any {
 // alone (it never subscribed to the replies), its result reads back
 // upper-case over HTTP, a report after the final status is
 // TerminalStateReached, and the events of each status go out.
-func TestCommandStaticJSON(t *testing.T) {
-	b, api := cmdBroker(t)
+func TestCommandStaticJSON(t *testing.T) { commandStaticJSON(t) }
+
+func commandStaticJSON(t *testing.T, mod ...func(*broker.Config)) {
+	b, api := cmdBroker(t, mod...)
 	createStaticCommand(t, api, "C1", "application/json", []byte(`{"a":1}`))
 	events := dialDevice(t, b.MQTTAddr(), "watcher", 4, false)
 	if _, codes := events.subscribe(1, 1, "$aws/events/commandExecution/C1/#"); codes[0] >= 0x80 {
@@ -393,8 +395,10 @@ func TestCommandDeviceOutcomes(t *testing.T) {
 // TestCommandCloudTimeoutThenLateResult: an execution without a final
 // report in its timeout is TIMED_OUT with $NO_RESPONSE_FROM_DEVICE (no
 // completedAt); the device may still report its result, which is final.
-func TestCommandCloudTimeoutThenLateResult(t *testing.T) {
-	b, api := cmdBroker(t)
+func TestCommandCloudTimeoutThenLateResult(t *testing.T) { commandCloudTimeout(t) }
+
+func commandCloudTimeout(t *testing.T, mod ...func(*broker.Config)) {
+	b, api := cmdBroker(t, mod...)
 	createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
 	dev := dialDevice(t, b.MQTTAddr(), "T1", 4, false)
 	exec := mustStartExec(t, b, "C", "T1", 10, nil)
@@ -642,4 +646,13 @@ func TestCommandControlPlane(t *testing.T) {
 			t.Fatalf("GetCommand %s after its deletion: %v", id, err)
 		}
 	}
+}
+
+// TestCommandPostgres runs the static command's flow and the cloud
+// timeout on the PostgreSQL store.
+func TestCommandPostgres(t *testing.T) {
+	url := brokertest.PostgresURL(t)
+	pg := func(c *broker.Config) { c.Store, c.StoreURL = broker.StorePostgres, url }
+	t.Run("StaticJSON", func(t *testing.T) { commandStaticJSON(t, pg) })
+	t.Run("CloudTimeout", func(t *testing.T) { commandCloudTimeout(t, pg) })
 }
