@@ -3,6 +3,8 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	"github.com/fxamacker/cbor/v2"
@@ -655,4 +658,44 @@ func TestCommandPostgres(t *testing.T) {
 	pg := func(c *broker.Config) { c.Store, c.StoreURL = broker.StorePostgres, url }
 	t.Run("StaticJSON", func(t *testing.T) { commandStaticJSON(t, pg) })
 	t.Run("CloudTimeout", func(t *testing.T) { commandCloudTimeout(t, pg) })
+}
+
+// TestCommandStartSigned: with credentials configured, StartCommandExecution
+// takes a SigV4 signature for iot-jobs-data, as the rest of its listener;
+// an unsigned or wrongly signed call starts nothing.
+func TestCommandStartSigned(t *testing.T) {
+	b, _ := startSigned(t)
+	api := b.IoT()
+	createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
+	body := []byte(`{"commandArn":"` + cmdArnPrefix + `C","targetArn":"` + brokertest.ThingARN("T1") + `"}`)
+	send := func(secret string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, b.JobsURL()+"/command-executions", bytes.NewReader(body))
+		if secret != "" {
+			sum := sha256.Sum256(body)
+			creds := aws.Credentials{AccessKeyID: opsKey, SecretAccessKey: secret}
+			if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "iot-jobs-data", "us-east-1", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := b.HTTPClient(nil).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("x-amzn-ErrorType")
+	}
+	if code, typ := send(""); code != http.StatusForbidden || typ != "MissingAuthenticationTokenException" {
+		t.Fatalf("unsigned: %d %s", code, typ)
+	}
+	if code, typ := send("wrong"); code != http.StatusForbidden || typ != "InvalidSignatureException" {
+		t.Fatalf("wrongly signed: %d %s", code, typ)
+	}
+	list, err := api.ListCommandExecutions(context.Background(), &iot.ListCommandExecutionsInput{CommandArn: aws.String(cmdArnPrefix + "C")})
+	if err != nil || len(list.CommandExecutions) != 0 {
+		t.Fatalf("a refused call started something: %+v %v", list, err)
+	}
+	if code, typ := send(opsSecret); code != http.StatusOK {
+		t.Fatalf("signed: %d %s", code, typ)
+	}
 }

@@ -128,6 +128,21 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		thing, ok := pathThing(r.URL.Path)
+		if !ok && r.URL.Path == "/command-executions" {
+			// StartCommandExecution is an operator's call: a signature
+			// when credentials are configured, never a device certificate.
+			switch {
+			case b.dataSig != nil:
+				if _, err := b.dataSig.Verify(r); err != nil {
+					fail(w, start, b.sigError(r, "data", err))
+					return
+				}
+			case verifyCerts:
+				fail(w, start, awsapi.Errorf(http.StatusForbidden, "MissingAuthenticationTokenException",
+					"StartCommandExecution takes a SigV4 signature: configure credentials"))
+				return
+			}
+		}
 		if !ok {
 			next.ServeHTTP(w, r) // no device route; the API answers it
 			return
