@@ -6,7 +6,7 @@ func TestCommandsACL(t *testing.T) {
 	const things = "$aws/commands/things/"
 	for _, tc := range []struct {
 		thing, client, topic string
-		write, ok           bool
+		write, ok            bool
 	}{
 		{"T1", "T1", things + "T1/executions/+/request/json", false, true},
 		{"T1", "T1", things + "T1/#", false, true},
