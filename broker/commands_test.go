@@ -699,3 +699,40 @@ func TestCommandStartSigned(t *testing.T) {
 		t.Fatalf("signed: %d %s", code, typ)
 	}
 }
+
+// TestCommandClientTarget: an execution for an MQTT client ID goes to the
+// clients/{clientId}/ topics, where that client reports on it.
+func TestCommandClientTarget(t *testing.T) {
+	b, api := cmdBroker(t)
+	createStaticCommand(t, api, "C", "application/json", []byte(`{"x":1}`))
+	target := "arn:aws:iot:us-east-1:123456789012:client/dev-7"
+	code, typ, out := startExec(t, b, map[string]any{"commandArn": cmdArnPrefix + "C", "targetArn": target, "executionTimeoutSeconds": 30})
+	if code != http.StatusOK {
+		t.Fatalf("StartCommandExecution for a client: %d %s %v", code, typ, out)
+	}
+	exec := out["executionId"].(string)
+	dev := dialDevice(t, b.MQTTAddr(), "dev-7", 5, false)
+	base := "$aws/commands/clients/dev-7/executions/" + exec + "/"
+	// The request went out before the client subscribed: a new one is
+	// started to see it arrive.
+	dev.subscribe(1, 1, "$aws/commands/clients/dev-7/executions/+/request/json")
+	code, _, out = startExec(t, b, map[string]any{"commandArn": cmdArnPrefix + "C", "targetArn": target, "executionTimeoutSeconds": 30})
+	if code != http.StatusOK {
+		t.Fatalf("second start: %d", code)
+	}
+	second := out["executionId"].(string)
+	if req := dev.publishOn("$aws/commands/clients/dev-7/executions/" + second + "/request/json"); string(req.Payload) != `{"x":1}` {
+		t.Fatalf("request %s", req.Payload)
+	}
+	if kind, reply := dev.reportOn(base+"response/json", `{"status":"SUCCEEDED"}`); kind != "accepted" {
+		t.Fatalf("report: %s %v", kind, reply)
+	}
+	got, err := api.GetCommandExecution(context.Background(), &iot.GetCommandExecutionInput{ExecutionId: aws.String(exec), TargetArn: aws.String(target)})
+	if err != nil || got.Status != types.CommandExecutionStatusSucceeded || aws.ToString(got.TargetArn) != target {
+		t.Fatalf("GetCommandExecution: %+v %v", got, err)
+	}
+	// The same execution id under another device's topic does not exist.
+	if kind, reply := dev.reportOn("$aws/commands/things/dev-7/executions/"+second+"/response/json", `{"status":"SUCCEEDED"}`); kind != "rejected" || reply["error"] != "ResourceNotFound" {
+		t.Fatalf("report under the thing topics: %s %v", kind, reply)
+	}
+}
