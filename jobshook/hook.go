@@ -4,7 +4,8 @@
 // or retained), runs them against a store.Store, answers the requesting
 // client alone on .../accepted or .../rejected, and publishes notify and
 // notify-next through the broker whenever a committed change calls for
-// them, whichever transport or background task made it.
+// them, whichever transport or background task made it. It serves the
+// device side of AWS IoT commands too (commands.go).
 //
 // Add it to a server built with InlineClient enabled:
 //
