@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +62,14 @@ func createStaticCommand(t *testing.T, api *iot.Client, id, contentType string, 
 func startExec(t *testing.T, b *brokertest.Instance, body map[string]any) (int, string, map[string]any) {
 	t.Helper()
 	raw, _ := json.Marshal(body)
-	resp, err := b.HTTPClient(nil).Post(b.JobsURL()+"/command-executions", "application/json", bytes.NewReader(raw))
+	req, _ := http.NewRequest(http.MethodPost, b.JobsURL()+"/command-executions", bytes.NewReader(raw))
+	if creds := b.Credentials; creds.AccessKeyID != "" {
+		sum := sha256.Sum256(raw)
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "iot-jobs-data", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := b.HTTPClient(nil).Do(req)
 	if err != nil {
 		t.Fatalf("StartCommandExecution: %v", err)
 	}
@@ -477,7 +486,10 @@ func TestCommandOfflinePersistentDevice(t *testing.T) {
 func TestCommandAccess(t *testing.T) {
 	for _, mode := range []auth.Mode{auth.ModeMTLS, auth.ModePassword} {
 		t.Run(string(mode), func(t *testing.T) {
-			ib := startIdentity(t, mode)
+			creds := filepath.Join(t.TempDir(), "credentials")
+			writeCredentials(t, creds, opsKey, opsSecret)
+			ib := startIdentity(t, mode, func(c *broker.Config) { c.CredentialsFile = creds })
+			ib.Credentials = aws.Credentials{AccessKeyID: opsKey, SecretAccessKey: opsSecret}
 			api := ib.IoT()
 			createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
 			other := mustStartExec(t, ib.Instance, "C", "thing-2", 60, nil)
@@ -734,5 +746,40 @@ func TestCommandClientTarget(t *testing.T) {
 	// The same execution id under another device's topic does not exist.
 	if kind, reply := dev.reportOn("$aws/commands/things/dev-7/executions/"+second+"/response/json", `{"status":"SUCCEEDED"}`); kind != "rejected" || reply["error"] != "ResourceNotFound" {
 		t.Fatalf("report under the thing topics: %s %v", kind, reply)
+	}
+}
+
+// TestCommandStartWithCertificates: where the data plane takes only
+// certificates (mtls, no credentials), StartCommandExecution takes an
+// operator's certificate, never a device's.
+func TestCommandStartWithCertificates(t *testing.T) {
+	pki := brokertest.NewPKI(t)
+	server := pki.Server("server")
+	b := brokertest.Start(t, func(c *broker.Config) {
+		c.MQTTAddr, c.MQTTTLSAddr = broker.Off, "127.0.0.1:0"
+		c.TLSCert, c.TLSKey, c.ClientCA = server.Cert, server.Key, pki.CAFile
+		c.Identity, c.Operators = auth.ModeMTLS, []string{"ops"}
+	})
+	createStaticCommand(t, b.IoT(), "C", "application/json", []byte(`{}`))
+	body := []byte(`{"commandArn":"` + cmdArnPrefix + `C","targetArn":"` + brokertest.ThingARN("thing-1") + `"}`)
+	post := func(name string) (int, string) {
+		files := pki.Device(name)
+		cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := b.HTTPClient(&cert).Post(b.JobsURL()+"/command-executions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("x-amzn-ErrorType")
+	}
+	if code, typ := post("thing-1"); code != http.StatusBadRequest || typ != "CertificateValidationException" {
+		t.Fatalf("a device's certificate: %d %s", code, typ)
+	}
+	if code, typ := post("ops"); code != http.StatusOK {
+		t.Fatalf("an operator's certificate: %d %s", code, typ)
 	}
 }

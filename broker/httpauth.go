@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,7 +131,9 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 		thing, ok := pathThing(r.URL.Path)
 		if !ok && r.URL.Path == "/command-executions" {
 			// StartCommandExecution is an operator's call: a signature
-			// when credentials are configured, never a device certificate.
+			// when credentials are configured; where only certificates
+			// are taken, the certificate of an operator (-operators),
+			// never a device's.
 			switch {
 			case b.dataSig != nil:
 				if _, err := b.dataSig.Verify(r); err != nil {
@@ -138,9 +141,15 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 					return
 				}
 			case verifyCerts:
-				fail(w, start, awsapi.Errorf(http.StatusForbidden, "MissingAuthenticationTokenException",
-					"StartCommandExecution takes a SigV4 signature: configure credentials"))
-				return
+				cn := ""
+				if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+					cn = r.TLS.PeerCertificates[0].Subject.CommonName
+				}
+				if cn == "" || !slices.Contains(b.cfg.Operators, cn) {
+					fail(w, start, awsapi.Errorf(http.StatusBadRequest, "CertificateValidationException",
+						"StartCommandExecution takes an operator's certificate or a signature"))
+					return
+				}
 			}
 		}
 		if !ok {
