@@ -397,6 +397,25 @@ func TestCommandDeviceOutcomes(t *testing.T) {
 	dev.mustReject(open, `{"status":"SUCCEEDED","statusReason":{"reasonCode":"lower"}}`, "InvalidRequest")
 	dev.mustReject(open, `{"status":"CREATED"}`, "InvalidStateTransition")
 	dev.mustReject("no-such-execution", `{"status":"SUCCEEDED"}`, "ResourceNotFound")
+	// /response without a suffix is JSON; /response/cbor takes CBOR and
+	// answers in CBOR.
+	bare := mustStartExec(t, b, "C", "T1", 60, nil)
+	if kind, out := dev.reportOn(dev.base(bare)+"response", `{"status":"IN_PROGRESS"}`); kind != "accepted" || out["executionId"] != bare {
+		t.Fatalf("report on .../response: %s %v", kind, out)
+	}
+	report, _ := cbor.Marshal(map[string]any{"status": "SUCCEEDED", "result": map[string]any{"raw": map[string]any{"bin": []byte{7}}}})
+	dev.nextPID++
+	dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: dev.nextPID,
+		TopicName: dev.base(bare) + "response/cbor", Payload: report})
+	reply := dev.publishOn(dev.base(bare) + "response/accepted/cbor")
+	var ack map[string]string
+	if err := cbor.Unmarshal(reply.Payload, &ack); err != nil || ack["executionId"] != bare {
+		t.Fatalf("CBOR reply % x: %v", reply.Payload, err)
+	}
+	if got := cmdExecution(t, api, bare, "T1"); got.Status != types.CommandExecutionStatusSucceeded || !bytes.Equal(got.Result["raw"].BIN, []byte{7}) {
+		t.Fatalf("after the CBOR report: %+v", got)
+	}
+
 	// The Java SDK sends bin as an array of signed bytes.
 	dev.mustAccept(open, `{"status":"SUCCEEDED","result":{"raw":{"bin":[1,-1]}}}`)
 	if got := cmdExecution(t, api, open, "T1"); !bytes.Equal(got.Result["raw"].BIN, []byte{1, 0xff}) {

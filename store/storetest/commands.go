@@ -243,6 +243,13 @@ func testListCommands(t *testing.T, c *cmdHarness) {
 	if err != nil || len(page.Commands) != 0 {
 		t.Fatalf("FleetWise namespace: %+v, %v", page, err)
 	}
+	if now, err := c.s.DeleteCommand(c.ctx, "cmd-4"); err != nil || now {
+		t.Fatalf("DeleteCommand: now=%v, %v; want scheduled", now, err)
+	}
+	page, err = c.s.ListCommands(c.ctx, &store.ListCommandsInput{MaxResults: 2})
+	if err != nil || len(page.Commands) != 2 || page.Commands[1].CommandID != "cmd-4" || !page.Commands[1].PendingDeletion {
+		t.Fatalf("a command pending deletion is listed with pendingDeletion: %+v, %v", page, err)
+	}
 	_, err = c.s.ListCommands(c.ctx, &store.ListCommandsInput{MaxResults: 101})
 	ExpectError(t, err, store.ErrInvalidRequest)
 	_, err = c.s.ListCommands(c.ctx, &store.ListCommandsInput{NextToken: "garbage!"})
