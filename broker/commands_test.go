@@ -689,6 +689,34 @@ func TestCommandPostgres(t *testing.T) {
 	pg := func(c *broker.Config) { c.Store, c.StoreURL = broker.StorePostgres, url }
 	t.Run("StaticJSON", func(t *testing.T) { commandStaticJSON(t, pg) })
 	t.Run("CloudTimeout", func(t *testing.T) { commandCloudTimeout(t, pg) })
+	t.Run("OtherNode", func(t *testing.T) {
+		// A device connected to node b gets the request of an execution
+		// started on node a, and reports to b.
+		a, api := cmdBroker(t, pg, func(c *broker.Config) { c.NodeID = "a" })
+		b, _ := cmdBroker(t, pg, func(c *broker.Config) { c.NodeID = "b" })
+		createStaticCommand(t, api, "X", "application/json", []byte(`{"far":1}`))
+		dev := dialDevice(t, b.MQTTAddr(), "T9", 5, false)
+		dev.subscribe(1, 1, "$aws/commands/things/T9/executions/+/request/json")
+		exec := mustStartExec(t, a, "X", "T9", 60, nil)
+		if req := dev.publishOn(dev.base(exec) + "request/json"); string(req.Payload) != `{"far":1}` {
+			t.Fatalf("request on the other node: %s", req.Payload)
+		}
+		dev.mustAccept(exec, `{"status":"SUCCEEDED"}`)
+		if got := cmdExecution(t, api, exec, "T9"); got.Status != types.CommandExecutionStatusSucceeded {
+			t.Fatalf("status seen from node a: %s", got.Status)
+		}
+		// Node b polls the others' executions every second: two polls
+		// later there is still one delivery.
+		for {
+			pk, err := dev.next(2500 * time.Millisecond)
+			if err != nil {
+				break
+			}
+			if pk.FixedHeader.Type == packets.Publish {
+				t.Fatalf("a second delivery: %s", pk.TopicName)
+			}
+		}
+	})
 }
 
 // TestCommandStartSigned: with credentials configured, StartCommandExecution

@@ -32,6 +32,20 @@ type CommandBackend interface {
 	DueCommandTimers(ctx context.Context, now time.Time, limit int) ([]CommandTimer, time.Time, error)
 }
 
+// CommandFeed is implemented by backends that several broker nodes share:
+// a node finds there the executions the other nodes started, to send
+// their requests to the devices connected to it.
+type CommandFeed interface {
+	// OtherNodesCommandExecutions lists the executions other nodes
+	// created at or after since, oldest first.
+	OtherNodesCommandExecutions(ctx context.Context, since time.Time) ([]*store.CommandExecution, error)
+}
+
+// commandFeedWindow is how far back a node looks for executions other
+// nodes started: a commit that takes longer than this to become visible
+// is not delivered by the other nodes.
+const commandFeedWindow = 30 * time.Second
+
 // CommandTimer is an entry of the command timer index: an execution that
 // times out at Deadline unless it changed since.
 type CommandTimer struct {
@@ -89,6 +103,9 @@ type commands struct {
 	stop    context.CancelFunc
 	done    sync.WaitGroup
 	fired   atomic.Int64
+	// seen holds the executions of other nodes this node has delivered,
+	// until they fall out of the feed's window; timer loop only.
+	seen map[string]time.Time
 }
 
 var errNoCommands = store.Errorf(store.ErrInvalidRequest, "this store does not support commands")
@@ -611,7 +628,7 @@ func (e *Engine) WakeCommandTimers() {
 
 // commandTimerPoll bounds how long the timer loop sleeps, so that timers
 // armed by other nodes sharing the database are seen.
-const commandTimerPoll = 2 * time.Second
+const commandTimerPoll = time.Second
 
 // StartCommandTimers starts the loop that times executions out. A
 // backend calls it once it is open, and StopCommandTimers before it
@@ -639,7 +656,9 @@ func (e *Engine) StopCommandTimers() {
 
 func (e *Engine) commandTimerLoop(ctx context.Context) {
 	const batch = 256
+	started := e.clock.Now()
 	for {
+		e.pollCommandFeed(ctx, started)
 		due, next, err := e.cmd.b.DueCommandTimers(ctx, e.clock.Now(), batch)
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("read command timers", "error", err)
@@ -676,6 +695,65 @@ func (e *Engine) commandTimerLoop(ctx context.Context) {
 		}
 		if ctx.Err() != nil {
 			return
+		}
+	}
+}
+
+// pollCommandFeed hands the handler, as new, the executions other nodes
+// started since the node did (within commandFeedWindow) that are still
+// waiting for their device: the hook of this node sends their requests to
+// its own subscribers, as the starting node does to its own.
+func (e *Engine) pollCommandFeed(ctx context.Context, started time.Time) {
+	feed, ok := e.cmd.b.(CommandFeed)
+	if !ok {
+		return
+	}
+	now := e.clock.Now()
+	since := now.Add(-commandFeedWindow)
+	if since.Before(started) {
+		since = started
+	}
+	xs, err := feed.OtherNodesCommandExecutions(ctx, since)
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
+			e.log.Warn("read other nodes' command executions", "error", err)
+		}
+		return
+	}
+	if e.cmd.seen == nil {
+		e.cmd.seen = map[string]time.Time{}
+	}
+	for id, at := range e.cmd.seen {
+		if at.Before(since) {
+			delete(e.cmd.seen, id)
+		}
+	}
+	var changes []store.CommandChange
+	for _, x := range xs {
+		if _, done := e.cmd.seen[x.ExecutionID]; done {
+			continue
+		}
+		e.cmd.seen[x.ExecutionID] = x.CreatedAt
+		if x.Status != store.CommandCreated || !x.Deadline.After(now) {
+			continue
+		}
+		var c *store.Command
+		if err := e.commandView(ctx, "command feed", func(r CommandReader) error {
+			var err error
+			c, err = r.Command(x.CommandID)
+			return err
+		}); err != nil || c == nil {
+			continue
+		}
+		req, err := store.RenderCommandRequest(c, x.Parameters, x.ExecutionTimeoutSeconds, x.Deadline)
+		if err != nil {
+			continue
+		}
+		changes = append(changes, store.CommandChange{Execution: x, Created: true, Request: req, At: x.CreatedAt})
+	}
+	if len(changes) > 0 {
+		if h := e.cmd.handler.Load(); h != nil && *h != nil {
+			(*h)(changes)
 		}
 	}
 }

@@ -24,6 +24,7 @@ var (
 	_ engine.CommandTx      = (*wtx)(nil)
 	_ engine.CommandReader  = (*wtx)(nil)
 	_ engine.CommandBackend = backend{}
+	_ engine.CommandFeed    = backend{}
 	_ store.CommandStore    = (*Store)(nil)
 )
 
@@ -182,9 +183,9 @@ func (w *wtx) PutCommandExecution(old, cur *store.CommandExecution) error {
 		return fmt.Errorf("encode command execution %s: %w", cur.ExecutionID, err)
 	}
 	if old == nil {
-		w.queue(`INSERT INTO command_executions (execution_id, seq, command_id, target_kind, target_id, deadline_ns, client_token, record)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, cur.ExecutionID, int64(cur.Seq), cur.CommandID, cur.Target.Kind, cur.Target.ID,
-			deadlineNs(cur.Deadline), nullString(cur.ClientToken), rec)
+		w.queue(`INSERT INTO command_executions (execution_id, seq, command_id, target_kind, target_id, deadline_ns, client_token,
+			node, created_ns, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, cur.ExecutionID, int64(cur.Seq), cur.CommandID,
+			cur.Target.Kind, cur.Target.ID, deadlineNs(cur.Deadline), nullString(cur.ClientToken), w.s.node, cur.CreatedAt.UnixNano(), rec)
 	} else {
 		w.queue("UPDATE command_executions SET deadline_ns = $2, record = $3 WHERE execution_id = $1",
 			cur.ExecutionID, deadlineNs(cur.Deadline), rec)
@@ -198,4 +199,31 @@ func (w *wtx) DeleteCommandExecution(x *store.CommandExecution) error {
 	w.queue("DELETE FROM command_executions WHERE execution_id = $1", x.ExecutionID)
 	w.writes++
 	return nil
+}
+
+// OtherNodesCommandExecutions lists the executions other nodes created
+// since since (by their creation time).
+func (b backend) OtherNodesCommandExecutions(ctx context.Context, since time.Time) ([]*store.CommandExecution, error) {
+	var out []*store.CommandExecution
+	err := b.s.view(ctx, "command feed", func(w *wtx) error {
+		out = nil
+		rows, err := w.query(`SELECT record FROM command_executions WHERE created_ns >= $1 AND node <> $2 ORDER BY created_ns LIMIT 1024`,
+			since.UnixNano(), b.s.node)
+		if err != nil {
+			return err
+		}
+		recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			x, err := decode[store.CommandExecution](rec, "command execution")
+			if err != nil {
+				return err
+			}
+			out = append(out, x)
+		}
+		return nil
+	})
+	return out, err
 }

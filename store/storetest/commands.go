@@ -38,6 +38,7 @@ func RunCommands(t *testing.T, shared bool, open func(t *testing.T, clk clock.Cl
 		{"CloudTimeout", false, testCloudTimeout},
 		{"TimeoutAcrossRestart", false, testTimeoutAcrossRestart},
 		{"TimeoutOnceAcrossNodes", true, testTimeoutOnceAcrossNodes},
+		{"RequestsReachOtherNodes", true, testRequestsReachOtherNodes},
 		{"ListAndDeleteExecutions", false, testListAndDeleteExecutions},
 	}
 	for _, tt := range tests {
@@ -602,4 +603,37 @@ func testListAndDeleteExecutions(t *testing.T, c *cmdHarness) {
 	}
 	equalSlice(t, "after the deletion", list(store.ListCommandExecutionsInput{CommandID: "a", Ascending: true}),
 		append(append([]string{}, onT1[1:]...), other.ExecutionID))
+}
+
+// testRequestsReachOtherNodes: an execution started on one node is handed
+// to the handler of every node once, with its request, so that each node
+// sends it to the devices connected to it.
+func testRequestsReachOtherNodes(t *testing.T, c *cmdHarness) {
+	c.node("b")
+	c.node("c")
+	c.static("json", "application/json", []byte(`{"k":1}`))
+	created := map[string]int{}
+	count := func(want int, ids ...string) error {
+		for _, ch := range c.take() {
+			if ch.Created {
+				if ch.Request == nil || string(ch.Request.Payload) != `{"k":1}` || ch.Request.Format != "json" {
+					t.Fatalf("a delivered execution without its request: %+v", ch)
+				}
+				created[ch.Execution.ExecutionID]++
+			}
+		}
+		for _, id := range ids {
+			if n := created[id]; n != want {
+				return fmt.Errorf("execution %s handed over %d times", id, n)
+			}
+		}
+		return nil
+	}
+	x := c.mustStart("json", "t1", 60)
+	Eventually(t, "every node has the first execution", func() error { return count(3, x.ExecutionID) })
+	y := c.mustStart("json", "t1", 60)
+	Eventually(t, "every node has the second execution", func() error { return count(3, y.ExecutionID) })
+	if err := count(3, x.ExecutionID); err != nil {
+		t.Fatalf("the first execution was handed over again: %v", err)
+	}
 }
