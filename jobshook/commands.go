@@ -284,13 +284,9 @@ type deviceUpdate struct {
 	Result map[string]map[string]json.RawMessage `json:"result"`
 }
 
-// DecodeCommandUpdate decodes a device's status report (JSON, or CBOR
+// decodeCommandUpdate decodes a device's status report (JSON, or CBOR
 // when format is "cbor"); it returns the rejection code and message when
 // the report cannot be served.
-func DecodeCommandUpdate(payload []byte, format string) (*store.UpdateCommandExecutionInput, string, string) {
-	return decodeCommandUpdate(payload, format)
-}
-
 func decodeCommandUpdate(payload []byte, format string) (*store.UpdateCommandExecutionInput, string, string) {
 	if format == "cbor" {
 		j, err := cborToJSON(payload)
