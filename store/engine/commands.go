@@ -657,8 +657,14 @@ func (e *Engine) StopCommandTimers() {
 func (e *Engine) commandTimerLoop(ctx context.Context) {
 	const batch = 256
 	started := e.clock.Now()
+	var polled time.Time // wall time of the last feed read
 	for {
-		e.pollCommandFeed(ctx, started)
+		// The feed is read at most every half poll, however often
+		// this node's own commits wake the loop.
+		if time.Since(polled) >= commandTimerPoll/2 {
+			polled = time.Now()
+			e.pollCommandFeed(ctx, started)
+		}
 		due, next, err := e.cmd.b.DueCommandTimers(ctx, e.clock.Now(), batch)
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("read command timers", "error", err)
