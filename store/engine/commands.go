@@ -277,25 +277,24 @@ func parsePageToken(tok string) (uint64, error) {
 	return 0, store.Errorf(store.ErrInvalidRequest, "nextToken is not valid")
 }
 
-func listLimit(n int) (int, error) {
+// pageBounds checks a list request's maxResults (0: the default) and
+// nextToken, and returns the page size and the position to list after.
+func pageBounds(maxResults int, token string) (int, uint64, error) {
 	switch {
-	case n == 0:
-		return store.DefaultCommandListResults, nil
-	case n < 1 || n > store.MaxCommandListResults:
-		return 0, store.Errorf(store.ErrInvalidRequest, "maxResults must be between 1 and %d", store.MaxCommandListResults)
+	case maxResults == 0:
+		maxResults = store.DefaultCommandListResults
+	case maxResults < 1 || maxResults > store.MaxCommandListResults:
+		return 0, 0, store.Errorf(store.ErrInvalidRequest, "maxResults must be between 1 and %d", store.MaxCommandListResults)
 	}
-	return n, nil
+	after, err := parsePageToken(token)
+	return maxResults, after, err
 }
 
 // ListCommands pages the commands by creation time, newest first unless
 // Ascending. Commands pending deletion are listed (with pendingDeletion)
 // until their deletion.
 func (e *Engine) ListCommands(ctx context.Context, in *store.ListCommandsInput) (*store.CommandsPage, error) {
-	limit, err := listLimit(in.MaxResults)
-	if err != nil {
-		return nil, err
-	}
-	after, err := parsePageToken(in.NextToken)
+	limit, after, err := pageBounds(in.MaxResults, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
@@ -466,11 +465,7 @@ func (e *Engine) GetCommandExecution(ctx context.Context, id string, target stor
 // ListCommandExecutions pages the executions of a command or a target,
 // by creation (startedAt), newest first unless Ascending.
 func (e *Engine) ListCommandExecutions(ctx context.Context, in *store.ListCommandExecutionsInput) (*store.CommandExecutionsPage, error) {
-	limit, err := listLimit(in.MaxResults)
-	if err != nil {
-		return nil, err
-	}
-	after, err := parsePageToken(in.NextToken)
+	limit, after, err := pageBounds(in.MaxResults, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
