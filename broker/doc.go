@@ -22,6 +22,11 @@
 //     of broker/awsapi; the web console (broker/console) calls it in
 //     process instead of repeating its validation.
 //   - A job rule: store/engine, written once for every backend.
+//   - AWS IoT commands: the model in store (commands.go), the operations
+//     in store/engine (commands.go), the API shapes in
+//     broker/controlplane/commands.go and broker/dataplane/commands.go,
+//     the device side in jobshook/commands.go, the topics in
+//     topics/commands.go.
 //   - MQTT state that outlives a connection (sessions, retained messages):
 //     broker/sessions.
 package broker

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,6 +129,29 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		thing, ok := pathThing(r.URL.Path)
+		if !ok && r.URL.Path == "/command-executions" {
+			// StartCommandExecution is an operator's call: a signature
+			// when credentials are configured; where only certificates
+			// are taken, the certificate of an operator (-operators),
+			// never a device's.
+			switch {
+			case b.dataSig != nil:
+				if _, err := b.dataSig.Verify(r); err != nil {
+					fail(w, start, b.sigError(r, "data", err))
+					return
+				}
+			case verifyCerts:
+				cn := ""
+				if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+					cn = r.TLS.PeerCertificates[0].Subject.CommonName
+				}
+				if cn == "" || !slices.Contains(b.cfg.Operators, cn) {
+					fail(w, start, awsapi.Errorf(http.StatusBadRequest, "CertificateValidationException",
+						"StartCommandExecution takes an operator's certificate or a signature"))
+					return
+				}
+			}
+		}
 		if !ok {
 			next.ServeHTTP(w, r) // no device route; the API answers it
 			return

@@ -62,3 +62,10 @@ func limitMemory() {
 		debug.SetMemoryLimit(MemoryLimit)
 	}
 }
+
+// commandStore is the store's AWS IoT commands operations, or nil when
+// its backend keeps no commands.
+func commandStore(st store.Store) store.CommandStore {
+	cs, _ := st.(store.CommandStore)
+	return cs
+}

@@ -42,6 +42,12 @@ type outbox struct {
 // member of each shared subscription included, and reports how many
 // clients it was queued for.
 func (h *Hook) fanOut(topic string, payload []byte) int {
+	return h.fanOutWith(topic, payload, nil)
+}
+
+// fanOutWith is fanOut with set, when not nil, completing each packet
+// (properties, expiry) before it is queued.
+func (h *Hook) fanOutWith(topic string, payload []byte, set func(pk *packets.Packet)) int {
 	subs := h.server.Topics.Subscribers(topic)
 	if len(subs.Shared) > 0 {
 		subs.SelectShared()
@@ -55,6 +61,9 @@ func (h *Hook) fanOut(topic string, payload []byte) int {
 		inline, _ := h.server.Clients.Get(mqtt.InlineClientId)
 		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: notificationQoS},
 			TopicName: topic, Payload: payload, Created: now}
+		if set != nil {
+			set(&pk)
+		}
 		for _, s := range subs.InlineSubscriptions {
 			s.Handler(inline, s.Subscription, pk)
 			n++
@@ -79,6 +88,9 @@ func (h *Hook) fanOut(topic string, payload []byte) int {
 			}
 			slices.Sort(ids)
 			out.Properties.SubscriptionIdentifier = ids
+		}
+		if set != nil {
+			set(&out)
 		}
 		if cl.Closed() {
 			// Away: a persistent session keeps it for the client's return.

@@ -4,7 +4,8 @@
 // or retained), runs them against a store.Store, answers the requesting
 // client alone on .../accepted or .../rejected, and publishes notify and
 // notify-next through the broker whenever a committed change calls for
-// them, whichever transport or background task made it.
+// them, whichever transport or background task made it. It serves the
+// device side of AWS IoT commands too (commands.go).
 //
 // Add it to a server built with InlineClient enabled:
 //
@@ -45,6 +46,9 @@ type Options struct {
 	Server *mqtt.Server `yaml:"-" json:"-"`
 	// Store runs the operations.
 	Store store.Store `yaml:"-" json:"-"`
+	// Commands runs the AWS IoT commands operations; nil means Store, if
+	// it keeps commands.
+	Commands store.CommandStore `yaml:"-" json:"-"`
 	// Clock stamps replies and notifications; nil means the wall clock.
 	Clock clock.Clock `yaml:"-" json:"-"`
 	// RequestTimeout bounds one request (default 10 s); a request that
@@ -126,6 +130,8 @@ type Hook struct {
 	wg         sync.WaitGroup
 	outbox     outbox // notifications waiting for each client
 	namespaces namespaceSet
+	cmdChanges commandChanges     // execution changes waiting to be published
+	cmdStore   store.CommandStore // nil when the store keeps no commands
 
 	inflight atomic.Int64 // requests being served
 	draining atomic.Bool  // set by Drain: new requests are refused
@@ -179,6 +185,7 @@ func (h *Hook) Init(config any) error {
 	h.store.SetChangeHandler(h.enqueue)
 	h.wg.Add(1)
 	go h.dispatch()
+	h.initCommands()
 	return nil
 }
 
@@ -197,6 +204,10 @@ func (h *Hook) Stop() error {
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil // our own notifications, or the embedding program's
+	}
+	if strings.HasPrefix(pk.TopicName, topics.CommandsPrefix) {
+		h.onCommandPublish(cl, pk)
+		return pk, packets.CodeSuccessIgnore
 	}
 	t, err := topics.Parse(pk.TopicName)
 	if errors.Is(err, topics.ErrNotJobs) {

@@ -16,4 +16,11 @@
 // (shared by several broker nodes). store/backends opens the one a
 // configuration names; store/storetest holds the contract suite every
 // backend must pass.
+//
+// Beside jobs the package owns AWS IoT commands (commands.go): commands,
+// their executions, the execution status machine, the validation of
+// commands, parameters and device reports, and the substitution of payload
+// templates. CommandStore is their interface; store/engine implements it
+// over backends that implement engine.CommandBackend (both do), with its
+// own records and its own timer index.
 package store

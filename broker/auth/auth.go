@@ -593,7 +593,10 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !enforced {
 		return true
 	}
-	ok := h.allowed(thing, topic, write)
+	ok, decided := commandsACL(thing, cl.ID, topic, write)
+	if !decided {
+		ok = h.allowed(thing, topic, write)
+	}
 	if !ok {
 		h.log.Debug("refused a topic", "client", cl.ID, "thing", thing, "topic", topic, "publish", write)
 	}

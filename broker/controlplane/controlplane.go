@@ -117,6 +117,7 @@ func (a *API) routes() {
 
 	h("UpdateEventConfigurations", "PATCH /event-configurations", a.updateEventConfigurations)
 	h("DescribeEventConfigurations", "GET /event-configurations", a.describeEventConfigurations)
+	a.commandRoutes()
 	a.rt.NotFound()
 }
 

@@ -68,6 +68,7 @@ func (a *API) routes() {
 	a.rt.Handle("StartNextPendingJobExecution", "PUT /things/{thingName}/jobs/{jobId}", a.startNext)
 	a.rt.Handle("DescribeJobExecution", "GET /things/{thingName}/jobs/{jobId}", a.describe)
 	a.rt.Handle("UpdateJobExecution", "POST /things/{thingName}/jobs/{jobId}", a.update)
+	a.rt.Handle("StartCommandExecution", "POST /command-executions", a.startCommandExecution)
 	a.rt.NotFound()
 }
 

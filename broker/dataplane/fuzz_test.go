@@ -139,6 +139,8 @@ const (
 	opDescribe   dpOp = "DescribeJobExecution"
 	opUpdate     dpOp = "UpdateJobExecution"
 	opUnknown    dpOp = ""
+	// opStartCommand is StartCommandExecution (COMMANDS.md §2.6).
+	opStartCommand dpOp = "StartCommandExecution"
 )
 
 // dpStatuses lists the statuses each operation may answer with, from the
@@ -151,6 +153,18 @@ var dpStatuses = map[dpOp][]int{
 	opDescribe:   {200, 400, 404, 410, 429},
 	opUpdate:     {200, 400, 404, 409, 429},
 	opUnknown:    {404},
+	// No command exists in the fixture: a start is always refused.
+	opStartCommand: {400, 404, 409, 413, 429},
+}
+
+// dpCommandErrorTypes pairs each error status of StartCommandExecution
+// with its exception (the command exceptions, COMMANDS.md §2.0).
+var dpCommandErrorTypes = map[int][]string{
+	400: {"ValidationException"},
+	404: {"ResourceNotFoundException"},
+	409: {"ConflictException"},
+	413: {"InvalidRequestException", "ValidationException"},
+	429: {"ThrottlingException"},
 }
 
 // dpErrorTypes pairs each error status with the exception the model gives
@@ -184,6 +198,9 @@ func dpRoute(method string, u *url.URL) route {
 		segs[i] = d
 	}
 	get := method == http.MethodGet || method == http.MethodHead
+	if method == http.MethodPost && len(segs) == 2 && segs[0] == "" && segs[1] == "command-executions" {
+		return route{op: opStartCommand}
+	}
 	if len(segs) < 4 || segs[0] != "" || segs[1] != "things" || segs[2] == "" || segs[3] != "jobs" {
 		return route{}
 	}
@@ -262,6 +279,9 @@ func checkError(t *testing.T, desc string, rt route, res *http.Response, raw []b
 	t.Helper()
 	typ := awsapitest.ErrorType(t, desc, res, raw)
 	want := dpErrorTypes[res.StatusCode]
+	if rt.op == opStartCommand {
+		want = dpCommandErrorTypes[res.StatusCode]
+	}
 	if rt.op == opUnknown || (res.StatusCode == 404 && rt.op == opStartNext && rt.job != "$next") {
 		want = []string{"UnknownOperationException"}
 	}

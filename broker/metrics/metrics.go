@@ -39,6 +39,7 @@ type Metrics struct {
 	commitDuration prometheus.Histogram
 	commitOps      prometheus.Histogram
 	commitErrors   prometheus.Counter
+	cmd            *commandMetrics
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -88,6 +89,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 	}
 	m.initialise()
+	m.cmd = newCommandMetrics(reg)
 	reg.MustRegister(m.requests, m.rejections, m.duration, m.notifications, m.apiRequests, m.apiDuration,
 		m.commitDuration, m.commitOps, m.commitErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

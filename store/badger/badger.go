@@ -228,6 +228,7 @@ func Open(opts Options) (*Store, error) {
 		s.wg.Add(1)
 		go s.gcLoop()
 	}
+	s.StartCommandTimers()
 	return s, nil
 }
 
@@ -367,6 +368,7 @@ func (s *Store) Counters() store.Counters {
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.StopCommandTimers()
 		close(s.closing)
 		s.wg.Wait()
 		err = s.db.Close()

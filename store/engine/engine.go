@@ -68,6 +68,7 @@ type Engine struct {
 	enableEvents bool
 	events       atomic.Pointer[store.EventConfigurations]
 	docs         store.DocCache
+	cmd          *commands
 }
 
 // New returns an engine over b.
@@ -83,6 +84,10 @@ func New(b Backend, opts Options) *Engine {
 	}
 	e := &Engine{b: b, clock: opts.Clock, log: opts.Logger, batch: opts.TaskBatch, enableEvents: opts.EnableEvents}
 	e.docs.Init(docCacheBytes)
+	e.cmd = &commands{wake: make(chan struct{}, 1)}
+	if cb, ok := b.(CommandBackend); ok {
+		e.cmd.b = cb
+	}
 	e.events.Store(&store.EventConfigurations{})
 	return e
 }

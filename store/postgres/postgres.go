@@ -243,6 +243,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	go s.refreshLoop()
 	go s.taskLoop()
 	go s.timerLoop()
+	s.StartCommandTimers()
 	return s, nil
 }
 
@@ -388,6 +389,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // still running fail with store.ErrUnavailable.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.StopCommandTimers()
 		close(s.closing)
 		s.wg.Wait()
 		s.pool.Close()

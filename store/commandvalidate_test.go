@@ -1,0 +1,96 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestCommandFormat(t *testing.T) {
+	for ct, want := range map[string]string{"application/json": "json", "Application/JSON": "json", "application/cbor": "cbor",
+		"text/plain": "", "": "", "application/octet-stream": ""} {
+		if got := CommandFormat(ct); got != want {
+			t.Errorf("CommandFormat(%q) = %q, want %q", ct, got, want)
+		}
+	}
+}
+
+func TestParseCommandTargetARN(t *testing.T) {
+	for arn, want := range map[string]CommandTarget{
+		"arn:aws:iot:eu-west-1:111122223333:thing/T1":     {CommandTargetThing, "T1"},
+		"arn:aws:iot:eu-west-1:111122223333:client/dev-7": {CommandTargetClient, "dev-7"},
+	} {
+		if got, err := ParseCommandTargetARN(arn); err != nil || got != want {
+			t.Errorf("%s: %+v %v", arn, got, err)
+		}
+	}
+	for _, arn := range []string{"arn:aws:iot:r:a:thinggroup/g", "arn:aws:iot:r:a:client/a/b", "arn:aws:iot:r:a:client/+", "thing/T1", ""} {
+		if _, err := ParseCommandTargetARN(arn); err == nil {
+			t.Errorf("%q accepted", arn)
+		}
+	}
+}
+
+// FuzzCommandTemplate checks that a dynamic command whose template and
+// parameter value pass validation always renders to valid JSON (and to
+// CBOR without panicking), and that validation never panics.
+func FuzzCommandTemplate(f *testing.F) {
+	f.Add(`{"a":"${aws:iot:commandexecution::parameter:p}","b":"x ${aws:iot:commandexecution::parameter:p} y"}`, "STRING", "hello")
+	f.Add(`{"t":"${aws:iot:commandexecution::executionTimeoutSec}","p":["${aws:iot:commandexecution::parameter:p}"]}`, "INTEGER", "42")
+	f.Add(`{"${aws:iot:commandexecution::parameter:p}":1}`, "BOOLEAN", "true")
+	f.Add(`{"d":"${aws:iot:commandexecution::parameter:p}"}`, "DOUBLE", "1e300")
+	f.Add(`{"u":"${aws:iot:commandexecution::parameter:p}"}`, "UNSIGNEDLONG", "18446744073709551615")
+	f.Add(`{"bin":"${aws:iot:commandexecution::parameter:p}"}`, "BINARY", "\x00\xff")
+	f.Fuzz(func(t *testing.T, template, typ, value string) {
+		p := CommandParameter{Name: "p", Type: typ}
+		v := CommandParameterValue{}
+		switch typ {
+		case "STRING":
+			v.S = &value
+		case "BOOLEAN":
+			b := value == "true"
+			v.B = &b
+		case "INTEGER":
+			var n int32
+			if json.Unmarshal([]byte(value), &n) != nil {
+				return
+			}
+			v.I = &n
+		case "DOUBLE":
+			var d float64
+			if json.Unmarshal([]byte(value), &d) != nil {
+				return
+			}
+			v.D = &d
+		case "UNSIGNEDLONG":
+			v.UL = &value
+		case "BINARY":
+			v.BIN = []byte(value)
+		default:
+			return
+		}
+		p.DefaultValue = &v
+		for _, format := range []string{"JSON", "CBOR"} {
+			c := &Command{CommandID: "c", PayloadTemplate: template, MandatoryParameters: []CommandParameter{p},
+				Preprocessor: &CommandPreprocessor{AwsJSONSubstitution: &AwsJSONSubstitution{OutputFormat: format}}}
+			if ValidateCreateCommand(c) != nil {
+				return
+			}
+			params, err := ResolveCommandParameters(c, nil)
+			if err != nil {
+				return
+			}
+			req, err := RenderCommandRequest(c, params, 10, time.Time{})
+			if err != nil {
+				continue // too large once substituted
+			}
+			if format == "JSON" && !json.Valid(req.Payload) {
+				t.Fatalf("template %q rendered invalid JSON %q", template, req.Payload)
+			}
+			if format == "CBOR" && (len(req.Payload) == 0 || bytes.Equal(req.Payload, []byte("null"))) {
+				t.Fatalf("template %q rendered no CBOR", template)
+			}
+		}
+	})
+}
