@@ -43,8 +43,18 @@ func (h *Hook) load() error {
 	if err != nil {
 		return fmt.Errorf("load retained messages: %w", err)
 	}
+	n := h.applyRetained(retained)
+	h.Log.Info("loaded persistent sessions", "sessions", res.Sessions, "messages", messages, "retained", n,
+		"expired", res.Expired, "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// applyRetained makes the server's retained messages those stored, and
+// returns how many there are.
+func (h *Hook) applyRetained(retained []store.RetainedMessage) int {
 	h.retainMu.Lock()
 	defer h.retainMu.Unlock()
+	old := h.retainedTopics
 	h.retainedTopics = make(map[string]struct{}, len(retained))
 	for _, r := range retained {
 		pk, _, err := decodeMessage(r.Data)
@@ -56,9 +66,25 @@ func (h *Hook) load() error {
 		h.server.Topics.RetainMessage(pk)
 		h.retainedTopics[pk.TopicName] = struct{}{}
 	}
+	for topic := range old {
+		if _, ok := h.retainedTopics[topic]; !ok {
+			// Deleted meanwhile: an empty retained message deletes.
+			h.server.Topics.RetainMessage(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: topic})
+		}
+	}
 	atomic.StoreInt64(&h.server.Info.Retained, int64(h.server.Topics.Retained.Len()))
-	h.Log.Info("loaded persistent sessions", "sessions", res.Sessions, "messages", messages, "retained", len(h.retainedTopics),
-		"expired", res.Expired, "duration", time.Since(start).Round(time.Millisecond))
+	return len(h.retainedTopics)
+}
+
+// ReloadRetained reads the retained messages from the store again: a
+// node of a cluster that lost touch with the others missed those set or
+// deleted meanwhile.
+func (h *Hook) ReloadRetained(ctx context.Context) error {
+	retained, err := h.st.RetainedMessages(ctx)
+	if err != nil {
+		return fmt.Errorf("load retained messages: %w", err)
+	}
+	h.applyRetained(retained)
 	return nil
 }
 
@@ -450,6 +476,19 @@ func (h *Hook) dropClient(cl *mqtt.Client) {
 	if cur, ok := h.server.Clients.Get(cl.ID); ok && cur == cl {
 		h.server.Clients.Delete(cl.ID)
 	}
+}
+
+// Release forgets the session of id without touching the store: another
+// node of a cluster claimed it when its client connected there. The
+// caller closes the session's client and takes it out of the server.
+func (h *Hook) Release(id string) {
+	s := h.session(id)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	h.endLocked(s)
+	s.mu.Unlock()
 }
 
 // OnClientExpired ends a session mochi expired before the hook did, and

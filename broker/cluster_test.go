@@ -1,0 +1,252 @@
+package broker_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/jobsbroker/jobsbroker/broker"
+	"github.com/jobsbroker/jobsbroker/broker/brokertest"
+)
+
+// startCluster runs n nodes on one PostgreSQL schema and one NATS server
+// (run in the test).
+func startCluster(t *testing.T, n int, mod ...func(*broker.Config)) []*brokertest.Instance {
+	t.Helper()
+	url := brokertest.PostgresURL(t)
+	nats := brokertest.NATS(t).ClientURL()
+	nodes := make([]*brokertest.Instance, n)
+	for i := range nodes {
+		nodes[i] = brokertest.Start(t, append([]func(*broker.Config){func(c *broker.Config) {
+			c.Store, c.StoreURL, c.NodeID, c.ClusterNATSURL = broker.StorePostgres, url, fmt.Sprintf("node-%d", i), nats
+		}}, mod...)...)
+	}
+	return nodes
+}
+
+// TestClusterRoutesPublishes: 30 publishers and 30 subscribers spread over
+// 3 nodes, at QoS 1: every subscriber gets every message exactly once,
+// whichever node either side is on. A third of the subscribers hold two
+// filters that both match (their node gets two copies from NATS and
+// delivers one); MQTT 3.1.1 and MQTT 5 clients are mixed.
+func TestClusterRoutesPublishes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	const clients, each = 30, 5
+	subs := make([]*brokertest.Client, clients)
+	for i := range subs {
+		subs[i] = brokertest.Connect(t, nodes[i%3].MQTTAddr(), fmt.Sprintf("sub-%d", i), 4+i%2)
+		subs[i].Subscribe("fleet/+/telemetry", 1)
+		if i%3 == 0 {
+			subs[i].Subscribe("fleet/#", 1)
+		}
+	}
+	pubs := make([]*brokertest.Client, clients)
+	for i := range pubs {
+		pubs[i] = brokertest.Connect(t, nodes[(i+1)%3].MQTTAddr(), fmt.Sprintf("pub-%d", i), 4+(i+1)%2)
+	}
+	var wg sync.WaitGroup
+	for i, p := range pubs {
+		wg.Go(func() {
+			for k := range each {
+				p.Publish(fmt.Sprintf("fleet/pub-%d/telemetry", i), fmt.Sprintf("%d-%d", i, k), 1)
+			}
+		})
+	}
+	wg.Wait()
+	// A last message from each node: whatever was routed before it has
+	// arrived once it has (each node's messages travel in order).
+	for i, n := range nodes {
+		brokertest.Connect3(t, n.MQTTAddr(), fmt.Sprintf("last-%d", i)).Publish("fleet/last/telemetry", fmt.Sprintf("last-%d", i), 1)
+	}
+	want := clients*each + len(nodes)
+	for _, s := range subs {
+		brokertest.Eventually(t, s.ID+" gets every message", func() error {
+			if got := len(s.Received()); got < want {
+				return fmt.Errorf("%d of %d messages", got, want)
+			}
+			return nil
+		})
+	}
+	for _, s := range subs {
+		seen := map[string]int{}
+		for _, m := range s.Received() {
+			seen[string(m.Payload)]++
+			if m.QoS != 1 {
+				t.Errorf("%s got %q at QoS %d", s.ID, m.Payload, m.QoS)
+			}
+		}
+		for p, n := range seen {
+			if n != 1 {
+				t.Errorf("%s got %q %d times", s.ID, p, n)
+			}
+		}
+		if len(seen) != want {
+			t.Errorf("%s got %d distinct messages, want %d", s.ID, len(seen), want)
+		}
+	}
+	if got := value(t, scrape(t, nodes[0]), "jobsbroker_cluster_messages_total", "direction=duplicate"); got == 0 {
+		t.Error("node 0 dropped no copies, though its subscribers hold overlapping filters")
+	}
+}
+
+// TestClusterNoLoop: a publish reaches a subscriber on the publisher's own
+// node once (it is not sent back to it through NATS), and a node with no
+// subscriber gets nothing from NATS.
+func TestClusterNoLoop(t *testing.T) {
+	nodes := startCluster(t, 2)
+	sub := brokertest.Connect3(t, nodes[0].MQTTAddr(), "sub")
+	sub.Subscribe("loop/#", 1)
+	pub := brokertest.Connect3(t, nodes[0].MQTTAddr(), "pub")
+	pub.Publish("loop/a", "one", 1)
+	pub.Publish("loop/b", "two", 1)
+	other := brokertest.Connect3(t, nodes[1].MQTTAddr(), "other")
+	other.Publish("loop/c", "three", 1)
+	for _, topic := range []string{"loop/a", "loop/b", "loop/c"} {
+		sub.Expect(topic)
+	}
+	// A last one from node 1: a copy of any of the three would be there
+	// before it.
+	other.Publish("loop/d", "four", 1)
+	sub.Expect("loop/d")
+	if got := sub.Received(); len(got) != 0 {
+		t.Fatalf("%d messages beyond the four: %v", len(got), got)
+	}
+	if got := value(t, scrape(t, nodes[1]), "jobsbroker_cluster_messages_total", "direction=received"); got != 0 {
+		t.Fatalf("node 1, with no subscriber, received %v publishes", got)
+	}
+}
+
+// TestClusterJobsRepliesStayLocal: a jobs request is answered to the
+// requester alone; a client on another node subscribed to the reply
+// topic sees nothing, and the request itself is not routed.
+func TestClusterJobsRepliesStayLocal(t *testing.T) {
+	nodes := startCluster(t, 2)
+	spy := brokertest.Connect3(t, nodes[1].MQTTAddr(), "spy")
+	spy.Subscribe("$aws/things/dev/jobs/#", 1)
+	dev := brokertest.Connect3(t, nodes[0].MQTTAddr(), "dev")
+	dev.Subscribe("$aws/things/dev/jobs/get/+", 1)
+	dev.MustAccept("$aws/things/dev/jobs/get", map[string]any{"clientToken": "t1"})
+	// A publish the spy may see, after the request: once it is there,
+	// anything routed before it would be too.
+	brokertest.Connect3(t, nodes[0].MQTTAddr(), "x").Publish("$aws/things/dev/jobs/marker", "m", 1)
+	if m, ok := spy.Wait(2*time.Second, "$aws/things/dev/jobs/get/accepted"); ok {
+		t.Fatalf("the other node's client got the reply: %s", m.Payload)
+	}
+	if got := value(t, scrape(t, nodes[0]), "jobsbroker_cluster_messages_total", "direction=sent"); got > 1 {
+		t.Fatalf("node 0 sent %v publishes to NATS; only the marker may go", got)
+	}
+}
+
+// TestClusterRetained: a retained message set on one node is delivered to
+// a subscriber that subscribes later on any node, also on a node that
+// started after it was set, and deleting it on another node deletes it
+// everywhere.
+func TestClusterRetained(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a := brokertest.DialRaw(t, nodes[0].MQTTAddr(), brokertest.RawOptions{ID: "setter", Clean: true})
+	a.Publish("state/lamp", []byte("on"), 1, true)
+	for i, n := range nodes {
+		c := brokertest.DialRaw(t, n.MQTTAddr(), brokertest.RawOptions{ID: fmt.Sprintf("late-%d", i), Clean: true})
+		c.Subscribe("state/+", 1, 0)
+		if pk := c.ExpectPublish(); string(pk.Payload) != "on" || !pk.FixedHeader.Retain {
+			t.Fatalf("node %d: retained %q retain=%v", i, pk.Payload, pk.FixedHeader.Retain)
+		}
+	}
+	b := brokertest.DialRaw(t, nodes[1].MQTTAddr(), brokertest.RawOptions{ID: "clearer", Clean: true})
+	b.Publish("state/lamp", nil, 1, true)
+	b.Publish("state/door", []byte("shut"), 1, true)
+	// The door's message comes after the lamp's deletion: once node 0 has
+	// it, the deletion is done there too.
+	brokertest.Eventually(t, "node 0 has the door's retained message", func() error {
+		c := brokertest.DialRaw(t, nodes[0].MQTTAddr(), brokertest.RawOptions{ID: "probe", Clean: true})
+		defer c.Disconnect()
+		c.Subscribe("state/door", 1, 0)
+		if _, ok := c.NextPublish(time.Second); !ok {
+			return fmt.Errorf("no retained message on state/door")
+		}
+		return nil
+	})
+	c := brokertest.DialRaw(t, nodes[0].MQTTAddr(), brokertest.RawOptions{ID: "after-delete", Clean: true})
+	c.Subscribe("state/lamp", 1, 0)
+	c.Subscribe("state/door", 1, 0)
+	if pk := c.ExpectPublish(); pk.TopicName != "state/door" {
+		t.Fatalf("after the deletion node 0 still sends %s %q", pk.TopicName, pk.Payload)
+	}
+}
+
+// TestClusterTakeover: a client that connects to node B with the client
+// ID of a client connected to node A takes it over: A sends an MQTT 5
+// client DISCONNECT 0x8E (session taken over) and closes an MQTT 3.1.1
+// client's connection.
+func TestClusterTakeover(t *testing.T) {
+	nodes := startCluster(t, 2)
+	for _, v := range []byte{4, 5} {
+		id := fmt.Sprintf("dev-v%d", v)
+		first := brokertest.DialRaw(t, nodes[0].MQTTAddr(), brokertest.RawOptions{ID: id, Version: v, Clean: true})
+		brokertest.DialRaw(t, nodes[1].MQTTAddr(), brokertest.RawOptions{ID: id, Version: v, Clean: true})
+		if v == 5 {
+			pk, ok := first.NextPacket(5*time.Second, packets.Disconnect)
+			if !ok || pk.ReasonCode != packets.ErrSessionTakenOver.Code {
+				t.Fatalf("MQTT 5: got %v (ok %v), want DISCONNECT 0x8E", pk.ReasonCode, ok)
+			}
+		}
+		if !first.Closed(5 * time.Second) {
+			t.Fatalf("MQTT %d: the first connection is still open", v)
+		}
+	}
+}
+
+// TestClusterSessionResume: a persistent session made on node A, with a
+// QoS 1 message queued while its client was away, is resumed on node B
+// while A runs: session present, the queued message, and its
+// subscription, through which B delivers what is published next on A. A
+// forgets the session: a later publish reaches the client once.
+func TestClusterSessionResume(t *testing.T) {
+	nodes := startCluster(t, 2)
+	for _, v := range []byte{4, 5} {
+		id, topic := fmt.Sprintf("roamer-v%d", v), fmt.Sprintf("cmd/v%d", v)
+		dev := persistent(t, nodes[0].MQTTAddr(), id, v)
+		dev.Subscribe(topic, 1, 0)
+		dev.Disconnect()
+		pub := brokertest.Connect3(t, nodes[0].MQTTAddr(), fmt.Sprintf("pub-v%d", v))
+		pub.Publish(topic, "while-away", 1)
+		dev = persistent(t, nodes[1].MQTTAddr(), id, v)
+		if !dev.SessionPresent {
+			t.Fatalf("MQTT %d: node B did not resume the session", v)
+		}
+		if got := payloads(receive(t, dev, 1)); got[0] != "while-away" {
+			t.Fatalf("MQTT %d: got %v", v, got)
+		}
+		pub.Publish(topic, "live", 1)
+		pub.Publish(topic, "again", 1)
+		if got := payloads(receive(t, dev, 2)); got[0] != "live" || got[1] != "again" {
+			t.Fatalf("MQTT %d: after resuming got %v", v, got)
+		}
+		if pk, ok := dev.NextPublish(500 * time.Millisecond); ok {
+			t.Fatalf("MQTT %d: a copy more: %q", v, pk.Payload)
+		}
+	}
+	brokertest.Eventually(t, "node A holds no session", func() error {
+		if n := value(t, scrape(t, nodes[0]), "jobsbroker_sessions", "state=offline"); n != 0 {
+			return fmt.Errorf("%v offline sessions on node A", n)
+		}
+		return nil
+	})
+}
+
+// TestClusterDuplicateNodeID: a second node with a running node's node ID
+// refuses to start and says why.
+func TestClusterDuplicateNodeID(t *testing.T) {
+	nodes := startCluster(t, 1)
+	cfg := nodes[0].Config
+	cfg.MQTTAddr, cfg.APIAddr, cfg.JobsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Registry = nil
+	_, err := broker.New(cfg)
+	if err == nil || !strings.Contains(err.Error(), "node-0") || !strings.Contains(err.Error(), "node ID") {
+		t.Fatalf("second node-0: %v", err)
+	}
+}
