@@ -100,3 +100,62 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("job counts %+v", pd)
 	}
 }
+
+// TestClusterNodeKilled runs three broker processes on one PostgreSQL
+// database and one NATS server. A device with a persistent session and a
+// clean client are subscribed on node A; a publisher on node C has ten
+// QoS 1 messages acknowledged, which the device takes without
+// acknowledging. A gets SIGKILL. Both clients reconnect to node B: the
+// device's session is present, every acknowledged message comes again,
+// and what C publishes next reaches both, each message once.
+func TestClusterNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three broker processes on PostgreSQL")
+	}
+	url := brokertest.PostgresURL(t)
+	natsURL := brokertest.NATS(t).ClientURL()
+	node := func(name string) *brokertest.Process {
+		return brokertest.StartProcess(t, t.TempDir(), "-store", "postgres", "-store-url", url, "-node-id", name,
+			"-cluster-nats-url", natsURL)
+	}
+	a, b, c := node("a"), node("b"), node("c")
+	dev := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "dev"})
+	dev.Subscribe("cmd/dev", 1, 0)
+	watcher := brokertest.Connect3(t, a.MQTTAddr, "watcher")
+	watcher.Subscribe("cmd/dev", 1)
+	pub := brokertest.Connect3(t, c.MQTTAddr, "pub")
+	for i := range 10 {
+		pub.Publish("cmd/dev", fmt.Sprintf("m%02d", i), 1)
+	}
+	for range 10 {
+		dev.ExpectPublish() // in flight, never acknowledged
+	}
+
+	a.Kill()
+	dev = brokertest.DialRaw(t, b.MQTTAddr, brokertest.RawOptions{ID: "dev"})
+	if !dev.SessionPresent {
+		t.Fatal("node B did not resume the session node A held")
+	}
+	watcher = brokertest.Connect3(t, b.MQTTAddr, "watcher")
+	watcher.Subscribe("cmd/dev", 1)
+	for i := 10; i < 20; i++ {
+		pub.Publish("cmd/dev", fmt.Sprintf("m%02d", i), 1)
+	}
+	got := map[string]int{}
+	for len(got) < 20 {
+		pk := dev.ExpectPublish()
+		dev.Ack(pk.PacketID)
+		got[string(pk.Payload)]++
+	}
+	for p, n := range got {
+		if n != 1 {
+			t.Errorf("the device got %s %d times", p, n)
+		}
+	}
+	if pk, ok := dev.NextPublish(500 * time.Millisecond); ok {
+		t.Errorf("the device got %s once more", pk.Payload)
+	}
+	for i := 10; i < 20; i++ {
+		watcher.Expect("cmd/dev")
+	}
+}
