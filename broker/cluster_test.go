@@ -1,12 +1,17 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/jackc/pgx/v5"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/jobsbroker/jobsbroker/broker"
@@ -17,7 +22,11 @@ import (
 // (run in the test).
 func startCluster(t *testing.T, n int, mod ...func(*broker.Config)) []*brokertest.Instance {
 	t.Helper()
-	url := brokertest.PostgresURL(t)
+	return startClusterOn(t, brokertest.PostgresURL(t), n, mod...)
+}
+
+func startClusterOn(t *testing.T, url string, n int, mod ...func(*broker.Config)) []*brokertest.Instance {
+	t.Helper()
 	nats := brokertest.NATS(t).ClientURL()
 	nodes := make([]*brokertest.Instance, n)
 	for i := range nodes {
@@ -248,5 +257,52 @@ func TestClusterDuplicateNodeID(t *testing.T) {
 	_, err := broker.New(cfg)
 	if err == nil || !strings.Contains(err.Error(), "node-0") || !strings.Contains(err.Error(), "node ID") {
 		t.Fatalf("second node-0: %v", err)
+	}
+}
+
+// TestClusterHintsOnNATS: with NATS, a job created through node B's API
+// reaches a device on node A as a notify-next, the change hint having
+// travelled on NATS; no commit sent PostgreSQL's NOTIFY (a listener on the
+// store's channel hears only the test's own marker).
+func TestClusterHintsOnNATS(t *testing.T) {
+	dbURL := brokertest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel := "jobsbroker." + u.Query().Get("search_path")
+	ctx := context.Background()
+	listener, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	nodes := startClusterOn(t, dbURL, 2)
+	dev := brokertest.Connect3(t, nodes[0].MQTTAddr(), "pump")
+	dev.Subscribe("$aws/things/pump/jobs/notify-next", 1)
+	if _, err := nodes[1].IoT().CreateJob(ctx, &iot.CreateJobInput{JobId: aws.String("j1"),
+		Targets: []string{brokertest.ThingARN("pump")}, Document: aws.String(`{"op":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if m := dev.Expect("$aws/things/pump/jobs/notify-next"); !strings.Contains(string(m.Payload), `"jobId":"j1"`) {
+		t.Fatalf("notify-next %s", m.Payload)
+	}
+	if got := value(t, scrape(t, nodes[0]), "jobsbroker_cluster_hints_total", "direction=received"); got == 0 {
+		t.Fatal("node A received no hint on NATS")
+	}
+	if _, err := listener.Exec(ctx, "SELECT pg_notify($1, 'marker')", channel); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := listener.WaitForNotification(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Payload != "marker" {
+		t.Fatalf("a node sent NOTIFY %q", n.Payload)
 	}
 }

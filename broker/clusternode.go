@@ -11,6 +11,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/broker/cluster"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
+	"github.com/jobsbroker/jobsbroker/store"
 )
 
 // nodeID is the node's name among the nodes of a shared store: the one
@@ -46,11 +47,18 @@ func (b *Broker) joinCluster() error {
 		return fmt.Errorf("join the cluster (%s): %w", b.cfg.name("cluster_nats_url"), err)
 	}
 	b.cluster = node
+	if router, ok := b.Store.(store.HintRouter); ok {
+		if err := node.Hints(router.Hint); err != nil {
+			node.Close()
+			return err
+		}
+		router.SetHintBus(node)
+	}
 	metrics.RegisterCluster(b.cfg.Registry, func() metrics.ClusterCounts {
 		s := node.Stats()
 		return metrics.ClusterCounts{Connected: node.Connected(), Sent: s.Sent.Load(), Received: s.Received.Load(),
 			Duplicates: s.Duplicates.Load(), Unconfirmed: s.Unconfirmed.Load(), Refused: s.Refused.Load(),
-			TakenOver: s.TakenOver.Load(), Undecodable: s.Undecodable.Load()}
+			TakenOver: s.TakenOver.Load(), Undecodable: s.Undecodable.Load(), HintsSent: s.HintsSent.Load(), HintsIn: s.HintsIn.Load()}
 	})
 	return nil
 }
@@ -75,6 +83,9 @@ func isReplica(cl *mqtt.Client) bool { return cl.Net.Inline && cl.ID == cluster.
 func (b *Broker) resyncCluster() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if router, ok := b.Store.(store.HintRouter); ok {
+		router.Resync()
+	}
 	if b.Sessions != nil {
 		if err := b.Sessions.ReloadRetained(ctx); err != nil {
 			b.log.Warn("could not read the retained messages again after NATS came back", "error", err)

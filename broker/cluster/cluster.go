@@ -85,6 +85,8 @@ type Stats struct {
 	Refused     atomic.Int64 // publishes refused because NATS did not take them
 	TakenOver   atomic.Int64 // local clients closed because they connected to another node
 	Undecodable atomic.Int64 // messages from NATS that did not decode
+	HintsSent   atomic.Int64 // change hints published
+	HintsIn     atomic.Int64 // change hints received
 }
 
 // Node is this broker's member of the cluster.

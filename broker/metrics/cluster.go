@@ -9,6 +9,7 @@ type ClusterCounts struct {
 	Connected                                    bool
 	Sent, Received, Duplicates                   int64
 	Unconfirmed, Refused, TakenOver, Undecodable int64
+	HintsSent, HintsIn                           int64
 }
 
 // RegisterCluster exposes a cluster node's counters, read at scrape time.
@@ -23,14 +24,16 @@ var (
 		[]string{"direction"}, nil)
 	clusterUnconfirmedDesc = desc("cluster_publishes_unconfirmed_total",
 		"QoS 1 publishes acknowledged, NATS having taken them, without word from the node that delivers them within the wait.")
-	clusterRefusedDesc   = desc("cluster_publishes_refused_total", "Publishes refused because NATS did not take them.")
+	clusterRefusedDesc = desc("cluster_publishes_refused_total", "Publishes refused because NATS did not take them.")
+	clusterHintsDesc   = prometheus.NewDesc(namespace+"_cluster_hints_total",
+		"Change hints of the jobs store between nodes, by direction (sent, received).", []string{"direction"}, nil)
 	clusterTakeoversDesc = desc("cluster_takeovers_total", "Local clients closed because a client with the same ID connected to another node.")
 )
 
 type clusterCollector struct{ counts func() ClusterCounts }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{clusterConnectedDesc, clusterMessagesDesc, clusterUnconfirmedDesc, clusterRefusedDesc, clusterTakeoversDesc} {
+	for _, d := range []*prometheus.Desc{clusterConnectedDesc, clusterMessagesDesc, clusterUnconfirmedDesc, clusterRefusedDesc, clusterTakeoversDesc, clusterHintsDesc} {
 		ch <- d
 	}
 }
@@ -48,4 +51,6 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(clusterUnconfirmedDesc, prometheus.CounterValue, float64(n.Unconfirmed))
 	ch <- prometheus.MustNewConstMetric(clusterRefusedDesc, prometheus.CounterValue, float64(n.Refused))
 	ch <- prometheus.MustNewConstMetric(clusterTakeoversDesc, prometheus.CounterValue, float64(n.TakenOver))
+	ch <- prometheus.MustNewConstMetric(clusterHintsDesc, prometheus.CounterValue, float64(n.HintsSent), "sent")
+	ch <- prometheus.MustNewConstMetric(clusterHintsDesc, prometheus.CounterValue, float64(n.HintsIn), "received")
 }

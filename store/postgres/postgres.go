@@ -126,6 +126,7 @@ type Store struct {
 
 	handler  atomic.Pointer[store.ChangeHandler]
 	interest atomic.Pointer[interestBox]
+	hintBus  atomic.Pointer[store.HintBus] // nil: hints go by NOTIFY
 
 	// stripes order the delivery of changes per thing: a transaction
 	// holds the stripes of the things it changed from before its commit
@@ -573,6 +574,7 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	}
 	committed = true
 	s.stats.Commits.Add(1)
+	s.sendHints(w)
 	s.deliverLocal(w)
 	unlock()
 	for _, f := range w.after {
