@@ -2,8 +2,13 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,9 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/jackc/pgx/v5"
 	"github.com/mochi-mqtt/server/v2/packets"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
+	"github.com/jobsbroker/jobsbroker/store"
 )
 
 // startCluster runs n nodes on one PostgreSQL schema and one NATS server
@@ -304,5 +311,130 @@ func TestClusterHintsOnNATS(t *testing.T) {
 	}
 	if n.Payload != "marker" {
 		t.Fatalf("a node sent NOTIFY %q", n.Payload)
+	}
+}
+
+// syncBuffer is a log destination tests read while the broker writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proxy forwards connections on addr to target until the test ends.
+func proxy(t *testing.T, addr, target string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+}
+
+// TestStartRetries: a node started before PostgreSQL and NATS are up
+// retries both, with backoff, and starts once they are; the start log
+// names the store, the node and the cluster.
+func TestStartRetries(t *testing.T) {
+	dbURL := brokertest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	realDB := u.Host
+	u.Host = freeAddr(t)
+	natsAddr := freeAddr(t)
+	logs := &syncBuffer{}
+	cfg := broker.Config{MQTTAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", JobsAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+		Store: broker.StorePostgres, StoreURL: u.String(), NodeID: "late", ClusterNATSURL: "nats://" + natsAddr,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	started := make(chan error, 1)
+	var b *broker.Broker
+	go func() {
+		var err error
+		if b, err = broker.New(cfg); err == nil {
+			err = b.Start()
+		}
+		started <- err
+	}()
+	waitLog := func(what string) {
+		brokertest.Eventually(t, "the log says "+what, func() error {
+			if !strings.Contains(logs.String(), what) {
+				return fmt.Errorf("not yet:\n%s", logs.String())
+			}
+			return nil
+		})
+	}
+	waitLog("to=PostgreSQL attempt=2")
+	proxy(t, u.Host, realDB)
+	waitLog("to=NATS attempt=2")
+	host, port, _ := net.SplitHostPort(natsAddr)
+	portNum, _ := strconv.Atoi(port)
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: portNum, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("the node did not start:\n%s", logs.String())
+	}
+	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	waitLog("store=postgres node=late cluster=nats://" + natsAddr)
+}
+
+// TestDuplicateNodeIDWithoutNATS: on PostgreSQL alone, a second node with
+// a running node's node ID refuses to start, at once.
+func TestDuplicateNodeIDWithoutNATS(t *testing.T) {
+	url := brokertest.PostgresURL(t)
+	brokertest.Start(t, func(c *broker.Config) { c.Store, c.StoreURL, c.NodeID = broker.StorePostgres, url, "twin" })
+	_, err := broker.New(broker.Config{MQTTAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", JobsAddr: "127.0.0.1:0",
+		DataDir: t.TempDir(), Store: broker.StorePostgres, StoreURL: url, NodeID: "twin"})
+	if !errors.Is(err, store.ErrDuplicateNode) || !strings.Contains(err.Error(), `"twin"`) {
+		t.Fatalf("second twin: %v", err)
 	}
 }

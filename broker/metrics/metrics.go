@@ -84,7 +84,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "store_commit_errors_total",
-			Help: "Store commits that failed; their operations were answered InternalError / ServiceUnavailable.",
+			Help: "Store commits that failed (PostgreSQL: operations the database failed, the connection included); their operations were answered InternalError / ServiceUnavailable.",
 		}),
 	}
 	m.initialise()
@@ -188,11 +188,14 @@ func (m *Metrics) API(api string) func(operation string, status int, exception s
 
 // Commit records a store commit (backends.Config.OnCommit).
 func (m *Metrics) Commit(took time.Duration, ops int, err error) {
+	if err != nil {
+		// Counted, not timed: a store reports some failures (PostgreSQL's
+		// connection refused, say) with no commit to time.
+		m.commitErrors.Inc()
+		return
+	}
 	m.commitDuration.Observe(took.Seconds())
 	m.commitOps.Observe(float64(ops))
-	if err != nil {
-		m.commitErrors.Inc()
-	}
 }
 
 // RegisterBroker mirrors mochi's own counters at scrape time.

@@ -452,6 +452,19 @@ func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
 		conn.Close(context.Background())
 		return nil, err
 	}
+	// The node's identity, held as long as the connection: a second node
+	// with the same node ID finds it taken.
+	var mine bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || '|' || $2))",
+		lockClassNode, s.node).Scan(&mine); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	if !mine {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("%w: node ID %q is held by another connection to the database; give each node its own node ID",
+			store.ErrDuplicateNode, s.node)
+	}
 	s.listenPID.Store(conn.PgConn().PID())
 	s.listening.Store(true)
 	return conn, nil
@@ -515,6 +528,7 @@ func (s *Store) refreshLoop() {
 	defer cancel()
 	tick := time.NewTicker(sweepPeriod)
 	defer tick.Stop()
+	var fails failures
 	for {
 		select {
 		case <-s.dirtySig:
@@ -554,17 +568,22 @@ func (s *Store) refreshLoop() {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("re-read changed things; trying again", "op", "refresh", "error", err)
+			wait, logIt := fails.fail()
+			if logIt {
+				s.log.Warn("re-read changed things; trying again", "op", "refresh", "failures", fails.n, "retry_in", wait, "error", err)
+			}
 			var again []hint
 			for _, h := range batch {
 				again = append(again, h)
 			}
 			s.markDirty(again, all)
 			select {
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(wait):
 			case <-ctx.Done():
 				return
 			}
+		} else {
+			fails.ok()
 		}
 	}
 }
