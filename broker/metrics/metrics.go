@@ -283,7 +283,7 @@ var (
 	firedDesc   = desc("timers_fired_total", "Executions timed out by a timer.")
 	gcRunsDesc  = desc("store_gc_runs_total", "Value-log garbage collections attempted.")
 	gcRewrDesc  = desc("store_gc_rewrites_total", "Value-log files rewritten by garbage collection.")
-	sizeDesc    = prometheus.NewDesc(namespace+"_store_size_bytes", "On-disk size of the store, by part (lsm, vlog).", []string{"part"}, nil)
+	sizeDesc    = prometheus.NewDesc(namespace+"_store_size_bytes", "On-disk size of the store, by the backend's part: lsm and vlog (Badger), database (PostgreSQL).", []string{"part"}, nil)
 	jobStatuses = []store.JobStatus{store.JobInProgress, store.JobScheduled, store.JobCompleted, store.JobCanceled, store.JobDeletionInProgress}
 )
 
@@ -320,8 +320,9 @@ func (c *storeCollector) collectGauges(ch chan<- prometheus.Metric, g *store.Gau
 	}
 	ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(g.TimersArmed))
 	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(g.RolloutBacklog))
-	ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.LSMBytes), "lsm")
-	ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.ValueLogBytes), "vlog")
+	for part, n := range g.SizeBytes {
+		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(n), part)
+	}
 }
 
 // scrapeCache keeps what an expensive computation (a walk of the store)
