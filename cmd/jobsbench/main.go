@@ -114,13 +114,13 @@ type config struct {
 	ClusterNATSURL string
 	NATS           bool
 	// SpreadJobs makes steady give each device jobs of its own.
-	SpreadJobs bool
-	StormConcurrency   int
-	APIConcurrency     int
-	Timeout            time.Duration
-	WaitTimeout        time.Duration
-	KeepAlive          time.Duration
-	JSONPath           string
+	SpreadJobs       bool
+	StormConcurrency int
+	APIConcurrency   int
+	Timeout          time.Duration
+	WaitTimeout      time.Duration
+	KeepAlive        time.Duration
+	JSONPath         string
 	// Persistent connects the devices with a persistent session (clean
 	// session off); CompareSessions runs steady and echo with clean
 	// sessions, then again with persistent ones, in one invocation.
