@@ -12,11 +12,24 @@ import (
 // "connected" subject: the sending run's boot id, then the client ID.
 
 // OnSessionEstablish tells the other nodes that the client connected
-// here. The sessions hook, before this one, has claimed the client's
-// persistent session from the shared store.
-func (h *Hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+// here, and subscribes on NATS, before the CONNACK, to what the session
+// it resumes subscribes to: the sessions hook, before this one, has
+// claimed that session from the shared store, and delivers what it is
+// owed before this hook's OnSessionEstablished runs, so a publish the
+// client makes on receiving it must find the subscriptions in place.
+func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
+	}
+	if prev, ok := h.server.Clients.Get(cl.ID); ok && prev != cl && !pk.Connect.Clean {
+		if fs := filters(prev); len(fs) > 0 {
+			for f := range fs {
+				h.add(cl.ID, f)
+			}
+			if err := h.flush(); err != nil {
+				h.Log.Warn("NATS did not confirm the node's subscriptions", "client", cl.ID, "error", err)
+			}
+		}
 	}
 	data := make([]byte, 8+len(cl.ID))
 	copy(data, h.n.boot[:])
