@@ -438,3 +438,62 @@ func TestDuplicateNodeIDWithoutNATS(t *testing.T) {
 		t.Fatalf("second twin: %v", err)
 	}
 }
+
+// TestClusterNATSDown: while NATS is down, a node stays ready, passes QoS
+// 0 publishes between its own clients, and refuses QoS 1 publishes it
+// cannot pass on (MQTT 5: PUBACK 0x80; MQTT 3.1.1: the connection is
+// closed); once NATS is back, publishes cross nodes again.
+func TestClusterNATSDown(t *testing.T) {
+	url := brokertest.PostgresURL(t)
+	ns := brokertest.NATS(t)
+	addr := ns.Addr().(*net.TCPAddr)
+	nodes := make([]*brokertest.Instance, 2)
+	for i := range nodes {
+		nodes[i] = brokertest.Start(t, func(c *broker.Config) {
+			c.Store, c.StoreURL, c.NodeID, c.ClusterNATSURL = broker.StorePostgres, url, fmt.Sprintf("node-%d", i), ns.ClientURL()
+		})
+	}
+	sub := brokertest.Connect3(t, nodes[1].MQTTAddr(), "sub")
+	sub.Subscribe("down/#", 1)
+	ns.Shutdown()
+	brokertest.Eventually(t, "node 0 sees NATS gone", func() error {
+		if v := value(t, scrape(t, nodes[0]), "jobsbroker_cluster_connected"); v != 0 {
+			return fmt.Errorf("connected %v", v)
+		}
+		return nil
+	})
+	if h := nodes[0].Health(); !h.Ready || h.Checks["cluster"] == "ok" {
+		t.Fatalf("health without NATS: %+v", h)
+	}
+	v5 := brokertest.DialRaw(t, nodes[0].MQTTAddr(), brokertest.RawOptions{ID: "v5", Version: 5, Clean: true})
+	if code := v5.Publish("down/a", []byte("x"), 1, false); code != packets.ErrUnspecifiedError.Code {
+		t.Fatalf("MQTT 5 QoS 1 publish without NATS: PUBACK %#x, want 0x80", code)
+	}
+	v4 := brokertest.DialRaw(t, nodes[0].MQTTAddr(), brokertest.RawOptions{ID: "v4", Clean: true})
+	if _, err := v4.TryPublish("down/b", []byte("x"), 1, false); err == nil {
+		t.Fatal("MQTT 3.1.1 QoS 1 publish without NATS was acknowledged")
+	}
+	// Local traffic goes on at QoS 0: node 1's own publisher reaches its
+	// subscriber.
+	brokertest.Connect3(t, nodes[1].MQTTAddr(), "local").Publish("down/local", "here", 0)
+	sub.Expect("down/local")
+
+	back, err := natsserver.NewServer(&natsserver.Options{Host: addr.IP.String(), Port: addr.Port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go back.Start()
+	t.Cleanup(back.Shutdown)
+	for _, n := range nodes {
+		brokertest.Eventually(t, "the nodes reconnect", func() error {
+			if v := value(t, scrape(t, n), "jobsbroker_cluster_connected"); v != 1 {
+				return fmt.Errorf("connected %v", v)
+			}
+			return nil
+		})
+	}
+	brokertest.Connect3(t, nodes[0].MQTTAddr(), "again").Publish("down/again", "crossed", 1)
+	if m := sub.Expect("down/again"); string(m.Payload) != "crossed" {
+		t.Fatalf("got %q", m.Payload)
+	}
+}

@@ -133,6 +133,7 @@ func Connect(ctx context.Context, opts Options) (*Node, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.Timeout(5 * time.Second),
+		nats.DrainTimeout(drainTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			select {
 			case <-n.stopped:
@@ -230,12 +231,27 @@ func (n *Node) Close() error {
 	if n.hook != nil {
 		n.hook.stop()
 	}
-	err := n.nc.Drain()
-	if err != nil {
+	// Drain sends what is buffered and closes, in the background: wait
+	// for it, a while. A connection that is reconnecting has nothing to
+	// send anyone.
+	if err := n.nc.Drain(); err != nil {
 		n.nc.Close()
+		if errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return fmt.Errorf("drain the NATS connection: %w", err)
 	}
-	return err
+	deadline := time.Now().Add(drainTimeout + time.Second)
+	for !n.nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.nc.Close()
+	return nil
 }
+
+// drainTimeout bounds how long closing waits for what is buffered to go
+// out.
+const drainTimeout = 5 * time.Second
 
 // Retry calls connect until it succeeds or ctx ends, waiting between
 // attempts from 100 ms up to 5 s, and logs each failure under what.

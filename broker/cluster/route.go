@@ -33,6 +33,8 @@ const (
 
 type msgID [16]byte
 
+var errNotConnected = errors.New("not connected to NATS")
+
 // workers is how many goroutines deliver received publishes. A topic's
 // publishes always go to the same one, so that they stay in order.
 const workers = 8
@@ -401,6 +403,9 @@ func (h *Hook) send(pk packets.Packet) error {
 	binary.BigEndian.PutUint64(data[9:17], h.n.seq.Add(1))
 	copy(data[wireHeader:], body)
 	nc := h.n.nc
+	if pk.FixedHeader.Qos > 0 && !nc.IsConnected() {
+		return errNotConnected // refused at once, rather than after AckTimeout
+	}
 	if pk.FixedHeader.Retain {
 		if err := nc.Publish(h.n.subject("retained"), data); err != nil {
 			return err
