@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -568,10 +569,7 @@ func (s *Store) refreshLoop() {
 			if ctx.Err() != nil {
 				return
 			}
-			wait, logIt := fails.fail()
-			if logIt {
-				s.log.Warn("re-read changed things; trying again", "op", "refresh", "failures", fails.n, "retry_in", wait, "error", err)
-			}
+			wait := fails.fail(s.log, slog.LevelWarn, "re-read changed things; trying again", "refresh", err)
 			var again []hint
 			for _, h := range batch {
 				again = append(again, h)

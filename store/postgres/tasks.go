@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -83,11 +84,7 @@ func (s *Store) taskLoop() {
 				if ctx.Err() != nil {
 					return
 				}
-				var logIt bool
-				retry, logIt = fails.fail()
-				if logIt {
-					s.log.Error("list job tasks", "op", "task loop", "failures", fails.n, "retry_in", retry, "error", err)
-				}
+				retry = fails.fail(s.log, slog.LevelError, "list job tasks", "task loop", err)
 			} else {
 				fails.ok()
 				known, relist = fresh, false
@@ -184,11 +181,7 @@ func (s *Store) timerLoop() {
 			if ctx.Err() != nil {
 				return
 			}
-			var logIt bool
-			retry, logIt = fails.fail()
-			if logIt {
-				s.log.Error("fire timers", "op", "timer sweep", "failures", fails.n, "retry_in", retry, "error", err)
-			}
+			retry = fails.fail(s.log, slog.LevelError, "fire timers", "timer sweep", err)
 		} else {
 			fails.ok()
 			if skipped > 0 {
@@ -280,12 +273,16 @@ const retrySoon = 20 * time.Millisecond
 // that neither the database nor the log is flooded.
 type failures struct{ n int }
 
-// fail records a failure and returns how long to wait before trying
-// again (from retrySoon, doubling, up to 5 s) and whether to log it (the
-// first, then one at each doubling of the count).
-func (f *failures) fail() (time.Duration, bool) {
+// fail records a failure of op, logs it at level when it is one to log
+// (the first, then one at each doubling of the count), and returns how
+// long to wait before trying again (from retrySoon, doubling, up to 5 s).
+func (f *failures) fail(log *slog.Logger, level slog.Level, msg, op string, err error) time.Duration {
 	f.n++
-	return min(retrySoon<<min(f.n-1, 10), 5*time.Second), f.n&(f.n-1) == 0
+	wait := min(retrySoon<<min(f.n-1, 10), 5*time.Second)
+	if f.n&(f.n-1) == 0 {
+		log.Log(context.Background(), level, msg, "op", op, "failures", f.n, "retry_in", wait, "error", err)
+	}
+	return wait
 }
 
 // ok records a success.
