@@ -24,4 +24,7 @@
 //   - A job rule: store/engine, written once for every backend.
 //   - MQTT state that outlives a connection (sessions, retained messages):
 //     broker/sessions.
+//   - What passes between the nodes of a cluster (publishes, retained
+//     messages, client-ID takeover, the store's change hints): broker/cluster,
+//     wired in clusternode.go.
 package broker
