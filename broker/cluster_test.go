@@ -22,6 +22,7 @@ import (
 
 	"github.com/jobsbroker/jobsbroker/broker"
 	"github.com/jobsbroker/jobsbroker/broker/brokertest"
+	"github.com/jobsbroker/jobsbroker/broker/cluster"
 	"github.com/jobsbroker/jobsbroker/store"
 )
 
@@ -495,5 +496,22 @@ func TestClusterNATSDown(t *testing.T) {
 	brokertest.Connect3(t, nodes[0].MQTTAddr(), "again").Publish("down/again", "crossed", 1)
 	if m := sub.Expect("down/again"); string(m.Payload) != "crossed" {
 		t.Fatalf("got %q", m.Payload)
+	}
+}
+
+// TestClusterDuplicateNodeIDOnNATS: two nodes with one node ID on one NATS
+// (here on different databases, so that the database's own check passes)
+// do not both run: the second is refused by the first's answer on NATS.
+func TestClusterDuplicateNodeIDOnNATS(t *testing.T) {
+	nats := brokertest.NATS(t).ClientURL()
+	cfg := func(url string) broker.Config {
+		return broker.Config{MQTTAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", JobsAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+			Store: broker.StorePostgres, StoreURL: url, NodeID: "twin", ClusterNATSURL: nats}
+	}
+	first := cfg(brokertest.PostgresURL(t))
+	brokertest.StartWith(t, first, nil)
+	_, err := broker.New(cfg(brokertest.PostgresURL(t)))
+	if !errors.Is(err, cluster.ErrDuplicateNode) || !strings.Contains(err.Error(), `"twin"`) {
+		t.Fatalf("second twin: %v", err)
 	}
 }
