@@ -344,14 +344,25 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// proxy forwards connections on addr to target until the test ends.
-func proxy(t *testing.T, addr, target string) {
+// proxy forwards connections on addr to target until the test ends or
+// the returned function cuts them all and stops listening.
+func proxy(t *testing.T, addr, target string) (cut func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var conns []net.Conn
+	cut = func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	t.Cleanup(cut)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -365,11 +376,45 @@ func proxy(t *testing.T, addr, target string) {
 					return
 				}
 				defer up.Close()
+				mu.Lock()
+				conns = append(conns, c, up)
+				mu.Unlock()
 				go io.Copy(up, c)
 				io.Copy(c, up)
 			}()
 		}
 	}()
+	return cut
+}
+
+// TestCommitErrorsCountPostgresFailures: with PostgreSQL unreachable, a
+// control-plane call fails and jobsbroker_store_commit_errors_total counts
+// it, and the node turns unready.
+func TestCommitErrorsCountPostgresFailures(t *testing.T) {
+	dbURL := brokertest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	realDB := u.Host
+	u.Host = freeAddr(t)
+	cut := proxy(t, u.Host, realDB)
+	b := brokertest.Start(t, func(c *broker.Config) { c.Store, c.StoreURL, c.NodeID = broker.StorePostgres, u.String(), "cut" })
+	if got := value(t, scrape(t, b), "jobsbroker_store_commit_errors_total"); got != 0 {
+		t.Fatalf("commit errors before the cut: %v", got)
+	}
+	cut()
+	_, err = b.IoT().CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String("j"),
+		Targets: []string{brokertest.ThingARN("x")}, Document: aws.String(`{}`)})
+	if err == nil {
+		t.Fatal("CreateJob succeeded without the database")
+	}
+	if got := value(t, scrape(t, b), "jobsbroker_store_commit_errors_total"); got == 0 {
+		t.Fatal("jobsbroker_store_commit_errors_total did not count the failure")
+	}
+	if b.Health().Ready {
+		t.Fatal("ready without the database")
+	}
 }
 
 // TestStartRetries: a node started before PostgreSQL and NATS are up
@@ -406,7 +451,7 @@ func TestStartRetries(t *testing.T) {
 		})
 	}
 	waitLog("to=PostgreSQL attempt=2")
-	proxy(t, u.Host, realDB)
+	_ = proxy(t, u.Host, realDB)
 	waitLog("to=NATS attempt=2")
 	host, port, _ := net.SplitHostPort(natsAddr)
 	portNum, _ := strconv.Atoi(port)
