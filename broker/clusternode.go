@@ -42,6 +42,7 @@ func (b *Broker) joinCluster() error {
 			}
 		},
 		OnReconnect: b.resyncCluster,
+		OnNodeGone:  b.adoptSessions,
 	})
 	if err != nil {
 		return fmt.Errorf("join the cluster (%s): %w", b.cfg.name("cluster_nats_url"), err)
@@ -125,4 +126,31 @@ func (b *Broker) leaveCluster() error {
 		return fmt.Errorf("leave the cluster: %w", err)
 	}
 	return nil
+}
+
+// adoptSessions takes over the sessions of a node that fell silent, if
+// the store says it has stopped: until their clients come back they are
+// owed what is published for them, here.
+func (b *Broker) adoptSessions(node string) {
+	if b.Sessions == nil || b.stopping.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := b.Sessions.Adopt(ctx, node)
+	if err != nil {
+		b.log.Warn("could not take over the sessions of a node that stopped", "node", node, "adopted", n, "error", err)
+		return
+	}
+	if n > 0 {
+		b.log.Info("took over the sessions of a node that stopped", "node", node, "sessions", n)
+	}
+}
+
+// watchRestored subscribes the cluster to a session restored without its
+// client.
+func (b *Broker) watchRestored(cl *mqtt.Client) {
+	if b.cluster != nil {
+		b.cluster.Hook(b.MQTT).Watch(cl)
+	}
 }

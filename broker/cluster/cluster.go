@@ -70,6 +70,9 @@ type Options struct {
 	// Release forgets, without touching the store, the session of a
 	// client that connected to another node (see sessions.Hook.Release).
 	Release func(clientID string)
+	// OnNodeGone runs when a node that was heard from falls silent for a
+	// few seconds: it may have stopped, and its sessions want a node.
+	OnNodeGone func(node string)
 	// OnReconnect runs after the NATS connection came back: whatever
 	// travelled meanwhile was missed, and what the store holds (retained
 	// messages, jobs state) is read again.
@@ -102,6 +105,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	fixed   []*nats.Subscription // the node's own subjects
+	seen    map[string]time.Time // other nodes, when last heard from
 	closed  bool
 	stopped chan struct{}
 }
@@ -125,7 +129,7 @@ func Connect(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{opts: opts, log: opts.Logger, stopped: make(chan struct{})}
+	n := &Node{opts: opts, log: opts.Logger, stopped: make(chan struct{}), seen: map[string]time.Time{}}
 	rand.Read(n.boot[:])
 	natsOpts := []nats.Option{
 		nats.Name("jobsbroker " + opts.NodeID),
@@ -171,6 +175,7 @@ func Connect(ctx context.Context, opts Options) (*Node, error) {
 		n.nc.Close()
 		return nil, err
 	}
+	go n.heartbeat()
 	return n, nil
 }
 

@@ -258,14 +258,48 @@ func (h *Hook) claim(id string, now time.Time) *session {
 	if st == nil {
 		return nil
 	}
+	return h.take(st, now)
+}
+
+// take restores a session claimed from the store, after the sequence
+// numbers of its messages and in place of any stale copy.
+func (h *Hook) take(st *store.StoredSession, now time.Time) *session {
 	for _, m := range st.Messages {
 		for cur := h.seq.Load(); m.Seq >= cur && !h.seq.CompareAndSwap(cur, m.Seq+1); cur = h.seq.Load() {
 		}
 	}
-	if cur, ok := h.server.Clients.Get(id); ok && cur.Closed() {
+	if cur, ok := h.server.Clients.Get(st.Session.ClientID); ok && cur.Closed() {
 		h.dropClient(cur) // a stale copy of the session from before another node took it
 	}
 	return h.restore(st, now)
+}
+
+// Adopt takes over the sessions of node, a node of the cluster that has
+// stopped, as sessions whose clients are away: they are owed what is
+// published for them from now on, here. It returns how many it took; a
+// store that is not shared, or a node still running, gives none.
+func (h *Hook) Adopt(ctx context.Context, node string) (int, error) {
+	ad, ok := h.st.(store.SessionAdopter)
+	if !ok {
+		return 0, nil
+	}
+	now := h.clock.Now()
+	taken, err := ad.AdoptSessions(ctx, node, now)
+	n := 0
+	for _, st := range taken {
+		if cur, ok := h.server.Clients.Get(st.Session.ClientID); ok && !cur.Closed() {
+			continue // its client connected here meanwhile and claimed it
+		}
+		s := h.take(st, now)
+		n++
+		if h.opts.Restored != nil {
+			h.opts.Restored(s.cl)
+		}
+	}
+	if err != nil {
+		return n, fmt.Errorf("adopt the sessions of node %s: %w", node, err)
+	}
+	return n, nil
 }
 
 // OnSessionEstablished delivers, after the CONNACK, what a returning
