@@ -344,6 +344,19 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// elsewhere returns the URL of a fresh test database schema with its host
+// moved to an address nothing listens on yet, and the real host.
+func elsewhere(t *testing.T) (*url.URL, string) {
+	t.Helper()
+	u, err := url.Parse(brokertest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	realDB := u.Host
+	u.Host = freeAddr(t)
+	return u, realDB
+}
+
 // proxy forwards connections on addr to target until the test ends or
 // the returned function cuts them all and stops listening.
 func proxy(t *testing.T, addr, target string) (cut func()) {
@@ -391,20 +404,14 @@ func proxy(t *testing.T, addr, target string) (cut func()) {
 // control-plane call fails and jobsbroker_store_commit_errors_total counts
 // it, and the node turns unready.
 func TestCommitErrorsCountPostgresFailures(t *testing.T) {
-	dbURL := brokertest.PostgresURL(t)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	realDB := u.Host
-	u.Host = freeAddr(t)
+	u, realDB := elsewhere(t)
 	cut := proxy(t, u.Host, realDB)
 	b := brokertest.Start(t, func(c *broker.Config) { c.Store, c.StoreURL, c.NodeID = broker.StorePostgres, u.String(), "cut" })
 	if got := value(t, scrape(t, b), "jobsbroker_store_commit_errors_total"); got != 0 {
 		t.Fatalf("commit errors before the cut: %v", got)
 	}
 	cut()
-	_, err = b.IoT().CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String("j"),
+	_, err := b.IoT().CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String("j"),
 		Targets: []string{brokertest.ThingARN("x")}, Document: aws.String(`{}`)})
 	if err == nil {
 		t.Fatal("CreateJob succeeded without the database")
@@ -421,13 +428,7 @@ func TestCommitErrorsCountPostgresFailures(t *testing.T) {
 // retries both, with backoff, and starts once they are; the start log
 // names the store, the node and the cluster.
 func TestStartRetries(t *testing.T) {
-	dbURL := brokertest.PostgresURL(t)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	realDB := u.Host
-	u.Host = freeAddr(t)
+	u, realDB := elsewhere(t)
 	natsAddr := freeAddr(t)
 	logs := &syncBuffer{}
 	cfg := broker.Config{MQTTAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", JobsAddr: "127.0.0.1:0", DataDir: t.TempDir(),
