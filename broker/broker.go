@@ -20,6 +20,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/auth"
 	"github.com/jobsbroker/jobsbroker/broker/awsapi"
 	"github.com/jobsbroker/jobsbroker/broker/certs"
+	"github.com/jobsbroker/jobsbroker/broker/cluster"
 	"github.com/jobsbroker/jobsbroker/broker/console"
 	"github.com/jobsbroker/jobsbroker/broker/controlplane"
 	"github.com/jobsbroker/jobsbroker/broker/dataplane"
@@ -62,7 +63,8 @@ type Broker struct {
 	jobs                *httpServer
 	pprof               *httpServer // nil unless PprofAddr is set
 	docs                *presign.Deliverer
-	feed                *changeFeed // the store's change handler, shared
+	feed                *changeFeed   // the store's change handler, shared
+	cluster             *cluster.Node // nil without ClusterNATSURL
 	console             *console.Console
 	serveErr            chan error
 	started             atomic.Bool
@@ -94,18 +96,25 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.docs = presign.NewDeliverer(signer, st, b.log.With("component", "artifacts"))
 	b.feed = &changeFeed{Store: st}
+	if err := b.joinCluster(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := b.buildTesting(); err != nil {
+		b.leaveCluster()
 		st.Close()
 		return nil, err
 	}
 	if err := b.buildMQTT(); err != nil {
 		b.closeTesting()
+		b.leaveCluster()
 		st.Close()
 		return nil, err
 	}
 	if err := b.preload(); err != nil {
 		b.MQTT.Close()
 		b.closeTesting()
+		b.leaveCluster()
 		st.Close()
 		return nil, err
 	}
@@ -115,6 +124,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := b.buildAPI(); err != nil {
 		b.MQTT.Close()
 		b.closeTesting()
+		b.leaveCluster()
 		st.Close()
 		return nil, err
 	}
@@ -169,6 +179,9 @@ func (b *Broker) buildMQTT() error {
 		}
 	}
 	if err := b.addSessionsHook(); err != nil {
+		return err
+	}
+	if err := b.addClusterHook(); err != nil {
 		return err
 	}
 	if err := b.addMQTTListeners(); err != nil {
@@ -314,6 +327,7 @@ func (b *Broker) Start() error {
 	if b.pprof != nil {
 		attrs = append(attrs, "pprof", b.PprofAddr())
 	}
+	attrs = append(attrs, b.clusterAttrs()...)
 	attrs = append(attrs, "api", b.APIAddr(), "jobs_api", b.JobsAddr(), "https", b.certs != nil,
 		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync && !b.cfg.inMemory(),
 		"max_connections", b.cfg.maxConnections())
@@ -398,6 +412,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 	}
 	if err := b.closeTesting(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := b.leaveCluster(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := b.Store.Close(); err != nil {
@@ -486,6 +503,15 @@ func (b *Broker) Health() Health {
 			if err := f.Failing(); err != nil {
 				fail("listener "+id, err.Error())
 			}
+		}
+	}
+	if b.cluster != nil {
+		if b.cluster.Connected() {
+			h.Checks["cluster"] = "ok"
+		} else {
+			// Reported, not failed: jobs and local clients are served,
+			// and every node would be taken out at once.
+			h.Checks["cluster"] = "not connected to NATS: publishes between nodes are refused until it is back"
 		}
 	}
 	if b.stopping.Load() {

@@ -44,6 +44,15 @@ type Config struct {
 	// NodeID names this node to the others on a shared store (default
 	// hostname-pid).
 	NodeID string
+	// ClusterNATSURL is the NATS server (or a comma-separated list of a
+	// NATS cluster's servers) through which the nodes of a shared store
+	// are one broker: client publishes, retained messages, client-ID
+	// takeover and the store's change hints travel on it (see
+	// broker/cluster). Empty: the node routes nothing to others.
+	ClusterNATSURL string
+	// StartTimeout is how long a node retries its store (PostgreSQL) and
+	// NATS at start before it gives up (default DefaultStartTimeout).
+	StartTimeout time.Duration
 	// NoSync acknowledges writes before they reach the disk (embedded
 	// store; see badger.Options.NoSync).
 	NoSync bool
@@ -217,6 +226,9 @@ const (
 	DefaultDataDir  = "./data"
 	DefaultRegion   = "us-east-1"
 	DefaultAccount  = "123456789012"
+	// DefaultStartTimeout is how long a node retries its store and NATS at
+	// start.
+	DefaultStartTimeout = time.Minute
 )
 
 // Off, given as a listener's address, turns the listener off.
@@ -253,6 +265,9 @@ func (c *Config) applyDefaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = DefaultStartTimeout
+	}
 }
 
 // name is how errors and warnings name the setting whose config-file key
@@ -286,6 +301,13 @@ func (c *Config) checkStore() error {
 		problems = append(problems, fmt.Errorf("%s %q: must be %s or %s", c.name("store"), c.Store, StoreBadger, StorePostgres))
 	case c.Store == StorePostgres && c.StoreURL == "":
 		problems = append(problems, fmt.Errorf("%s postgres needs %s (postgres://user:password@host:5432/db)", c.name("store"), c.name("store_url")))
+	}
+	if c.ClusterNATSURL != "" && c.Store != StorePostgres {
+		problems = append(problems, fmt.Errorf("%s needs %s postgres: the nodes of a cluster share jobs, sessions and retained messages in its database",
+			c.name("cluster_nats_url"), c.name("store")))
+	}
+	if c.StartTimeout < 0 {
+		problems = append(problems, fmt.Errorf("%s %v must not be negative", c.name("start_timeout"), c.StartTimeout))
 	}
 	return errors.Join(problems...)
 }

@@ -29,4 +29,7 @@
 //     topics/commands.go.
 //   - MQTT state that outlives a connection (sessions, retained messages):
 //     broker/sessions.
+//   - What passes between the nodes of a cluster (publishes, retained
+//     messages, client-ID takeover, the store's change hints): broker/cluster,
+//     wired in clusternode.go.
 package broker

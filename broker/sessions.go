@@ -34,8 +34,9 @@ func (b *Broker) addSessionsHook() error {
 	if err := b.MQTT.AddHook(b.Sessions, &sessions.Options{
 		Server: b.MQTT, Store: st, Claim: shared, Expiry: b.cfg.sessionExpiry(),
 		QueueLimit: b.cfg.MaxQueuedMessages, RetainedLimit: b.cfg.MaxRetainedMessages,
-		RetainedMaxBytes: b.cfg.MaxRetainedSize, Identity: b.Auth.Identity, Clock: b.cfg.Clock,
-		Logger: b.log.With("component", "sessions"),
+		RetainedMaxBytes: b.cfg.MaxRetainedSize, Identity: b.Auth.Identity, Clock: b.cfg.Clock, Replica: isReplica,
+		Restored: b.watchRestored,
+		Logger:   b.log.With("component", "sessions"),
 	}); err != nil {
 		return fmt.Errorf("add sessions hook: %w", err)
 	}

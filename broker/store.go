@@ -2,10 +2,13 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"time"
 
+	"github.com/jobsbroker/jobsbroker/broker/cluster"
 	"github.com/jobsbroker/jobsbroker/broker/metrics"
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/backends"
@@ -23,9 +26,7 @@ const (
 func (b *Broker) openStore() (store.Store, error) {
 	cfg := &b.cfg
 	limitMemory()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := backends.Open(ctx, backends.Config{
+	bcfg := backends.Config{
 		Kind:           cfg.Store,
 		DataDir:        cfg.DataDir,
 		NoSync:         cfg.NoSync,
@@ -38,7 +39,8 @@ func (b *Broker) openStore() (store.Store, error) {
 		OnCommit:       b.Metrics.Commit,
 		StrictRecovery: cfg.StrictRecovery,
 		InMemory:       cfg.inMemory(),
-	})
+	}
+	st, err := b.openWithRetries(bcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -68,4 +70,38 @@ func limitMemory() {
 func commandStore(st store.Store) store.CommandStore {
 	cs, _ := st.(store.CommandStore)
 	return cs
+}
+
+// openWithRetries opens the store. A database the store reaches over the
+// network (PostgreSQL) is retried with backoff for Config.StartTimeout, as
+// a node may start before it; an embedded store is opened once, and a node
+// whose node ID another running node holds is refused at once.
+func (b *Broker) openWithRetries(bcfg backends.Config) (store.Store, error) {
+	if bcfg.Kind != StorePostgres {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return backends.Open(ctx, bcfg)
+	}
+	start, cancelStart := context.WithTimeout(context.Background(), b.cfg.StartTimeout)
+	defer cancelStart()
+	var st store.Store
+	var final error
+	err := cluster.Retry(start, b.log.With("component", "store"), "PostgreSQL", func() error {
+		ctx, cancel := context.WithTimeout(start, 30*time.Second)
+		defer cancel()
+		var err error
+		st, err = backends.Open(ctx, bcfg)
+		if errors.Is(err, store.ErrDuplicateNode) {
+			final = err
+			return nil // no retry
+		}
+		return err
+	})
+	if final != nil {
+		return nil, final
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the store: %w", err)
+	}
+	return st, nil
 }

@@ -47,6 +47,7 @@ const (
 	// configuration.
 	haproxyImageConfig = "/usr/local/etc/haproxy/haproxy.cfg"
 	storeURLEnv        = "JOBSBROKER_STORE_URL"
+	natsURLEnv         = "JOBSBROKER_CLUSTER_NATS_URL"
 	nodeIDEnv          = "JOBSBROKER_NODE_ID"
 	// minMQTTTimeout is the least idle timeout a load balancer in front of
 	// MQTT may have: AWS IoT allows keep-alives up to 1200 s, and a client
@@ -63,6 +64,9 @@ type cluster struct {
 	m *manifests
 	d *appsv1.Deployment
 	c *corev1.Container
+	// NATS (nats.yaml), set apart from the broker's objects.
+	nats         *appsv1.StatefulSet
+	natsServices []*corev1.Service
 }
 
 func (k *cluster) pod() *corev1.PodSpec { return &k.d.Spec.Template.Spec }
@@ -78,6 +82,25 @@ func (k *cluster) replicas() int32 {
 func loadCluster(t *testing.T) *cluster {
 	t.Helper()
 	m := decodeManifests(t, clusterDir)
+	k := &cluster{m: m}
+	isNATS := func(l map[string]string) bool { return l["app.kubernetes.io/name"] == "nats" }
+	m.statefulSets = slices.DeleteFunc(m.statefulSets, func(s *appsv1.StatefulSet) bool {
+		if isNATS(s.Spec.Template.Labels) {
+			k.nats = s
+			return true
+		}
+		return false
+	})
+	m.services = slices.DeleteFunc(m.services, func(s *corev1.Service) bool {
+		if isNATS(s.Spec.Selector) {
+			k.natsServices = append(k.natsServices, s)
+			return true
+		}
+		return false
+	})
+	if k.nats == nil {
+		t.Fatalf("%s has no NATS StatefulSet (app.kubernetes.io/name: nats)", clusterDir)
+	}
 	if len(m.statefulSets) != 0 {
 		t.Fatalf("%s holds %d StatefulSets; the nodes are a Deployment", clusterDir, len(m.statefulSets))
 	}
@@ -92,7 +115,8 @@ func loadCluster(t *testing.T) *cluster {
 	if len(cs) != 1 {
 		t.Fatalf("Deployment %s: want one container, have %d", d.Name, len(cs))
 	}
-	return &cluster{m: m, d: d, c: &cs[0]}
+	k.d, k.c = d, &cs[0]
+	return k
 }
 
 // envVar returns the container's variable name, or nil.
@@ -360,6 +384,7 @@ func TestKubernetesClusterSecretCommand(t *testing.T) {
 func TestKubernetesClusterRuns(t *testing.T) {
 	k := loadCluster(t)
 	dbURL := brokertest.PostgresURL(t)
+	natsURL := brokertest.NATS(t).ClientURL()
 	pod, c := k.pod(), k.c
 	ref := storeURLRef(t, c)
 	mat := secretMaterial(t)
@@ -381,6 +406,10 @@ func TestKubernetesClusterRuns(t *testing.T) {
 				t.Fatalf("env %s comes from %v, which this test cannot fill in", e.Name, e.ValueFrom)
 			}
 		}
+		if _, ok := cl.env[natsURLEnv]; !ok {
+			t.Fatalf("the broker container has no %s to point at the test's NATS instead", natsURLEnv)
+		}
+		cl.env[natsURLEnv] = natsURL
 		nodes = append(nodes, startDeployed(t, cl, mounts))
 	}
 
@@ -746,6 +775,7 @@ type composeCluster struct {
 	brokers  []string
 	postgres string
 	haproxy  string
+	nats     string
 }
 
 func loadComposeCluster(t *testing.T) *composeCluster {
@@ -760,13 +790,16 @@ func loadComposeCluster(t *testing.T) *composeCluster {
 			cc.postgres = name
 		case strings.HasPrefix(svc.Image, "haproxy:"):
 			cc.haproxy = name
+		case strings.HasPrefix(svc.Image, "nats:"):
+			cc.nats = name
 		default:
-			t.Errorf("%s: service %s (image %q) is neither a broker (%s), PostgreSQL nor HAProxy", clusterCompose, name, svc.Image, brokerImage)
+			t.Errorf("%s: service %s (image %q) is neither a broker (%s), PostgreSQL, NATS nor HAProxy", clusterCompose, name, svc.Image, brokerImage)
 		}
 	}
 	slices.Sort(cc.brokers)
-	if len(cc.brokers) < 2 || cc.postgres == "" || cc.haproxy == "" {
-		t.Fatalf("%s: brokers %v, postgres %q, haproxy %q; want two brokers or more, PostgreSQL and HAProxy", clusterCompose, cc.brokers, cc.postgres, cc.haproxy)
+	if len(cc.brokers) < 2 || cc.postgres == "" || cc.haproxy == "" || cc.nats == "" {
+		t.Fatalf("%s: brokers %v, postgres %q, haproxy %q, nats %q; want two brokers or more, PostgreSQL, NATS and HAProxy",
+			clusterCompose, cc.brokers, cc.postgres, cc.haproxy, cc.nats)
 	}
 	return cc
 }
@@ -843,6 +876,12 @@ func TestComposeCluster(t *testing.T) {
 				t.Errorf("service %s: the store URL's user, password and database are %s, %q, %s; service %s makes %s, %q, %s",
 					name, u.User.Username(), pw, u.Path, cc.postgres, pgUser, pg.Environment["POSTGRES_PASSWORD"], pgDB)
 			}
+		}
+		if raw, _ := cl.value("cluster-nats-url"); raw != "nats://"+cc.nats+":4222" {
+			t.Errorf("service %s: -cluster-nats-url = %q, want nats://%s:4222: without it the nodes are separate brokers", name, raw, cc.nats)
+		}
+		if _, ok := svc.DependsOn[cc.nats]; !ok {
+			t.Errorf("service %s does not depend on %s", name, cc.nats)
 		}
 		if cond := svc.DependsOn[cc.postgres]; cond != "service_healthy" {
 			t.Errorf("service %s depends on %s with condition %q, want service_healthy (else it starts before the database and exits)", name, cc.postgres, cond)
@@ -964,6 +1003,7 @@ func TestComposeCluster(t *testing.T) {
 func TestComposeClusterRuns(t *testing.T) {
 	cc := loadComposeCluster(t)
 	dbURL := brokertest.PostgresURL(t)
+	natsURL := brokertest.NATS(t).ClientURL()
 	_, volumes := dockerEntrypoint(t)
 	var nodes []*deployed
 	for _, name := range cc.brokers {
@@ -976,6 +1016,10 @@ func TestComposeClusterRuns(t *testing.T) {
 			t.Fatalf("service %s has no %s to point at the test database instead", name, storeURLEnv)
 		}
 		cl.env[storeURLEnv] = dbURL
+		if _, ok := cl.env[natsURLEnv]; !ok {
+			t.Fatalf("service %s has no %s to point at the test's NATS instead", name, natsURLEnv)
+		}
+		cl.env[natsURLEnv] = natsURL
 		nodes = append(nodes, startDeployed(t, cl, mounts))
 	}
 
@@ -1029,6 +1073,14 @@ func TestComposeClusterRuns(t *testing.T) {
 	if e, _ := m.JSON(t)["execution"].(map[string]any); e == nil || e["jobId"] != jobID {
 		t.Errorf("notify-next on %s = %s, want job %s", cc.brokers[1], m.Payload, jobID)
 	}
+
+	// One broker: a publish on the first node reaches a subscriber on the
+	// second.
+	dev.Subscribe("compose/cross", 1)
+	brokertest.Connect3(t, nodes[0].addrs["mqtt-addr"], "compose-publisher").Publish("compose/cross", "hello", 1)
+	if m, ok := dev.Wait(10*time.Second, "compose/cross"); !ok || string(m.Payload) != "hello" {
+		t.Errorf("a publish through %s did not reach a subscriber on %s", cc.brokers[0], cc.brokers[1])
+	}
 }
 
 // checkLikeHAProxy sends hc's request as HAProxy does (its request line,
@@ -1065,4 +1117,85 @@ func checkLikeHAProxy(addr string, hc httpCheck) error {
 		return fmt.Errorf("%s %s: %d, HAProxy expects 2xx or 3xx", hc.method, hc.uri, code)
 	}
 	return nil
+}
+
+// TestKubernetesClusterNATS checks the NATS the nodes are one broker
+// through: three servers routed to each other by their stable names, a
+// Service the broker's -cluster-nats-url names, and a NetworkPolicy that
+// lets only the broker's pods be its clients.
+func TestKubernetesClusterNATS(t *testing.T) {
+	k := loadCluster(t)
+	ss := k.nats
+	if ss.Spec.Replicas == nil || *ss.Spec.Replicas < 3 {
+		t.Errorf("NATS StatefulSet %s: replicas %v, want 3 or more (one server down loses nothing)", ss.Name, ss.Spec.Replicas)
+	}
+	podLabels := labels.Set(ss.Spec.Template.Labels)
+	var client, routes *corev1.Service
+	for _, svc := range k.natsServices {
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) {
+			t.Errorf("Service %s selects %v, not the NATS pods %v", svc.Name, svc.Spec.Selector, podLabels)
+		}
+		switch {
+		case svc.Spec.ClusterIP == corev1.ClusterIPNone:
+			routes = svc
+		default:
+			client = svc
+		}
+	}
+	if client == nil || routes == nil {
+		t.Fatalf("NATS Services %v: want a client Service and a headless one for the routes", k.natsServices)
+	}
+	if ss.Spec.ServiceName != routes.Name {
+		t.Errorf("StatefulSet %s names Service %s; the headless one is %s", ss.Name, ss.Spec.ServiceName, routes.Name)
+	}
+	cs := ss.Spec.Template.Spec.Containers
+	if len(cs) != 1 {
+		t.Fatalf("NATS StatefulSet: %d containers", len(cs))
+	}
+	var routeArg string
+	for _, a := range cs[0].Args {
+		if v, ok := strings.CutPrefix(a, "--routes="); ok {
+			routeArg = v
+		}
+	}
+	for i := range int(*ss.Spec.Replicas) {
+		want := fmt.Sprintf("nats://%s-%d.%s:6222", ss.Name, i, routes.Name)
+		if !slices.Contains(strings.Split(routeArg, ","), want) {
+			t.Errorf("NATS --routes %q lacks %s", routeArg, want)
+		}
+	}
+
+	// The brokers name the client Service.
+	e := envVar(k.c, natsURLEnv)
+	if e == nil || e.Value != fmt.Sprintf("nats://%s:%d", client.Name, client.Spec.Ports[0].Port) {
+		t.Errorf("broker %s = %+v, want nats://%s:%d", natsURLEnv, e, client.Name, client.Spec.Ports[0].Port)
+	}
+
+	// Only broker pods are NATS's clients.
+	if len(k.m.networkPolicies) != 1 {
+		t.Fatalf("want one NetworkPolicy, have %d", len(k.m.networkPolicies))
+	}
+	np := k.m.networkPolicies[0]
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || !sel.Matches(podLabels) {
+		t.Fatalf("NetworkPolicy %s applies to %v, not the NATS pods (%v)", np.Name, np.Spec.PodSelector, err)
+	}
+	brokerPods := labels.Set(k.d.Spec.Template.Labels)
+	clientsOK := false
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port == nil || p.Port.IntValue() != 4222 {
+				continue
+			}
+			for _, from := range rule.From {
+				s, err := metav1.LabelSelectorAsSelector(from.PodSelector)
+				if err == nil && from.PodSelector != nil && s.Matches(brokerPods) && !s.Matches(labels.Set{"app.kubernetes.io/name": "other"}) {
+					clientsOK = true
+				}
+			}
+		}
+	}
+	if !clientsOK {
+		t.Error("the NetworkPolicy lets no broker pod reach NATS's port 4222")
+	}
 }

@@ -21,6 +21,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -127,6 +128,7 @@ type manifests struct {
 	podDisruptionBudgets []*policyv1.PodDisruptionBudget
 	services             []*corev1.Service
 	serviceMonitors      []*monitoringv1.ServiceMonitor
+	networkPolicies      []*networkingv1.NetworkPolicy
 }
 
 // loadManifests decodes deploy/kubernetes, the single-node StatefulSet.
@@ -195,6 +197,10 @@ func decodeManifests(t *testing.T, dir string) *manifests {
 				var o corev1.Service
 				strictDecode(t, name, doc, &o)
 				m.services = append(m.services, &o)
+			case "networking.k8s.io/v1 NetworkPolicy":
+				var o networkingv1.NetworkPolicy
+				strictDecode(t, name, doc, &o)
+				m.networkPolicies = append(m.networkPolicies, &o)
 			case "monitoring.coreos.com/v1 ServiceMonitor":
 				var o monitoringv1.ServiceMonitor
 				strictDecode(t, name, doc, &o)

@@ -107,3 +107,8 @@ func ErrJobExists(id string) *Error { return Errorf(ErrAlreadyExists, "job %s al
 
 // ErrBadToken reports a nextToken the store did not hand out.
 func ErrBadToken() *Error { return Errorf(ErrInvalidRequest, "nextToken is not valid") }
+
+// ErrDuplicateNode means another running node of a shared store has this
+// node's node ID: opening the store refuses, since the two would take
+// each other's sessions and hints.
+var ErrDuplicateNode = errors.New("another running node has this node ID")

@@ -6,6 +6,8 @@ type Gauges struct {
 	JobsByStatus       map[JobStatus]int64
 	TimersArmed        int64 // executions with a step or in-progress timer running
 	RolloutBacklog     int64 // things still to be given an execution by rollouts
-	LSMBytes           int64 // on-disk size of the index (where the backend has one)
-	ValueLogBytes      int64 // on-disk size of the value log (where the backend has one)
+	// SizeBytes is the on-disk size of the store by the backend's own
+	// parts: Badger's lsm (its index) and vlog (its value log),
+	// PostgreSQL's database.
+	SizeBytes map[string]int64
 }

@@ -47,6 +47,17 @@ type SessionStore interface {
 	SessionUsage(ctx context.Context) (*SessionUsage, error)
 }
 
+// SessionAdopter is implemented by session stores that several nodes
+// share. The sessions a node held when it stopped (killed, or shut down)
+// are taken over by a running node, so that they go on being owed the
+// messages published for them until their clients come back.
+type SessionAdopter interface {
+	// AdoptSessions moves to this node the sessions node holds, if node has
+	// stopped (it holds no connection to the store), as ClaimSession does
+	// for one, and returns them; none while node runs.
+	AdoptSessions(ctx context.Context, node string, now time.Time) ([]*StoredSession, error)
+}
+
 // Session is a persistent session's own record.
 type Session struct {
 	ClientID string `json:"-"`

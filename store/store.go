@@ -287,6 +287,27 @@ type Interest interface {
 // can serve, and callers (the broker's metrics and backup endpoint) ask
 // for them with a type assertion, never for a backend by name.
 
+// HintBus carries a Shared store's change hints to the other nodes (a
+// cluster's message system), in place of the store's own channel.
+type HintBus interface {
+	// Publish sends a hint to every other node, without waiting.
+	Publish(hint []byte)
+}
+
+// HintRouter is implemented by Shared stores whose change hints can
+// travel on a HintBus. A hint is only a hint: the node that receives one
+// re-reads what it names, so hints may come late, twice or out of order,
+// and Resync recovers from hints missed while the bus was cut off.
+type HintRouter interface {
+	// SetHintBus sends the store's hints on bus from now on.
+	SetHintBus(bus HintBus)
+	// Hint acts on a hint another node published.
+	Hint(hint []byte)
+	// Resync re-reads what other nodes may have changed while hints were
+	// missed.
+	Resync()
+}
+
 // GaugeReader computes the store-wide gauges the metrics report.
 type GaugeReader interface {
 	Gauges(ctx context.Context) (*Gauges, error)

@@ -262,6 +262,13 @@ func (c *RawClient) NextPublish(d time.Duration) (packets.Packet, bool) {
 	return pk, err == nil
 }
 
+// NextPacket waits up to d for the next packet of type typ (a
+// DISCONNECT, say) and returns it; ok is false when none came.
+func (c *RawClient) NextPacket(d time.Duration, typ byte) (packets.Packet, bool) {
+	pk, err := c.tryAwait(d, func(p packets.Packet) bool { return p.FixedHeader.Type == typ })
+	return pk, err == nil
+}
+
 // ExpectPublish is NextPublish that fails the test when none comes
 // within 10 seconds.
 func (c *RawClient) ExpectPublish() packets.Packet {

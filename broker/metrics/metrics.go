@@ -85,7 +85,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "store_commit_errors_total",
-			Help: "Store commits that failed; their operations were answered InternalError / ServiceUnavailable.",
+			Help: "Store commits that failed (PostgreSQL: operations the database failed, the connection included); their operations were answered InternalError / ServiceUnavailable.",
 		}),
 	}
 	m.initialise()
@@ -190,11 +190,14 @@ func (m *Metrics) API(api string) func(operation string, status int, exception s
 
 // Commit records a store commit (backends.Config.OnCommit).
 func (m *Metrics) Commit(took time.Duration, ops int, err error) {
+	if err != nil {
+		// Counted, not timed: a store reports some failures (PostgreSQL's
+		// connection refused, say) with no commit to time.
+		m.commitErrors.Inc()
+		return
+	}
 	m.commitDuration.Observe(took.Seconds())
 	m.commitOps.Observe(float64(ops))
-	if err != nil {
-		m.commitErrors.Inc()
-	}
 }
 
 // RegisterBroker mirrors mochi's own counters at scrape time.
@@ -282,7 +285,7 @@ var (
 	firedDesc   = desc("timers_fired_total", "Executions timed out by a timer.")
 	gcRunsDesc  = desc("store_gc_runs_total", "Value-log garbage collections attempted.")
 	gcRewrDesc  = desc("store_gc_rewrites_total", "Value-log files rewritten by garbage collection.")
-	sizeDesc    = prometheus.NewDesc(namespace+"_store_size_bytes", "On-disk size of the store, by part (lsm, vlog).", []string{"part"}, nil)
+	sizeDesc    = prometheus.NewDesc(namespace+"_store_size_bytes", "On-disk size of the store, by the backend's part: lsm and vlog (Badger), database (PostgreSQL).", []string{"part"}, nil)
 	jobStatuses = []store.JobStatus{store.JobInProgress, store.JobScheduled, store.JobCompleted, store.JobCanceled, store.JobDeletionInProgress}
 )
 
@@ -319,8 +322,9 @@ func (c *storeCollector) collectGauges(ch chan<- prometheus.Metric, g *store.Gau
 	}
 	ch <- prometheus.MustNewConstMetric(timersDesc, prometheus.GaugeValue, float64(g.TimersArmed))
 	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(g.RolloutBacklog))
-	ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.LSMBytes), "lsm")
-	ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(g.ValueLogBytes), "vlog")
+	for part, n := range g.SizeBytes {
+		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(n), part)
+	}
 }
 
 // scrapeCache keeps what an expensive computation (a walk of the store)

@@ -122,3 +122,27 @@ func decodeMessage(b []byte) (packets.Packet, meta, error) {
 	pk.Created, pk.Expiry = m.created, m.expiry
 	return pk, m, nil
 }
+
+// EncodePublish encodes a publish, with its MQTT 5 properties and its
+// creation and expiry times, in the form the store keeps messages in.
+// Nodes of a cluster send each other publishes in this form.
+func EncodePublish(pk packets.Packet) ([]byte, error) {
+	return encodeMessage(pk, meta{created: pk.Created, expiry: pk.Expiry})
+}
+
+// DecodePublish decodes what EncodePublish encoded; the packet has no
+// packet id.
+func DecodePublish(b []byte) (packets.Packet, error) {
+	pk, _, err := decodeMessage(b)
+	return pk, err
+}
+
+// PublishTopic returns the topic of a publish EncodePublish encoded, ""
+// when it does not decode.
+func PublishTopic(b []byte) string {
+	m, err := decodeMeta(b)
+	if err != nil {
+		return ""
+	}
+	return m.topic
+}

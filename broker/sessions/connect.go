@@ -43,8 +43,18 @@ func (h *Hook) load() error {
 	if err != nil {
 		return fmt.Errorf("load retained messages: %w", err)
 	}
+	n := h.applyRetained(retained)
+	h.Log.Info("loaded persistent sessions", "sessions", res.Sessions, "messages", messages, "retained", n,
+		"expired", res.Expired, "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// applyRetained makes the server's retained messages those stored, and
+// returns how many there are.
+func (h *Hook) applyRetained(retained []store.RetainedMessage) int {
 	h.retainMu.Lock()
 	defer h.retainMu.Unlock()
+	old := h.retainedTopics
 	h.retainedTopics = make(map[string]struct{}, len(retained))
 	for _, r := range retained {
 		pk, _, err := decodeMessage(r.Data)
@@ -56,9 +66,25 @@ func (h *Hook) load() error {
 		h.server.Topics.RetainMessage(pk)
 		h.retainedTopics[pk.TopicName] = struct{}{}
 	}
+	for topic := range old {
+		if _, ok := h.retainedTopics[topic]; !ok {
+			// Deleted meanwhile: an empty retained message deletes.
+			h.server.Topics.RetainMessage(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: topic})
+		}
+	}
 	atomic.StoreInt64(&h.server.Info.Retained, int64(h.server.Topics.Retained.Len()))
-	h.Log.Info("loaded persistent sessions", "sessions", res.Sessions, "messages", messages, "retained", len(h.retainedTopics),
-		"expired", res.Expired, "duration", time.Since(start).Round(time.Millisecond))
+	return len(h.retainedTopics)
+}
+
+// ReloadRetained reads the retained messages from the store again: a
+// node of a cluster that lost touch with the others missed those set or
+// deleted meanwhile.
+func (h *Hook) ReloadRetained(ctx context.Context) error {
+	retained, err := h.st.RetainedMessages(ctx)
+	if err != nil {
+		return fmt.Errorf("load retained messages: %w", err)
+	}
+	h.applyRetained(retained)
 	return nil
 }
 
@@ -232,14 +258,48 @@ func (h *Hook) claim(id string, now time.Time) *session {
 	if st == nil {
 		return nil
 	}
+	return h.take(st, now)
+}
+
+// take restores a session claimed from the store, after the sequence
+// numbers of its messages and in place of any stale copy.
+func (h *Hook) take(st *store.StoredSession, now time.Time) *session {
 	for _, m := range st.Messages {
 		for cur := h.seq.Load(); m.Seq >= cur && !h.seq.CompareAndSwap(cur, m.Seq+1); cur = h.seq.Load() {
 		}
 	}
-	if cur, ok := h.server.Clients.Get(id); ok && cur.Closed() {
+	if cur, ok := h.server.Clients.Get(st.Session.ClientID); ok && cur.Closed() {
 		h.dropClient(cur) // a stale copy of the session from before another node took it
 	}
 	return h.restore(st, now)
+}
+
+// Adopt takes over the sessions of node, a node of the cluster that has
+// stopped, as sessions whose clients are away: they are owed what is
+// published for them from now on, here. It returns how many it took; a
+// store that is not shared, or a node still running, gives none.
+func (h *Hook) Adopt(ctx context.Context, node string) (int, error) {
+	ad, ok := h.st.(store.SessionAdopter)
+	if !ok {
+		return 0, nil
+	}
+	now := h.clock.Now()
+	taken, err := ad.AdoptSessions(ctx, node, now)
+	n := 0
+	for _, st := range taken {
+		if cur, ok := h.server.Clients.Get(st.Session.ClientID); ok && !cur.Closed() {
+			continue // its client connected here meanwhile and claimed it
+		}
+		s := h.take(st, now)
+		n++
+		if h.opts.Restored != nil {
+			h.opts.Restored(s.cl)
+		}
+	}
+	if err != nil {
+		return n, fmt.Errorf("adopt the sessions of node %s: %w", node, err)
+	}
+	return n, nil
 }
 
 // OnSessionEstablished delivers, after the CONNACK, what a returning
@@ -450,6 +510,19 @@ func (h *Hook) dropClient(cl *mqtt.Client) {
 	if cur, ok := h.server.Clients.Get(cl.ID); ok && cur == cl {
 		h.server.Clients.Delete(cl.ID)
 	}
+}
+
+// Release forgets the session of id without touching the store: another
+// node of a cluster claimed it when its client connected there. The
+// caller closes the session's client and takes it out of the server.
+func (h *Hook) Release(id string) {
+	s := h.session(id)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	h.endLocked(s)
+	s.mu.Unlock()
 }
 
 // OnClientExpired ends a session mochi expired before the hook did, and

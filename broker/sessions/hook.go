@@ -94,6 +94,14 @@ type Options struct {
 	// whether it is enforced. A session made under one enforced identity
 	// is not resumed under another.
 	Identity func(cl *mqtt.Client) (string, bool)
+	// Replica, if set, reports whether cl brings in the publishes of
+	// another node of a cluster: the retained messages it sets are in the
+	// shared store already, and are not written again.
+	Replica func(cl *mqtt.Client) bool
+	// Restored, if set, is told of each session the hook puts into the
+	// server without its client connecting (Adopt): the cluster subscribes
+	// to its filters.
+	Restored func(cl *mqtt.Client)
 	// Clock times session expiry; nil means the wall clock.
 	Clock clock.Clock
 	// Logger receives the hook's logs; nil means the one mochi gives

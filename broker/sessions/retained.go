@@ -33,8 +33,18 @@ func (h *Hook) retainRefusal(topic string, size int) string {
 // now (or deletes it), before mochi acknowledges the publish. The write is
 // queued under a lock, so that the store applies the retained messages of
 // a topic in the order mochi did.
-func (h *Hook) OnRetainMessage(_ *mqtt.Client, pk packets.Packet, _ int64) {
+func (h *Hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
 	h.retainMu.Lock()
+	if h.opts.Replica != nil && h.opts.Replica(cl) {
+		// Another node stored it; only the count of topics follows.
+		if cur, ok := h.server.Topics.Retained.Get(pk.TopicName); ok && len(cur.Payload) > 0 {
+			h.retainedTopics[pk.TopicName] = struct{}{}
+		} else {
+			delete(h.retainedTopics, pk.TopicName)
+		}
+		h.retainMu.Unlock()
+		return
+	}
 	op := store.SessionOp{Kind: store.DeleteRetained, Topic: pk.TopicName}
 	if cur, ok := h.server.Topics.Retained.Get(pk.TopicName); ok && len(cur.Payload) > 0 {
 		data, err := encodeMessage(cur, meta{created: cur.Created, expiry: cur.Expiry})

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // echoPrefix is the topic prefix the echo baselines use: a device
@@ -38,6 +40,10 @@ type target struct {
 	// nodes are the cluster's further nodes (sharing one PostgreSQL
 	// store); the target is the first. Devices are spread over all.
 	nodes []*target
+	// clustered is set when the nodes are one broker over NATS; stopNATS
+	// stops the NATS server jobsbench started for them.
+	clustered bool
+	stopNATS  func()
 }
 
 // all returns the target's nodes, itself first.
@@ -103,6 +109,9 @@ func (t *target) Close() error {
 		if n.proc != nil {
 			errs = append(errs, n.proc.Stop())
 		}
+	}
+	if t.stopNATS != nil {
+		t.stopNATS()
 	}
 	return errors.Join(errs...)
 }
@@ -452,4 +461,19 @@ func readStatus(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("read %s: not in /proc/%d/status", field, pid)
+}
+
+// startNATS runs a NATS server in this process on a free loopback port,
+// for the nodes of -nats, and returns its URL and how to stop it.
+func startNATS() (string, func(), error) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		return "", nil, fmt.Errorf("start NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return "", nil, errors.New("start NATS: not ready after 10 s")
+	}
+	return ns.ClientURL(), ns.Shutdown, nil
 }

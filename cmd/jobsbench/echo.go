@@ -48,6 +48,9 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 		res.RSSMiB = mib(t.RSS())
 		rep.Echo = append(rep.Echo, res)
 	}
+	if err := routedEchoes(ctx, cfg, t, rep); err != nil {
+		return err
+	}
 	if cfg.Mosquitto == "" {
 		rep.note("mosquitto echo skipped (-mosquitto is empty)")
 		return nil
@@ -61,20 +64,11 @@ func runEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
 		return err
 	}
 	defer stop()
-	responder, err := Dial(ctx, mq.MQTTAddr, ClientOptions{ClientID: "jobsbench-responder", KeepAlive: cfg.KeepAlive,
-		OnMessage: func(c *Client, m *packets.Packet) {
-			// bench/+ matches requests only: replies are one level deeper.
-			reply := make([]byte, 0, len(m.TopicName)+6)
-			reply = append(append(reply, m.TopicName...), "/reply"...)
-			c.Publish(string(reply), m.Payload, 1)
-		}})
+	responder, err := dialResponder(ctx, cfg, mq.MQTTAddr, echoPrefix)
 	if err != nil {
 		return fmt.Errorf("mosquitto echo responder: %w", err)
 	}
 	defer responder.Close()
-	if err := responder.Subscribe(ctx, echoPrefix+"+", 1); err != nil {
-		return fmt.Errorf("mosquitto echo responder: %w", err)
-	}
 	mcfg := *cfg
 	mcfg.Persistent = false
 	res, err := echoLoop(ctx, &mcfg, mq.mqttAddrs(), true, newProber(mq.pids(), nil))
@@ -115,11 +109,17 @@ func echoSetup(ctx context.Context, cfg *config, addrs []string, subscribe bool)
 	case cfg.Persistent:
 		label = "echo jobsbroker persistent"
 	}
+	return echoSetupOn(ctx, cfg, addrs, subscribe, echoPrefix, label)
+}
+
+// echoSetupOn connects the echo devices to addrs, publishing under
+// prefix; subscribe makes each subscribe to its reply topic first.
+func echoSetupOn(ctx context.Context, cfg *config, addrs []string, subscribe bool, prefix, label string) (*loopSetup, error) {
 	ids := names("echo-"+runID(), cfg.Devices)
 	var setup func(i int, c *Client) error
 	if subscribe {
 		setup = func(i int, c *Client) error {
-			return c.Subscribe(ctx, echoPrefix+ids[i]+"/reply", 1)
+			return c.Subscribe(ctx, prefix+ids[i]+"/reply", 1)
 		}
 	}
 	clients, err := connectDevices(ctx, cfg, addrs, label+" connect", ids, setup)
@@ -128,7 +128,7 @@ func echoSetup(ctx context.Context, cfg *config, addrs []string, subscribe bool)
 	}
 	protos := make([]deviceProto, len(clients))
 	for i := range clients {
-		protos[i] = newEchoProto(ids[i])
+		protos[i] = newEchoProto(prefix, ids[i])
 	}
 	return newLoopSetup(ctx, cfg, label, clients, protos), nil
 }
@@ -142,8 +142,8 @@ type echoProto struct {
 	buf               []byte
 }
 
-func newEchoProto(device string) *echoProto {
-	return &echoProto{topic: echoPrefix + device, replyTopic: echoPrefix + device + "/reply", device: device,
+func newEchoProto(prefix, device string) *echoProto {
+	return &echoProto{topic: prefix + device, replyTopic: prefix + device + "/reply", device: device,
 		buf: make([]byte, 0, 128)}
 }
 
@@ -166,4 +166,67 @@ func (p *echoProto) reply(m *packets.Packet) outcome {
 		return outInvalid
 	}
 	return outAccepted
+}
+
+// dialResponder connects the client that answers every request under
+// prefix with its payload on topic/reply.
+func dialResponder(ctx context.Context, cfg *config, addr, prefix string) (*Client, error) {
+	responder, err := Dial(ctx, addr, ClientOptions{ClientID: "jobsbench-responder-" + runID(), KeepAlive: cfg.KeepAlive,
+		OnMessage: func(c *Client, m *packets.Packet) {
+			// prefix+ matches requests only: replies are one level deeper.
+			reply := make([]byte, 0, len(m.TopicName)+6)
+			reply = append(append(reply, m.TopicName...), "/reply"...)
+			c.Publish(string(reply), m.Payload, 1)
+		}})
+	if err != nil {
+		return nil, err
+	}
+	if err := responder.Subscribe(ctx, prefix+"+", 1); err != nil {
+		responder.Close()
+		return nil, err
+	}
+	return responder, nil
+}
+
+// routedPrefix is the topic prefix of the routed echoes: not the broker's
+// echo responder's, so that requests travel as any publish does.
+const routedPrefix = "routed/"
+
+// routedEchoes measures, on nodes that are one broker over NATS (-nats or
+// -cluster-nats-url), the echo through a responder client: with the
+// responder on the devices' node, then on another node (every request
+// and every reply crosses NATS), and the ratio of the two.
+func routedEchoes(ctx context.Context, cfg *config, t *target, rep *Report) error {
+	nodes := t.all()
+	if !t.clustered || len(nodes) < 2 {
+		return nil
+	}
+	ecfg := *cfg
+	ecfg.Persistent = false
+	var results [2]*LoopResult
+	for i, run := range []struct {
+		label     string
+		responder string
+	}{{"echo routed, one node", nodes[0].MQTTAddr}, {"echo routed, across nodes", nodes[len(nodes)-1].MQTTAddr}} {
+		responder, err := dialResponder(ctx, cfg, run.responder, routedPrefix)
+		if err != nil {
+			return fmt.Errorf("%s: responder: %w", run.label, err)
+		}
+		ls, err := echoSetupOn(ctx, &ecfg, []string{nodes[0].MQTTAddr}, true, routedPrefix, run.label)
+		if err != nil {
+			responder.Close()
+			return err
+		}
+		res, err := runLoop(ctx, ls.name, ls.clients, ls.protos, ecfg.loopOptions(t.prober()))
+		ls.close()
+		responder.Close()
+		if err != nil {
+			return err
+		}
+		res.Broker, res.RSSMiB = "jobsbroker routed", mib(t.RSS())
+		rep.Echo = append(rep.Echo, res)
+		results[i] = res
+	}
+	rep.ratios().EchoAcrossNodesOverOneNode = ratio(results[1], results[0])
+	return nil
 }

@@ -50,6 +50,14 @@
 //   - -store-url and -nodes start several brokers on one PostgreSQL
 //     database; the devices are spread over them round robin (and -mqtt
 //     takes several addresses, separated by commas, likewise).
+//   - -nats starts a NATS server in jobsbench's process and the nodes
+//     with it as -cluster-nats-url (-cluster-nats-url names a running
+//     one): the nodes are one broker. Echo then also measures a publish
+//     routed through a responder client, with the responder on the
+//     devices' node and on another node, and the ratio of the two.
+//   - -spread-jobs gives steady's devices jobs of their own (each job
+//     targets one thing), so that no two devices, on any nodes, update
+//     the same job's counts.
 //   - -rate paces steady and echo: each device sends on a fixed schedule
 //     and latencies run from the scheduled time, not the send.
 //   - -consoles holds live pages of the web console open on the first
@@ -101,12 +109,18 @@ type config struct {
 	Stored             int
 	StoreURL           string
 	Nodes              int
-	StormConcurrency   int
-	APIConcurrency     int
-	Timeout            time.Duration
-	WaitTimeout        time.Duration
-	KeepAlive          time.Duration
-	JSONPath           string
+	// ClusterNATSURL is given to the nodes jobsbench starts; NATS starts a
+	// NATS server in jobsbench's process for them instead.
+	ClusterNATSURL string
+	NATS           bool
+	// SpreadJobs makes steady give each device jobs of its own.
+	SpreadJobs       bool
+	StormConcurrency int
+	APIConcurrency   int
+	Timeout          time.Duration
+	WaitTimeout      time.Duration
+	KeepAlive        time.Duration
+	JSONPath         string
 	// Persistent connects the devices with a persistent session (clean
 	// session off); CompareSessions runs steady and echo with clean
 	// sessions, then again with persistent ones, in one invocation.
@@ -185,6 +199,9 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	fs.StringVar(&cfg.MQTTAddr, "mqtt", "", "host:port of a running broker's MQTT listener, or several separated by commas (default: start one)")
 	fs.StringVar(&cfg.StoreURL, "store-url", "", "start the brokers with -store postgres on this PostgreSQL URL (use an empty database)")
 	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "broker nodes to start, sharing -store-url; devices are spread over them")
+	fs.StringVar(&cfg.ClusterNATSURL, "cluster-nats-url", "", "start the nodes with this -cluster-nats-url: one broker over NATS")
+	fs.BoolVar(&cfg.NATS, "nats", false, "start a NATS server in jobsbench's process and the nodes with it as -cluster-nats-url; echo then also measures a publish crossing nodes")
+	fs.BoolVar(&cfg.SpreadJobs, "spread-jobs", false, "steady: each job targets one device's thing, so that no two devices update the same job (default: each job targets every device's)")
 	fs.StringVar(&cfg.APIURL, "api", "", "base URL of the running broker's control-plane API (with -mqtt)")
 	fs.IntVar(&cfg.BrokerPID, "broker-pid", 0, "process id of the running broker, for its RSS (with -mqtt)")
 	fs.StringVar(&cfg.BrokerBin, "broker-bin", "", "jobsbroker binary to start (default: go build ./cmd/jobsbroker)")
@@ -231,6 +248,12 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	}
 	if cfg.Nodes < 1 || (cfg.Nodes > 1 && cfg.StoreURL == "") {
 		return "", cfg, errors.New("-nodes above 1 needs -store-url: the nodes share a PostgreSQL store")
+	}
+	if (cfg.NATS || cfg.ClusterNATSURL != "") && cfg.StoreURL == "" {
+		return "", cfg, errors.New("-nats and -cluster-nats-url need -store-url: a cluster's nodes share a PostgreSQL store")
+	}
+	if cfg.NATS && cfg.ClusterNATSURL != "" {
+		return "", cfg, errors.New("-nats starts a NATS server: it cannot go with -cluster-nats-url")
 	}
 	if cfg.MQTTAddr != "" && cfg.StoreURL != "" {
 		return "", cfg, errors.New("-store-url configures brokers jobsbench starts: it cannot go with -mqtt")
@@ -332,14 +355,28 @@ func openTarget(ctx context.Context, cfg *config) (*target, error) {
 		return startBroker(ctx, bin, cfg.NoSync)
 	}
 	var first *target
+	natsURL, stopNATS := cfg.ClusterNATSURL, func() {}
+	if cfg.NATS {
+		var err error
+		if natsURL, stopNATS, err = startNATS(); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Nodes {
-		n, err := startBroker(ctx, bin, cfg.NoSync, "-store", "postgres", "-store-url", cfg.StoreURL,
-			"-node-id", fmt.Sprintf("jobsbench-%d", i+1))
+		args := []string{"-store", "postgres", "-store-url", cfg.StoreURL, "-node-id", fmt.Sprintf("jobsbench-%d", i+1)}
+		if natsURL != "" {
+			args = append(args, "-cluster-nats-url", natsURL)
+		}
+		n, err := startBroker(ctx, bin, cfg.NoSync, args...)
 		if err != nil {
 			if first != nil {
 				first.Close()
 			}
+			stopNATS()
 			return nil, fmt.Errorf("node %d: %w", i+1, err)
+		}
+		if i == 0 {
+			n.stopNATS, n.clustered = stopNATS, natsURL != ""
 		}
 		if first == nil {
 			first = n

@@ -51,6 +51,10 @@ type Ratios struct {
 	// same loop with persistent and with clean sessions (-sessions both).
 	SteadyPersistentOverClean float64 `json:"steady_persistent_over_clean,omitempty"`
 	EchoPersistentOverClean   float64 `json:"echo_persistent_over_clean,omitempty"`
+	// EchoAcrossNodesOverOneNode compares the routed echo with the
+	// responder on another node than the devices with the one with both
+	// on one node (-nats).
+	EchoAcrossNodesOverOneNode float64 `json:"echo_across_nodes_over_one_node,omitempty"`
 }
 
 // ratios returns the report's ratios, creating them.

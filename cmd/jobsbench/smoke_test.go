@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -284,5 +285,36 @@ func TestParseDepths(t *testing.T) {
 		if _, err := parseDepths(bad); err == nil {
 			t.Errorf("parseDepths(%q) accepted", bad)
 		}
+	}
+}
+
+// TestSmokeSteadyNATS runs steady over two nodes that are one broker over
+// a NATS server jobsbench starts, with each device's jobs its own, and the
+// routed echoes: one node, and across nodes.
+func TestSmokeSteadyNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two brokers and runs a scenario for a few seconds")
+	}
+	pg := brokertest.PostgresURL(t)
+	rep := runSmoke(t, "steady", func(c *config) {
+		c.StoreURL, c.Nodes, c.NATS, c.SpreadJobs = pg, 2, true, true
+		c.Mosquitto = ""
+	})
+	if rep.Steady == nil {
+		t.Fatal("no steady result")
+	}
+	checkLoop(t, rep.Steady)
+	var routed []string
+	for _, e := range rep.Echo {
+		checkLoop(t, e)
+		if e.Broker == "jobsbroker routed" {
+			routed = append(routed, e.Name)
+		}
+	}
+	if fmt.Sprint(routed) != "[echo routed, one node echo routed, across nodes]" {
+		t.Errorf("routed echoes %v", routed)
+	}
+	if rep.Ratios == nil || rep.Ratios.EchoAcrossNodesOverOneNode <= 0 {
+		t.Errorf("no across-nodes ratio: %+v", rep.Ratios)
 	}
 }

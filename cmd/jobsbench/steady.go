@@ -157,6 +157,18 @@ func steadySetup(ctx context.Context, cfg *config, t *target, rep *Report) (*loo
 			created.Load(), layers*perThing, rolled.Load(), total)
 	})
 	var jobIDs []string
+	if cfg.SpreadJobs {
+		rep.note("steady: -spread-jobs: each job targets one device's thing (%d jobs), so that devices on different nodes never update the same job",
+			perDevice*cfg.Devices)
+		ids, err := spreadJobs(ctx, cfg, api, run, things, perThing, &registered, &created, &rolled)
+		prog.Stop()
+		if err != nil {
+			return nil, fmt.Errorf("steady setup: %w", err)
+		}
+		jobIDs = ids
+		rep.SetupS["steady jobs"] = seconds(int64(time.Since(setupStart)))
+		return steadyConnect(ctx, cfg, t, rep, devices, things, layers, perThing, jobIDs)
+	}
 	for l := range layers {
 		targets, err := api.targetsFor(ctx, things[l], fmt.Sprintf("steady-%s-t%03d", run, l), cfg.APIConcurrency, &registered)
 		if err != nil {
@@ -184,7 +196,59 @@ func steadySetup(ctx context.Context, cfg *config, t *target, rep *Report) (*loo
 	}
 	prog.Stop()
 	rep.SetupS["steady jobs"] = seconds(int64(time.Since(setupStart)))
+	return steadyConnect(ctx, cfg, t, rep, devices, things, layers, perThing, jobIDs)
+}
 
+// spreadJobs creates, for -spread-jobs, each device's jobs for itself:
+// every job targets one thing, so no two devices' operations update the
+// same job's counts, and returns their ids once each is rolled out.
+func spreadJobs(ctx context.Context, cfg *config, api *apiClient, run string, things [][]string, perThing int,
+	registered, created, rolled *atomic.Int64) ([]string, error) {
+	type job struct{ id, thing string }
+	var jobs []job
+	for l := range things {
+		for i, thing := range things[l] {
+			for j := range perThing {
+				jobs = append(jobs, job{fmt.Sprintf("steady-%s-t%03d-d%05d-j%02d", run, l, i, j), thing})
+			}
+		}
+		registered.Add(int64(len(things[l])))
+	}
+	// A thing's jobs are created in order (its queue order); things in
+	// parallel.
+	err := parallel(ctx, len(jobs)/perThing, cfg.APIConcurrency, func(ctx context.Context, k int) error {
+		for _, jb := range jobs[k*perThing : (k+1)*perThing] {
+			if err := api.createJob(ctx, jb.id, []string{thingARN(jb.thing)}, benchDocument); err != nil {
+				return err
+			}
+			created.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = parallel(ctx, len(jobs), cfg.APIConcurrency, func(ctx context.Context, k int) error {
+		if err := api.waitRolledOut(ctx, jobs[k].id, 1, 20*time.Millisecond, func(int64) {}); err != nil {
+			return err
+		}
+		rolled.Add(1)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(jobs))
+	for _, jb := range jobs {
+		ids = append(ids, jb.id)
+	}
+	return ids, nil
+}
+
+// steadyConnect connects steady's devices, each working through its
+// things, ready for the loop.
+func steadyConnect(ctx context.Context, cfg *config, t *target, rep *Report, devices []string, things [][]string,
+	layers, perThing int, jobIDs []string) (*loopSetup, error) {
 	name := "steady"
 	if cfg.Persistent {
 		name = "steady persistent"

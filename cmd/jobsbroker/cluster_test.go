@@ -100,3 +100,99 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("job counts %+v", pd)
 	}
 }
+
+// TestClusterNodeKilled runs three broker processes on one PostgreSQL
+// database and one NATS server. A device with a persistent session and a
+// clean client are subscribed on node A; a publisher on node C has ten
+// QoS 1 messages acknowledged, which the device takes without
+// acknowledging; another device's persistent session on A, its device
+// away, is owed one. A gets SIGKILL. Both clients reconnect to node B: the
+// device's session is present, every acknowledged message comes again,
+// and what C publishes next reaches both, each message once. The session
+// of the device that is away is taken over by another node, and when the
+// device comes back it gets what it was owed and what was published for
+// it after, once.
+func TestClusterNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three broker processes on PostgreSQL")
+	}
+	url := brokertest.PostgresURL(t)
+	natsURL := brokertest.NATS(t).ClientURL()
+	node := func(name string) *brokertest.Process {
+		return brokertest.StartProcess(t, t.TempDir(), "-store", "postgres", "-store-url", url, "-node-id", name,
+			"-cluster-nats-url", natsURL)
+	}
+	a, b, c := node("a"), node("b"), node("c")
+	away := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "away"})
+	away.Subscribe("cmd/away", 1, 0)
+	away.Disconnect()
+	dev := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "dev"})
+	dev.Subscribe("cmd/dev", 1, 0)
+	watcher := brokertest.Connect3(t, a.MQTTAddr, "watcher")
+	watcher.Subscribe("cmd/dev", 1)
+	pub := brokertest.Connect3(t, c.MQTTAddr, "pub")
+	for i := range 10 {
+		pub.Publish("cmd/dev", fmt.Sprintf("m%02d", i), 1)
+	}
+	for range 10 {
+		dev.ExpectPublish() // in flight, never acknowledged
+	}
+	pub.Publish("cmd/away", "a0", 1) // queued on A
+
+	a.Kill()
+	dev = brokertest.DialRaw(t, b.MQTTAddr, brokertest.RawOptions{ID: "dev"})
+	if !dev.SessionPresent {
+		t.Fatal("node B did not resume the session node A held")
+	}
+	watcher = brokertest.Connect3(t, b.MQTTAddr, "watcher")
+	watcher.Subscribe("cmd/dev", 1)
+	for i := 10; i < 20; i++ {
+		pub.Publish("cmd/dev", fmt.Sprintf("m%02d", i), 1)
+	}
+	got := map[string]int{}
+	for len(got) < 20 {
+		pk := dev.ExpectPublish()
+		dev.Ack(pk.PacketID)
+		got[string(pk.Payload)]++
+	}
+	for p, n := range got {
+		if n != 1 {
+			t.Errorf("the device got %s %d times", p, n)
+		}
+	}
+	if pk, ok := dev.NextPublish(500 * time.Millisecond); ok {
+		t.Errorf("the device got %s once more", pk.Payload)
+	}
+	for i := 10; i < 20; i++ {
+		watcher.Expect("cmd/dev")
+	}
+
+	// The device that was away has a node again: B or C took its session
+	// over when A fell silent, and what is published for it meanwhile is
+	// kept for it.
+	brokertest.Eventually(t, "a node adopts the session of the device that is away", func() error {
+		if n := metric(t, b, "jobsbroker_sessions", `state="offline"`) + metric(t, c, "jobsbroker_sessions", `state="offline"`); n != 1 {
+			return fmt.Errorf("%v offline sessions on B and C", n)
+		}
+		return nil
+	})
+	for i := 1; i <= 5; i++ {
+		pub.Publish("cmd/away", fmt.Sprintf("a%d", i), 1)
+	}
+	away = brokertest.DialRaw(t, c.MQTTAddr, brokertest.RawOptions{ID: "away"})
+	if !away.SessionPresent {
+		t.Fatal("the device that was away has no session")
+	}
+	var owed []string
+	for len(owed) < 6 {
+		pk := away.ExpectPublish()
+		away.Ack(pk.PacketID)
+		owed = append(owed, string(pk.Payload))
+	}
+	if fmt.Sprint(owed) != "[a0 a1 a2 a3 a4 a5]" {
+		t.Errorf("the device that was away got %v", owed)
+	}
+	if pk, ok := away.NextPublish(500 * time.Millisecond); ok {
+		t.Errorf("the device that was away got %s once more", pk.Payload)
+	}
+}

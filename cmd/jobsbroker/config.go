@@ -81,7 +81,9 @@ func newSettings(cmd string) *settings {
 	fs.StringVar(&s.DataDir, "data-dir", broker.DefaultDataDir, "directory that holds the store (store badger); :memory: keeps it in memory, for tests: nothing is written, everything is gone at exit")
 	fs.StringVar(&s.Store, "store", broker.StoreBadger, "where jobs live: badger (embedded in data_dir, one node) or postgres (store_url, shared by several nodes)")
 	fs.StringVar(&s.StoreURL, "store-url", "", "PostgreSQL connection string for store postgres, e.g. postgres://user:password@db:5432/jobs (its password is redacted by jobsbroker config)")
-	fs.StringVar(&s.NodeID, "node-id", "", "this node's name among the nodes of a shared store (empty: hostname-pid)")
+	fs.StringVar(&s.NodeID, "node-id", "", "this node's name among the nodes of a shared store, unique among the running nodes (empty: hostname-pid)")
+	fs.StringVar(&s.ClusterNATSURL, "cluster-nats-url", "", "NATS server (or comma-separated servers of a NATS cluster) through which the nodes of store postgres are one broker: publishes, retained messages, client-ID takeover and change hints travel on it (empty: none; its password is redacted by jobsbroker config and in logs)")
+	fs.DurationVar(&s.StartTimeout, "start-timeout", broker.DefaultStartTimeout, "how long a node retries PostgreSQL and NATS at start, with backoff, before it gives up")
 	fs.Int64Var(&s.MinFreeBytes, "min-free-bytes", badger.DefaultMinFreeBytes, "free space the data directory's filesystem must keep: below it writes are refused (ServiceUnavailable / InternalError) and reads go on; negative turns the check off")
 	fs.BoolVar(&s.StrictRecovery, "strict-recovery", false, "refuse to start when the store's write-ahead log or value log is damaged, instead of dropping the damaged part and reporting it")
 	fs.BoolVar(&s.NoSync, "no-sync", false, "acknowledge writes before they reach the disk (a power failure can lose the last acknowledged writes)")
@@ -373,7 +375,7 @@ func (s *settings) effective() ([]byte, error) {
 		switch {
 		case s.secret[f.Name] && value != "":
 			value = "<redacted>"
-		case f.Name == "store-url":
+		case f.Name == "store-url", f.Name == "cluster-nats-url":
 			value = redactURL(value)
 		}
 		key := &yaml.Node{Kind: yaml.ScalarNode, Value: fileKey(f.Name), HeadComment: f.Usage}

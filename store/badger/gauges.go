@@ -64,6 +64,7 @@ func (s *Store) Gauges(ctx context.Context) (*store.Gauges, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.LSMBytes, g.ValueLogBytes = s.db.Size()
+	lsm, vlog := s.db.Size()
+	g.SizeBytes = map[string]int64{"lsm": lsm, "vlog": vlog}
 	return g, nil
 }

@@ -14,6 +14,7 @@ func (s *Store) Gauges(ctx context.Context) (*store.Gauges, error) {
 	g := &store.Gauges{ExecutionsByStatus: map[store.ExecutionStatus]int64{}, JobsByStatus: map[store.JobStatus]int64{}}
 	var p store.ProcessDetails
 	var byStatus map[string]int64
+	var dbBytes int64
 	err := s.pool.QueryRow(ctx, `SELECT
 			coalesce(sum(n_queued), 0)::bigint, coalesce(sum(n_in_progress), 0)::bigint, coalesce(sum(n_succeeded), 0)::bigint,
 			coalesce(sum(n_failed), 0)::bigint, coalesce(sum(n_rejected), 0)::bigint, coalesce(sum(n_canceled), 0)::bigint,
@@ -23,10 +24,11 @@ func (s *Store) Gauges(ctx context.Context) (*store.Gauges, error) {
 			coalesce(sum((task->'rollout'->>'total')::bigint - (task->'rollout'->>'next')::bigint) FILTER (WHERE task ? 'rollout'), 0)::bigint,
 			pg_database_size(current_database())
 		FROM jobs`).Scan(&p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut,
-		&byStatus, &g.TimersArmed, &g.RolloutBacklog, &g.LSMBytes)
+		&byStatus, &g.TimersArmed, &g.RolloutBacklog, &dbBytes)
 	if err != nil {
 		return nil, s.mapErr("gauges", err)
 	}
+	g.SizeBytes = map[string]int64{"database": dbBytes}
 	for _, st := range store.Statuses {
 		g.ExecutionsByStatus[st] = p.Count(st)
 	}

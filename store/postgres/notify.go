@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -141,7 +142,7 @@ func (w *wtx) queueHints() {
 	var b strings.Builder
 	send := func() {
 		if b.Len() > 0 {
-			w.queue("SELECT pg_notify($1, $2)", w.s.channel, b.String())
+			w.notify(b.String())
 			b.Reset()
 		}
 	}
@@ -182,16 +183,74 @@ func (w *wtx) queueHints() {
 			w.s.log.Warn("event too large to send to the other nodes", "op", "notify", "event", c.Event.Operation, "bytes", len(enc))
 			continue
 		}
-		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindEvent)+string(enc))
+		w.notify(prefix(kindEvent) + string(enc))
 	}
 	if w.timersChanged {
-		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindTimers))
+		w.notify(prefix(kindTimers))
 	}
 	if w.tasksChanged {
-		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindTasks))
+		w.notify(prefix(kindTasks))
 	}
 	if w.configChanged {
-		w.queue("SELECT pg_notify($1, $2)", w.s.channel, prefix(kindConfig))
+		w.notify(prefix(kindConfig))
+	}
+}
+
+// notify sends a hint to the other nodes: on the hint bus after the
+// commit when there is one, else with pg_notify in the transaction (which
+// PostgreSQL delivers only if it commits, but which takes a database-wide
+// lock held through the commit's WAL flush).
+func (w *wtx) notify(payload string) {
+	if w.s.hintBus.Load() != nil {
+		w.hints = append(w.hints, payload)
+		return
+	}
+	w.queue("SELECT pg_notify($1, $2)", w.s.channel, payload)
+}
+
+// sendHints hands a committed transaction's hints to the bus.
+func (s *Store) sendHints(w *wtx) {
+	if len(w.hints) == 0 {
+		return
+	}
+	bus := s.hintBus.Load()
+	if bus == nil {
+		return
+	}
+	for _, h := range w.hints {
+		(*bus).Publish([]byte(h))
+	}
+}
+
+// SetHintBus sends the store's change hints on bus from now on, in place
+// of PostgreSQL's NOTIFY (see store.HintRouter). The listening connection
+// stays: hints of nodes that still notify arrive on it, and its loss is
+// what tells the other nodes (SweepSessions) that this node stopped.
+func (s *Store) SetHintBus(bus store.HintBus) {
+	if bus == nil {
+		s.hintBus.Store(nil)
+		return
+	}
+	s.hintBus.Store(&bus)
+}
+
+// Hint acts on a hint another node sent on the hint bus.
+func (s *Store) Hint(payload []byte) {
+	ctx, cancel := s.loopContext()
+	defer cancel()
+	s.handleNotification(ctx, string(payload))
+}
+
+// Resync re-reads every thing of the Interest and has the loops look for
+// work: the hint bus lost touch with the other nodes for a while.
+func (s *Store) Resync() {
+	s.markDirty(nil, true)
+	s.wakeTimers()
+	s.wakeTasks()
+	ctx, cancel := s.loopContext()
+	defer cancel()
+	if err := s.loadEvents(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("reload event configuration", "op", "resync", "error", err)
 	}
 }
 
@@ -394,6 +453,19 @@ func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
 		conn.Close(context.Background())
 		return nil, err
 	}
+	// The node's identity, held as long as the connection: a second node
+	// with the same node ID finds it taken.
+	var mine bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || '|' || $2))",
+		lockClassNode, s.node).Scan(&mine); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	if !mine {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("%w: node ID %q is held by another connection to the database; give each node its own node ID",
+			store.ErrDuplicateNode, s.node)
+	}
 	s.listenPID.Store(conn.PgConn().PID())
 	s.listening.Store(true)
 	return conn, nil
@@ -457,6 +529,7 @@ func (s *Store) refreshLoop() {
 	defer cancel()
 	tick := time.NewTicker(sweepPeriod)
 	defer tick.Stop()
+	var fails failures
 	for {
 		select {
 		case <-s.dirtySig:
@@ -496,17 +569,19 @@ func (s *Store) refreshLoop() {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("re-read changed things; trying again", "op", "refresh", "error", err)
+			wait := fails.fail(s.log, slog.LevelWarn, "re-read changed things; trying again", "refresh", err)
 			var again []hint
 			for _, h := range batch {
 				again = append(again, h)
 			}
 			s.markDirty(again, all)
 			select {
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(wait):
 			case <-ctx.Done():
 				return
 			}
+		} else {
+			fails.ok()
 		}
 	}
 }

@@ -90,7 +90,8 @@ type Options struct {
 	Clock clock.Clock `yaml:"-" json:"-"`
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
-	// OnCommit, if set, is told about every write transaction: how long
+	// OnCommit, if set, is told about every write transaction (and about
+	// every operation that failed, with its error and no duration): how long
 	// its commit took and its error.
 	OnCommit func(took time.Duration, ops int, err error) `yaml:"-" json:"-"`
 }
@@ -105,6 +106,7 @@ const (
 	// (the second is the job's hash, or 0 for migrations).
 	lockClassJob       = 0x6a62 // "jb"
 	lockClassMigration = 0x6a6d // "jm"
+	lockClassNode      = 0x6a6e // "jn": held by a node's listening connection
 	nStripes           = 64
 )
 
@@ -126,6 +128,7 @@ type Store struct {
 
 	handler  atomic.Pointer[store.ChangeHandler]
 	interest atomic.Pointer[interestBox]
+	hintBus  atomic.Pointer[store.HintBus] // nil: hints go by NOTIFY
 
 	// stripes order the delivery of changes per thing: a transaction
 	// holds the stripes of the things it changed from before its commit
@@ -439,6 +442,9 @@ func (s *Store) mapErr(op string, err error) error {
 	if s.isClosed() {
 		return store.Unavailable(op, errors.New("store is closed"))
 	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(0, 0, err)
+	}
 	s.log.Error("store operation failed", "op", op, "error", err)
 	return store.Unavailable(op, err)
 }
@@ -558,8 +564,8 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	w.queue("COMMIT")
 	start := time.Now()
 	err = w.flush()
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(time.Since(start), 1, err)
+	if s.opts.OnCommit != nil && err == nil {
+		s.opts.OnCommit(time.Since(start), 1, nil) // a failure is counted by mapErr
 	}
 	if err != nil {
 		unlock()
@@ -575,6 +581,7 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	}
 	committed = true
 	s.stats.Commits.Add(1)
+	s.sendHints(w)
 	s.deliverLocal(w)
 	unlock()
 	for _, f := range w.after {

@@ -349,3 +349,49 @@ func (s *Store) SessionUsage(ctx context.Context) (*store.SessionUsage, error) {
 	}
 	return u, nil
 }
+
+var _ store.SessionAdopter = (*Store)(nil)
+
+// AdoptSessions moves the sessions of node, if it has stopped (its
+// listening connection, which holds its node lock, is gone), to this
+// node: each is claimed as its client's connection would claim it.
+func (s *Store) AdoptSessions(ctx context.Context, node string, now time.Time) ([]*store.StoredSession, error) {
+	if node == s.node {
+		return nil, nil
+	}
+	var ids []string
+	err := s.update(ctx, "adopt sessions", func(w *wtx) error {
+		ids = nil
+		var running bool
+		if err := w.queryRow(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND classid = $1 AND objsubid = 2
+				AND objid = (hashtext(current_schema() || '|' || $2)::bigint & 4294967295)::oid)`,
+			[]any{lockClassNode, node}, &running); err != nil {
+			return err
+		}
+		if running {
+			return nil
+		}
+		rows, err := w.query(`UPDATE mqtt_sessions SET node = $1 WHERE node = $2 RETURNING client_id`, s.node, node)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.StoredSession
+	for _, id := range ids {
+		st, err := s.ClaimSession(ctx, id, now)
+		if err != nil {
+			return out, err
+		}
+		if st != nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}

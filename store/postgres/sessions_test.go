@@ -68,3 +68,41 @@ func TestSweepSessionsOfStoppedNode(t *testing.T) {
 		t.Fatalf("usage %+v, %v: want the live node's connected session only", u, err)
 	}
 }
+
+// TestAdoptSessionsOfStoppedNode: a running node's sessions are not taken
+// over; once it has stopped, another node adopts them with their
+// subscriptions and messages, and a third finds nothing left.
+func TestAdoptSessionsOfStoppedNode(t *testing.T) {
+	url, schema := freshSchema(t)
+	ctx := context.Background()
+	now := storetest.Epoch
+	gone := openNode(t, url, schema, "gone", clock.NewFake(now), 0)
+	heir := openNode(t, url, schema, "heir", clock.NewFake(now), 0)
+	other := openNode(t, url, schema, "other", clock.NewFake(now), 0)
+	err := gone.WriteSessions(ctx, []store.SessionOp{
+		{Kind: store.PutSession, Session: &store.Session{ClientID: "dev", ProtocolVersion: 4, ExpiryInterval: 60}},
+		{Kind: store.PutSubscription, ClientID: "dev", Subscription: &store.Subscription{Filter: "a/#", QoS: 1}},
+		{Kind: store.PutMessage, ClientID: "dev", Message: &store.QueuedMessage{Seq: 7, Data: []byte("m")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := heir.AdoptSessions(ctx, "gone", now); err != nil || len(got) != 0 {
+		t.Fatalf("adopted %d sessions of a running node: %v", len(got), err)
+	}
+	gone.Close()
+	var got []*store.StoredSession
+	storetest.Eventually(t, "the stopped node's sessions are adopted", func() error {
+		var err error
+		if got, err = heir.AdoptSessions(ctx, "gone", now); err == nil && len(got) == 0 {
+			err = fmt.Errorf("nothing adopted yet")
+		}
+		return err
+	})
+	if len(got) != 1 || got[0].Session.ClientID != "dev" || len(got[0].Subscriptions) != 1 || len(got[0].Messages) != 1 {
+		t.Fatalf("adopted %+v", got)
+	}
+	if again, err := other.AdoptSessions(ctx, "gone", now); err != nil || len(again) != 0 {
+		t.Fatalf("a second adoption got %d: %v", len(again), err)
+	}
+}

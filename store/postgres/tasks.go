@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -69,25 +70,28 @@ func (s *Store) taskLoop() {
 	backoff := map[string]time.Time{} // real time before which a job is not tried again
 	known := map[string]time.Time{}   // job -> when its next step is due
 	relist := true
+	var fails failures
 	for {
 		select {
 		case <-s.taskWake:
 			relist = true
 		default:
 		}
+		var retry time.Duration
 		if relist {
 			fresh, err := s.listTasks(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				s.log.Error("list job tasks", "op", "task loop", "error", err)
+				retry = fails.fail(s.log, slog.LevelError, "list job tasks", "task loop", err)
 			} else {
+				fails.ok()
 				known, relist = fresh, false
 			}
 		}
 		now := s.clock.Now()
-		busy, soon := false, relist
+		busy, soon := false, false
 		var next time.Time
 		ids := make([]string, 0, len(known))
 		for id := range known {
@@ -132,7 +136,10 @@ func (s *Store) taskLoop() {
 		if busy {
 			continue
 		}
-		switch s.sleep(next, s.taskWake, soon) {
+		if soon {
+			retry = max(retry, retrySoon)
+		}
+		switch s.sleep(next, s.taskWake, retry) {
 		case wokeClosing:
 			return
 		case wokeClock:
@@ -165,14 +172,21 @@ func (s *Store) timerLoop() {
 	defer s.wg.Done()
 	ctx, cancel := s.loopContext()
 	defer cancel()
+	var fails failures
 	for {
 		now := s.clock.Now()
 		handled, skipped, err := s.sweepTimers(ctx, now)
+		var retry time.Duration
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Error("fire timers", "op", "timer sweep", "error", err)
+			retry = fails.fail(s.log, slog.LevelError, "fire timers", "timer sweep", err)
+		} else {
+			fails.ok()
+			if skipped > 0 {
+				retry = retrySoon
+			}
 		}
 		if handled > 0 {
 			continue
@@ -191,7 +205,7 @@ func (s *Store) timerLoop() {
 				}
 			}
 		}
-		if s.sleep(next, s.timerWake, skipped > 0 || err != nil) == wokeClosing {
+		if s.sleep(next, s.timerWake, retry) == wokeClosing {
 			return
 		}
 	}
@@ -251,10 +265,33 @@ const (
 	wokeClosing        // the store is closing
 )
 
+// retrySoon is how soon a loop looks again at work another node held.
+const retrySoon = 20 * time.Millisecond
+
+// failures counts a background loop's failures in a row (the database
+// down, say): the loop waits longer after each, and logs only some, so
+// that neither the database nor the log is flooded.
+type failures struct{ n int }
+
+// fail records a failure of op, logs it at level when it is one to log
+// (the first, then one at each doubling of the count), and returns how
+// long to wait before trying again (from retrySoon, doubling, up to 5 s).
+func (f *failures) fail(log *slog.Logger, level slog.Level, msg, op string, err error) time.Duration {
+	f.n++
+	wait := min(retrySoon<<min(f.n-1, 10), 5*time.Second)
+	if f.n&(f.n-1) == 0 {
+		log.Log(context.Background(), level, msg, "op", op, "failures", f.n, "retry_in", wait, "error", err)
+	}
+	return wait
+}
+
+// ok records a success.
+func (f *failures) ok() { f.n = 0 }
+
 // sleep waits until next on the store's clock (forever when zero), a
-// signal on wake, the poll interval (or, with soon, a few milliseconds of
+// signal on wake, the poll interval (or, when retry is set, that much
 // real time), or closing, and says which came first.
-func (s *Store) sleep(next time.Time, wake <-chan struct{}, soon bool) int {
+func (s *Store) sleep(next time.Time, wake <-chan struct{}, retry time.Duration) int {
 	var timeout <-chan time.Time
 	if !next.IsZero() {
 		t := s.clock.TimerAt(next)
@@ -262,8 +299,8 @@ func (s *Store) sleep(next time.Time, wake <-chan struct{}, soon bool) int {
 		timeout = t.C()
 	}
 	poll := s.opts.PollInterval
-	if soon {
-		poll = 20 * time.Millisecond
+	if retry > 0 {
+		poll = min(poll, retry)
 	}
 	pt := time.NewTimer(poll)
 	defer pt.Stop()

@@ -43,6 +43,7 @@ type wtx struct {
 	writes        int
 	after         []func()
 	delivered     []queueKey // queues whose baselines this commit moves
+	hints         []string   // for the hint bus, after the commit
 }
 
 var (
