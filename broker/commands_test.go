@@ -467,20 +467,23 @@ func TestCommandOfflinePersistentDevice(t *testing.T) {
 			dev.conn.Close()
 			kept := mustStartExec(t, b, "C", "T1", 300, nil)
 			expired := mustStartExec(t, b, "C", "T1", 2, nil)
-			// The second request's message expires on the wall clock (the
+			shortest := mustStartExec(t, b, "C", "T1", 1, nil)
+			// The short requests' messages expire on the wall clock (the
 			// broker's message expiry is a wall-clock matter); its
 			// execution times out on the broker's clock.
 			until := time.Now().Add(2 * time.Second)
-			brokertest.Eventually(t, "the short request's expiry passed", func() error {
+			brokertest.Eventually(t, "the short requests' expiry passed", func() error {
 				if time.Now().Before(until) {
 					return errors.New("not yet")
 				}
 				return nil
 			})
 			b.Clock.Advance(2 * time.Second)
-			brokertest.Eventually(t, "the short execution timed out", func() error {
-				if got := cmdExecution(t, api, expired, "T1"); got.Status != types.CommandExecutionStatusTimedOut {
-					return fmt.Errorf("status %s", got.Status)
+			brokertest.Eventually(t, "the short executions timed out", func() error {
+				for _, x := range []string{expired, shortest} {
+					if got := cmdExecution(t, api, x, "T1"); got.Status != types.CommandExecutionStatusTimedOut {
+						return fmt.Errorf("%s: status %s", x, got.Status)
+					}
 				}
 				return nil
 			})
@@ -492,7 +495,7 @@ func TestCommandOfflinePersistentDevice(t *testing.T) {
 			// A report's reply comes after whatever the session held.
 			back.mustAccept(kept, `{"status":"SUCCEEDED"}`)
 			for _, pk := range back.kept {
-				if strings.Contains(pk.TopicName, expired) {
+				if strings.Contains(pk.TopicName, expired) || strings.Contains(pk.TopicName, shortest) {
 					t.Fatalf("the expired request was delivered: %s", pk.TopicName)
 				}
 			}
@@ -828,5 +831,23 @@ func TestCommandStartWithCertificates(t *testing.T) {
 	}
 	if code, typ := post("ops"); code != http.StatusOK {
 		t.Fatalf("an operator's certificate: %d %s", code, typ)
+	}
+}
+
+// TestCommandShortTimeout: executions of 1 and 2 seconds (the model's
+// minimum is 1) are sent like any other, announced with a message expiry
+// of 1 second, never less.
+func TestCommandShortTimeout(t *testing.T) {
+	b, api := cmdBroker(t)
+	createStaticCommand(t, api, "C", "application/json", []byte(`{"now":1}`))
+	dev := dialDevice(t, b.MQTTAddr(), "T1", 5, false)
+	dev.subscribe(1, 1, "$aws/commands/things/T1/executions/+/request/json")
+	for _, timeout := range []int{1, 2} {
+		exec := mustStartExec(t, b, "C", "T1", timeout, nil)
+		req := dev.publishOn(dev.base(exec) + "request/json")
+		if string(req.Payload) != `{"now":1}` || req.Properties.MessageExpiryInterval != 1 {
+			t.Fatalf("timeout %d: request %s, message expiry %d, want 1", timeout, req.Payload, req.Properties.MessageExpiryInterval)
+		}
+		dev.mustAccept(exec, `{"status":"SUCCEEDED"}`)
 	}
 }

@@ -151,13 +151,22 @@ func (h *Hook) commandTargetArn(t store.CommandTarget) string {
 }
 
 // CommandRequestExpiry is the Unix second (of the wall clock, which
-// mochi and the session store expire messages by) a request message
-// expires at, for an execution that has remaining time left: the second
-// before its deadline, so that no device receives a request after its
-// execution timed out, and a 10-second execution is announced with a
-// message expiry of 9, as AWS IoT does.
-func CommandRequestExpiry(now time.Time, remaining time.Duration) int64 {
-	return now.Add(remaining).Unix() - 1
+// mochi and the session store expire messages by) that a request message
+// is kept through, for an execution whose deadline is remaining after
+// now: the last whole second that ends by the deadline, so that a
+// persistent session never delivers a request after its execution timed
+// out. ok is false once the deadline has passed, when nothing is sent.
+//
+// A connected device is sent the request while ok holds, even when the
+// expiry is already behind now (a deadline within the next second): mochi
+// announces the expiry left, less what has passed of the current second,
+// and never less than 1, so a 10-second execution goes out with a message
+// expiry of 9, as AWS IoT sends it, and a 1-second one with 1.
+func CommandRequestExpiry(now time.Time, remaining time.Duration) (expiry int64, ok bool) {
+	if remaining <= 0 {
+		return 0, false
+	}
+	return now.Add(remaining).Unix() - 1, true
 }
 
 // publishRequest publishes a new execution's request at QoS 1, with the
@@ -165,9 +174,8 @@ func CommandRequestExpiry(now time.Time, remaining time.Duration) int64 {
 // timeout; a persistent session keeps it for an offline device until
 // then.
 func (h *Hook) publishRequest(x *store.CommandExecution, req *store.CommandRequest, obs CommandObserver) {
-	now := time.Now()
-	expiry := CommandRequestExpiry(now, req.Expires.Sub(h.clock.Now()))
-	if expiry <= now.Unix() {
+	expiry, ok := CommandRequestExpiry(time.Now(), req.Expires.Sub(h.clock.Now()))
+	if !ok {
 		return // timed out before it could be sent
 	}
 	topic := topics.CommandRequestTopic(x.Target.Kind, x.Target.ID, x.ExecutionID, req.Format)
