@@ -550,6 +550,23 @@ func TestCommandAccess(t *testing.T) {
 			if ack := c.expect(packets.Puback); ack.ReasonCode < 0x80 {
 				t.Fatalf("PUBACK %#x for a forged request, want not authorized", ack.ReasonCode)
 			}
+			// A malformed topic of its own is answered InvalidTopic; one of
+			// another thing's is refused.
+			bad := "$aws/commands/things/thing-1/executions/E.1/response/json"
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 11,
+				TopicName: bad, Payload: []byte(`{"status":"SUCCEEDED"}`)})
+			probe := &cmdDevice{rawClient: c, thing: "thing-1"}
+			if reply := probe.publishOn(bad + "/rejected"); !strings.Contains(string(reply.Payload), `"error":"InvalidTopic"`) {
+				t.Fatalf("a malformed topic of its own: %s", reply.Payload)
+			}
+			if ack := c.expect(packets.Puback); ack.PacketID != 11 || ack.ReasonCode >= 0x80 {
+				t.Fatalf("PUBACK %d %#x for a malformed topic of its own", ack.PacketID, ack.ReasonCode)
+			}
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 12,
+				TopicName: "$aws/commands/things/thing-2/executions/E.1/response/json", Payload: []byte(`{}`)})
+			if ack := c.expect(packets.Puback); ack.ReasonCode < 0x80 {
+				t.Fatalf("PUBACK %#x for a malformed topic of another thing, want not authorized", ack.ReasonCode)
+			}
 			if got := cmdExecution(t, api, other, "thing-2"); got.Status != types.CommandExecutionStatusCreated {
 				t.Fatalf("thing-2's execution changed: %s", got.Status)
 			}
@@ -849,5 +866,63 @@ func TestCommandShortTimeout(t *testing.T) {
 			t.Fatalf("timeout %d: request %s, message expiry %d, want 1", timeout, req.Payload, req.Properties.MessageExpiryInterval)
 		}
 		dev.mustAccept(exec, `{"status":"SUCCEEDED"}`)
+	}
+}
+
+// TestCommandInvalidTopic: a publish under $aws/commands/ that maps to no
+// API is answered InvalidTopic on its topic + "/rejected", to the
+// publisher alone, as jobs requests are; publishes on the broker's own
+// topics (a request, a reply) are still dropped unanswered.
+func TestCommandInvalidTopic(t *testing.T) {
+	b, api := cmdBroker(t)
+	createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
+	dev := dialDevice(t, b.MQTTAddr(), "T1", 4, false)
+	exec := mustStartExec(t, b, "C", "T1", 60, nil)
+	spy := dialDevice(t, b.MQTTAddr(), "spy", 4, false)
+	spy.subscribe(1, 1, "$aws/commands/#")
+	for topic, execID := range map[string]string{
+		dev.base(exec) + "response/xml":                                  exec,
+		dev.base(exec) + "response/accepted/json/x":                      exec,
+		dev.base(exec) + "status":                                        exec,
+		dev.base(strings.Repeat("e", 65)) + "response/json":              "",
+		dev.base("E.1") + "response/json":                                "",
+		"$aws/commands/devices/T1/executions/" + exec + "/response/json": exec,
+		"$aws/commands/things/T1/executions":                             "",
+	} {
+		dev.nextPID++
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: dev.nextPID,
+			TopicName: topic, Payload: []byte(`{"status":"SUCCEEDED"}`)})
+		reply := dev.publishOn(topic + "/rejected")
+		var out map[string]any
+		if err := json.Unmarshal(reply.Payload, &out); err != nil || out["error"] != "InvalidTopic" || out["errorMessage"] == "" {
+			t.Fatalf("%s: reply %s", topic, reply.Payload)
+		}
+		if got, _ := out["executionId"].(string); got != execID {
+			t.Fatalf("%s: executionId %q, want %q", topic, got, execID)
+		}
+	}
+	if got := cmdExecution(t, api, exec, "T1"); got.Status != types.CommandExecutionStatusCreated {
+		t.Fatalf("an invalid topic changed the execution: %s", got.Status)
+	}
+	// The broker's own topics: dropped, not answered, not forwarded.
+	for _, topic := range []string{dev.base(exec) + "request/json", dev.base(exec) + "response/accepted/json"} {
+		dev.nextPID++
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: dev.nextPID,
+			TopicName: topic, Payload: []byte(`{}`)})
+	}
+	dev.mustAccept(exec, `{"status":"SUCCEEDED"}`)
+	for _, pk := range dev.kept {
+		if strings.HasSuffix(pk.TopicName, "/rejected") {
+			t.Fatalf("a publish on a broker topic was answered on %s", pk.TopicName)
+		}
+	}
+	for {
+		pk, err := spy.next(300 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if pk.FixedHeader.Type == packets.Publish {
+			t.Fatalf("another client received %s %s", pk.TopicName, pk.Payload)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -42,6 +43,7 @@ type CommandObserver interface {
 
 // Error codes of rejected command updates (COMMANDS.md §3.4).
 const (
+	CmdInvalidTopic           = "InvalidTopic"
 	CmdInvalidJSON            = "InvalidJson"
 	CmdInvalidRequest         = "InvalidRequest"
 	CmdInvalidStateTransition = "InvalidStateTransition"
@@ -191,12 +193,21 @@ func (h *Hook) publishRequest(x *store.CommandExecution, req *store.CommandReque
 	}
 }
 
-// onCommandPublish serves a publish under $aws/commands/. Only status
-// reports are served; anything else a device publishes there (a request,
-// a reply) is dropped, never forwarded.
+// onCommandPublish serves a publish under $aws/commands/. Status reports
+// are served; a topic that maps to no commands API is answered
+// InvalidTopic on the topic + "/rejected", as a jobs request is; anything
+// else a device publishes there (a request, a reply) is dropped, never
+// forwarded.
 func (h *Hook) onCommandPublish(cl *mqtt.Client, pk packets.Packet) {
 	t, err := topics.ParseCommand(pk.TopicName)
-	if err != nil || t.Kind != topics.CommandResponse {
+	if err != nil {
+		h.answer(cl, pk, topics.Rejected(pk.TopicName), invalidCommandTopicReply(pk.TopicName))
+		if obs := h.commandObserver(); obs != nil {
+			obs.CommandUpdate(CmdInvalidTopic)
+		}
+		return
+	}
+	if t.Kind != topics.CommandResponse {
 		h.Log.Debug("dropped a device publish on a commands topic", "client", cl.ID, "topic", pk.TopicName)
 		return
 	}
@@ -216,6 +227,25 @@ func (h *Hook) onCommandPublish(cl *mqtt.Client, pk packets.Packet) {
 	if code == CmdInternalError {
 		h.Log.Warn("command update failed", "client", cl.ID, "execution", t.ExecutionID, "error", msg)
 	}
+}
+
+// invalidCommandTopicReply is the InvalidTopic rejection of a publish on
+// topic, a commands topic that maps to no API. It names the execution
+// when the topic's execution level holds a valid id, and repeats nothing
+// else of the topic.
+func invalidCommandTopicReply(topic string) []byte {
+	v := map[string]string{"error": CmdInvalidTopic}
+	msg := "the topic maps to no commands API; a device reports on $aws/commands/{things|clients}/{id}/executions/{executionId}/response/json (or /response/cbor)"
+	// $aws/commands/{type}/{id}/executions/{executionId}/...
+	if parts := strings.SplitN(strings.TrimPrefix(topic, topics.CommandsPrefix), "/", 5); len(parts) >= 4 && parts[2] == "executions" {
+		if topics.ValidCommandExecutionID(parts[3]) {
+			v["executionId"] = parts[3]
+		} else {
+			msg = "the execution id in the topic must be 1-64 characters from [a-zA-Z0-9_-]"
+		}
+	}
+	v["errorMessage"] = msg
+	return commandReply("json", v)
 }
 
 // maxErrorMessage bounds a rejection's errorMessage.
