@@ -395,7 +395,7 @@ func TestCommandDeviceOutcomes(t *testing.T) {
 	dev.mustReject(open, `{"status":"DONE"}`, "InvalidRequest")
 	dev.mustReject(open, `{"status":"SUCCEEDED","result":{"x":{"S":"upper case is the HTTP shape"}}}`, "InvalidRequest")
 	dev.mustReject(open, `{"status":"SUCCEEDED","statusReason":{"reasonCode":"lower"}}`, "InvalidRequest")
-	dev.mustReject(open, `{"status":"CREATED"}`, "InvalidStateTransition")
+	dev.mustReject(open, `{"status":"CREATED"}`, "InvalidRequest")
 	dev.mustReject("no-such-execution", `{"status":"SUCCEEDED"}`, "ResourceNotFound")
 	// /response without a suffix is JSON; /response/cbor takes CBOR and
 	// answers in CBOR.
@@ -925,4 +925,69 @@ func TestCommandInvalidTopic(t *testing.T) {
 			t.Fatalf("another client received %s %s", pk.TopicName, pk.Payload)
 		}
 	}
+}
+
+// TestCommandReportDecoding: a report is read as strictly as a jobs
+// request: invalid UTF-8, text after the JSON value and undecodable CBOR
+// are InvalidJson; member names are exact (a wrong-case one is an unknown
+// member, ignored); a status a device may not send is InvalidRequest
+// before the execution is looked up, so also for one that does not exist
+// or is finished.
+func TestCommandReportDecoding(t *testing.T) {
+	b, api := cmdBroker(t)
+	createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
+	dev := dialDevice(t, b.MQTTAddr(), "T1", 4, false)
+	open := mustStartExec(t, b, "C", "T1", 60, nil)
+	for _, body := range []string{
+		"{\"status\":\"SUCCEEDED\",\"statusReason\":{\"reasonCode\":\"OK\",\"reasonDescription\":\"\xff\"}}",
+		`{"status":"SUCCEEDED"} {"status":"FAILED"}`,
+		`{"status":"SUCCEEDED"}]`,
+	} {
+		dev.mustReject(open, body, "InvalidJson")
+	}
+	for _, body := range []string{
+		`{"Status":"SUCCEEDED"}`,
+		`{"STATUS":"SUCCEEDED","status":null}`,
+		`{"status":"SUCCEEDED","statusReason":{"ReasonCode":"OK"}}`,
+		`{"status":"FOO"}`,
+		`{"status":"CREATED"}`,
+		`{"status":"succeeded"}`,
+		`["status"]`,
+	} {
+		dev.mustReject(open, body, "InvalidRequest")
+	}
+	// An unknown status is refused before the lookup: for an execution
+	// that does not exist, and for one that is finished.
+	dev.mustReject("no-such-execution", `{"status":"FOO"}`, "InvalidRequest")
+	done := mustStartExec(t, b, "C", "T1", 60, nil)
+	dev.mustAccept(done, `{"status":"SUCCEEDED","statusReason":{"reasonCode":"OK","Extra":1},"Result":{"x":{"s":"ignored"}}}`)
+	if got := cmdExecution(t, api, done, "T1"); got.Status != types.CommandExecutionStatusSucceeded || len(got.Result) != 0 {
+		t.Fatalf("after a report with a wrong-case result member: %+v", got)
+	}
+	dev.mustReject(done, `{"status":"CREATED"}`, "InvalidRequest")
+	dev.mustReject(done, `{"status":"FOO"}`, "InvalidRequest")
+
+	// CBOR that does not decode is InvalidJson, as malformed JSON is.
+	for _, body := range [][]byte{{0xa1, 0x66}, {0xff}, append(mustCBOR(t, map[string]any{"status": "SUCCEEDED"}), 0x00)} {
+		dev.nextPID++
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: dev.nextPID,
+			TopicName: dev.base(open) + "response/cbor", Payload: body})
+		reply := dev.publishOn(dev.base(open) + "response/rejected/cbor")
+		var out map[string]string
+		if err := cbor.Unmarshal(reply.Payload, &out); err != nil || out["error"] != "InvalidJson" || out["executionId"] != open {
+			t.Fatalf("CBOR report % x: reply %v %v", body, out, err)
+		}
+	}
+	if got := cmdExecution(t, api, open, "T1"); got.Status != types.CommandExecutionStatusCreated {
+		t.Fatalf("a refused report changed the execution: %s", got.Status)
+	}
+}
+
+func mustCBOR(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

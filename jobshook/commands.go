@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -311,57 +312,66 @@ func commandErrorCode(err error) string {
 	return CmdInternalError
 }
 
-// deviceUpdate is a device's status report. Members beyond these (the
-// Java SDK adds deviceType, deviceId, executionId) are ignored.
-type deviceUpdate struct {
-	Status       *string `json:"status"`
-	StatusReason *struct {
-		ReasonCode        *string `json:"reasonCode"`
-		ReasonDescription *string `json:"reasonDescription"`
-	} `json:"statusReason"`
-	Result map[string]map[string]json.RawMessage `json:"result"`
-}
-
 // decodeCommandUpdate decodes a device's status report (JSON, or CBOR
 // when format is "cbor"); it returns the rejection code and message when
-// the report cannot be served.
+// the report cannot be served. It reads a report as strictly as a jobs
+// request: bytes that are not one UTF-8 JSON value (or one CBOR data
+// item) are InvalidJson, and member names are exact, so that a wrong-case
+// one is an unknown member and ignored, as the members the Java SDK adds
+// (deviceType, deviceId, executionId) are. A report that decodes is
+// checked (store.ValidateCommandUpdate) before its execution is looked up.
 func decodeCommandUpdate(payload []byte, format string) (*store.UpdateCommandExecutionInput, string, string) {
 	if format == "cbor" {
 		j, err := cborToJSON(payload)
 		if err != nil {
-			return nil, CmdInvalidRequest, "the payload is not valid CBOR: " + err.Error()
+			return nil, CmdInvalidJSON, "the payload is not valid CBOR: " + err.Error()
 		}
 		payload = j
+	} else if !utf8.Valid(payload) || !json.Valid(payload) {
+		return nil, CmdInvalidJSON, "the payload is not valid JSON"
 	}
-	var u deviceUpdate
-	d := json.NewDecoder(bytes.NewReader(payload))
-	if err := d.Decode(&u); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, CmdInvalidRequest, te.Field + " has the wrong type"
-		}
-		return nil, CmdInvalidJSON, "the payload is not a valid JSON object"
-	}
-	if d.More() {
-		return nil, CmdInvalidJSON, "the payload has text after its JSON object"
+	fields, ok := jsonObject(payload)
+	if !ok {
+		return nil, CmdInvalidRequest, "the payload must be a JSON object"
 	}
 	in := &store.UpdateCommandExecutionInput{}
-	if u.Status == nil || *u.Status == "" {
+	raw, ok := fields["status"]
+	if !ok {
 		return nil, CmdInvalidRequest, "status is required"
 	}
-	in.Status = store.CommandStatus(*u.Status)
-	if r := u.StatusReason; r != nil {
-		if r.ReasonCode == nil {
+	var status string
+	if json.Unmarshal(raw, &status) != nil {
+		return nil, CmdInvalidRequest, "status must be a string"
+	}
+	in.Status = store.CommandStatus(status)
+	if raw, ok := fields["statusReason"]; ok {
+		r, ok := jsonObject(raw)
+		if !ok {
+			return nil, CmdInvalidRequest, "statusReason must be an object"
+		}
+		code, ok := r["reasonCode"]
+		if !ok {
 			return nil, CmdInvalidRequest, "statusReason.reasonCode is required"
 		}
-		in.StatusReason = &store.CommandStatusReason{ReasonCode: *r.ReasonCode}
-		if r.ReasonDescription != nil {
-			in.StatusReason.ReasonDescription = *r.ReasonDescription
+		in.StatusReason = &store.CommandStatusReason{}
+		if json.Unmarshal(code, &in.StatusReason.ReasonCode) != nil {
+			return nil, CmdInvalidRequest, "statusReason.reasonCode must be a string"
+		}
+		if desc, ok := r["reasonDescription"]; ok && json.Unmarshal(desc, &in.StatusReason.ReasonDescription) != nil {
+			return nil, CmdInvalidRequest, "statusReason.reasonDescription must be a string"
 		}
 	}
-	if u.Result != nil {
-		in.Result = make(map[string]store.CommandResult, len(u.Result))
-		for name, v := range u.Result {
+	if raw, ok := fields["result"]; ok {
+		entries, ok := jsonObject(raw)
+		if !ok {
+			return nil, CmdInvalidRequest, "result must be an object"
+		}
+		in.Result = make(map[string]store.CommandResult, len(entries))
+		for name, e := range entries {
+			v, ok := jsonObject(e)
+			if !ok {
+				return nil, CmdInvalidRequest, "result " + name + " must be an object"
+			}
 			r, msg := decodeResult(name, v)
 			if msg != "" {
 				return nil, CmdInvalidRequest, msg
@@ -373,6 +383,25 @@ func decodeCommandUpdate(payload []byte, format string) (*store.UpdateCommandExe
 		return nil, CmdInvalidRequest, err.Error()
 	}
 	return in, "", ""
+}
+
+// jsonObject returns the members of a valid JSON value that is an object,
+// with exact names; a member whose value is null is left out, as absent.
+func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil, false
+	}
+	for k, v := range m {
+		if isNull(v) {
+			delete(m, k)
+		}
+	}
+	return m, true
 }
 
 // decodeResult decodes one result value: exactly one of the lower-case

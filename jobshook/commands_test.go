@@ -35,3 +35,47 @@ func TestCommandRequestExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeCommandUpdate: the codes and the decoded fields of reports,
+// read as strictly as jobs requests.
+func TestDecodeCommandUpdate(t *testing.T) {
+	for _, tc := range []struct {
+		payload string
+		code    string
+		status  string
+	}{
+		{`{"status":"IN_PROGRESS","deviceId":"T1"}`, "", "IN_PROGRESS"},
+		{" \n{\"status\":\"FAILED\"}\r\n", "", "FAILED"},
+		{"{\"status\":\"SUCCEEDED\",\"statusReason\":{\"reasonCode\":\"OK\",\"reasonDescription\":\"\xc3\"}}", CmdInvalidJSON, ""},
+		{"{\"status\":\"SUCCEEDED\",\"x\":\"\xff\"}", CmdInvalidJSON, ""},
+		{`{"status":"SUCCEEDED"} {}`, CmdInvalidJSON, ""},
+		{`{"status":"SUCCEEDED"}}`, CmdInvalidJSON, ""},
+		{``, CmdInvalidJSON, ""},
+		{`{"Status":"SUCCEEDED"}`, CmdInvalidRequest, ""},
+		{`{"status":"SUCCEEDED","Status":"FAILED"}`, "", "SUCCEEDED"},
+		{`{"status":"SUCCEEDED","statusReason":{"REASONCODE":"OK"}}`, CmdInvalidRequest, ""},
+		{`{"status":"SUCCEEDED","statusReason":{"reasonCode":"OK","ReasonDescription":"x"}}`, "", "SUCCEEDED"},
+		{`{"status":"SUCCEEDED","Result":{"a":{"s":"x"}}}`, "", "SUCCEEDED"},
+		{`{"status":"SUCCEEDED","result":{"a":{"S":"x"}}}`, CmdInvalidRequest, ""},
+		{`{"status":1}`, CmdInvalidRequest, ""},
+		{`{"status":"FOO"}`, CmdInvalidRequest, ""},
+		{`{"status":"CREATED"}`, CmdInvalidRequest, ""},
+		{`{"status":null}`, CmdInvalidRequest, ""},
+		{`"SUCCEEDED"`, CmdInvalidRequest, ""},
+		{`{"status":"SUCCEEDED","statusReason":"OK"}`, CmdInvalidRequest, ""},
+		{`{"status":"SUCCEEDED","result":{"a":"x"}}`, CmdInvalidRequest, ""},
+	} {
+		in, code, msg := decodeCommandUpdate([]byte(tc.payload), "json")
+		if code != tc.code || code == "" && string(in.Status) != tc.status || code != "" && msg == "" {
+			t.Errorf("%q: code %q (%s), want %q", tc.payload, code, msg, tc.code)
+		}
+	}
+	if in, _, _ := decodeCommandUpdate([]byte(`{"status":"SUCCEEDED","Result":{"a":{"s":"x"}}}`), "json"); in != nil && in.Result != nil {
+		t.Errorf("a wrong-case result member was read: %v", in.Result)
+	}
+	for _, payload := range [][]byte{{0xa1, 0x66}, {0xff}, {0xa1, 0x01, 0x02}, {0xa0, 0x00}} {
+		if _, code, _ := decodeCommandUpdate(payload, "cbor"); code != CmdInvalidJSON {
+			t.Errorf("CBOR % x: code %q, want InvalidJson", payload, code)
+		}
+	}
+}

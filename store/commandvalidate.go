@@ -643,10 +643,17 @@ func CommandFormat(contentType string) string {
 	return ""
 }
 
-// ValidateCommandUpdate checks a device's status report (COMMANDS.md §3.3).
+// ValidateCommandUpdate checks a device's status report (COMMANDS.md §3.3):
+// the checks that need no execution, made before it is looked up
+// (§3.5 step 3).
 func ValidateCommandUpdate(in *UpdateCommandExecutionInput) error {
-	if in.Status == "" {
+	switch in.Status {
+	case "":
 		return Errorf(ErrInvalidRequest, "status is required")
+	case CommandInProgress, CommandSucceeded, CommandFailed, CommandRejected, CommandTimedOut:
+	default:
+		// CREATED included: the broker sets it, a device never reports it.
+		return Errorf(ErrInvalidRequest, "status %q is not one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED, TIMED_OUT", in.Status)
 	}
 	if r := in.StatusReason; r != nil {
 		if len(r.ReasonCode) < 1 || len(r.ReasonCode) > MaxCommandReasonCodeLength || !reasonCodePattern.MatchString(r.ReasonCode) {
