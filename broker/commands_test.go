@@ -991,3 +991,49 @@ func mustCBOR(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestCommandCreateLimits: an explicitly empty contentType is a
+// ValidationException (the model's minimum length is 1) while an absent
+// one gets the default; a payload template is measured in characters, as
+// the model's 32,768; starting a command whose deletion is scheduled says
+// so.
+func TestCommandCreateLimits(t *testing.T) {
+	b, api := cmdBroker(t)
+	ctx := context.Background()
+	var invalid *types.ValidationException
+	_, err := api.CreateCommand(ctx, &iot.CreateCommandInput{CommandId: aws.String("empty-type"),
+		Payload: &types.CommandPayload{Content: []byte("x"), ContentType: aws.String("")}})
+	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "contentType") {
+		t.Fatalf("CreateCommand with contentType \"\": %v", err)
+	}
+	if _, err := api.GetCommand(ctx, &iot.GetCommandInput{CommandId: aws.String("empty-type")}); err == nil {
+		t.Fatal("the refused command was created")
+	}
+	createStaticCommand(t, api, "no-type", "", []byte("x"))
+
+	template := func(chars int) *string {
+		head := `{"p":"${aws:iot:commandexecution::parameter:p}","pad":"`
+		return aws.String(head + strings.Repeat("é", chars-len(head)-2) + `"}`)
+	}
+	create := func(id string, tpl *string) error {
+		_, err := api.CreateCommand(ctx, &iot.CreateCommandInput{CommandId: aws.String(id), PayloadTemplate: tpl,
+			Preprocessor:        &types.CommandPreprocessor{AwsJsonSubstitution: &types.AwsJsonSubstitutionCommandPreprocessorConfig{OutputFormat: types.OutputFormatJson}},
+			MandatoryParameters: []types.CommandParameter{{Name: aws.String("p"), Type: types.CommandParameterTypeString}}})
+		return err
+	}
+	if err := create("tpl-max", template(32768)); err != nil {
+		t.Fatalf("a template of 32,768 characters (%d bytes): %v", len(*template(32768)), err)
+	}
+	if err := create("tpl-over", template(32769)); !errors.As(err, &invalid) {
+		t.Fatalf("a template of 32,769 characters: %v", err)
+	}
+
+	createStaticCommand(t, api, "doomed", "application/json", []byte(`{}`))
+	if del, err := api.DeleteCommand(ctx, &iot.DeleteCommandInput{CommandId: aws.String("doomed")}); err != nil || del.StatusCode != http.StatusAccepted {
+		t.Fatalf("DeleteCommand: %+v %v", del, err)
+	}
+	code, typ, out := startExec(t, b, map[string]any{"commandArn": cmdArnPrefix + "doomed", "targetArn": brokertest.ThingARN("T1")})
+	if msg, _ := out["message"].(string); code != http.StatusBadRequest || typ != "ValidationException" || !strings.Contains(msg, "pending deletion") {
+		t.Fatalf("starting a command pending deletion: %d %s %v", code, typ, out)
+	}
+}

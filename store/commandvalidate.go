@@ -35,7 +35,7 @@ const (
 	DefaultCommandContentType    = "application/octet-stream"
 	commandParameterPlaceholder  = "${aws:iot:commandexecution::parameter:"
 	commandTimeoutPlaceholder    = "${aws:iot:commandexecution::executionTimeoutSec}"
-	maxCommandParameterListItems = 1000
+	maxCommandParameterListItems = 1000 // ours: the model sets no maximum
 )
 
 var (
@@ -146,7 +146,7 @@ var comparisonOperators = []string{"EQUALS", "NOT_EQUALS", "LESS_THAN", "LESS_TH
 	"GREATER_THAN_EQUALS", "IN_SET", "NOT_IN_SET", "IN_RANGE", "NOT_IN_RANGE"}
 
 func validateTemplate(c *Command) error {
-	if len(c.PayloadTemplate) > MaxCommandTemplateLength {
+	if utf8.RuneCountInString(c.PayloadTemplate) > MaxCommandTemplateLength {
 		return Errorf(ErrInvalidRequest, "payloadTemplate must be at most %d characters", MaxCommandTemplateLength)
 	}
 	if c.Preprocessor == nil || c.Preprocessor.AwsJSONSubstitution == nil {
@@ -161,7 +161,7 @@ func validateTemplate(c *Command) error {
 		return Errorf(ErrInvalidRequest, "a payloadTemplate needs at least one mandatoryParameters entry")
 	}
 	if len(c.MandatoryParameters) > maxCommandParameterListItems {
-		return Errorf(ErrInvalidRequest, "too many mandatoryParameters")
+		return Errorf(ErrInvalidRequest, "mandatoryParameters has %d entries; this broker takes at most %d", len(c.MandatoryParameters), maxCommandParameterListItems)
 	}
 	names := map[string]bool{}
 	for i := range c.MandatoryParameters {
