@@ -160,6 +160,21 @@ func (d *cmdDevice) publishOn(topic string) packets.Packet {
 	}
 }
 
+// quiet fails the test if a publish arrives before reads have waited
+// wait in vain.
+func (d *cmdDevice) quiet(wait time.Duration, what string) {
+	d.t.Helper()
+	for {
+		pk, err := d.next(wait)
+		if err != nil {
+			return
+		}
+		if pk.FixedHeader.Type == packets.Publish {
+			d.t.Fatalf("%s: %s %s", what, pk.TopicName, pk.Payload)
+		}
+	}
+}
+
 // report publishes a status report at QoS 1 and returns the reply's topic
 // suffix (accepted or rejected) and body.
 func (d *cmdDevice) report(exec string, body string) (string, map[string]any) {
@@ -727,15 +742,7 @@ func TestCommandPostgres(t *testing.T) {
 		}
 		// Node b polls the others' executions every second: two polls
 		// later there is still one delivery.
-		for {
-			pk, err := dev.next(2500 * time.Millisecond)
-			if err != nil {
-				break
-			}
-			if pk.FixedHeader.Type == packets.Publish {
-				t.Fatalf("a second delivery: %s", pk.TopicName)
-			}
-		}
+		dev.quiet(2500*time.Millisecond, "a second delivery")
 	})
 }
 
@@ -916,15 +923,7 @@ func TestCommandInvalidTopic(t *testing.T) {
 			t.Fatalf("a publish on a broker topic was answered on %s", pk.TopicName)
 		}
 	}
-	for {
-		pk, err := spy.next(300 * time.Millisecond)
-		if err != nil {
-			break
-		}
-		if pk.FixedHeader.Type == packets.Publish {
-			t.Fatalf("another client received %s %s", pk.TopicName, pk.Payload)
-		}
-	}
+	spy.quiet(300*time.Millisecond, "another client received")
 }
 
 // TestCommandReportDecoding: a report is read as strictly as a jobs
