@@ -160,6 +160,21 @@ func (d *cmdDevice) publishOn(topic string) packets.Packet {
 	}
 }
 
+// quiet fails the test if a publish arrives before reads have waited
+// wait in vain.
+func (d *cmdDevice) quiet(wait time.Duration, what string) {
+	d.t.Helper()
+	for {
+		pk, err := d.next(wait)
+		if err != nil {
+			return
+		}
+		if pk.FixedHeader.Type == packets.Publish {
+			d.t.Fatalf("%s: %s %s", what, pk.TopicName, pk.Payload)
+		}
+	}
+}
+
 // report publishes a status report at QoS 1 and returns the reply's topic
 // suffix (accepted or rejected) and body.
 func (d *cmdDevice) report(exec string, body string) (string, map[string]any) {
@@ -395,7 +410,7 @@ func TestCommandDeviceOutcomes(t *testing.T) {
 	dev.mustReject(open, `{"status":"DONE"}`, "InvalidRequest")
 	dev.mustReject(open, `{"status":"SUCCEEDED","result":{"x":{"S":"upper case is the HTTP shape"}}}`, "InvalidRequest")
 	dev.mustReject(open, `{"status":"SUCCEEDED","statusReason":{"reasonCode":"lower"}}`, "InvalidRequest")
-	dev.mustReject(open, `{"status":"CREATED"}`, "InvalidStateTransition")
+	dev.mustReject(open, `{"status":"CREATED"}`, "InvalidRequest")
 	dev.mustReject("no-such-execution", `{"status":"SUCCEEDED"}`, "ResourceNotFound")
 	// /response without a suffix is JSON; /response/cbor takes CBOR and
 	// answers in CBOR.
@@ -467,20 +482,23 @@ func TestCommandOfflinePersistentDevice(t *testing.T) {
 			dev.conn.Close()
 			kept := mustStartExec(t, b, "C", "T1", 300, nil)
 			expired := mustStartExec(t, b, "C", "T1", 2, nil)
-			// The second request's message expires on the wall clock (the
+			shortest := mustStartExec(t, b, "C", "T1", 1, nil)
+			// The short requests' messages expire on the wall clock (the
 			// broker's message expiry is a wall-clock matter); its
 			// execution times out on the broker's clock.
 			until := time.Now().Add(2 * time.Second)
-			brokertest.Eventually(t, "the short request's expiry passed", func() error {
+			brokertest.Eventually(t, "the short requests' expiry passed", func() error {
 				if time.Now().Before(until) {
 					return errors.New("not yet")
 				}
 				return nil
 			})
 			b.Clock.Advance(2 * time.Second)
-			brokertest.Eventually(t, "the short execution timed out", func() error {
-				if got := cmdExecution(t, api, expired, "T1"); got.Status != types.CommandExecutionStatusTimedOut {
-					return fmt.Errorf("status %s", got.Status)
+			brokertest.Eventually(t, "the short executions timed out", func() error {
+				for _, x := range []string{expired, shortest} {
+					if got := cmdExecution(t, api, x, "T1"); got.Status != types.CommandExecutionStatusTimedOut {
+						return fmt.Errorf("%s: status %s", x, got.Status)
+					}
 				}
 				return nil
 			})
@@ -492,7 +510,7 @@ func TestCommandOfflinePersistentDevice(t *testing.T) {
 			// A report's reply comes after whatever the session held.
 			back.mustAccept(kept, `{"status":"SUCCEEDED"}`)
 			for _, pk := range back.kept {
-				if strings.Contains(pk.TopicName, expired) {
+				if strings.Contains(pk.TopicName, expired) || strings.Contains(pk.TopicName, shortest) {
 					t.Fatalf("the expired request was delivered: %s", pk.TopicName)
 				}
 			}
@@ -546,6 +564,23 @@ func TestCommandAccess(t *testing.T) {
 				TopicName: "$aws/commands/things/thing-1/executions/E1/request/json", Payload: []byte(`{}`)})
 			if ack := c.expect(packets.Puback); ack.ReasonCode < 0x80 {
 				t.Fatalf("PUBACK %#x for a forged request, want not authorized", ack.ReasonCode)
+			}
+			// A malformed topic of its own is answered InvalidTopic; one of
+			// another thing's is refused.
+			bad := "$aws/commands/things/thing-1/executions/E.1/response/json"
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 11,
+				TopicName: bad, Payload: []byte(`{"status":"SUCCEEDED"}`)})
+			probe := &cmdDevice{rawClient: c, thing: "thing-1"}
+			if reply := probe.publishOn(bad + "/rejected"); !strings.Contains(string(reply.Payload), `"error":"InvalidTopic"`) {
+				t.Fatalf("a malformed topic of its own: %s", reply.Payload)
+			}
+			if ack := c.expect(packets.Puback); ack.PacketID != 11 || ack.ReasonCode >= 0x80 {
+				t.Fatalf("PUBACK %d %#x for a malformed topic of its own", ack.PacketID, ack.ReasonCode)
+			}
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 12,
+				TopicName: "$aws/commands/things/thing-2/executions/E.1/response/json", Payload: []byte(`{}`)})
+			if ack := c.expect(packets.Puback); ack.ReasonCode < 0x80 {
+				t.Fatalf("PUBACK %#x for a malformed topic of another thing, want not authorized", ack.ReasonCode)
 			}
 			if got := cmdExecution(t, api, other, "thing-2"); got.Status != types.CommandExecutionStatusCreated {
 				t.Fatalf("thing-2's execution changed: %s", got.Status)
@@ -707,15 +742,7 @@ func TestCommandPostgres(t *testing.T) {
 		}
 		// Node b polls the others' executions every second: two polls
 		// later there is still one delivery.
-		for {
-			pk, err := dev.next(2500 * time.Millisecond)
-			if err != nil {
-				break
-			}
-			if pk.FixedHeader.Type == packets.Publish {
-				t.Fatalf("a second delivery: %s", pk.TopicName)
-			}
-		}
+		dev.quiet(2500*time.Millisecond, "a second delivery")
 	})
 }
 
@@ -828,5 +855,184 @@ func TestCommandStartWithCertificates(t *testing.T) {
 	}
 	if code, typ := post("ops"); code != http.StatusOK {
 		t.Fatalf("an operator's certificate: %d %s", code, typ)
+	}
+}
+
+// TestCommandShortTimeout: executions of 1 and 2 seconds (the model's
+// minimum is 1) are sent like any other, announced with a message expiry
+// of 1 second, never less.
+func TestCommandShortTimeout(t *testing.T) {
+	b, api := cmdBroker(t)
+	createStaticCommand(t, api, "C", "application/json", []byte(`{"now":1}`))
+	dev := dialDevice(t, b.MQTTAddr(), "T1", 5, false)
+	dev.subscribe(1, 1, "$aws/commands/things/T1/executions/+/request/json")
+	for _, timeout := range []int{1, 2} {
+		exec := mustStartExec(t, b, "C", "T1", timeout, nil)
+		req := dev.publishOn(dev.base(exec) + "request/json")
+		if string(req.Payload) != `{"now":1}` || req.Properties.MessageExpiryInterval != 1 {
+			t.Fatalf("timeout %d: request %s, message expiry %d, want 1", timeout, req.Payload, req.Properties.MessageExpiryInterval)
+		}
+		dev.mustAccept(exec, `{"status":"SUCCEEDED"}`)
+	}
+}
+
+// TestCommandInvalidTopic: a publish under $aws/commands/ that maps to no
+// API is answered InvalidTopic on its topic + "/rejected", to the
+// publisher alone, as jobs requests are; publishes on the broker's own
+// topics (a request, a reply) are still dropped unanswered.
+func TestCommandInvalidTopic(t *testing.T) {
+	b, api := cmdBroker(t)
+	createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
+	dev := dialDevice(t, b.MQTTAddr(), "T1", 4, false)
+	exec := mustStartExec(t, b, "C", "T1", 60, nil)
+	spy := dialDevice(t, b.MQTTAddr(), "spy", 4, false)
+	spy.subscribe(1, 1, "$aws/commands/#")
+	for topic, execID := range map[string]string{
+		dev.base(exec) + "response/xml":                                  exec,
+		dev.base(exec) + "response/accepted/json/x":                      exec,
+		dev.base(exec) + "status":                                        exec,
+		dev.base(strings.Repeat("e", 65)) + "response/json":              "",
+		dev.base("E.1") + "response/json":                                "",
+		"$aws/commands/devices/T1/executions/" + exec + "/response/json": exec,
+		"$aws/commands/things/T1/executions":                             "",
+	} {
+		dev.nextPID++
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: dev.nextPID,
+			TopicName: topic, Payload: []byte(`{"status":"SUCCEEDED"}`)})
+		reply := dev.publishOn(topic + "/rejected")
+		var out map[string]any
+		if err := json.Unmarshal(reply.Payload, &out); err != nil || out["error"] != "InvalidTopic" || out["errorMessage"] == "" {
+			t.Fatalf("%s: reply %s", topic, reply.Payload)
+		}
+		if got, _ := out["executionId"].(string); got != execID {
+			t.Fatalf("%s: executionId %q, want %q", topic, got, execID)
+		}
+	}
+	if got := cmdExecution(t, api, exec, "T1"); got.Status != types.CommandExecutionStatusCreated {
+		t.Fatalf("an invalid topic changed the execution: %s", got.Status)
+	}
+	// The broker's own topics: dropped, not answered, not forwarded.
+	for _, topic := range []string{dev.base(exec) + "request/json", dev.base(exec) + "response/accepted/json"} {
+		dev.nextPID++
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: dev.nextPID,
+			TopicName: topic, Payload: []byte(`{}`)})
+	}
+	dev.mustAccept(exec, `{"status":"SUCCEEDED"}`)
+	for _, pk := range dev.kept {
+		if strings.HasSuffix(pk.TopicName, "/rejected") {
+			t.Fatalf("a publish on a broker topic was answered on %s", pk.TopicName)
+		}
+	}
+	spy.quiet(300*time.Millisecond, "another client received")
+}
+
+// TestCommandReportDecoding: a report is read as strictly as a jobs
+// request: invalid UTF-8, text after the JSON value and undecodable CBOR
+// are InvalidJson; member names are exact (a wrong-case one is an unknown
+// member, ignored); a status a device may not send is InvalidRequest
+// before the execution is looked up, so also for one that does not exist
+// or is finished.
+func TestCommandReportDecoding(t *testing.T) {
+	b, api := cmdBroker(t)
+	createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
+	dev := dialDevice(t, b.MQTTAddr(), "T1", 4, false)
+	open := mustStartExec(t, b, "C", "T1", 60, nil)
+	for _, body := range []string{
+		"{\"status\":\"SUCCEEDED\",\"statusReason\":{\"reasonCode\":\"OK\",\"reasonDescription\":\"\xff\"}}",
+		`{"status":"SUCCEEDED"} {"status":"FAILED"}`,
+		`{"status":"SUCCEEDED"}]`,
+	} {
+		dev.mustReject(open, body, "InvalidJson")
+	}
+	for _, body := range []string{
+		`{"Status":"SUCCEEDED"}`,
+		`{"STATUS":"SUCCEEDED","status":null}`,
+		`{"status":"SUCCEEDED","statusReason":{"ReasonCode":"OK"}}`,
+		`{"status":"FOO"}`,
+		`{"status":"CREATED"}`,
+		`{"status":"succeeded"}`,
+		`["status"]`,
+	} {
+		dev.mustReject(open, body, "InvalidRequest")
+	}
+	// An unknown status is refused before the lookup: for an execution
+	// that does not exist, and for one that is finished.
+	dev.mustReject("no-such-execution", `{"status":"FOO"}`, "InvalidRequest")
+	done := mustStartExec(t, b, "C", "T1", 60, nil)
+	dev.mustAccept(done, `{"status":"SUCCEEDED","statusReason":{"reasonCode":"OK","Extra":1},"Result":{"x":{"s":"ignored"}}}`)
+	if got := cmdExecution(t, api, done, "T1"); got.Status != types.CommandExecutionStatusSucceeded || len(got.Result) != 0 {
+		t.Fatalf("after a report with a wrong-case result member: %+v", got)
+	}
+	dev.mustReject(done, `{"status":"CREATED"}`, "InvalidRequest")
+	dev.mustReject(done, `{"status":"FOO"}`, "InvalidRequest")
+
+	// CBOR that does not decode is InvalidJson, as malformed JSON is.
+	for _, body := range [][]byte{{0xa1, 0x66}, {0xff}, append(mustCBOR(t, map[string]any{"status": "SUCCEEDED"}), 0x00)} {
+		dev.nextPID++
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: dev.nextPID,
+			TopicName: dev.base(open) + "response/cbor", Payload: body})
+		reply := dev.publishOn(dev.base(open) + "response/rejected/cbor")
+		var out map[string]string
+		if err := cbor.Unmarshal(reply.Payload, &out); err != nil || out["error"] != "InvalidJson" || out["executionId"] != open {
+			t.Fatalf("CBOR report % x: reply %v %v", body, out, err)
+		}
+	}
+	if got := cmdExecution(t, api, open, "T1"); got.Status != types.CommandExecutionStatusCreated {
+		t.Fatalf("a refused report changed the execution: %s", got.Status)
+	}
+}
+
+func mustCBOR(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCommandCreateLimits: an explicitly empty contentType is a
+// ValidationException (the model's minimum length is 1) while an absent
+// one gets the default; a payload template is measured in characters, as
+// the model's 32,768; starting a command whose deletion is scheduled says
+// so.
+func TestCommandCreateLimits(t *testing.T) {
+	b, api := cmdBroker(t)
+	ctx := context.Background()
+	var invalid *types.ValidationException
+	_, err := api.CreateCommand(ctx, &iot.CreateCommandInput{CommandId: aws.String("empty-type"),
+		Payload: &types.CommandPayload{Content: []byte("x"), ContentType: aws.String("")}})
+	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "contentType") {
+		t.Fatalf("CreateCommand with contentType \"\": %v", err)
+	}
+	if _, err := api.GetCommand(ctx, &iot.GetCommandInput{CommandId: aws.String("empty-type")}); err == nil {
+		t.Fatal("the refused command was created")
+	}
+	createStaticCommand(t, api, "no-type", "", []byte("x"))
+
+	template := func(chars int) *string {
+		head := `{"p":"${aws:iot:commandexecution::parameter:p}","pad":"`
+		return aws.String(head + strings.Repeat("é", chars-len(head)-2) + `"}`)
+	}
+	create := func(id string, tpl *string) error {
+		_, err := api.CreateCommand(ctx, &iot.CreateCommandInput{CommandId: aws.String(id), PayloadTemplate: tpl,
+			Preprocessor:        &types.CommandPreprocessor{AwsJsonSubstitution: &types.AwsJsonSubstitutionCommandPreprocessorConfig{OutputFormat: types.OutputFormatJson}},
+			MandatoryParameters: []types.CommandParameter{{Name: aws.String("p"), Type: types.CommandParameterTypeString}}})
+		return err
+	}
+	if err := create("tpl-max", template(32768)); err != nil {
+		t.Fatalf("a template of 32,768 characters (%d bytes): %v", len(*template(32768)), err)
+	}
+	if err := create("tpl-over", template(32769)); !errors.As(err, &invalid) {
+		t.Fatalf("a template of 32,769 characters: %v", err)
+	}
+
+	createStaticCommand(t, api, "doomed", "application/json", []byte(`{}`))
+	if del, err := api.DeleteCommand(ctx, &iot.DeleteCommandInput{CommandId: aws.String("doomed")}); err != nil || del.StatusCode != http.StatusAccepted {
+		t.Fatalf("DeleteCommand: %+v %v", del, err)
+	}
+	code, typ, out := startExec(t, b, map[string]any{"commandArn": cmdArnPrefix + "doomed", "targetArn": brokertest.ThingARN("T1")})
+	if msg, _ := out["message"].(string); code != http.StatusBadRequest || typ != "ValidationException" || !strings.Contains(msg, "pending deletion") {
+		t.Fatalf("starting a command pending deletion: %d %s %v", code, typ, out)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -42,6 +44,7 @@ type CommandObserver interface {
 
 // Error codes of rejected command updates (COMMANDS.md §3.4).
 const (
+	CmdInvalidTopic           = "InvalidTopic"
 	CmdInvalidJSON            = "InvalidJson"
 	CmdInvalidRequest         = "InvalidRequest"
 	CmdInvalidStateTransition = "InvalidStateTransition"
@@ -151,13 +154,22 @@ func (h *Hook) commandTargetArn(t store.CommandTarget) string {
 }
 
 // CommandRequestExpiry is the Unix second (of the wall clock, which
-// mochi and the session store expire messages by) a request message
-// expires at, for an execution that has remaining time left: the second
-// before its deadline, so that no device receives a request after its
-// execution timed out, and a 10-second execution is announced with a
-// message expiry of 9, as AWS IoT does.
-func CommandRequestExpiry(now time.Time, remaining time.Duration) int64 {
-	return now.Add(remaining).Unix() - 1
+// mochi and the session store expire messages by) that a request message
+// is kept through, for an execution whose deadline is remaining after
+// now: the last whole second that ends by the deadline, so that a
+// persistent session never delivers a request after its execution timed
+// out. ok is false once the deadline has passed, when nothing is sent.
+//
+// A connected device is sent the request while ok holds, even when the
+// expiry is already behind now (a deadline within the next second): mochi
+// announces the expiry left, less what has passed of the current second,
+// and never less than 1, so a 10-second execution goes out with a message
+// expiry of 9, as AWS IoT sends it, and a 1-second one with 1.
+func CommandRequestExpiry(now time.Time, remaining time.Duration) (expiry int64, ok bool) {
+	if remaining <= 0 {
+		return 0, false
+	}
+	return now.Add(remaining).Unix() - 1, true
 }
 
 // publishRequest publishes a new execution's request at QoS 1, with the
@@ -165,9 +177,8 @@ func CommandRequestExpiry(now time.Time, remaining time.Duration) int64 {
 // timeout; a persistent session keeps it for an offline device until
 // then.
 func (h *Hook) publishRequest(x *store.CommandExecution, req *store.CommandRequest, obs CommandObserver) {
-	now := time.Now()
-	expiry := CommandRequestExpiry(now, req.Expires.Sub(h.clock.Now()))
-	if expiry <= now.Unix() {
+	expiry, ok := CommandRequestExpiry(time.Now(), req.Expires.Sub(h.clock.Now()))
+	if !ok {
 		return // timed out before it could be sent
 	}
 	topic := topics.CommandRequestTopic(x.Target.Kind, x.Target.ID, x.ExecutionID, req.Format)
@@ -183,12 +194,21 @@ func (h *Hook) publishRequest(x *store.CommandExecution, req *store.CommandReque
 	}
 }
 
-// onCommandPublish serves a publish under $aws/commands/. Only status
-// reports are served; anything else a device publishes there (a request,
-// a reply) is dropped, never forwarded.
+// onCommandPublish serves a publish under $aws/commands/. Status reports
+// are served; a topic that maps to no commands API is answered
+// InvalidTopic on the topic + "/rejected", as a jobs request is; anything
+// else a device publishes there (a request, a reply) is dropped, never
+// forwarded.
 func (h *Hook) onCommandPublish(cl *mqtt.Client, pk packets.Packet) {
 	t, err := topics.ParseCommand(pk.TopicName)
-	if err != nil || t.Kind != topics.CommandResponse {
+	if err != nil {
+		h.answer(cl, pk, topics.Rejected(pk.TopicName), invalidCommandTopicReply(pk.TopicName))
+		if obs := h.commandObserver(); obs != nil {
+			obs.CommandUpdate(CmdInvalidTopic)
+		}
+		return
+	}
+	if t.Kind != topics.CommandResponse {
 		h.Log.Debug("dropped a device publish on a commands topic", "client", cl.ID, "topic", pk.TopicName)
 		return
 	}
@@ -208,6 +228,25 @@ func (h *Hook) onCommandPublish(cl *mqtt.Client, pk packets.Packet) {
 	if code == CmdInternalError {
 		h.Log.Warn("command update failed", "client", cl.ID, "execution", t.ExecutionID, "error", msg)
 	}
+}
+
+// invalidCommandTopicReply is the InvalidTopic rejection of a publish on
+// topic, a commands topic that maps to no API. It names the execution
+// when the topic's execution level holds a valid id, and repeats nothing
+// else of the topic.
+func invalidCommandTopicReply(topic string) []byte {
+	v := map[string]string{"error": CmdInvalidTopic}
+	msg := "the topic maps to no commands API; a device reports on $aws/commands/{things|clients}/{id}/executions/{executionId}/response/json (or /response/cbor)"
+	// $aws/commands/{type}/{id}/executions/{executionId}/...
+	if parts := strings.SplitN(strings.TrimPrefix(topic, topics.CommandsPrefix), "/", 5); len(parts) >= 4 && parts[2] == "executions" {
+		if topics.ValidCommandExecutionID(parts[3]) {
+			v["executionId"] = parts[3]
+		} else {
+			msg = "the execution id in the topic must be 1-64 characters from [a-zA-Z0-9_-]"
+		}
+	}
+	v["errorMessage"] = msg
+	return commandReply("json", v)
 }
 
 // maxErrorMessage bounds a rejection's errorMessage.
@@ -273,57 +312,66 @@ func commandErrorCode(err error) string {
 	return CmdInternalError
 }
 
-// deviceUpdate is a device's status report. Members beyond these (the
-// Java SDK adds deviceType, deviceId, executionId) are ignored.
-type deviceUpdate struct {
-	Status       *string `json:"status"`
-	StatusReason *struct {
-		ReasonCode        *string `json:"reasonCode"`
-		ReasonDescription *string `json:"reasonDescription"`
-	} `json:"statusReason"`
-	Result map[string]map[string]json.RawMessage `json:"result"`
-}
-
 // decodeCommandUpdate decodes a device's status report (JSON, or CBOR
 // when format is "cbor"); it returns the rejection code and message when
-// the report cannot be served.
+// the report cannot be served. It reads a report as strictly as a jobs
+// request: bytes that are not one UTF-8 JSON value (or one CBOR data
+// item) are InvalidJson, and member names are exact, so that a wrong-case
+// one is an unknown member and ignored, as the members the Java SDK adds
+// (deviceType, deviceId, executionId) are. A report that decodes is
+// checked (store.ValidateCommandUpdate) before its execution is looked up.
 func decodeCommandUpdate(payload []byte, format string) (*store.UpdateCommandExecutionInput, string, string) {
 	if format == "cbor" {
 		j, err := cborToJSON(payload)
 		if err != nil {
-			return nil, CmdInvalidRequest, "the payload is not valid CBOR: " + err.Error()
+			return nil, CmdInvalidJSON, "the payload is not valid CBOR: " + err.Error()
 		}
 		payload = j
+	} else if !utf8.Valid(payload) || !json.Valid(payload) {
+		return nil, CmdInvalidJSON, "the payload is not valid JSON"
 	}
-	var u deviceUpdate
-	d := json.NewDecoder(bytes.NewReader(payload))
-	if err := d.Decode(&u); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, CmdInvalidRequest, te.Field + " has the wrong type"
-		}
-		return nil, CmdInvalidJSON, "the payload is not a valid JSON object"
-	}
-	if d.More() {
-		return nil, CmdInvalidJSON, "the payload has text after its JSON object"
+	fields, ok := jsonObject(payload)
+	if !ok {
+		return nil, CmdInvalidRequest, "the payload must be a JSON object"
 	}
 	in := &store.UpdateCommandExecutionInput{}
-	if u.Status == nil || *u.Status == "" {
+	raw, ok := fields["status"]
+	if !ok {
 		return nil, CmdInvalidRequest, "status is required"
 	}
-	in.Status = store.CommandStatus(*u.Status)
-	if r := u.StatusReason; r != nil {
-		if r.ReasonCode == nil {
+	var status string
+	if json.Unmarshal(raw, &status) != nil {
+		return nil, CmdInvalidRequest, "status must be a string"
+	}
+	in.Status = store.CommandStatus(status)
+	if raw, ok := fields["statusReason"]; ok {
+		r, ok := jsonObject(raw)
+		if !ok {
+			return nil, CmdInvalidRequest, "statusReason must be an object"
+		}
+		code, ok := r["reasonCode"]
+		if !ok {
 			return nil, CmdInvalidRequest, "statusReason.reasonCode is required"
 		}
-		in.StatusReason = &store.CommandStatusReason{ReasonCode: *r.ReasonCode}
-		if r.ReasonDescription != nil {
-			in.StatusReason.ReasonDescription = *r.ReasonDescription
+		in.StatusReason = &store.CommandStatusReason{}
+		if json.Unmarshal(code, &in.StatusReason.ReasonCode) != nil {
+			return nil, CmdInvalidRequest, "statusReason.reasonCode must be a string"
+		}
+		if desc, ok := r["reasonDescription"]; ok && json.Unmarshal(desc, &in.StatusReason.ReasonDescription) != nil {
+			return nil, CmdInvalidRequest, "statusReason.reasonDescription must be a string"
 		}
 	}
-	if u.Result != nil {
-		in.Result = make(map[string]store.CommandResult, len(u.Result))
-		for name, v := range u.Result {
+	if raw, ok := fields["result"]; ok {
+		entries, ok := jsonObject(raw)
+		if !ok {
+			return nil, CmdInvalidRequest, "result must be an object"
+		}
+		in.Result = make(map[string]store.CommandResult, len(entries))
+		for name, e := range entries {
+			v, ok := jsonObject(e)
+			if !ok {
+				return nil, CmdInvalidRequest, "result " + name + " must be an object"
+			}
 			r, msg := decodeResult(name, v)
 			if msg != "" {
 				return nil, CmdInvalidRequest, msg
@@ -335,6 +383,25 @@ func decodeCommandUpdate(payload []byte, format string) (*store.UpdateCommandExe
 		return nil, CmdInvalidRequest, err.Error()
 	}
 	return in, "", ""
+}
+
+// jsonObject returns the members of a valid JSON value that is an object,
+// with exact names; a member whose value is null is left out, as absent.
+func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil, false
+	}
+	for k, v := range m {
+		if isNull(v) {
+			delete(m, k)
+		}
+	}
+	return m, true
 }
 
 // decodeResult decodes one result value: exactly one of the lower-case

@@ -1,7 +1,9 @@
 package jobshook
 
 import (
+	"encoding/json"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -20,11 +22,20 @@ func FuzzDecodeCommandUpdate(f *testing.F) {
 		`{"status":"TIMED_OUT","result":{}}`,
 		`{"status":`,
 		`[]`,
+		"{\"status\":\"SUCCEEDED\",\"statusReason\":{\"reasonCode\":\"OK\",\"reasonDescription\":\"\xff\"}}",
+		`{"status":"SUCCEEDED"} {"status":"FAILED"}`,
+		`{"status":"SUCCEEDED"}x`,
+		`{"Status":"SUCCEEDED"}`,
+		`{"status":"SUCCEEDED","StatusReason":{"reasonCode":"lower"},"RESULT":{"a":{"S":"x"}}}`,
+		`{"status":"CREATED"}`,
+		`{"status":null,"result":null}`,
 	} {
 		f.Add([]byte(s), false)
 	}
 	rep, _ := cbor.Marshal(map[string]any{"status": "SUCCEEDED", "result": map[string]any{"r": map[string]any{"bin": []byte{1, 2}}}})
 	f.Add(rep, true)
+	f.Add(append(rep, 0), true)
+	f.Add([]byte{0xa1, 0x66}, true)
 	f.Fuzz(func(t *testing.T, payload []byte, isCBOR bool) {
 		format := "json"
 		if isCBOR {
@@ -44,6 +55,9 @@ func FuzzDecodeCommandUpdate(f *testing.F) {
 		}
 		if err := store.ValidateCommandUpdate(in); err != nil {
 			t.Fatalf("accepted a report the store refuses: %v", err)
+		}
+		if !isCBOR && (!utf8.Valid(payload) || !json.Valid(payload)) {
+			t.Fatalf("accepted a report that is not one UTF-8 JSON value: %q", payload)
 		}
 	})
 }

@@ -387,9 +387,7 @@ func ApplyCommandUpdate(e *CommandExecution, in *UpdateCommandExecutionInput, no
 				"Command Execution status cannot be updated to %s since execution has timed out; only a final status can follow.", in.Status)
 		}
 	case CommandSucceeded, CommandFailed, CommandRejected, CommandTimedOut:
-	case CommandCreated:
-		return nil, Errorf(ErrInvalidStateTransition, "Command Execution status cannot be updated to %s.", in.Status)
-	default:
+	default: // CREATED included: ValidateCommandUpdate refuses these first
 		return nil, Errorf(ErrInvalidRequest, "status %q is not one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED, TIMED_OUT", in.Status)
 	}
 	n := e.Clone()

@@ -35,7 +35,7 @@ const (
 	DefaultCommandContentType    = "application/octet-stream"
 	commandParameterPlaceholder  = "${aws:iot:commandexecution::parameter:"
 	commandTimeoutPlaceholder    = "${aws:iot:commandexecution::executionTimeoutSec}"
-	maxCommandParameterListItems = 1000
+	maxCommandParameterListItems = 1000 // ours: the model sets no maximum
 )
 
 var (
@@ -146,7 +146,7 @@ var comparisonOperators = []string{"EQUALS", "NOT_EQUALS", "LESS_THAN", "LESS_TH
 	"GREATER_THAN_EQUALS", "IN_SET", "NOT_IN_SET", "IN_RANGE", "NOT_IN_RANGE"}
 
 func validateTemplate(c *Command) error {
-	if len(c.PayloadTemplate) > MaxCommandTemplateLength {
+	if utf8.RuneCountInString(c.PayloadTemplate) > MaxCommandTemplateLength {
 		return Errorf(ErrInvalidRequest, "payloadTemplate must be at most %d characters", MaxCommandTemplateLength)
 	}
 	if c.Preprocessor == nil || c.Preprocessor.AwsJSONSubstitution == nil {
@@ -161,7 +161,7 @@ func validateTemplate(c *Command) error {
 		return Errorf(ErrInvalidRequest, "a payloadTemplate needs at least one mandatoryParameters entry")
 	}
 	if len(c.MandatoryParameters) > maxCommandParameterListItems {
-		return Errorf(ErrInvalidRequest, "too many mandatoryParameters")
+		return Errorf(ErrInvalidRequest, "mandatoryParameters has %d entries; this broker takes at most %d", len(c.MandatoryParameters), maxCommandParameterListItems)
 	}
 	names := map[string]bool{}
 	for i := range c.MandatoryParameters {
@@ -643,10 +643,17 @@ func CommandFormat(contentType string) string {
 	return ""
 }
 
-// ValidateCommandUpdate checks a device's status report (COMMANDS.md §3.3).
+// ValidateCommandUpdate checks a device's status report (COMMANDS.md §3.3):
+// the checks that need no execution, made before it is looked up
+// (§3.5 step 3).
 func ValidateCommandUpdate(in *UpdateCommandExecutionInput) error {
-	if in.Status == "" {
+	switch in.Status {
+	case "":
 		return Errorf(ErrInvalidRequest, "status is required")
+	case CommandInProgress, CommandSucceeded, CommandFailed, CommandRejected, CommandTimedOut:
+	default:
+		// CREATED included: the broker sets it, a device never reports it.
+		return Errorf(ErrInvalidRequest, "status %q is not one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED, TIMED_OUT", in.Status)
 	}
 	if r := in.StatusReason; r != nil {
 		if len(r.ReasonCode) < 1 || len(r.ReasonCode) > MaxCommandReasonCodeLength || !reasonCodePattern.MatchString(r.ReasonCode) {

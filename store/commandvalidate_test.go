@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,4 +95,37 @@ func FuzzCommandTemplate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCommandTemplateLimits: a template's 32,768 are characters (code
+// points), as the model counts them; mandatoryParameters stop at 1,000.
+func TestCommandTemplateLimits(t *testing.T) {
+	template := func(chars int) string {
+		head := `{"p":"${aws:iot:commandexecution::parameter:p}","pad":"`
+		return head + strings.Repeat("€", chars-len(head)-2) + `"}`
+	}
+	command := func(tpl string, params int) *Command {
+		c := &Command{CommandID: "c", PayloadTemplate: tpl,
+			Preprocessor: &CommandPreprocessor{AwsJSONSubstitution: &AwsJSONSubstitution{OutputFormat: "JSON"}}}
+		for i := range params {
+			name := "p"
+			if i > 0 {
+				name = fmt.Sprintf("q%d", i)
+			}
+			c.MandatoryParameters = append(c.MandatoryParameters, CommandParameter{Name: name, Type: "STRING"})
+		}
+		return c
+	}
+	if err := ValidateCreateCommand(command(template(MaxCommandTemplateLength), 1)); err != nil {
+		t.Errorf("a template of %d characters (%d bytes): %v", MaxCommandTemplateLength, len(template(MaxCommandTemplateLength)), err)
+	}
+	if err := ValidateCreateCommand(command(template(MaxCommandTemplateLength+1), 1)); err == nil {
+		t.Errorf("a template of %d characters was accepted", MaxCommandTemplateLength+1)
+	}
+	if err := ValidateCreateCommand(command(template(100), 1000)); err != nil {
+		t.Errorf("1,000 mandatoryParameters: %v", err)
+	}
+	if err := ValidateCreateCommand(command(template(100), 1001)); err == nil {
+		t.Error("1,001 mandatoryParameters were accepted")
+	}
 }

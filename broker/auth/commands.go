@@ -9,8 +9,9 @@ import (
 // commandsACL decides access to the AWS IoT commands topics for an
 // identified client: a thing reads only below $aws/commands/things/{its
 // name}/ and a client below $aws/commands/clients/{its client ID}/, and
-// each publishes only its own status reports (.../response[/json|/cbor]);
-// requests and replies come from the broker alone (COMMANDS.md §3.1,
+// each publishes only its own status reports (.../response[/json|/cbor])
+// and, below its own prefix, topics that map to no API (answered
+// InvalidTopic); requests and replies come from the broker alone (COMMANDS.md §3.1,
 // mirroring AWS's policy variables iot:Connection.Thing.ThingName and
 // iot:ClientId). decided is false for topics outside $aws/commands/.
 func commandsACL(thing, clientID, topic string, write bool) (ok, decided bool) {
@@ -25,7 +26,12 @@ func commandsACL(thing, clientID, topic string, write bool) (ok, decided bool) {
 		topics.CommandsPrefix + topics.CommandClients + "/" + clientID + "/"}
 	if write {
 		t, err := topics.ParseCommand(topic)
-		if err != nil || t.Kind != topics.CommandResponse {
+		if err != nil {
+			// A malformed topic below the device's own prefix is let
+			// through so that the hook can answer it InvalidTopic.
+			return strings.HasPrefix(topic, own[0]) || strings.HasPrefix(topic, own[1]), true
+		}
+		if t.Kind != topics.CommandResponse {
 			return false, true
 		}
 		return strings.HasPrefix(topic, own[0]) && t.DeviceType == topics.CommandThings ||

@@ -24,7 +24,14 @@ func TestCommandsACL(t *testing.T) {
 		{"T1", "T1", things + "T2/executions/E1/response/json", true, false},
 		{"T1", "dev-1", "$aws/commands/clients/dev-1/executions/E1/response/json", true, true},
 		{"T1", "dev-1", "$aws/commands/clients/dev-2/executions/E1/response/json", true, false},
-		{"T1", "T1", things + "T1/executions/E.1/response/json", true, false},
+		// Malformed topics of its own reach the hook, which answers them
+		// InvalidTopic; another device's are refused.
+		{"T1", "T1", things + "T1/executions/E.1/response/json", true, true},
+		{"T1", "T1", things + "T1/executions/E1/response/xml", true, true},
+		{"T1", "dev-1", "$aws/commands/clients/dev-1/executions/E1/status", true, true},
+		{"T1", "T1", things + "T2/executions/E.1/response/json", true, false},
+		{"T1", "T1", "$aws/commands/devices/T1/executions/E1/response/json", true, false},
+		{"T1", "T1", things + "T1", true, false},
 	} {
 		ok, decided := commandsACL(tc.thing, tc.client, tc.topic, tc.write)
 		if !decided || ok != tc.ok {

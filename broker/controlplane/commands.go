@@ -65,7 +65,7 @@ type createCommandRequest struct {
 	Namespace           string                     `json:"namespace"`
 	DisplayName         string                     `json:"displayName"`
 	Description         string                     `json:"description"`
-	Payload             *store.CommandPayload      `json:"payload"`
+	Payload             *commandPayloadRequest     `json:"payload"`
 	PayloadTemplate     string                     `json:"payloadTemplate"`
 	Preprocessor        *store.CommandPreprocessor `json:"preprocessor"`
 	MandatoryParameters []store.CommandParameter   `json:"mandatoryParameters"`
@@ -73,14 +73,32 @@ type createCommandRequest struct {
 	Tags                []store.CommandTag         `json:"tags"`
 }
 
+// commandPayloadRequest is CreateCommand's payload, with contentType
+// absent (nil: the default) told apart from empty (refused: the model's
+// minimum length is 1).
+type commandPayloadRequest struct {
+	Content     []byte  `json:"content"`
+	ContentType *string `json:"contentType"`
+}
+
 func (a *API) createCommand(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	var req createCommandRequest
 	if e := awsapi.DecodeBody(r, &req); e != nil {
 		return e
 	}
+	var payload *store.CommandPayload
+	if p := req.Payload; p != nil {
+		payload = &store.CommandPayload{Content: p.Content}
+		if p.ContentType != nil {
+			if *p.ContentType == "" {
+				return validation("payload contentType must be at least 1 character; leave it out for application/octet-stream")
+			}
+			payload.ContentType = *p.ContentType
+		}
+	}
 	c := &store.Command{
 		CommandID: r.PathValue("commandId"), Namespace: req.Namespace, DisplayName: req.DisplayName,
-		Description: req.Description, Payload: req.Payload, PayloadTemplate: req.PayloadTemplate,
+		Description: req.Description, Payload: payload, PayloadTemplate: req.PayloadTemplate,
 		Preprocessor: req.Preprocessor, MandatoryParameters: req.MandatoryParameters, RoleArn: req.RoleArn, Tags: req.Tags,
 	}
 	if err := store.ValidateCreateCommand(c); err != nil {

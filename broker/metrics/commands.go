@@ -20,7 +20,7 @@ var _ jobshook.CommandObserver = (*Metrics)(nil)
 
 // commandUpdateResults are the results of a device's update: accepted, or
 // the rejection's code.
-var commandUpdateResults = []string{"accepted", jobshook.CmdInvalidJSON, jobshook.CmdInvalidRequest,
+var commandUpdateResults = []string{"accepted", jobshook.CmdInvalidTopic, jobshook.CmdInvalidJSON, jobshook.CmdInvalidRequest,
 	jobshook.CmdInvalidStateTransition, jobshook.CmdResourceNotFound, jobshook.CmdInternalError,
 	jobshook.CmdRequestThrottled, jobshook.CmdTerminalStateReached}
 
@@ -36,7 +36,7 @@ func newCommandMetrics(reg prometheus.Registerer) *commandMetrics {
 		}),
 		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "command_updates_total",
-			Help: "Device status reports on commands topics answered, by result (accepted or the rejection's error code).",
+			Help: "Device publishes on commands topics answered (status reports, and topics answered InvalidTopic), by result (accepted or the rejection's error code).",
 		}, []string{"result"}),
 	}
 	for _, s := range store.CommandStatuses {

@@ -413,7 +413,10 @@ func (e *Engine) StartCommandExecution(ctx context.Context, in *store.StartComma
 		if err != nil {
 			return err
 		}
-		if c.Deprecated || c.PendingDeletion {
+		if c.PendingDeletion {
+			return store.Errorf(store.ErrInvalidRequest, "Command %s is pending deletion and cannot be executed.", in.CommandID)
+		}
+		if c.Deprecated {
 			return store.Errorf(store.ErrInvalidRequest, "Command %s is deprecated and cannot be executed.", in.CommandID)
 		}
 		params, err := store.ResolveCommandParameters(c, in.Parameters)

@@ -404,9 +404,14 @@ func testDeviceStatusMachine(t *testing.T, c *cmdHarness) {
 	if _, err := c.update(x, store.CommandInProgress, nil, nil); err != nil {
 		t.Fatalf("a repeated IN_PROGRESS: %v", err)
 	}
+	// A status a device does not send is refused before the lookup
+	// (COMMANDS.md §3.5 step 3): CREATED too, and for an execution that
+	// does not exist.
 	_, err = c.update(x, store.CommandCreated, nil, nil)
-	ExpectError(t, err, store.ErrInvalidStateTransition)
+	ExpectError(t, err, store.ErrInvalidRequest)
 	_, err = c.update(x, "DONE", nil, nil)
+	ExpectError(t, err, store.ErrInvalidRequest)
+	_, err = c.s.UpdateCommandExecution(c.ctx, &store.UpdateCommandExecutionInput{ExecutionID: x.ExecutionID, Target: thingTarget("t2"), Status: "DONE"})
 	ExpectError(t, err, store.ErrInvalidRequest)
 	_, err = c.s.UpdateCommandExecution(c.ctx, &store.UpdateCommandExecutionInput{ExecutionID: x.ExecutionID, Target: thingTarget("t2"), Status: store.CommandSucceeded})
 	ExpectError(t, err, store.ErrNotFound)
@@ -426,6 +431,8 @@ func testDeviceStatusMachine(t *testing.T, c *cmdHarness) {
 	_, err = c.update(x, store.CommandFailed, nil, nil)
 	se := ExpectError(t, err, store.ErrTerminalState)
 	equal(t, "message", se.Message, "Command Execution status cannot be updated to FAILED since execution has already completed with status SUCCEEDED.")
+	_, err = c.update(x, store.CommandCreated, nil, nil)
+	ExpectError(t, err, store.ErrInvalidRequest)
 	cs := c.take()
 	if len(cs) != 3 {
 		t.Fatalf("%d changes, want one per accepted update", len(cs))
