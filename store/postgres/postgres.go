@@ -41,6 +41,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
@@ -105,6 +106,7 @@ const (
 	// (the second is the job's hash, or 0 for migrations).
 	lockClassJob       = 0x6a62 // "jb"
 	lockClassMigration = 0x6a6d // "jm"
+	lockClassGuard     = 0x6a67 // "jg": a job's guard (tx.go)
 	nStripes           = 64
 )
 
@@ -144,6 +146,10 @@ type Store struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	stats     Stats
+
+	// skipChecks leaves the checks put off until after commits undone, as
+	// a node that died right after its commit would (tests).
+	skipChecks atomic.Bool
 }
 
 var (
@@ -238,11 +244,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("listen for other nodes' changes: %w", err)
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go s.listenLoop(conn)
 	go s.refreshLoop()
 	go s.taskLoop()
 	go s.timerLoop()
+	go s.countLoop()
 	return s, nil
 }
 
@@ -497,7 +504,9 @@ func (s *Store) update(ctx context.Context, op string, fn func(w *wtx) error) er
 				return ctx.Err()
 			}
 		}
-		err = s.attempt(ctx, op, fn, nil)
+		var due []string
+		due, err = s.attempt(ctx, op, fn, nil)
+		s.checkJobs(ctx, due)
 		if !retryable(err) {
 			break
 		}
@@ -508,10 +517,14 @@ func (s *Store) update(ctx context.Context, op string, fn func(w *wtx) error) er
 // attempt runs fn in one transaction. lock, when set, runs first (the
 // background steps take their advisory lock with it); errSkip from it
 // ends the attempt without error.
-func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, lock func(w *wtx) error) (err error) {
+//
+// It returns the jobs whose abort or completion checks, put off until the
+// commit (CheckLater), the committed counts call for: the caller runs them
+// (checkJobs) once the connection is back in the pool.
+func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, lock func(w *wtx) error) (due []string, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	committed := false
 	defer func() {
@@ -524,7 +537,7 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	w.queue("BEGIN")
 	if lock != nil {
 		if err := lock(w); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ferr := func() (err error) {
@@ -536,10 +549,10 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		return fn(w)
 	}()
 	if ferr != nil && !engine.IsRejection(ferr) {
-		return ferr
+		return nil, ferr
 	}
 	if err := w.finish(); err != nil {
-		return err
+		return nil, err
 	}
 	if gate := store.NotifyAfter(ctx); gate != nil {
 		for i := range w.changes {
@@ -549,13 +562,22 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	unlock := s.lockStripes(w.deliveredThings())
 	if err := s.measure(w); err != nil {
 		unlock()
-		return err
+		return nil, err
 	}
 	ticket := s.deliveries.begin()
 	defer s.deliveries.end(ticket)
 	w.queue("COMMIT")
 	start := time.Now()
-	err = w.flush()
+	if len(w.late) == 0 {
+		err = w.flush()
+	} else {
+		var lateErr error
+		if err, lateErr = w.flushThen(w.lateQuery()); err == nil && lateErr != nil {
+			// Committed, but whether a check is due is unknown: check.
+			s.log.Warn("read counts after commit", "op", op, "error", lateErr)
+			w.due = slices.Collect(maps.Keys(w.late))
+		}
+	}
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit(time.Since(start), 1, err)
 	}
@@ -567,9 +589,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		// outcome unknown: never report success for it.
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
-			return err
+			return nil, err
 		}
-		return store.Unavailable("commit", err)
+		return nil, store.Unavailable("commit", err)
 	}
 	committed = true
 	s.stats.Commits.Add(1)
@@ -584,7 +606,7 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	if w.tasksChanged {
 		s.wakeTasks()
 	}
-	return ferr
+	return w.due, ferr
 }
 
 func (s *Store) wakeTimers() {
