@@ -8,12 +8,14 @@
 // Every operation is one READ COMMITTED transaction. Operations on a thing
 // lock its thing_state row (SELECT ... FOR UPDATE), so they run one after
 // another exactly as in the Badger store; things are always locked in name
-// order, and job rows only at the end of a transaction (in job-id order),
-// when the counts an operation changed are added to them. A transaction
-// that decided something from a job's status checks, in that same final
-// update, that the job's revision has not moved since it read it, and
-// starts again if it has; serialization failures and deadlocks are
-// retried too. A failure of the connection is reported as
+// order, and jobs only at the end of a transaction (in job-id order), by
+// their guards: shared by transactions that only move a job's counts,
+// which go to their session's shard of them so that the things of one job
+// never wait on each other, exclusive for those that change the job or
+// decide on its counts (counts.go). A transaction that decided something
+// from a job's status checks, once it holds the guard, that the job's
+// revision has not moved since it read it, and starts again if it has;
+// serialization failures and deadlocks are retried too. A failure of the connection is reported as
 // store.ErrUnavailable, and an operation whose commit was not confirmed
 // never reports success. A thing's queue is its pending executions read
 // through an index in "next" order, a few at a time (tx.go).
