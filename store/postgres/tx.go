@@ -451,7 +451,8 @@ var (
 // job's guard and only if the job's revision is still the one the
 // transaction read, and reads back the counts and whether the job is
 // rolling out. Counts alone go to the session's shard under the shared
-// guard; anything else takes the guard exclusively.
+// guard; anything else takes the guard exclusively, and the counts then go
+// to the job's row with the rest.
 func (w *wtx) WriteJob(jw *engine.JobWrite) (store.ProcessDetails, bool, error) {
 	js, err := w.jobHeadState(jw.ID)
 	if err != nil {
@@ -497,19 +498,23 @@ func (w *wtx) WriteJob(jw *engine.JobWrite) (store.ProcessDetails, bool, error) 
 			set = append(set, "task = "+arg(b), "task_wake = "+arg(jw.Wake.UnixNano()))
 		}
 	}
+	mode := guardShared
+	if len(set) > 0 || w.guards[jw.ID] == guardExclusive {
+		mode = guardExclusive
+	}
 	moved := false
 	delta := []any{jw.ID, w.now.UnixNano()}
-	for _, d := range countDest(&jw.Delta) {
+	for i, d := range countDest(&jw.Delta) {
 		n := *d.(*int64)
 		moved = moved || n != 0
 		delta = append(delta, n)
+		if n != 0 && mode == guardExclusive {
+			// The job is held exclusively: its row takes the counts.
+			set = append(set, countCols[i]+" = "+countCols[i]+" + "+arg(n))
+		}
 	}
-	if moved {
+	if moved && mode == guardShared {
 		w.queue(shardUpsert, delta...)
-	}
-	mode := guardShared
-	if len(set) > 0 {
-		mode = guardExclusive
 	}
 	w.guard(jw.ID, mode)
 	var p store.ProcessDetails
