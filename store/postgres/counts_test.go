@@ -326,3 +326,68 @@ func TestMigrateCountShards(t *testing.T) {
 		t.Fatalf("gauges = %+v, %v", g, err)
 	}
 }
+
+// TestCountsNoWaitOnOtherThings holds open, on a connection of its own, a
+// transaction that has moved a job's counts as an execution's change does
+// (the job's guard shared, a row of its session's shard written), and
+// runs operations on other things of the same job meanwhile, through both
+// nodes: they must not wait for that transaction. A change of the job
+// itself (its cancellation) takes the guard exclusively and goes through
+// once that transaction has committed.
+func TestCountsNoWaitOnOtherThings(t *testing.T) {
+	c := newCluster(t, 64, nil, nil)
+	things := manyThings(3)
+	c.createJob(t, c.a, store.CreateJobInput{Job: store.Job{JobID: "shared"}}, things...)
+	conn, err := pgx.Connect(c.ctx, c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(c.ctx)
+	tx, err := conn.Begin(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(c.ctx)
+	for _, sql := range []string{
+		"SET LOCAL search_path TO " + pgx.Identifier{c.schema}.Sanitize(),
+		fmt.Sprintf("SELECT pg_advisory_xact_lock_shared(%d, hashtext('shared'))", lockClassGuard),
+		"INSERT INTO job_count_shards (job_id, shard, updated_ns) VALUES ('shared', pg_backend_pid(), 0)",
+		// As a change that wrote the job's row would: an execution's
+		// change must not wait for the row either.
+		"SELECT FROM jobs WHERE job_id = 'shared' FOR NO KEY UPDATE",
+	} {
+		if _, err := tx.Exec(c.ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	// Bounded, so that a wait fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	for i, s := range []*Store{c.a, c.b} {
+		if _, err := s.UpdateJobExecution(ctx, &store.UpdateExecutionInput{ThingName: things[i], JobID: "shared", Status: store.StatusSucceeded}); err != nil {
+			t.Fatalf("update %s while another change of the job's counts is open: %v", things[i], err)
+		}
+	}
+	job, err := c.b.DescribeJob(ctx, "shared")
+	if err != nil || job.Status != store.JobInProgress || storetest.Counts(job.ProcessDetails) != "q1 i0 s2 f0 r0 c0 rm0 t0" {
+		t.Fatalf("shared = %+v, %v", job, err)
+	}
+	canceled := make(chan error, 1)
+	go func() {
+		_, err := c.a.CancelJob(ctx, &store.CancelJobInput{JobID: "shared"})
+		canceled <- err
+	}()
+	// Whether the cancellation waited cannot be told from its running
+	// late without a timing assertion: the test checks that it goes
+	// through once the open change has committed.
+	if err := tx.Commit(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-canceled; err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	job, err = c.a.DescribeJob(ctx, "shared")
+	if err != nil || job.Status != store.JobCanceled || storetest.Counts(job.ProcessDetails) != "q0 i0 s2 f0 r0 c1 rm0 t0" {
+		t.Fatalf("shared = %s %s, %v after the open change committed", job.Status, storetest.Counts(job.ProcessDetails), err)
+	}
+}
