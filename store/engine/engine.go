@@ -8,8 +8,8 @@
 // transactions that may run more than once, read transactions, and the
 // record reads and writes of Tx. It keeps whatever makes it fast or safe
 // on its own terms (Badger's group commit, PostgreSQL's row locks taken
-// in name order, its batched round trips and its `n = n + delta`
-// counts), and embeds the Engine in its Store.
+// in name order, its batched round trips and its counts kept in shards
+// that are summed when read), and embeds the Engine in its Store.
 //
 // What an operation does to a thing is followed entry by entry: each
 // thing has a queue per job namespace (jobs without a namespace in ""),
@@ -25,7 +25,8 @@
 // executions at once, as they read, and is written out in bounded steps;
 // any operation that meets such an execution first writes it out. Counts,
 // abort criteria and completion are settled at the end of a transaction,
-// when the counts it changed are known.
+// when the counts it changed are known, or, on a backend whose counts a
+// transaction cannot know for sure (LateChecker), once it has committed.
 package engine
 
 import (

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -248,6 +249,9 @@ func (t *txn) flushJob(js *jobState) error {
 		if err != nil {
 			return err
 		}
+		if lc, ok := t.tx.(LateChecker); ok && lc.CheckLater(job) {
+			break
+		}
 		if abort {
 			if err := t.checkAbort(job, &js.counts); err != nil {
 				return err
@@ -310,10 +314,60 @@ func (t *txn) deleteJob(js *jobState) error {
 	return nil
 }
 
+// LateChecker is implemented by a Tx whose counts, as it reads them, may
+// miss changes that concurrent transactions have yet to commit (the
+// PostgreSQL backend, where an execution's change adds to the job's counts
+// without locking the job against other executions' changes). Abort
+// criteria and completion must then not be decided on them: for a job
+// whose counts the transaction cannot vouch for, CheckLater returns true
+// and takes the checks over. The backend looks at the job's committed
+// counts once the transaction has committed (ChecksDue) and, when a check
+// may be due, runs CheckJob in a transaction that holds the job against
+// every other change. CheckLater returns false when the transaction holds
+// the job so already; the engine then checks at once.
+type LateChecker interface {
+	CheckLater(job *store.Job) bool
+}
+
+// ChecksDue reports whether a job in the state given (its record, its
+// counts, whether its rollout is running) calls for a change by its abort
+// criteria or its completion: what CheckJob would act on, decided without
+// a transaction.
+func ChecksDue(job *store.Job, counts *store.ProcessDetails, rollingOut bool) bool {
+	if job.Status != store.JobInProgress {
+		return false
+	}
+	return completionDue(job, counts, rollingOut) || (job.AbortConfig != nil && store.AbortTriggered(job.AbortConfig, counts) != nil)
+}
+
+// CheckJob runs, in tx, the checks an execution's change calls for on its
+// job: its abort criteria, then its completion. A backend whose
+// transactions defer them (LateChecker) calls it in a transaction of its
+// own.
+func (e *Engine) CheckJob(tx Tx, jobID string) error {
+	return e.run(tx, func(t *txn) error {
+		if _, err := t.job(jobID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		js := t.state(jobID)
+		js.checkAbort, js.checkComplete = true, true
+		return nil
+	})
+}
+
+// completionDue reports whether a SNAPSHOT job is due to become COMPLETED:
+// none of its executions is pending and its rollout is over.
+func completionDue(job *store.Job, counts *store.ProcessDetails, rollingOut bool) bool {
+	return job.Status == store.JobInProgress && job.TargetSelection == store.Snapshot && counts.Pending() == 0 && !rollingOut
+}
+
 // maybeComplete marks a SNAPSHOT job COMPLETED once none of its executions
 // is pending and its rollout is over.
 func (t *txn) maybeComplete(job *store.Job, counts *store.ProcessDetails, rollingOut bool) {
-	if job.Status != store.JobInProgress || job.TargetSelection != store.Snapshot || counts.Pending() > 0 || rollingOut {
+	if !completionDue(job, counts, rollingOut) {
 		return
 	}
 	job.Status = store.JobCompleted

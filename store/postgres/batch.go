@@ -141,6 +141,39 @@ func (t *tx) flush() error {
 	return br.Close()
 }
 
+// flushThen sends the queued statements, which end the transaction, and
+// after them, in the same round trip, the query after, which the server
+// runs once the transaction has ended, in a snapshot that sees it. err is
+// the failure of the queued statements; afterErr that of after, which does
+// not undo them.
+func (t *tx) flushThen(after batchQuery) (err, afterErr error) {
+	n := t.batch.Len()
+	t.batch.Queue(after.sql, after.args...)
+	b := t.batch
+	t.batch = pgx.Batch{}
+	br := t.conn.SendBatch(t.ctx, &b)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err, nil
+		}
+		t.sent++
+	}
+	rows, err := br.Query()
+	if err == nil {
+		t.sent++
+		err = after.scan(rows)
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return nil, err
+}
+
 // query sends the queued statements and runs a query.
 func (t *tx) query(sql string, args ...any) (pgx.Rows, error) { return t.sendQueued(sql, args) }
 

@@ -8,12 +8,14 @@
 // Every operation is one READ COMMITTED transaction. Operations on a thing
 // lock its thing_state row (SELECT ... FOR UPDATE), so they run one after
 // another exactly as in the Badger store; things are always locked in name
-// order, and job rows only at the end of a transaction (in job-id order),
-// when the counts an operation changed are added to them. A transaction
-// that decided something from a job's status checks, in that same final
-// update, that the job's revision has not moved since it read it, and
-// starts again if it has; serialization failures and deadlocks are
-// retried too. A failure of the connection is reported as
+// order, and jobs only at the end of a transaction (in job-id order), by
+// their guards: shared by transactions that only move a job's counts,
+// which go to their session's shard of them so that the things of one job
+// never wait on each other, exclusive for those that change the job or
+// decide on its counts (counts.go). A transaction that decided something
+// from a job's status checks, once it holds the guard, that the job's
+// revision has not moved since it read it, and starts again if it has;
+// serialization failures and deadlocks are retried too. A failure of the connection is reported as
 // store.ErrUnavailable, and an operation whose commit was not confirmed
 // never reports success. A thing's queue is its pending executions read
 // through an index in "next" order, a few at a time (tx.go).
@@ -41,6 +43,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
@@ -107,6 +110,7 @@ const (
 	lockClassJob       = 0x6a62 // "jb"
 	lockClassMigration = 0x6a6d // "jm"
 	lockClassNode      = 0x6a6e // "jn": held by a node's listening connection
+	lockClassGuard     = 0x6a67 // "jg": a job's guard (tx.go)
 	nStripes           = 64
 )
 
@@ -147,6 +151,10 @@ type Store struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	stats     Stats
+
+	// skipChecks leaves the checks put off until after commits undone, as
+	// a node that died right after its commit would (tests).
+	skipChecks atomic.Bool
 }
 
 var (
@@ -241,12 +249,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("listen for other nodes' changes: %w", err)
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go s.listenLoop(conn)
 	go s.refreshLoop()
 	go s.taskLoop()
 	go s.timerLoop()
 	s.StartCommandTimers()
+	go s.countLoop()
 	return s, nil
 }
 
@@ -505,7 +514,9 @@ func (s *Store) update(ctx context.Context, op string, fn func(w *wtx) error) er
 				return ctx.Err()
 			}
 		}
-		err = s.attempt(ctx, op, fn, nil)
+		var due []string
+		due, err = s.attempt(ctx, op, fn, nil)
+		s.checkJobs(ctx, due)
 		if !retryable(err) {
 			break
 		}
@@ -516,10 +527,14 @@ func (s *Store) update(ctx context.Context, op string, fn func(w *wtx) error) er
 // attempt runs fn in one transaction. lock, when set, runs first (the
 // background steps take their advisory lock with it); errSkip from it
 // ends the attempt without error.
-func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, lock func(w *wtx) error) (err error) {
+//
+// It returns the jobs whose abort or completion checks, put off until the
+// commit (CheckLater), the committed counts call for: the caller runs them
+// (checkJobs) once the connection is back in the pool.
+func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, lock func(w *wtx) error) (due []string, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	committed := false
 	defer func() {
@@ -532,7 +547,7 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	w.queue("BEGIN")
 	if lock != nil {
 		if err := lock(w); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ferr := func() (err error) {
@@ -544,10 +559,10 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		return fn(w)
 	}()
 	if ferr != nil && !engine.IsRejection(ferr) {
-		return ferr
+		return nil, ferr
 	}
 	if err := w.finish(); err != nil {
-		return err
+		return nil, err
 	}
 	if gate := store.NotifyAfter(ctx); gate != nil {
 		for i := range w.changes {
@@ -557,13 +572,22 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	unlock := s.lockStripes(w.deliveredThings())
 	if err := s.measure(w); err != nil {
 		unlock()
-		return err
+		return nil, err
 	}
 	ticket := s.deliveries.begin()
 	defer s.deliveries.end(ticket)
 	w.queue("COMMIT")
 	start := time.Now()
-	err = w.flush()
+	if len(w.late) == 0 {
+		err = w.flush()
+	} else {
+		var lateErr error
+		if err, lateErr = w.flushThen(w.lateQuery()); err == nil && lateErr != nil {
+			// Committed, but whether a check is due is unknown: check.
+			s.log.Warn("read counts after commit", "op", op, "error", lateErr)
+			w.due = slices.Collect(maps.Keys(w.late))
+		}
+	}
 	if s.opts.OnCommit != nil && err == nil {
 		s.opts.OnCommit(time.Since(start), 1, nil) // a failure is counted by mapErr
 	}
@@ -575,9 +599,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		// outcome unknown: never report success for it.
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
-			return err
+			return nil, err
 		}
-		return store.Unavailable("commit", err)
+		return nil, store.Unavailable("commit", err)
 	}
 	committed = true
 	s.stats.Commits.Add(1)
@@ -593,7 +617,7 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	if w.tasksChanged {
 		s.wakeTasks()
 	}
-	return ferr
+	return w.due, ferr
 }
 
 func (s *Store) wakeTimers() {

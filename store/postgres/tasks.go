@@ -38,11 +38,13 @@ func (s *Store) runStep(ctx context.Context, jobID string, wait bool) (res engin
 			s.stats.Retries.Add(1)
 			time.Sleep(time.Duration(attempt) * time.Millisecond)
 		}
-		err = s.attempt(ctx, "job step", func(w *wtx) error {
+		var due []string
+		due, err = s.attempt(ctx, "job step", func(w *wtx) error {
 			var err error
 			res, err = s.Step(w, jobID)
 			return err
 		}, lock)
+		s.checkJobs(ctx, due)
 		if errors.Is(err, errSkip) {
 			return res, false, nil
 		}

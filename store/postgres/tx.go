@@ -23,11 +23,16 @@ import (
 //
 // Locks are taken in a fixed order, so that transactions cannot deadlock
 // on them: things (thing_state rows) in name order, when the engine asks
-// for them (LockThings), and job rows only at the end, in job-id order,
-// when the counts the transaction changed are added to them (WriteJob,
-// `n = n + delta`). A job's row is read without a lock; its final update
-// checks that its revision has not moved, and the transaction starts again
-// if it has.
+// for them (LockThings), and jobs only at the end, in job-id order, when
+// the transaction's changes to them are written (WriteJob). A job is held
+// by its guard, a transaction-scoped advisory lock: shared by the
+// transactions that only move its counts (an execution's change), which
+// add them to a row of their own session (job_count_shards) and so never
+// wait on each other, exclusive for those that change the job's row (its
+// record, status or task) or decide on its counts (completion, abort
+// criteria). A job's row is read without a lock; once the guard is held,
+// the transaction checks that the job's revision has not moved, and starts
+// again if it has.
 type wtx struct {
 	tx
 	now           time.Time
@@ -44,6 +49,12 @@ type wtx struct {
 	after         []func()
 	delivered     []queueKey // queues whose baselines this commit moves
 	hints         []string   // for the hint bus, after the commit
+	// guards are the job guards the transaction holds; late are the jobs
+	// whose abort and completion checks wait for the commit (CheckLater),
+	// due those of them that the committed counts call for.
+	guards map[string]guardMode
+	late   map[string]*store.Job
+	due    []string
 }
 
 var (
@@ -68,15 +79,15 @@ const jobCols = "rev, seq, status, force_canceled, updated_ns, target_selection,
 
 // jobState is what a transaction knows about one job.
 type jobState struct {
-	id      string
-	missing bool
-	rev     int64
-	head    *store.Job // what the execution rules need
-	// Read with the record (loadJob).
-	loaded   bool
-	counts   store.ProcessDetails
-	task     *engine.Task
-	inserted bool
+	id          string
+	missing     bool
+	rev         int64
+	head        *store.Job // what the execution rules need
+	loaded      bool       // the task was read with the record
+	task        *engine.Task
+	counts      store.ProcessDetails
+	countsKnown bool
+	inserted    bool
 }
 
 // noteJob records a job's head as read. A second read that finds another
@@ -130,7 +141,7 @@ func (w *wtx) JobHead(id string) (*store.Job, error) {
 	return js.head, nil
 }
 
-// Job loads a job's record with its task and counts.
+// Job loads a job's record with its task.
 func (w *wtx) Job(id string) (*store.Job, error) {
 	if js := w.jobs[id]; js != nil && js.missing {
 		return nil, nil
@@ -139,10 +150,8 @@ func (w *wtx) Job(id string) (*store.Job, error) {
 	var status, sel, ns string
 	var force bool
 	var rec, taskJSON []byte
-	var p store.ProcessDetails
-	err := w.queryRow("SELECT "+jobCols+", record, task, "+strings.Join(countCols, ", ")+" FROM jobs WHERE job_id = $1", []any{id},
-		&rev, &seq, &status, &force, &updated, &sel, &ns, &rec, &taskJSON,
-		&p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut)
+	err := w.queryRow("SELECT "+jobCols+", record, task FROM jobs WHERE job_id = $1", []any{id},
+		&rev, &seq, &status, &force, &updated, &sel, &ns, &rec, &taskJSON)
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, err := w.noteJob(id, false, 0, 0, "", false, 0, "", "")
 		return nil, err
@@ -159,7 +168,7 @@ func (w *wtx) Job(id string) (*store.Job, error) {
 		return nil, err
 	}
 	if !js.loaded {
-		js.loaded, js.counts = true, p
+		js.loaded = true
 		if taskJSON != nil {
 			if js.task, err = decode[engine.Task](taskJSON, "task of job "+id); err != nil {
 				return nil, err
@@ -190,12 +199,24 @@ func (w *wtx) JobTask(id string) (*engine.Task, error) {
 	return js.task, nil
 }
 
-// JobCounts returns a job's counts as read with its record (or as this
-// transaction last wrote them).
+// JobCounts returns a job's counts: its row's and its shards', summed in
+// one statement, so that a view (DescribeJob) sees them exact as of its
+// snapshot; or as this transaction last wrote them.
 func (w *wtx) JobCounts(id string) (store.ProcessDetails, error) {
-	js, err := w.loaded(id)
-	if err != nil {
+	js, err := w.jobHeadState(id)
+	if err != nil || js.missing {
 		return store.ProcessDetails{}, err
+	}
+	if !js.countsKnown {
+		var p store.ProcessDetails
+		err := w.queryRow(countsQuery+" WHERE j.job_id = $1", []any{id}, countDest(&p)...)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return p, nil
+		}
+		if err != nil {
+			return p, err
+		}
+		js.counts, js.countsKnown = p, true
 	}
 	return js.counts, nil
 }
@@ -330,39 +351,122 @@ func (w *wtx) InsertJob(job *store.Job, doc, before string) (bool, error) {
 	if err != nil || n == 0 {
 		return false, err
 	}
-	w.jobs[job.JobID] = &jobState{id: job.JobID, rev: 1, head: job, loaded: true, inserted: true}
+	w.jobs[job.JobID] = &jobState{id: job.JobID, rev: 1, head: job, loaded: true, countsKnown: true, inserted: true}
 	return true, nil
+}
+
+// guardMode is how a transaction holds a job's guard.
+type guardMode uint8
+
+const (
+	guardNone guardMode = iota
+	guardShared
+	guardExclusive
+)
+
+// guard queues the statement that takes a job's guard in mode, unless the
+// transaction holds it so already; it is taken before the next read.
+func (w *wtx) guard(id string, mode guardMode) {
+	if w.guards[id] >= mode {
+		return
+	}
+	if w.guards == nil {
+		w.guards = map[string]guardMode{}
+	}
+	w.guards[id] = mode
+	fn := "pg_advisory_xact_lock_shared"
+	if mode == guardExclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	w.queue("SELECT "+fn+"($1, hashtext($2))", lockClassGuard, id)
 }
 
 // countCols are the count columns, in the order the queries scan them.
 var countCols = []string{"n_queued", "n_in_progress", "n_succeeded", "n_failed", "n_rejected", "n_canceled", "n_removed", "n_timed_out"}
 
-// countCol is the column that counts status.
-var countCol = map[store.ExecutionStatus]string{
-	store.StatusQueued: "n_queued", store.StatusInProgress: "n_in_progress", store.StatusSucceeded: "n_succeeded",
-	store.StatusFailed: "n_failed", store.StatusRejected: "n_rejected", store.StatusCanceled: "n_canceled",
-	store.StatusRemoved: "n_removed", store.StatusTimedOut: "n_timed_out",
+// countDest are the scan destinations of the counts, in countCols' order.
+func countDest(p *store.ProcessDetails) []any {
+	return []any{&p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut}
 }
 
-// WriteJob updates the job row with the transaction's counts and changes,
-// only if its revision is still the one the transaction read, and reads
-// back the counts and whether the job is rolling out.
+// Count queries. countsQuery selects the counts of the jobs j its WHERE
+// clause picks, its row's and its shards' summed; jobCountsQuery also the
+// revision and whether the job is rolling out, first. The statement sees
+// one snapshot, so that the sum is exact as of it.
+var (
+	shardSums = func() string {
+		var b strings.Builder
+		b.WriteString("(SELECT ")
+		for i, c := range countCols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("coalesce(sum(" + c + "), 0)::bigint AS " + c)
+		}
+		b.WriteString(" FROM job_count_shards WHERE job_id = j.job_id) s")
+		return b.String()
+	}()
+	countSums = func() string {
+		var out []string
+		for _, c := range countCols {
+			out = append(out, "j."+c+" + s."+c)
+		}
+		return strings.Join(out, ", ")
+	}()
+	countsQuery    = "SELECT " + countSums + " FROM jobs j CROSS JOIN LATERAL " + shardSums
+	jobCountsQuery = "SELECT j.rev, coalesce(j.task ? 'rollout', false), " + countSums + " FROM jobs j CROSS JOIN LATERAL " + shardSums
+	// shardUpsert adds a transaction's count changes to its session's
+	// shard of the job's counts.
+	shardUpsert = func() string {
+		var set, vals []string
+		for i, c := range countCols {
+			vals = append(vals, "$"+strconv.Itoa(i+3))
+			set = append(set, c+" = job_count_shards."+c+" + EXCLUDED."+c)
+		}
+		return "INSERT INTO job_count_shards (job_id, shard, updated_ns, " + strings.Join(countCols, ", ") + ") VALUES ($1, pg_backend_pid(), $2, " +
+			strings.Join(vals, ", ") + ") ON CONFLICT (job_id, shard) DO UPDATE SET updated_ns = EXCLUDED.updated_ns, " + strings.Join(set, ", ")
+	}()
+	// foldShards moves the counts of a job's shards last changed before
+	// $2 into its row, skipping those a running transaction holds.
+	foldShards = func() string {
+		var set []string
+		for _, c := range countCols {
+			set = append(set, c+" = "+c+" + (SELECT coalesce(sum("+c+"), 0) FROM d)")
+		}
+		return `WITH d AS (DELETE FROM job_count_shards WHERE job_id = $1 AND shard IN (
+				SELECT shard FROM job_count_shards WHERE job_id = $1 AND updated_ns < $2 FOR UPDATE SKIP LOCKED)
+			RETURNING *)
+			UPDATE jobs SET ` + strings.Join(set, ", ") + " WHERE job_id = $1 AND EXISTS (SELECT FROM d)"
+	}()
+	// dropShards deletes a job's shards and returns their sums.
+	dropShards = func() string {
+		var sums []string
+		for _, c := range countCols {
+			sums = append(sums, "coalesce(sum("+c+"), 0)::bigint")
+		}
+		return "WITH d AS (DELETE FROM job_count_shards WHERE job_id = $1 RETURNING *) SELECT " + strings.Join(sums, ", ") + " FROM d"
+	}()
+)
+
+// WriteJob writes what the transaction changed of a job, once it holds the
+// job's guard and only if the job's revision is still the one the
+// transaction read, and reads back the counts and whether the job is
+// rolling out. Counts alone go to the session's shard under the shared
+// guard; anything else takes the guard exclusively, and the counts then go
+// to the job's row with the rest.
 func (w *wtx) WriteJob(jw *engine.JobWrite) (store.ProcessDetails, bool, error) {
 	js, err := w.jobHeadState(jw.ID)
 	if err != nil {
 		return store.ProcessDetails{}, false, err
+	}
+	if js.missing {
+		return store.ProcessDetails{}, false, errConflict
 	}
 	var set []string
 	args := []any{jw.ID, js.rev}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
-	}
-	for _, st := range store.Statuses {
-		if d := jw.Delta.Count(st); d != 0 {
-			col := countCol[st]
-			set = append(set, col+" = "+col+" + "+arg(d))
-		}
 	}
 	newRev := js.rev
 	if jw.Job != nil {
@@ -395,45 +499,142 @@ func (w *wtx) WriteJob(jw *engine.JobWrite) (store.ProcessDetails, bool, error) 
 			set = append(set, "task = "+arg(b), "task_wake = "+arg(jw.Wake.UnixNano()))
 		}
 	}
-	returning := "rev, " + strings.Join(countCols, ", ") + ", coalesce(task ? 'rollout', false)"
-	sql := "SELECT " + returning + " FROM jobs WHERE job_id = $1 AND rev = $2 FOR NO KEY UPDATE"
-	if len(set) > 0 {
-		sql = "UPDATE jobs SET " + strings.Join(set, ", ") + " WHERE job_id = $1 AND rev = $2 RETURNING " + returning
+	mode := guardShared
+	if len(set) > 0 || w.guards[jw.ID] == guardExclusive {
+		mode = guardExclusive
 	}
+	moved := false
+	delta := []any{jw.ID, w.now.UnixNano()}
+	for i, d := range countDest(&jw.Delta) {
+		n := *d.(*int64)
+		moved = moved || n != 0
+		delta = append(delta, n)
+		if n != 0 && mode == guardExclusive {
+			// The job is held exclusively: its row takes the counts.
+			set = append(set, countCols[i]+" = "+countCols[i]+" + "+arg(n))
+		}
+	}
+	if moved && mode == guardShared {
+		w.queue(shardUpsert, delta...)
+	}
+	w.guard(jw.ID, mode)
 	var p store.ProcessDetails
 	var rev int64
 	var rollout bool
-	err = w.queryRow(sql, args, &rev, &p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut, &rollout)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, false, errConflict
+	dest := append([]any{&rev, &rollout}, countDest(&p)...)
+	read := batchQuery{sql: jobCountsQuery + " WHERE j.job_id = $1 AND j.rev = $2", args: []any{jw.ID, newRev},
+		scan: func(rows pgx.Rows) error {
+			if !rows.Next() {
+				if err := rows.Err(); err != nil {
+					return err
+				}
+				return errConflict
+			}
+			return rows.Scan(dest...)
+		}}
+	if len(set) == 0 {
+		err = w.queryMany(read)
+	} else {
+		update := batchQuery{sql: "UPDATE jobs SET " + strings.Join(set, ", ") + " WHERE job_id = $1 AND rev = $2", args: args,
+			scan: func(rows pgx.Rows) error {
+				for rows.Next() {
+				}
+				if err := rows.Err(); err != nil {
+					return err
+				}
+				if rows.CommandTag().RowsAffected() == 0 {
+					return errConflict
+				}
+				return nil
+			}}
+		err = w.queryMany(update, read)
 	}
 	if err != nil {
 		return p, false, err
 	}
-	js.rev, js.counts, js.loaded = rev, p, true
+	js.rev, js.counts, js.countsKnown = rev, p, true
 	if jw.Job != nil {
 		js.head = jw.Job
 	}
 	if jw.TaskSet {
-		js.task = jw.Task
+		js.task, js.loaded = jw.Task, true
 	}
 	return p, rollout, nil
 }
 
-// DeleteJob removes a job whose deletion has been written out.
+// CheckLater takes over the abort and completion checks of a job whose
+// guard the transaction does not hold exclusively: its counts may miss
+// changes that other transactions have yet to commit. Once the
+// transaction commits, its committed counts are read (in the same round
+// trip as COMMIT), and a job whose checks they call for is checked in a
+// transaction of its own (checkJob).
+func (w *wtx) CheckLater(job *store.Job) bool {
+	if w.guards[job.JobID] == guardExclusive {
+		return false
+	}
+	if w.late == nil {
+		w.late = map[string]*store.Job{}
+	}
+	w.late[job.JobID] = &store.Job{JobID: job.JobID, Status: job.Status, TargetSelection: job.TargetSelection, AbortConfig: job.AbortConfig}
+	return true
+}
+
+// lateQuery reads, after the commit, what the checks of the late jobs
+// need.
+func (w *wtx) lateQuery() batchQuery {
+	ids := make([]string, 0, len(w.late))
+	for id := range w.late {
+		ids = append(ids, id)
+	}
+	return batchQuery{sql: "SELECT j.job_id, j.status, coalesce(j.task ? 'rollout', false), " + countSums +
+		" FROM jobs j CROSS JOIN LATERAL " + shardSums + " WHERE j.job_id = ANY($1)", args: []any{ids},
+		scan: func(rows pgx.Rows) error {
+			var id, status string
+			var rollout bool
+			var p store.ProcessDetails
+			dest := append([]any{&id, &status, &rollout}, countDest(&p)...)
+			_, err := pgx.ForEachRow(rows, dest, func() error {
+				if job := w.late[id]; job != nil {
+					job.Status = store.JobStatus(status)
+					if engine.ChecksDue(job, &p, rollout) {
+						w.due = append(w.due, id)
+					}
+				}
+				return nil
+			})
+			return err
+		}}
+}
+
+// DeleteJob removes a job whose deletion has been written out, with its
+// shards.
 func (w *wtx) DeleteJob(id string) (store.ProcessDetails, error) {
 	js, err := w.jobHeadState(id)
 	if err != nil {
 		return store.ProcessDetails{}, err
 	}
-	var p store.ProcessDetails
-	err = w.queryRow("DELETE FROM jobs WHERE job_id = $1 AND rev = $2 RETURNING "+strings.Join(countCols, ", "), []any{id, js.rev},
-		&p.Queued, &p.InProgress, &p.Succeeded, &p.Failed, &p.Rejected, &p.Canceled, &p.Removed, &p.TimedOut)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, errConflict
-	}
+	w.guard(id, guardExclusive)
+	var p, shards store.ProcessDetails
+	err = w.queryMany(batchQuery{sql: "DELETE FROM jobs WHERE job_id = $1 AND rev = $2 RETURNING " + strings.Join(countCols, ", "),
+		args: []any{id, js.rev}, scan: func(rows pgx.Rows) error {
+			if !rows.Next() {
+				if err := rows.Err(); err != nil {
+					return err
+				}
+				return errConflict
+			}
+			return rows.Scan(countDest(&p)...)
+		}}, batchQuery{sql: dropShards, args: []any{id}, scan: func(rows pgx.Rows) error {
+		if !rows.Next() {
+			return rows.Err()
+		}
+		return rows.Scan(countDest(&shards)...)
+	}})
 	if err != nil {
 		return p, err
+	}
+	for _, st := range store.Statuses {
+		p.Add(st, shards.Count(st))
 	}
 	w.queue("DELETE FROM rollout_targets WHERE job_id = $1", id)
 	w.queue("DELETE FROM group_jobs WHERE job_id = $1", id)
