@@ -102,8 +102,10 @@ main('aws-iot-device-sdk-v2 IotJobsClientv2 / MQTT 5, under a fault', async (cfg
 
     const changedBefore = changed.events.length;
     const nextBefore = next.events.length;
-    summary.update = await outcome(jobs.updateJobExecution({ thingName, jobId, status: JobStatus.SUCCEEDED }));
+    // Notifications are timed from the update's sending: the broker
+    // commits, and starts a delay fault's wait, only after it got it.
     summary.updatedAt = Date.now();
+    summary.update = await outcome(jobs.updateJobExecution({ thingName, jobId, status: JobStatus.SUCCEEDED }));
     step('update', summary.update);
     if (!summary.update.ok) {
         await sleep(300); // a disconnected client reconnects first

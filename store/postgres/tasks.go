@@ -235,6 +235,7 @@ func (s *Store) sweepTimers(ctx context.Context, now time.Time) (handled, skippe
 		return 0, 0, err
 	}
 	err = s.update(ctx, "timer sweep", func(w *wtx) error {
+		w.exclusive = true // a timeout and the completion it brings commit together
 		var fired int
 		var err error
 		_, fired, skipped, err = s.FireTimers(w, due)

@@ -55,6 +55,12 @@ type wtx struct {
 	guards map[string]guardMode
 	late   map[string]*store.Job
 	due    []string
+	// exclusive makes the transaction hold every job it writes
+	// exclusively, so that its abort and completion checks are made in
+	// the transaction, with its changes: for background work that no
+	// reply waits for, whose result a reader must see whole (a timeout
+	// and the completion it brings commit together).
+	exclusive bool
 }
 
 var (
@@ -500,7 +506,7 @@ func (w *wtx) WriteJob(jw *engine.JobWrite) (store.ProcessDetails, bool, error) 
 		}
 	}
 	mode := guardShared
-	if len(set) > 0 || w.guards[jw.ID] == guardExclusive {
+	if len(set) > 0 || w.exclusive || w.guards[jw.ID] == guardExclusive {
 		mode = guardExclusive
 	}
 	moved := false
