@@ -884,9 +884,13 @@ func TestCommandInvalidTopic(t *testing.T) {
 	b, api := cmdBroker(t)
 	createStaticCommand(t, api, "C", "application/json", []byte(`{}`))
 	dev := dialDevice(t, b.MQTTAddr(), "T1", 4, false)
-	exec := mustStartExec(t, b, "C", "T1", 60, nil)
+	// The spy listens from before the execution starts, and takes its
+	// request (delivered after the commit, at a moment of its own) first:
+	// anything it receives later was forwarded.
 	spy := dialDevice(t, b.MQTTAddr(), "spy", 4, false)
 	spy.subscribe(1, 1, "$aws/commands/#")
+	exec := mustStartExec(t, b, "C", "T1", 60, nil)
+	spy.publishOn(dev.base(exec) + "request/json")
 	for topic, execID := range map[string]string{
 		dev.base(exec) + "response/xml":                                  exec,
 		dev.base(exec) + "response/accepted/json/x":                      exec,
