@@ -80,6 +80,15 @@ func TestPersistentSessionAcrossRestart(t *testing.T) {
 				t.Fatalf("SUBACK %#x", code)
 			}
 			dev.Disconnect()
+			// Publish only once the broker has seen the device go: a
+			// message written to it before that is in flight, and comes
+			// back with DUP, as it should.
+			brokertest.Eventually(t, "the device is offline", func() error {
+				if n := value(t, scrape(t, b), "jobsbroker_sessions", "state=offline"); n != 1 {
+					return fmt.Errorf("%v sessions offline", n)
+				}
+				return nil
+			})
 
 			pub := brokertest.Connect(t, b.MQTTAddr(), "pub", int(v))
 			for i := 1; i <= 3; i++ {
