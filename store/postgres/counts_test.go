@@ -262,29 +262,8 @@ func TestCountsSweepAfterLostCheck(t *testing.T) {
 // things have succeeded. Its counts read the same after the upgrade, and
 // the last thing's success completes it.
 func TestMigrateCountShards(t *testing.T) {
-	url, schema := freshSchema(t)
+	url, schema, exec := schemaAt(t, "0001_init.sql", "0002_sessions.sql", "0003_queue.sql")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("SET search_path TO " + pgx.Identifier{schema}.Sanitize())
-	exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
-	for v, name := range []string{"0001_init.sql", "0002_sessions.sql", "0003_queue.sql"} {
-		sql, err := migrations.ReadFile("migrations/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exec(string(sql))
-		exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", v+1, name)
-	}
 	at := storetest.Epoch
 	things := []string{"t1", "t2", "t3"}
 	var targets []string

@@ -17,29 +17,8 @@ import (
 // queued first, then a plain job. Migration 3 must put each execution in
 // its queue and give the namespaced one its namespace.
 func TestMigrateQueues(t *testing.T) {
-	url, schema := freshSchema(t)
+	url, schema, exec := schemaAt(t, "0001_init.sql", "0002_sessions.sql")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("SET search_path TO " + pgx.Identifier{schema}.Sanitize())
-	exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
-	for v, name := range []string{"0001_init.sql", "0002_sessions.sql"} {
-		sql, err := migrations.ReadFile("migrations/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exec(string(sql))
-		exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", v+1, name)
-	}
 	at := storetest.Epoch
 	for _, j := range []struct {
 		id, ns string
@@ -80,4 +59,35 @@ func TestMigrateQueues(t *testing.T) {
 	if err != nil || out.Execution == nil || out.Execution.JobID != "p1" {
 		t.Fatalf("plain start-next = %+v, %v; want p1", out, err)
 	}
+}
+
+// schemaAt returns a fresh schema as an older store left it (files, the
+// migrations of that version, applied and recorded) and a function that
+// runs SQL in it.
+func schemaAt(t *testing.T, files ...string) (url, schema string, exec func(sql string, args ...any)) {
+	t.Helper()
+	url, schema = freshSchema(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	exec = func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec("SET search_path TO " + pgx.Identifier{schema}.Sanitize())
+	exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+	for v, name := range files {
+		sql, err := migrations.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(string(sql))
+		exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", v+1, name)
+	}
+	return url, schema, exec
 }
