@@ -90,6 +90,7 @@ type Stats struct {
 	Undecodable atomic.Int64 // messages from NATS that did not decode
 	HintsSent   atomic.Int64 // change hints published
 	HintsIn     atomic.Int64 // change hints received
+	Rescued     atomic.Int64 // QoS 1 publishes acknowledged after the sessions of a node that did not answer were made to owe them
 }
 
 // Node is this broker's member of the cluster.
@@ -150,6 +151,9 @@ func Connect(ctx context.Context, opts Options) (*Node, error) {
 			n.log.Info("connected to NATS again", "server", nc.ConnectedUrlRedacted())
 			if n.opts.OnReconnect != nil {
 				go n.opts.OnReconnect()
+			}
+			if n.hook != nil {
+				n.hook.resync()
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

@@ -57,6 +57,45 @@ func (fo *fanout) is(pk *packets.Packet) bool {
 	return fo.topic == pk.TopicName && fo.created == pk.Created && bytes.Equal(fo.payload, pk.Payload)
 }
 
+// merge adds fo, or its copies to the fanout of the same publish.
+func (f *fanouts) merge(fo *fanout) {
+	if len(fo.seqs) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, old := range f.byOrig[fo.origin] {
+		if old.topic == fo.topic && old.created == fo.created && bytes.Equal(old.payload, fo.payload) {
+			for id, seq := range fo.seqs {
+				old.seqs[id] = seq
+			}
+			return
+		}
+	}
+	f.byOrig[fo.origin] = append(f.byOrig[fo.origin], fo)
+	f.n.Add(1)
+}
+
+// seqsOf returns a copy of the sequence numbers of pk's copies not taken
+// yet.
+func (f *fanouts) seqsOf(pk *packets.Packet) map[string]uint64 {
+	if f.n.Load() == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fo := range f.byOrig[pk.Origin] {
+		if fo.is(pk) {
+			out := make(map[string]uint64, len(fo.seqs))
+			for id, seq := range fo.seqs {
+				out[id] = seq
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // take returns the sequence number of client's copy of pk, if OnPublish
 // wrote one.
 func (f *fanouts) take(client string, pk *packets.Packet) (uint64, bool) {
