@@ -138,14 +138,38 @@ func isShared(f string) bool { return len(f) > 7 && f[:7] == "$share/" }
 
 // announce tells the other nodes what this node holds of cl's session.
 func (h *Hook) announce(cl *mqtt.Client) {
-	if h.sessions == nil || cl.Net.Inline {
+	if cl.Net.Inline {
 		return
 	}
-	hint := heldHint{Node: h.n.opts.NodeID, Client: cl.ID}
-	if h.sessions.Persistent(cl.ID) {
-		hint.Filters = qos1Filters(cl)
+	h.announceFrom(cl.ID, cl)
+}
+
+// subscriber is the client holding the subscriptions of cl's session
+// while cl connects: the one of the session it resumes, if any.
+func (h *Hook) subscriber(cl *mqtt.Client) *mqtt.Client {
+	if prev, ok := h.server.Clients.Get(cl.ID); ok && prev != cl {
+		return prev
+	}
+	return cl
+}
+
+// announceFrom tells the other nodes what this node holds of id's
+// session, whose subscriptions subs holds.
+func (h *Hook) announceFrom(id string, subs *mqtt.Client) {
+	if h.sessions == nil || subs.Net.Inline {
+		return
+	}
+	hint := heldHint{Node: h.n.opts.NodeID, Client: id}
+	if h.sessions.Persistent(id) {
+		hint.Filters = qos1Filters(subs)
+		// Deliveries from now on reach the session (later is safe: a
+		// publish owed to it again comes twice, not never).
+		h.hmu.Lock()
+		h.since[id] = h.marks.Load()
+		h.hmu.Unlock()
 	} else {
-		if !h.held.known(cl.ID) {
+		h.forget(id)
+		if !h.held.known(id) {
 			return // nobody had a persistent session of it
 		}
 		hint.Gone = true
@@ -153,7 +177,7 @@ func (h *Hook) announce(cl *mqtt.Client) {
 	h.applyHeld(hint)
 	data, _ := json.Marshal(hint)
 	if err := h.n.nc.Publish(h.n.subject("held"), data); err != nil {
-		h.Log.Warn("could not tell the other nodes of a persistent session's subscriptions", "client", cl.ID, "error", err)
+		h.Log.Warn("could not tell the other nodes of a persistent session's subscriptions", "client", id, "error", err)
 	}
 }
 
@@ -407,14 +431,60 @@ func (h *Hook) oweRemote(ctx context.Context, node string, data []byte, ids []st
 	return done, nil
 }
 
+// forget drops what the hook knows of a session no longer held here.
+func (h *Hook) forget(id string) {
+	h.hmu.Lock()
+	delete(h.since, id)
+	h.hmu.Unlock()
+}
+
+// delivered records that the publish m, whose delivery started at mark
+// start, has been delivered (and written for the persistent sessions
+// held here then).
+func (h *Hook) delivered(m *nats.Msg, start uint64) {
+	var id msgID
+	copy(id[:], m.Data[1:wireHeader])
+	h.dmu.Lock()
+	if _, ok := h.seen[id]; ok {
+		h.seen[id] = start
+	}
+	h.dmu.Unlock()
+}
+
+// owed splits ids, sessions a publish is owed to, into those that have it
+// already (held here since before its delivery here started) and the
+// others.
+func (h *Hook) owed(data []byte, ids []string) (have, rest []string) {
+	var id msgID
+	copy(id[:], data[1:wireHeader])
+	h.dmu.Lock()
+	start := h.seen[id]
+	h.dmu.Unlock()
+	if start == 0 {
+		return nil, ids
+	}
+	h.hmu.Lock()
+	defer h.hmu.Unlock()
+	for _, c := range ids {
+		if since, ok := h.since[c]; ok && since < start {
+			have = append(have, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	return have, rest
+}
+
 // receiveOwe writes a publish another node asks this one to owe to its
-// sessions, and answers with the sessions it answers for.
+// sessions, and answers with the sessions it answers for. Sessions that
+// were held here when the publish came through NATS have it already.
 func (h *Hook) receiveOwe(m *nats.Msg) {
 	ids, data, ok := decodeIDs(m.Data)
 	if !ok || len(data) < wireHeader || data[0] != wireFormat || h.sessions == nil {
 		h.n.stats.Undecodable.Add(1)
 		return
 	}
+	have, ids := h.owed(data, ids)
 	pk, err := sessions.DecodePublish(data[wireHeader:])
 	if err != nil {
 		h.n.stats.Undecodable.Add(1)
@@ -432,9 +502,13 @@ func (h *Hook) receiveOwe(m *nats.Msg) {
 	h.rmu.Unlock()
 	go func() {
 		defer h.wg.Done()
-		done, err := h.sessions.Owe(pk, ids, false)
-		if err != nil {
-			h.Log.Warn("could not write a publish another node owes to this node's sessions", "topic", pk.TopicName, "error", err)
+		done := have
+		if len(ids) > 0 {
+			more, err := h.sessions.Owe(pk, ids, false)
+			if err != nil {
+				h.Log.Warn("could not write a publish another node owes to this node's sessions", "topic", pk.TopicName, "error", err)
+			}
+			done = append(done, more...)
 		}
 		if err := m.Respond(encodeIDs(done)); err != nil {
 			h.Log.Debug("could not answer an owed publish", "error", err)

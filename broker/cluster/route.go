@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -61,8 +62,8 @@ type Hook struct {
 	byClient map[string]map[string]struct{} // client id -> filters
 	subs     map[string]*interest           // subject -> NATS subscription
 
-	dmu   sync.Mutex // orders delivery: taken while a message is checked and queued
-	seen  map[msgID]struct{}
+	dmu   sync.Mutex       // orders delivery: taken while a message is checked and queued
+	seen  map[msgID]uint64 // 0: queued; then the delivery's mark (see owed)
 	ring  []msgID
 	next  int
 	queue [workers]chan queued
@@ -71,6 +72,10 @@ type Hook struct {
 	held       *held
 	adoptMu    sync.Mutex
 	reloadHeld chan struct{}
+
+	marks atomic.Uint64 // counts deliveries started (see owed)
+	hmu   sync.Mutex
+	since map[string]uint64 // persistent session held here -> marks when it came
 
 	inbox   string // replies to publishes that wait for several nodes
 	rmu     sync.Mutex
@@ -102,8 +107,8 @@ type interest struct {
 
 func newHook(n *Node, server *mqtt.Server) *Hook {
 	h := &Hook{n: n, server: server, byClient: map[string]map[string]struct{}{}, subs: map[string]*interest{},
-		seen: make(map[msgID]struct{}, dedupWindow), ring: make([]msgID, dedupWindow), done: make(chan struct{}),
-		held: newHeld(), reloadHeld: make(chan struct{}, 1), waiters: map[string]chan *nats.Msg{}, inbox: nats.NewInbox()}
+		seen: make(map[msgID]uint64, dedupWindow), ring: make([]msgID, dedupWindow), done: make(chan struct{}),
+		held: newHeld(), since: map[string]uint64{}, reloadHeld: make(chan struct{}, 1), waiters: map[string]chan *nats.Msg{}, inbox: nats.NewInbox()}
 	h.client = server.NewClient(nil, mqtt.LocalListener, ClientID, true)
 	h.client.Properties.ProtocolVersion = 5
 	return h
@@ -512,10 +517,15 @@ func (h *Hook) sendHeld(ctx context.Context, pk packets.Packet, subj string, dat
 		if !nc.IsConnected() {
 			return errNotConnected
 		}
-		h.n.stats.Unconfirmed.Add(1)
+		return errUnowed
 	}
 	return nil
 }
+
+// errUnowed refuses a publish that persistent sessions of another node
+// subscribe to, when neither that node nor the store made them owe it
+// within the wait.
+var errUnowed = errors.New("a node holding persistent sessions subscribed to the topic did not answer, and the store did not take the message for them")
 
 // receive takes a publish from NATS: the first copy is queued for its
 // topic's worker, the others are dropped. Checking and queueing under one
@@ -547,7 +557,7 @@ func (h *Hook) receive(m *nats.Msg) {
 		delete(h.seen, h.ring[h.next])
 		h.ring[h.next] = id
 		h.next = (h.next + 1) % len(h.ring)
-		h.seen[id] = struct{}{}
+		h.seen[id] = 0
 	}
 	select {
 	case q <- item:
@@ -565,7 +575,9 @@ func (h *Hook) deliver(q chan queued) {
 			return
 		case it := <-q:
 			if !it.confirm {
+				start := h.marks.Add(1)
 				h.inject(it.m)
+				h.delivered(it.m, start)
 			}
 			if it.m.Reply != "" {
 				if err := it.m.Respond([]byte(h.n.opts.NodeID)); err != nil {

@@ -577,6 +577,9 @@ func (h *Hook) nextBacklog(s *session, cl *mqtt.Client) (packets.Packet, bool) {
 			continue
 		}
 		e := &s.entries[i]
+		if e.inflight {
+			continue // sent already: queued twice (Owe and the client's return)
+		}
 		pk := p.pk
 		pk.ProtocolVersion = cl.Properties.ProtocolVersion
 		pk.FixedHeader.Dup = e.sent

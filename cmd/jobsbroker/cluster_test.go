@@ -236,13 +236,15 @@ func TestClusterNodeKilledWhilePublishing(t *testing.T) {
 		acked = append(acked, p)
 	}
 	// Through the window in which nobody holds A's sessions: until the
-	// early device is back on C and B or C holds the late one's session
-	// (its client away), then a few more.
+	// early device is back on C, B or C holds the late one's session (its
+	// client away), and the nodes have noticed A's silence (three
+	// seconds), then a few more.
+	killed := time.Now()
 	adopted := func() bool {
 		return metric(t, b, "jobsbroker_sessions", `state="offline"`)+metric(t, c, "jobsbroker_sessions", `state="offline"`) >= 1
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !adopted() || len(acked) < 20 {
+	deadline := killed.Add(30 * time.Second)
+	for len(acked) < 20 || time.Since(killed) < 4*time.Second || !adopted() {
 		if time.Now().After(deadline) {
 			t.Fatalf("A's sessions were not taken over within 30 s (%d publishes)", len(acked))
 		}
@@ -257,6 +259,9 @@ func TestClusterNodeKilledWhilePublishing(t *testing.T) {
 	}
 	for range 10 {
 		publish()
+	}
+	if n := metric(t, b, "jobsbroker_cluster_publishes_rescued_total", "") + metric(t, c, "jobsbroker_cluster_publishes_rescued_total", ""); n == 0 {
+		t.Error("no publish was rescued: the test did not publish while A's sessions had no node")
 	}
 	late = brokertest.DialRaw(t, c.MQTTAddr, brokertest.RawOptions{ID: "late", Version: 5, Expiry: 3600})
 	if !late.SessionPresent {
