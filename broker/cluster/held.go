@@ -244,22 +244,10 @@ func (h *Hook) loadHeld() error {
 	return nil
 }
 
-// heldLoop reads the index again every heldReload, and when asked (NATS
-// came back: hints were missed).
-func (h *Hook) heldLoop() {
-	defer h.wg.Done()
-	t := time.NewTicker(heldReload)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.done:
-			return
-		case <-t.C:
-		case <-h.reloadHeld:
-		}
-		if err := h.loadHeld(); err != nil {
-			h.Log.Warn("could not read the cluster's persistent sessions", "error", err)
-		}
+// reloadIndex reads the index from the store, logging a failure.
+func (h *Hook) reloadIndex() {
+	if err := h.loadHeld(); err != nil {
+		h.Log.Warn("could not read the cluster's persistent sessions", "error", err)
 	}
 }
 

@@ -165,9 +165,8 @@ func (h *Hook) Init(any) error {
 			h.set(id, filters(cl))
 		}
 	}
-	h.wg.Add(2)
+	h.wg.Add(1)
 	go h.reconcileLoop()
-	go h.heldLoop()
 	if err := h.flush(); err != nil {
 		return err
 	}
@@ -322,17 +321,25 @@ func (h *Hook) flush() error {
 	return h.n.nc.FlushWithContext(ctx)
 }
 
-// reconcileLoop drops the interest of clients mochi no longer holds.
+// reconcileLoop drops the interest of clients mochi no longer holds, and
+// reads the index of the other nodes' persistent sessions again every
+// heldReload and when asked (NATS came back: hints were missed).
 func (h *Hook) reconcileLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
+	reload := time.NewTicker(heldReload)
+	defer reload.Stop()
 	for {
 		select {
 		case <-h.done:
 			return
 		case <-t.C:
 			h.reconcile()
+		case <-reload.C:
+			h.reloadIndex()
+		case <-h.reloadHeld:
+			h.reloadIndex()
 		}
 	}
 }

@@ -165,6 +165,18 @@ func (f *fanouts) stale(now time.Time, d time.Duration) []map[string]uint64 {
 
 func (h *Hook) nextSeq() uint64 { return h.seq.Add(1) - 1 }
 
+// persistentVersion returns the protocol version of id's session, and
+// whether this node holds it as a persistent session.
+func (h *Hook) persistentVersion(id string) (byte, bool) {
+	s := h.session(id)
+	if s == nil {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.ProtocolVersion, s.persistent && !s.gone
+}
+
 // OnPublish refuses retained messages beyond the limits, and writes a
 // QoS 1 publish for every persistent session subscribed to its topic
 // before mochi acknowledges it.
@@ -184,14 +196,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if min(pk.FixedHeader.Qos, sub.Qos, h.server.Options.Capabilities.MaximumQos) == 0 || (sub.NoLocal && pk.Origin == id) {
 			continue
 		}
-		s := h.session(id)
-		if s == nil {
-			continue
-		}
-		s.mu.Lock()
-		keep := s.persistent && !s.gone
-		version := s.rec.ProtocolVersion
-		s.mu.Unlock()
+		version, keep := h.persistentVersion(id)
 		if !keep {
 			continue
 		}

@@ -24,13 +24,8 @@ var ErrNotShared = errors.New("the session store is not shared between nodes")
 // Persistent reports whether this node holds a persistent session for
 // the client id.
 func (h *Hook) Persistent(id string) bool {
-	s := h.session(id)
-	if s == nil {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.persistent && !s.gone
+	_, ok := h.persistentVersion(id)
+	return ok
 }
 
 // SessionHolders returns the node holding each of ids' sessions (see
@@ -78,14 +73,7 @@ func (h *Hook) Owe(pk packets.Packet, ids []string, local bool) ([]string, error
 	var ops []store.SessionOp
 	copies := map[string]packets.Packet{}
 	for _, id := range ids {
-		s := h.session(id)
-		if s == nil {
-			continue
-		}
-		s.mu.Lock()
-		keep := s.persistent && !s.gone
-		version := s.rec.ProtocolVersion
-		s.mu.Unlock()
+		version, keep := h.persistentVersion(id)
 		if !keep {
 			continue
 		}

@@ -116,13 +116,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three broker processes on PostgreSQL")
 	}
-	url := brokertest.PostgresURL(t)
-	natsURL := brokertest.NATS(t).ClientURL()
-	node := func(name string) *brokertest.Process {
-		return brokertest.StartProcess(t, t.TempDir(), "-store", "postgres", "-store-url", url, "-node-id", name,
-			"-cluster-nats-url", natsURL)
-	}
-	a, b, c := node("a"), node("b"), node("c")
+	a, b, c := natsCluster(t)
 	away := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "away"})
 	away.Subscribe("cmd/away", 1, 0)
 	away.Disconnect()
@@ -209,13 +203,7 @@ func TestClusterNodeKilledWhilePublishing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three broker processes on PostgreSQL")
 	}
-	url := brokertest.PostgresURL(t)
-	natsURL := brokertest.NATS(t).ClientURL()
-	node := func(name string) *brokertest.Process {
-		return brokertest.StartProcess(t, t.TempDir(), "-store", "postgres", "-store-url", url, "-node-id", name,
-			"-cluster-nats-url", natsURL)
-	}
-	a, b, c := node("a"), node("b"), node("c")
+	a, b, c := natsCluster(t)
 	early := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "early"})
 	early.Subscribe("cmd/fleet", 1, 0)
 	late := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "late", Version: 5, Expiry: 3600})
@@ -300,4 +288,16 @@ func TestClusterNodeKilledWhilePublishing(t *testing.T) {
 		}
 		t.Logf("the %s device got all %d acknowledged messages, %d of them twice or more", dev.name, len(acked), dups)
 	}
+}
+
+// natsCluster runs three broker processes, a, b and c, on one PostgreSQL
+// database and one NATS server.
+func natsCluster(t *testing.T) (a, b, c *brokertest.Process) {
+	url := brokertest.PostgresURL(t)
+	natsURL := brokertest.NATS(t).ClientURL()
+	node := func(name string) *brokertest.Process {
+		return brokertest.StartProcess(t, t.TempDir(), "-store", "postgres", "-store-url", url, "-node-id", name,
+			"-cluster-nats-url", natsURL)
+	}
+	return node("a"), node("b"), node("c")
 }
