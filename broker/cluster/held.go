@@ -441,13 +441,25 @@ func (h *Hook) delivered(m *nats.Msg, start uint64) {
 
 // owed splits ids, sessions a publish is owed to, into those that have it
 // already (held here since before its delivery here started) and the
-// others.
+// others. A publish that is being delivered here is waited for a while.
 func (h *Hook) owed(data []byte, ids []string) (have, rest []string) {
 	var id msgID
 	copy(id[:], data[1:wireHeader])
-	h.dmu.Lock()
-	start := h.seen[id]
-	h.dmu.Unlock()
+	var start uint64
+	for deadline := time.Now().Add(oweTimeout / 2); ; {
+		h.dmu.Lock()
+		mark, queued := h.seen[id]
+		h.dmu.Unlock()
+		start = mark
+		if !queued || mark > 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-h.done:
+			return nil, ids
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	if start == 0 {
 		return nil, ids
 	}
@@ -472,7 +484,6 @@ func (h *Hook) receiveOwe(m *nats.Msg) {
 		h.n.stats.Undecodable.Add(1)
 		return
 	}
-	have, ids := h.owed(data, ids)
 	pk, err := sessions.DecodePublish(data[wireHeader:])
 	if err != nil {
 		h.n.stats.Undecodable.Add(1)
@@ -490,7 +501,7 @@ func (h *Hook) receiveOwe(m *nats.Msg) {
 	h.rmu.Unlock()
 	go func() {
 		defer h.wg.Done()
-		done := have
+		done, ids := h.owed(data, ids)
 		if len(ids) > 0 {
 			more, err := h.sessions.Owe(pk, ids, false)
 			if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"maps"
 	"slices"
@@ -171,7 +170,9 @@ func (h *Hook) Init(any) error {
 		return err
 	}
 	if err := h.loadHeld(); err != nil {
-		return fmt.Errorf("read the cluster's persistent sessions: %w", err)
+		// Publishes rescue what the index misses; it is read again soon.
+		h.Log.Warn("could not read the cluster's persistent sessions; retrying", "error", err)
+		h.resync()
 	}
 	return nil
 }
