@@ -255,6 +255,50 @@ func TestClusterSessionResume(t *testing.T) {
 	})
 }
 
+// TestClusterSessionsOfStoppedNode: persistent sessions held by a node
+// that has just stopped are owed what is published for them on the other
+// nodes from that moment: each publish is acknowledged once a node has
+// taken the sessions over and written it for them (without waiting for
+// the nodes to notice the silence), and the devices get every message
+// when they come back, on either node. (cmd/jobsbroker's
+// TestClusterNodeKilledWhilePublishing kills the node instead.)
+func TestClusterSessionsOfStoppedNode(t *testing.T) {
+	nodes := startCluster(t, 3)
+	for _, v := range []byte{4, 5} {
+		dev := persistent(t, nodes[0].MQTTAddr(), fmt.Sprintf("held-v%d", v), v)
+		dev.Subscribe("cmd/held", 1, 0)
+		dev.Disconnect()
+	}
+	nodes[0].Stop(t)
+	var sent []string
+	for i := range 20 {
+		pub := brokertest.Connect3(t, nodes[1+i%2].MQTTAddr(), fmt.Sprintf("pub-%d", i))
+		p := fmt.Sprintf("m%02d", i)
+		pub.Publish("cmd/held", p, 1)
+		sent = append(sent, p)
+	}
+	for i, v := range []byte{4, 5} {
+		dev := persistent(t, nodes[1+i].MQTTAddr(), fmt.Sprintf("held-v%d", v), v)
+		if !dev.SessionPresent {
+			t.Fatalf("MQTT %d: the session is gone", v)
+		}
+		got := map[string]int{}
+		for _, pk := range receive(t, dev, len(sent)) {
+			dev.Ack(pk.PacketID)
+			got[string(pk.Payload)]++
+		}
+		for _, p := range sent {
+			if got[p] != 1 {
+				t.Errorf("MQTT %d: %s came %d times", v, p, got[p])
+			}
+		}
+	}
+	if n := value(t, scrape(t, nodes[1]), "jobsbroker_cluster_publishes_rescued_total") +
+		value(t, scrape(t, nodes[2]), "jobsbroker_cluster_publishes_rescued_total"); n == 0 {
+		t.Error("no publish waited for the sessions to be taken over")
+	}
+}
+
 // TestClusterDuplicateNodeID: a second node with a running node's node ID
 // refuses to start and says why.
 func TestClusterDuplicateNodeID(t *testing.T) {

@@ -59,7 +59,8 @@ func (b *Broker) joinCluster() error {
 		s := node.Stats()
 		return metrics.ClusterCounts{Connected: node.Connected(), Sent: s.Sent.Load(), Received: s.Received.Load(),
 			Duplicates: s.Duplicates.Load(), Unconfirmed: s.Unconfirmed.Load(), Refused: s.Refused.Load(),
-			TakenOver: s.TakenOver.Load(), Undecodable: s.Undecodable.Load(), HintsSent: s.HintsSent.Load(), HintsIn: s.HintsIn.Load()}
+			TakenOver: s.TakenOver.Load(), Undecodable: s.Undecodable.Load(), HintsSent: s.HintsSent.Load(), HintsIn: s.HintsIn.Load(),
+			Rescued: s.Rescued.Load()}
 	})
 	return nil
 }
@@ -70,7 +71,11 @@ func (b *Broker) addClusterHook() error {
 	if b.cluster == nil {
 		return nil
 	}
-	if err := b.MQTT.AddHook(b.cluster.Hook(b.MQTT), nil); err != nil {
+	h := b.cluster.Hook(b.MQTT)
+	if b.Sessions != nil {
+		h.SetSessions(b.Sessions)
+	}
+	if err := b.MQTT.AddHook(h, nil); err != nil {
 		return fmt.Errorf("add cluster hook: %w", err)
 	}
 	return nil

@@ -164,3 +164,30 @@ type SessionOp struct {
 	Message      *QueuedMessage
 	Retained     *RetainedMessage
 }
+
+// SessionLocator is implemented by session stores that several nodes
+// share. It lets a node that published a message make sure the message is
+// owed to every persistent session subscribed to it, wherever the session
+// is held, also while the node that held it has just stopped.
+type SessionLocator interface {
+	// SessionHolders returns the node holding each of ids' sessions; an
+	// id without a session is left out.
+	SessionHolders(ctx context.Context, ids []string) (map[string]string, error)
+	// HeldSubscriptions lists the subscriptions of every node's
+	// persistent sessions, with the node holding each.
+	HeldSubscriptions(ctx context.Context) ([]HeldSubscription, error)
+	// OweMessages applies PutMessage ops, in one transaction, to the
+	// sessions this node holds, and returns the client IDs they were
+	// written for; an op for a session held elsewhere (or by nobody) is
+	// left out. Unlike WriteSessions, it says which writes took.
+	OweMessages(ctx context.Context, ops []SessionOp) ([]string, error)
+}
+
+// HeldSubscription is one subscription of a persistent session and the
+// node holding the session.
+type HeldSubscription struct {
+	ClientID string
+	Node     string
+	Filter   string
+	QoS      byte
+}

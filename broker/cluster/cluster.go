@@ -12,7 +12,11 @@
 //     dropped), and never sends it on again. A QoS 1 publish is
 //     acknowledged to its publisher after NATS took it and a node that
 //     wanted it delivered it (and wrote it for the persistent sessions it
-//     holds), or NATS said no node wanted it.
+//     holds), or NATS said no node wanted it; and, when persistent
+//     sessions held by other nodes subscribe to it, once each of those
+//     nodes did, or the sessions of one that did not answer were made to
+//     owe it through the store (see held.go).
+//   - Which node holds each persistent session, and its filters.
 //   - Retained messages, which go to every node whatever its interest.
 //   - Client IDs. A node that accepts a connection tells the others, and a
 //     node where a client with the same ID is connected closes it (MQTT 5:
@@ -90,6 +94,7 @@ type Stats struct {
 	Undecodable atomic.Int64 // messages from NATS that did not decode
 	HintsSent   atomic.Int64 // change hints published
 	HintsIn     atomic.Int64 // change hints received
+	Rescued     atomic.Int64 // QoS 1 publishes acknowledged after the sessions of a node that did not answer were made to owe them
 }
 
 // Node is this broker's member of the cluster.
@@ -150,6 +155,9 @@ func Connect(ctx context.Context, opts Options) (*Node, error) {
 			n.log.Info("connected to NATS again", "server", nc.ConnectedUrlRedacted())
 			if n.opts.OnReconnect != nil {
 				go n.opts.OnReconnect()
+			}
+			if n.hook != nil {
+				n.hook.resync()
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

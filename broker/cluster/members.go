@@ -92,6 +92,7 @@ func (h *Hook) Watch(cl *mqtt.Client) {
 	if err := h.flush(); err != nil {
 		h.Log.Warn("NATS did not confirm the node's subscriptions", "client", cl.ID, "error", err)
 	}
+	h.announce(cl)
 }
 
 // Members returns the other nodes heard from lately, sorted.

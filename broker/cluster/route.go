@@ -8,7 +8,9 @@ import (
 	"hash/fnv"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -59,16 +61,36 @@ type Hook struct {
 	byClient map[string]map[string]struct{} // client id -> filters
 	subs     map[string]*interest           // subject -> NATS subscription
 
-	dmu   sync.Mutex // orders delivery: taken while a message is checked and queued
-	seen  map[msgID]struct{}
+	dmu   sync.Mutex       // orders delivery: taken while a message is checked and queued
+	seen  map[msgID]uint64 // 0: queued; then the delivery's mark (see owed)
 	ring  []msgID
 	next  int
 	queue [workers]chan queued
+
+	sessions   Sessions // nil: no persistent sessions to answer for
+	held       *held
+	adoptMu    sync.Mutex
+	reloadHeld chan struct{}
+
+	marks atomic.Uint64 // counts deliveries started (see owed)
+	hmu   sync.Mutex
+	since map[string]uint64 // persistent session held here -> marks when it came
+
+	inbox   string // replies to publishes that wait for several nodes
+	rmu     sync.Mutex
+	waiters map[string]chan *nats.Msg
+	rseq    uint64
 
 	wg   sync.WaitGroup
 	done chan struct{}
 	once sync.Once
 }
+
+// SetSessions gives the hook the node's persistent sessions, before the
+// hook is added to the server: a QoS 1 publish is then acknowledged only
+// once every persistent session of the cluster subscribed to it is owed
+// it (see held.go).
+func (h *Hook) SetSessions(s Sessions) { h.sessions = s }
 
 // queued is a received publish waiting for its worker; a copy of one
 // already queued that carries a request for confirmation only confirms.
@@ -84,7 +106,8 @@ type interest struct {
 
 func newHook(n *Node, server *mqtt.Server) *Hook {
 	h := &Hook{n: n, server: server, byClient: map[string]map[string]struct{}{}, subs: map[string]*interest{},
-		seen: make(map[msgID]struct{}, dedupWindow), ring: make([]msgID, dedupWindow), done: make(chan struct{})}
+		seen: make(map[msgID]uint64, dedupWindow), ring: make([]msgID, dedupWindow), done: make(chan struct{}),
+		held: newHeld(), since: map[string]uint64{}, reloadHeld: make(chan struct{}, 1), waiters: map[string]chan *nats.Msg{}, inbox: nats.NewInbox()}
 	h.client = server.NewClient(nil, mqtt.LocalListener, ClientID, true)
 	h.client.Properties.ProtocolVersion = 5
 	return h
@@ -125,7 +148,8 @@ func (h *Hook) Init(any) error {
 	for _, s := range []struct {
 		subject string
 		fn      nats.MsgHandler
-	}{{n.subject("retained"), h.receive}, {n.subject("connected"), h.connected}} {
+	}{{n.subject("retained"), h.receive}, {n.subject("connected"), h.connected}, {n.subject("held"), h.receiveHeld},
+		{n.oweSubject(n.opts.NodeID), h.receiveOwe}, {h.inbox + ".*", h.reply}} {
 		sub, err := n.nc.Subscribe(s.subject, s.fn)
 		if err != nil {
 			return err
@@ -142,12 +166,44 @@ func (h *Hook) Init(any) error {
 	}
 	h.wg.Add(1)
 	go h.reconcileLoop()
-	return h.flush()
+	if err := h.flush(); err != nil {
+		return err
+	}
+	if err := h.loadHeld(); err != nil {
+		// Publishes rescue what the index misses; it is read again soon.
+		h.Log.Warn("could not read the cluster's persistent sessions; retrying", "error", err)
+		h.resync()
+	}
+	return nil
+}
+
+// resync reads again what hints may have been missed: NATS came back.
+func (h *Hook) resync() {
+	select {
+	case h.reloadHeld <- struct{}{}:
+	default:
+	}
+}
+
+// reply hands an answer to a publish to the publish waiting for it.
+func (h *Hook) reply(m *nats.Msg) {
+	tok := m.Subject[len(h.inbox)+1:]
+	h.rmu.Lock()
+	ch := h.waiters[tok]
+	h.rmu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- m:
+		default: // more copies than the publish waits for
+		}
+	}
 }
 
 func (h *Hook) stop() {
 	h.once.Do(func() {
+		h.rmu.Lock()
 		close(h.done)
+		h.rmu.Unlock()
 		h.wg.Wait()
 	})
 }
@@ -266,17 +322,25 @@ func (h *Hook) flush() error {
 	return h.n.nc.FlushWithContext(ctx)
 }
 
-// reconcileLoop drops the interest of clients mochi no longer holds.
+// reconcileLoop drops the interest of clients mochi no longer holds, and
+// reads the index of the other nodes' persistent sessions again every
+// heldReload and when asked (NATS came back: hints were missed).
 func (h *Hook) reconcileLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
+	reload := time.NewTicker(heldReload)
+	defer reload.Stop()
 	for {
 		select {
 		case <-h.done:
 			return
 		case <-t.C:
 			h.reconcile()
+		case <-reload.C:
+			h.reloadIndex()
+		case <-h.reloadHeld:
+			h.reloadIndex()
 		}
 	}
 }
@@ -311,6 +375,7 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	if err := h.flush(); err != nil {
 		h.Log.Warn("NATS did not confirm the node's subscriptions", "client", cl.ID, "error", err)
 	}
+	h.announce(cl)
 }
 
 // OnUnsubscribed drops the client's interest in the filters.
@@ -323,6 +388,7 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 		fs = append(fs, f.Filter)
 	}
 	h.remove(cl.ID, fs...)
+	h.announce(cl)
 }
 
 // OnSessionEstablished takes the subscriptions a client came back to (a
@@ -335,6 +401,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if err := h.flush(); err != nil {
 		h.Log.Warn("NATS did not confirm the node's subscriptions", "client", cl.ID, "error", err)
 	}
+	h.announce(cl)
 }
 
 // OnDisconnect drops the interest of a client whose session ends.
@@ -346,6 +413,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		return
 	}
 	h.set(cl.ID, nil)
+	h.announce(cl)
 }
 
 // OnClientExpired drops the interest of an expired session.
@@ -354,6 +422,7 @@ func (h *Hook) OnClientExpired(cl *mqtt.Client) {
 		return
 	}
 	h.set(cl.ID, nil)
+	h.announce(cl)
 }
 
 // OnPublish sends a client's publish to the other nodes; a QoS 1 publish
@@ -418,6 +487,9 @@ func (h *Hook) send(pk packets.Packet) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.n.opts.AckTimeout)
 	defer cancel()
+	if waiting := h.held.match(pk.TopicName, h.n.opts.NodeID); len(waiting) > 0 {
+		return h.sendHeld(ctx, pk, subj, data, waiting)
+	}
 	_, err = nc.RequestWithContext(ctx, subj, data)
 	switch {
 	case err == nil, errors.Is(err, nats.ErrNoResponders):
@@ -429,6 +501,39 @@ func (h *Hook) send(pk packets.Packet) error {
 	}
 	return err
 }
+
+// sendHeld sends a QoS 1 publish that persistent sessions of other nodes
+// subscribe to, and waits until each of their nodes delivered it, or the
+// sessions were rescued (see held.go).
+func (h *Hook) sendHeld(ctx context.Context, pk packets.Packet, subj string, data []byte, waiting map[string][]string) error {
+	h.rmu.Lock()
+	h.rseq++
+	tok := strconv.FormatUint(h.rseq, 36)
+	ch := make(chan *nats.Msg, 2*len(waiting)+8)
+	h.waiters[tok] = ch
+	h.rmu.Unlock()
+	defer func() {
+		h.rmu.Lock()
+		delete(h.waiters, tok)
+		h.rmu.Unlock()
+	}()
+	nc := h.n.nc
+	if err := nc.PublishMsg(&nats.Msg{Subject: subj, Reply: h.inbox + "." + tok, Data: data}); err != nil {
+		return err
+	}
+	if !h.confirmed(ctx, pk, data, ch, waiting) {
+		if !nc.IsConnected() {
+			return errNotConnected
+		}
+		return errUnowed
+	}
+	return nil
+}
+
+// errUnowed refuses a publish that persistent sessions of another node
+// subscribe to, when neither that node nor the store made them owe it
+// within the wait.
+var errUnowed = errors.New("a node holding persistent sessions subscribed to the topic did not answer, and the store did not take the message for them")
 
 // receive takes a publish from NATS: the first copy is queued for its
 // topic's worker, the others are dropped. Checking and queueing under one
@@ -460,7 +565,7 @@ func (h *Hook) receive(m *nats.Msg) {
 		delete(h.seen, h.ring[h.next])
 		h.ring[h.next] = id
 		h.next = (h.next + 1) % len(h.ring)
-		h.seen[id] = struct{}{}
+		h.seen[id] = 0
 	}
 	select {
 	case q <- item:
@@ -478,10 +583,12 @@ func (h *Hook) deliver(q chan queued) {
 			return
 		case it := <-q:
 			if !it.confirm {
+				start := h.marks.Add(1)
 				h.inject(it.m)
+				h.delivered(it.m, start)
 			}
 			if it.m.Reply != "" {
-				if err := it.m.Respond(nil); err != nil {
+				if err := it.m.Respond([]byte(h.n.opts.NodeID)); err != nil {
 					h.Log.Debug("could not confirm a delivery", "error", err)
 				}
 			}

@@ -31,6 +31,11 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			}
 		}
 	}
+	subs := cl // a clean start keeps nothing of the session
+	if !pk.Connect.Clean {
+		subs = h.subscriber(cl)
+	}
+	h.announceFrom(cl.ID, subs)
 	data := make([]byte, 8+len(cl.ID))
 	copy(data, h.n.boot[:])
 	copy(data[8:], cl.ID)
@@ -68,4 +73,5 @@ func (h *Hook) connected(m *nats.Msg) {
 		h.server.Clients.Delete(id)
 	}
 	h.set(id, nil)
+	h.forget(id)
 }

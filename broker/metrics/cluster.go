@@ -10,6 +10,7 @@ type ClusterCounts struct {
 	Sent, Received, Duplicates                   int64
 	Unconfirmed, Refused, TakenOver, Undecodable int64
 	HintsSent, HintsIn                           int64
+	Rescued                                      int64
 }
 
 // RegisterCluster exposes a cluster node's counters, read at scrape time.
@@ -24,6 +25,8 @@ var (
 		[]string{"direction"}, nil)
 	clusterUnconfirmedDesc = desc("cluster_publishes_unconfirmed_total",
 		"QoS 1 publishes acknowledged, NATS having taken them, without word from the node that delivers them within the wait.")
+	clusterRescuedDesc = desc("cluster_publishes_rescued_total",
+		"QoS 1 publishes acknowledged once the persistent sessions of a node that did not answer (killed, say) were made to owe them through the store.")
 	clusterRefusedDesc = desc("cluster_publishes_refused_total", "Publishes refused because NATS did not take them.")
 	clusterHintsDesc   = prometheus.NewDesc(namespace+"_cluster_hints_total",
 		"Change hints of the jobs store between nodes, by direction (sent, received).", []string{"direction"}, nil)
@@ -33,7 +36,7 @@ var (
 type clusterCollector struct{ counts func() ClusterCounts }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{clusterConnectedDesc, clusterMessagesDesc, clusterUnconfirmedDesc, clusterRefusedDesc, clusterTakeoversDesc, clusterHintsDesc} {
+	for _, d := range []*prometheus.Desc{clusterConnectedDesc, clusterMessagesDesc, clusterUnconfirmedDesc, clusterRescuedDesc, clusterRefusedDesc, clusterTakeoversDesc, clusterHintsDesc} {
 		ch <- d
 	}
 }
@@ -49,6 +52,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(clusterMessagesDesc, prometheus.CounterValue, float64(v), dir)
 	}
 	ch <- prometheus.MustNewConstMetric(clusterUnconfirmedDesc, prometheus.CounterValue, float64(n.Unconfirmed))
+	ch <- prometheus.MustNewConstMetric(clusterRescuedDesc, prometheus.CounterValue, float64(n.Rescued))
 	ch <- prometheus.MustNewConstMetric(clusterRefusedDesc, prometheus.CounterValue, float64(n.Refused))
 	ch <- prometheus.MustNewConstMetric(clusterTakeoversDesc, prometheus.CounterValue, float64(n.TakenOver))
 	ch <- prometheus.MustNewConstMetric(clusterHintsDesc, prometheus.CounterValue, float64(n.HintsSent), "sent")

@@ -57,6 +57,45 @@ func (fo *fanout) is(pk *packets.Packet) bool {
 	return fo.topic == pk.TopicName && fo.created == pk.Created && bytes.Equal(fo.payload, pk.Payload)
 }
 
+// merge adds fo, or its copies to the fanout of the same publish.
+func (f *fanouts) merge(fo *fanout) {
+	if len(fo.seqs) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, old := range f.byOrig[fo.origin] {
+		if old.topic == fo.topic && old.created == fo.created && bytes.Equal(old.payload, fo.payload) {
+			for id, seq := range fo.seqs {
+				old.seqs[id] = seq
+			}
+			return
+		}
+	}
+	f.byOrig[fo.origin] = append(f.byOrig[fo.origin], fo)
+	f.n.Add(1)
+}
+
+// seqsOf returns a copy of the sequence numbers of pk's copies not taken
+// yet.
+func (f *fanouts) seqsOf(pk *packets.Packet) map[string]uint64 {
+	if f.n.Load() == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fo := range f.byOrig[pk.Origin] {
+		if fo.is(pk) {
+			out := make(map[string]uint64, len(fo.seqs))
+			for id, seq := range fo.seqs {
+				out[id] = seq
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // take returns the sequence number of client's copy of pk, if OnPublish
 // wrote one.
 func (f *fanouts) take(client string, pk *packets.Packet) (uint64, bool) {
@@ -126,6 +165,18 @@ func (f *fanouts) stale(now time.Time, d time.Duration) []map[string]uint64 {
 
 func (h *Hook) nextSeq() uint64 { return h.seq.Add(1) - 1 }
 
+// persistentVersion returns the protocol version of id's session, and
+// whether this node holds it as a persistent session.
+func (h *Hook) persistentVersion(id string) (byte, bool) {
+	s := h.session(id)
+	if s == nil {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.ProtocolVersion, s.persistent && !s.gone
+}
+
 // OnPublish refuses retained messages beyond the limits, and writes a
 // QoS 1 publish for every persistent session subscribed to its topic
 // before mochi acknowledges it.
@@ -145,14 +196,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if min(pk.FixedHeader.Qos, sub.Qos, h.server.Options.Capabilities.MaximumQos) == 0 || (sub.NoLocal && pk.Origin == id) {
 			continue
 		}
-		s := h.session(id)
-		if s == nil {
-			continue
-		}
-		s.mu.Lock()
-		keep := s.persistent && !s.gone
-		version := s.rec.ProtocolVersion
-		s.mu.Unlock()
+		version, keep := h.persistentVersion(id)
 		if !keep {
 			continue
 		}
@@ -538,6 +582,9 @@ func (h *Hook) nextBacklog(s *session, cl *mqtt.Client) (packets.Packet, bool) {
 			continue
 		}
 		e := &s.entries[i]
+		if e.inflight {
+			continue // sent already: queued twice (Owe and the client's return)
+		}
 		pk := p.pk
 		pk.ProtocolVersion = cl.Properties.ProtocolVersion
 		pk.FixedHeader.Dup = e.sent

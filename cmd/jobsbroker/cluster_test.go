@@ -116,13 +116,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three broker processes on PostgreSQL")
 	}
-	url := brokertest.PostgresURL(t)
-	natsURL := brokertest.NATS(t).ClientURL()
-	node := func(name string) *brokertest.Process {
-		return brokertest.StartProcess(t, t.TempDir(), "-store", "postgres", "-store-url", url, "-node-id", name,
-			"-cluster-nats-url", natsURL)
-	}
-	a, b, c := node("a"), node("b"), node("c")
+	a, b, c := natsCluster(t)
 	away := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "away"})
 	away.Subscribe("cmd/away", 1, 0)
 	away.Disconnect()
@@ -195,4 +189,115 @@ func TestClusterNodeKilled(t *testing.T) {
 	if pk, ok := away.NextPublish(500 * time.Millisecond); ok {
 		t.Errorf("the device that was away got %s once more", pk.Payload)
 	}
+}
+
+// TestClusterNodeKilledWhilePublishing is issue 20's promise for the
+// seconds after a node dies: two devices with persistent sessions are
+// subscribed on node A, A gets SIGKILL, and publishers on nodes B and C
+// take turns publishing at QoS 1 from that moment until another node has
+// taken the sessions over, and a little after. Every publish must be acknowledged.
+// One device comes back on node C while the publishes go on, the other
+// after they ended: each must get every acknowledged message (QoS 1 allows
+// a message twice; the copies are counted and logged).
+func TestClusterNodeKilledWhilePublishing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three broker processes on PostgreSQL")
+	}
+	a, b, c := natsCluster(t)
+	early := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "early"})
+	early.Subscribe("cmd/fleet", 1, 0)
+	late := brokertest.DialRaw(t, a.MQTTAddr, brokertest.RawOptions{ID: "late", Version: 5, Expiry: 3600})
+	late.Subscribe("cmd/fleet", 1, 0)
+	pubs := []*brokertest.RawClient{
+		brokertest.DialRaw(t, b.MQTTAddr, brokertest.RawOptions{ID: "pub-b", Version: 5, Clean: true}),
+		brokertest.DialRaw(t, c.MQTTAddr, brokertest.RawOptions{ID: "pub-c", Version: 5, Clean: true}),
+	}
+
+	a.Kill()
+	var acked []string
+	publish := func() {
+		p := fmt.Sprintf("m%03d", len(acked))
+		code, err := pubs[len(acked)%2].TryPublish("cmd/fleet", []byte(p), 1, false)
+		if err != nil || code >= 0x80 {
+			t.Fatalf("publish %s: reason code %#x, %v", p, code, err)
+		}
+		acked = append(acked, p)
+	}
+	// Through the window in which nobody holds A's sessions: until the
+	// early device is back on C, B or C holds the late one's session (its
+	// client away), and the nodes have noticed A's silence (three
+	// seconds), then a few more.
+	killed := time.Now()
+	adopted := func() bool {
+		return metric(t, b, "jobsbroker_sessions", `state="offline"`)+metric(t, c, "jobsbroker_sessions", `state="offline"`) >= 1
+	}
+	deadline := killed.Add(30 * time.Second)
+	for len(acked) < 20 || time.Since(killed) < 4*time.Second || !adopted() {
+		if time.Now().After(deadline) {
+			t.Fatalf("A's sessions were not taken over within 30 s (%d publishes)", len(acked))
+		}
+		publish()
+		if len(acked) == 10 {
+			early = brokertest.DialRaw(t, c.MQTTAddr, brokertest.RawOptions{ID: "early"})
+			if !early.SessionPresent {
+				t.Fatal("node C did not resume the session of the device that came back early")
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 10 {
+		publish()
+	}
+	if n := metric(t, b, "jobsbroker_cluster_publishes_rescued_total", "") + metric(t, c, "jobsbroker_cluster_publishes_rescued_total", ""); n == 0 {
+		t.Error("no publish was rescued: the test did not publish while A's sessions had no node")
+	}
+	late = brokertest.DialRaw(t, c.MQTTAddr, brokertest.RawOptions{ID: "late", Version: 5, Expiry: 3600})
+	if !late.SessionPresent {
+		t.Fatal("node C did not resume the session of the device that came back late")
+	}
+	for _, dev := range []struct {
+		name string
+		cl   *brokertest.RawClient
+	}{{"early", early}, {"late", late}} {
+		got := map[string]int{}
+		dups := 0
+		for len(got) < len(acked) {
+			pk, ok := dev.cl.NextPublish(10 * time.Second)
+			if !ok {
+				var missing []string
+				for _, p := range acked {
+					if got[p] == 0 {
+						missing = append(missing, p)
+					}
+				}
+				t.Fatalf("the %s device lost %d of %d acknowledged messages: %v", dev.name, len(missing), len(acked), missing)
+			}
+			dev.cl.Ack(pk.PacketID)
+			if got[string(pk.Payload)]++; got[string(pk.Payload)] > 1 {
+				dups++
+			}
+		}
+		for {
+			pk, ok := dev.cl.NextPublish(500 * time.Millisecond)
+			if !ok {
+				break
+			}
+			dev.cl.Ack(pk.PacketID)
+			got[string(pk.Payload)]++
+			dups++
+		}
+		t.Logf("the %s device got all %d acknowledged messages, %d of them twice or more", dev.name, len(acked), dups)
+	}
+}
+
+// natsCluster runs three broker processes, a, b and c, on one PostgreSQL
+// database and one NATS server.
+func natsCluster(t *testing.T) (a, b, c *brokertest.Process) {
+	url := brokertest.PostgresURL(t)
+	natsURL := brokertest.NATS(t).ClientURL()
+	node := func(name string) *brokertest.Process {
+		return brokertest.StartProcess(t, t.TempDir(), "-store", "postgres", "-store-url", url, "-node-id", name,
+			"-cluster-nats-url", natsURL)
+	}
+	return node("a"), node("b"), node("c")
 }

@@ -240,6 +240,13 @@ func (s *Store) SweepSessions(ctx context.Context, now time.Time) (int, error) {
 // ClaimSession moves a session to this node: it deletes it instead when
 // it has expired.
 func (s *Store) ClaimSession(ctx context.Context, clientID string, now time.Time) (*store.StoredSession, error) {
+	return s.claimSession(ctx, clientID, now, false)
+}
+
+// claimSession is ClaimSession; adopted claims only a session this node
+// holds already (AdoptSessions moved it here), so that one its client
+// claimed on another node meanwhile stays there.
+func (s *Store) claimSession(ctx context.Context, clientID string, now time.Time, adopted bool) (*store.StoredSession, error) {
 	var st *store.StoredSession
 	err := s.update(ctx, "claim session", func(w *wtx) error {
 		st = nil
@@ -248,8 +255,8 @@ func (s *Store) ClaimSession(ctx context.Context, clientID string, now time.Time
 			return err
 		}
 		var rec []byte
-		err := w.queryRow(`UPDATE mqtt_sessions SET node = $2, expires_at = NULL WHERE client_id = $1 RETURNING record`,
-			[]any{clientID, w.s.node}, &rec)
+		err := w.queryRow(`UPDATE mqtt_sessions SET node = $2, expires_at = NULL WHERE client_id = $1 AND (NOT $3 OR node = $2) RETURNING record`,
+			[]any{clientID, w.s.node, adopted}, &rec)
 		if err == pgx.ErrNoRows {
 			return nil
 		}
@@ -385,7 +392,7 @@ func (s *Store) AdoptSessions(ctx context.Context, node string, now time.Time) (
 	}
 	var out []*store.StoredSession
 	for _, id := range ids {
-		st, err := s.ClaimSession(ctx, id, now)
+		st, err := s.claimSession(ctx, id, now, true)
 		if err != nil {
 			return out, err
 		}
@@ -394,4 +401,75 @@ func (s *Store) AdoptSessions(ctx context.Context, node string, now time.Time) (
 		}
 	}
 	return out, nil
+}
+
+var _ store.SessionLocator = (*Store)(nil)
+
+// SessionHolders returns the node holding each of ids' sessions.
+func (s *Store) SessionHolders(ctx context.Context, ids []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT client_id, node FROM mqtt_sessions WHERE client_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, s.mapErr("session holders", err)
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(ids))
+	for rows.Next() {
+		var id, node string
+		if err := rows.Scan(&id, &node); err != nil {
+			return nil, s.mapErr("session holders", err)
+		}
+		out[id] = node
+	}
+	return out, s.mapErr("session holders", rows.Err())
+}
+
+// HeldSubscriptions lists every persistent session's subscriptions with
+// the node holding the session.
+func (s *Store) HeldSubscriptions(ctx context.Context) ([]store.HeldSubscription, error) {
+	rows, err := s.pool.Query(ctx, `SELECT u.client_id, m.node, u.filter, coalesce((u.record->>'qos')::int, 0)
+		FROM mqtt_subscriptions u JOIN mqtt_sessions m USING (client_id)`)
+	if err != nil {
+		return nil, s.mapErr("held subscriptions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.HeldSubscription, error) {
+		var h store.HeldSubscription
+		var qos int
+		err := r.Scan(&h.ClientID, &h.Node, &h.Filter, &qos)
+		h.QoS = byte(qos)
+		return h, err
+	})
+	return out, s.mapErr("held subscriptions", err)
+}
+
+// OweMessages writes PutMessage ops for the sessions this node holds and
+// returns the client IDs written for. Each locks its session's row, so
+// that a claim of the session by another node comes after it (and reads
+// the message) or before it (and the write does not take).
+func (s *Store) OweMessages(ctx context.Context, ops []store.SessionOp) ([]string, error) {
+	var written []string
+	err := s.update(ctx, "owe messages", func(w *wtx) error {
+		written = written[:0]
+		for _, op := range ops {
+			if op.Kind != store.PutMessage {
+				return fmt.Errorf("owe messages: operation %d is not PutMessage", op.Kind)
+			}
+			var id string
+			err := w.queryRow(`WITH held AS (SELECT client_id FROM mqtt_sessions WHERE client_id = $1 AND node = $2 FOR UPDATE)
+				INSERT INTO mqtt_messages (client_id, seq, data) SELECT client_id, $3, $4 FROM held
+				ON CONFLICT (client_id, seq) DO UPDATE SET data = EXCLUDED.data RETURNING client_id`,
+				[]any{op.ClientID, w.s.node, int64(op.Message.Seq), op.Message.Data}, &id)
+			if err == pgx.ErrNoRows {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			written = append(written, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return written, nil
 }

@@ -106,3 +106,54 @@ func TestAdoptSessionsOfStoppedNode(t *testing.T) {
 		t.Fatalf("a second adoption got %d: %v", len(again), err)
 	}
 }
+
+// TestOweMessages: a node writes a message owed to a session only while
+// it holds it, and learns which writes took; a session claimed by another
+// node is left alone, and the holders and subscriptions of every node's
+// sessions can be listed.
+func TestOweMessages(t *testing.T) {
+	url, schema := freshSchema(t)
+	ctx := context.Background()
+	now := storetest.Epoch
+	a := openNode(t, url, schema, "a", clock.NewFake(now), 0)
+	b := openNode(t, url, schema, "b", clock.NewFake(now), 0)
+	for _, id := range []string{"dev-1", "dev-2"} {
+		if err := a.WriteSessions(ctx, []store.SessionOp{
+			{Kind: store.PutSession, Session: &store.Session{ClientID: id, ProtocolVersion: 4, ExpiryInterval: 60}},
+			{Kind: store.PutSubscription, ClientID: id, Subscription: &store.Subscription{Filter: "cmd/" + id, QoS: 1}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.ClaimSession(ctx, "dev-2", now); err != nil {
+		t.Fatal(err)
+	}
+	holders, err := b.SessionHolders(ctx, []string{"dev-1", "dev-2", "nobody"})
+	if err != nil || fmt.Sprint(holders) != "map[dev-1:a dev-2:b]" {
+		t.Fatalf("holders %v, %v", holders, err)
+	}
+	subs, err := b.HeldSubscriptions(ctx)
+	if err != nil || len(subs) != 2 {
+		t.Fatalf("held subscriptions %v, %v", subs, err)
+	}
+	for _, s := range subs {
+		if s.Node != holders[s.ClientID] || s.Filter != "cmd/"+s.ClientID || s.QoS != 1 {
+			t.Errorf("held subscription %+v", s)
+		}
+	}
+	ops := []store.SessionOp{
+		{Kind: store.PutMessage, ClientID: "dev-1", Message: &store.QueuedMessage{Seq: 7, Data: []byte("m")}},
+		{Kind: store.PutMessage, ClientID: "dev-2", Message: &store.QueuedMessage{Seq: 7, Data: []byte("m")}},
+		{Kind: store.PutMessage, ClientID: "nobody", Message: &store.QueuedMessage{Seq: 7, Data: []byte("m")}},
+	}
+	took, err := a.OweMessages(ctx, ops)
+	if err != nil || fmt.Sprint(took) != "[dev-1]" {
+		t.Fatalf("node a wrote for %v, %v", took, err)
+	}
+	for id, want := range map[string]int{"dev-1": 1, "dev-2": 0} {
+		ms, err := a.QueuedMessages(ctx, id)
+		if err != nil || len(ms) != want {
+			t.Errorf("%s has %d messages (%v), want %d", id, len(ms), err, want)
+		}
+	}
+}
