@@ -141,6 +141,7 @@ type Store struct {
 	stripes    [nStripes]stripe
 	deliveries deliveries
 
+	peers     peerGate      // whether commits notify (peers.go)
 	listenPID atomic.Uint32 // backend pid of the listening connection
 	listening atomic.Bool
 	listenState
@@ -175,6 +176,7 @@ type Stats struct {
 	Resyncs        atomic.Int64 // re-reads of every interesting thing after the listener reconnected
 	HintsDropped   atomic.Int64 // notifications not sent because they were too large
 	ListenFailures atomic.Int64
+	SilentCommits  atomic.Int64 // committed write transactions that sent no NOTIFY, as no other node listened
 }
 
 // Open connects to the database, brings its schema up to date and starts
@@ -228,6 +230,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.Engine = engine.New(backend{s}, engine.Options{Clock: opts.Clock, Logger: opts.Logger,
 		TaskBatch: opts.TaskBatch, EnableEvents: opts.EnableEvents})
 	s.deliveries.init()
+	s.peers.init()
 	for i := range s.stripes {
 		s.stripes[i].seen = map[queueKey]*seenState{}
 	}
@@ -249,7 +252,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("listen for other nodes' changes: %w", err)
 	}
-	s.wg.Add(5)
+	if err := s.checkPeers(ctx); err != nil {
+		// Notify until a check succeeds.
+		s.log.Warn("look for other nodes", "op", "peers", "error", err)
+	}
+	s.wg.Add(6)
+	go s.peerLoop()
 	go s.listenLoop(conn)
 	go s.refreshLoop()
 	go s.taskLoop()
@@ -544,6 +552,11 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		conn.Release()
 	}()
 	w := newWtx(ctx, s, conn)
+	defer func() {
+		if w.silent {
+			s.peers.leave(w.quiet, time.Now())
+		}
+	}()
 	w.queue("BEGIN")
 	if lock != nil {
 		if err := lock(w); err != nil {
@@ -605,6 +618,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	}
 	committed = true
 	s.stats.Commits.Add(1)
+	if w.silent {
+		s.stats.SilentCommits.Add(1)
+	}
 	s.sendHints(w)
 	s.deliverLocal(w)
 	unlock()

@@ -47,8 +47,10 @@ type wtx struct {
 	configChanged bool
 	writes        int
 	after         []func()
-	delivered     []queueKey // queues whose baselines this commit moves
-	hints         []string   // for the hint bus, after the commit
+	delivered     []queueKey  // queues whose baselines this commit moves
+	hints         []string    // for the hint bus, after the commit
+	silent        bool        // no other node listens: hints are not sent (peers.go)
+	quiet         silentHints // the hints not sent, kept for a node that appears
 	// guards are the job guards the transaction holds; late are the jobs
 	// whose abort and completion checks wait for the commit (CheckLater),
 	// due those of them that the committed counts call for.
