@@ -57,6 +57,7 @@ type peerGate struct {
 	recent    []silentHints // hints of silent commits, oldest first
 	kept      int           // payloads in recent
 	lastAlone time.Time     // when a check last found no other node
+	quiet     bool          // a silent transaction ran since the last replay
 }
 
 // silentHints are the hints a silent transaction did not send.
@@ -92,6 +93,7 @@ func (g *peerGate) leave(h silentHints, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.silent--
+	g.quiet = true
 	if h.len() > 0 {
 		h.at = now
 		g.recent = append(g.recent, h)
@@ -111,8 +113,8 @@ func (g *peerGate) leave(h silentHints, now time.Time) {
 }
 
 // seen records a check's answer, made at now. When it is the first to
-// see another node, it waits for the silent transactions in flight and
-// returns the hints to replay (start is then true).
+// see another node and transactions ran silently, it waits for those in
+// flight and returns the hints to replay (start is then true).
 func (g *peerGate) seen(peers bool, now time.Time) (replay []string, start bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -127,6 +129,10 @@ func (g *peerGate) seen(peers bool, now time.Time) (replay []string, start bool)
 	for g.silent > 0 {
 		g.cond.Wait()
 	}
+	if !g.quiet {
+		return nil, false
+	}
+	g.quiet = false
 	cut := g.lastAlone.Add(-replaySkew)
 	for _, r := range g.recent {
 		replay = append(replay, r.things...)
@@ -143,7 +149,7 @@ func (g *peerGate) seen(peers bool, now time.Time) (replay []string, start bool)
 func (g *peerGate) undo(replay []string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.peers = false
+	g.peers, g.quiet = false, true
 	var h silentHints
 	for _, p := range replay {
 		if strings.HasPrefix(p, string(kindThings)+"|") {
@@ -201,8 +207,16 @@ func (s *Store) checkPeers(ctx context.Context) error {
 	return nil
 }
 
-// announce sends the replayed hints and the resync notice.
+// announce sends the replayed hints and the resync notice, on the hint
+// bus when there is one.
 func (s *Store) announce(ctx context.Context, replay []string) error {
+	resync := string(kindResync) + "|" + s.node + "|"
+	if bus := s.hintBus.Load(); bus != nil {
+		for _, p := range append(replay, resync) {
+			(*bus).Publish([]byte(p))
+		}
+		return nil
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -213,7 +227,7 @@ func (s *Store) announce(ctx context.Context, replay []string) error {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", s.channel, string(kindResync)+"|"+s.node+"|"); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", s.channel, resync); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
