@@ -73,8 +73,8 @@ type Options struct {
 	// Schema is the schema the store lives in, created if missing; empty
 	// means the connection's search_path.
 	Schema string `yaml:"schema" json:"schema"`
-	// MaxConns is the size of the connection pool (default: pgxpool's,
-	// the larger of 4 and the number of CPUs).
+	// MaxConns is the size of the connection pool; default: the URL's
+	// pool_max_conns, else DefaultMaxConns.
 	MaxConns int32 `yaml:"max_conns" json:"max_conns"`
 	// TaskBatch is how many things one background step rolls out,
 	// cancels, deletes or times out (default 256).
@@ -98,6 +98,15 @@ type Options struct {
 	// its commit took and its error.
 	OnCommit func(took time.Duration, ops int, err error) `yaml:"-" json:"-"`
 }
+
+// DefaultMaxConns is the size of a node's connection pool when neither
+// Options nor the URL's pool_max_conns set one. Each device operation is
+// a transaction that holds a connection until its commit is flushed, so
+// the pool bounds the commits in flight, and PostgreSQL flushes the
+// commits waiting together in one WAL write: pgxpool's own default (4 on
+// a small machine) left one node at a few flushes' worth of commits (see
+// BENCHMARKS.md).
+const DefaultMaxConns = 16
 
 const (
 	defaultTaskBatch    = 256
@@ -203,8 +212,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres url: %w", err)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		pcfg.MaxConns = opts.MaxConns
+	case !strings.Contains(opts.URL, "pool_max_conns"):
+		pcfg.MaxConns = DefaultMaxConns
 	}
 	if opts.Schema != "" {
 		pcfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
