@@ -25,9 +25,10 @@ import (
 //
 // A node that starts misses the hints of the commits its peers made
 // silently before they saw it. So a node keeps the hints of its silent
-// commits of the last replayKeep; when it first sees another node, it
-// waits for the silent transactions still committing, then sends those
-// hints (they are idempotent: a node ignores what it already has), the
+// commits of the last replayKeep (up to replayMax bytes); when it first
+// sees another node, it waits for the silent transactions still
+// committing, then sends those hints (they are idempotent: a node ignores
+// what it already has), the
 // event messages committed since shortly before its last check that found
 // it alone (when the other node was not there yet), and a resync notice,
 // on which the other nodes re-read their things and look for timers and
@@ -37,7 +38,7 @@ const (
 	lockClassPresence = 0x6a70 // "jp": shared, held by every node's listening connection, keyed by the schema
 	peerPoll          = time.Second
 	replayKeep        = 10 * peerPoll
-	replayMax         = 1 << 16 // hint payloads kept for a replay
+	replayMax         = 16 << 20 // bytes of hints kept for a replay
 	replaySkew        = time.Second
 	kindResync        = 'R'
 	listenAppPrefix   = "jobsbroker listen "
@@ -55,7 +56,7 @@ type peerGate struct {
 	// finished.
 	silent    int
 	recent    []silentHints // hints of silent commits, oldest first
-	kept      int           // payloads in recent
+	kept      int           // bytes of the hints in recent
 	lastAlone time.Time     // when a check last found no other node
 	quiet     bool          // a silent transaction ran since the last replay
 }
@@ -68,6 +69,18 @@ type silentHints struct {
 }
 
 func (h silentHints) len() int { return len(h.things) + len(h.events) }
+
+// size is the hints' bytes.
+func (h silentHints) size() int {
+	n := 0
+	for _, p := range h.things {
+		n += len(p)
+	}
+	for _, p := range h.events {
+		n += len(p)
+	}
+	return n
+}
 
 func (g *peerGate) init() {
 	g.cond.L = &g.mu
@@ -97,11 +110,11 @@ func (g *peerGate) leave(h silentHints, now time.Time) {
 	if h.len() > 0 {
 		h.at = now
 		g.recent = append(g.recent, h)
-		g.kept += h.len()
+		g.kept += h.size()
 	}
 	drop := 0
 	for drop < len(g.recent) && (g.kept > replayMax || now.Sub(g.recent[drop].at) > replayKeep) {
-		g.kept -= g.recent[drop].len()
+		g.kept -= g.recent[drop].size()
 		drop++
 	}
 	if drop > 0 {
@@ -161,7 +174,7 @@ func (g *peerGate) undo(replay []string, now time.Time) {
 	if h.len() > 0 {
 		h.at = now
 		g.recent = append([]silentHints{h}, g.recent...)
-		g.kept += h.len()
+		g.kept += h.size()
 	}
 }
 

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +143,61 @@ func TestPeersOlderBuild(t *testing.T) {
 	old(schema)
 	if found, err := a.otherNodes(ctx); err != nil || !found {
 		t.Fatalf("an older node of the schema: otherNodes = %v, %v", found, err)
+	}
+}
+
+// TestPeerGateReplay: the gate replays the hints of the silent commits it
+// kept (those older than replayKeep, or beyond replayMax bytes, dropped),
+// events only from shortly before its last check that found it alone, and
+// nothing when no transaction ran silently.
+func TestPeerGateReplay(t *testing.T) {
+	var g peerGate
+	g.init()
+	t0 := time.Unix(1_000_000, 0)
+	if _, start := g.seen(false, t0); start {
+		t.Fatal("a node alone announced")
+	}
+	if !g.enter() {
+		t.Fatal("a node alone notified")
+	}
+	g.leave(silentHints{things: []string{"T|a|n1:old"}, events: []string{"E|a|old"}}, t0)
+	g.seen(false, t0.Add(replayKeep))
+	for i, at := range []time.Duration{replayKeep + time.Second, replayKeep + 2*time.Second} {
+		if !g.enter() {
+			t.Fatal("a node alone notified")
+		}
+		g.leave(silentHints{things: []string{"T|a|n" + strconv.Itoa(i) + ":x"}, events: []string{"E|a|" + strconv.Itoa(i)}}, t0.Add(at))
+	}
+	replay, start := g.seen(true, t0.Add(replayKeep+3*time.Second))
+	if !start || strings.Join(replay, " ") != "T|a|n0:x E|a|0 T|a|n1:x E|a|1" {
+		t.Fatalf("replay %q, %v", replay, start)
+	}
+	if g.enter() {
+		t.Fatal("a node with peers committed silently")
+	}
+	if _, start := g.seen(true, t0); start {
+		t.Fatal("announced twice")
+	}
+
+	// Alone again; a transaction runs silently; hints beyond the byte bound
+	// are dropped, oldest first.
+	g.seen(false, t0)
+	big := strings.Repeat("x", replayMax/2)
+	for i := range 3 {
+		g.enter()
+		g.leave(silentHints{things: []string{"T|a|" + strconv.Itoa(i) + big}}, t0)
+	}
+	if g.kept > replayMax {
+		t.Fatalf("kept %d bytes, bound %d", g.kept, replayMax)
+	}
+	replay, _ = g.seen(true, t0)
+	if len(replay) != 1 || !strings.HasPrefix(replay[0], "T|a|2") {
+		t.Fatalf("replayed %d hints after the bound", len(replay))
+	}
+
+	// Alone again, and nothing ran silently: nothing to announce.
+	g.seen(false, t0)
+	if _, start := g.seen(true, t0); start {
+		t.Fatal("announced without silent commits")
 	}
 }
