@@ -113,6 +113,9 @@ func newCluster(t *testing.T, batch int, aThings, bThings []string) *cluster {
 	c.a.SetChangeHandler(c.ra.handle)
 	c.b.SetInterest(c.rb)
 	c.b.SetChangeHandler(c.rb.handle)
+	// A, which started alone, notifies once it has seen B (peers.go; what
+	// it commits before that reaches B late, which TestPeers* cover).
+	waitAlone(t, c.a, false)
 	return c
 }
 

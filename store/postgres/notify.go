@@ -138,6 +138,9 @@ func (w *wtx) queueState(k queueKey) *queueState { return w.things[k.thing].queu
 
 // queueHints queues the transaction's notifications to the other nodes.
 func (w *wtx) queueHints() {
+	if w.s.hintBus.Load() == nil && !w.silent {
+		w.silent = w.s.peers.enter()
+	}
 	prefix := func(kind byte) string { return string(kind) + "|" + w.s.node + "|" }
 	var b strings.Builder
 	send := func() {
@@ -199,10 +202,15 @@ func (w *wtx) queueHints() {
 // notify sends a hint to the other nodes: on the hint bus after the
 // commit when there is one, else with pg_notify in the transaction (which
 // PostgreSQL delivers only if it commits, but which takes a database-wide
-// lock held through the commit's WAL flush).
+// lock held through the commit's WAL flush), unless no other node listens
+// (peers.go).
 func (w *wtx) notify(payload string) {
 	if w.s.hintBus.Load() != nil {
 		w.hints = append(w.hints, payload)
+		return
+	}
+	if w.silent {
+		w.quiet.keep(payload)
 		return
 	}
 	w.queue("SELECT pg_notify($1, $2)", w.s.channel, payload)
@@ -403,6 +411,9 @@ func (s *Store) handleNotification(ctx context.Context, payload string) {
 		if err := s.loadEvents(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reload event configuration", "op", "notify", "error", err)
 		}
+	case kindResync:
+		// The origin committed without notifying until it saw this node.
+		s.Resync()
 	}
 }
 
@@ -465,6 +476,12 @@ func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("%w: node ID %q is held by another connection to the database; give each node its own node ID",
 			store.ErrDuplicateNode, s.node)
+	}
+	// Presence on the schema, taken after LISTEN: a node that sees it
+	// notifies from then on (peers.go).
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock_shared($1, hashtext(current_schema()))", lockClassPresence); err != nil {
+		conn.Close(context.Background())
+		return nil, err
 	}
 	s.listenPID.Store(conn.PgConn().PID())
 	s.listening.Store(true)

@@ -73,8 +73,8 @@ type Options struct {
 	// Schema is the schema the store lives in, created if missing; empty
 	// means the connection's search_path.
 	Schema string `yaml:"schema" json:"schema"`
-	// MaxConns is the size of the connection pool (default: pgxpool's,
-	// the larger of 4 and the number of CPUs).
+	// MaxConns is the size of the connection pool; default: the URL's
+	// pool_max_conns, else DefaultMaxConns.
 	MaxConns int32 `yaml:"max_conns" json:"max_conns"`
 	// TaskBatch is how many things one background step rolls out,
 	// cancels, deletes or times out (default 256).
@@ -98,6 +98,15 @@ type Options struct {
 	// its commit took and its error.
 	OnCommit func(took time.Duration, ops int, err error) `yaml:"-" json:"-"`
 }
+
+// DefaultMaxConns is the size of a node's connection pool when neither
+// Options nor the URL's pool_max_conns set one. Each device operation is
+// a transaction that holds a connection until its commit is flushed, so
+// the pool bounds the commits in flight, and PostgreSQL flushes the
+// commits waiting together in one WAL write: pgxpool's own default (4 on
+// a small machine) left one node at a few flushes' worth of commits (see
+// BENCHMARKS.md).
+const DefaultMaxConns = 16
 
 const (
 	defaultTaskBatch    = 256
@@ -141,6 +150,7 @@ type Store struct {
 	stripes    [nStripes]stripe
 	deliveries deliveries
 
+	peers     peerGate      // whether commits notify (peers.go)
 	listenPID atomic.Uint32 // backend pid of the listening connection
 	listening atomic.Bool
 	listenState
@@ -175,6 +185,7 @@ type Stats struct {
 	Resyncs        atomic.Int64 // re-reads of every interesting thing after the listener reconnected
 	HintsDropped   atomic.Int64 // notifications not sent because they were too large
 	ListenFailures atomic.Int64
+	SilentCommits  atomic.Int64 // committed write transactions that sent no NOTIFY, as no other node listened
 }
 
 // Open connects to the database, brings its schema up to date and starts
@@ -201,8 +212,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres url: %w", err)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		pcfg.MaxConns = opts.MaxConns
+	case !strings.Contains(opts.URL, "pool_max_conns"):
+		pcfg.MaxConns = DefaultMaxConns
 	}
 	if opts.Schema != "" {
 		pcfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
@@ -228,6 +242,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.Engine = engine.New(backend{s}, engine.Options{Clock: opts.Clock, Logger: opts.Logger,
 		TaskBatch: opts.TaskBatch, EnableEvents: opts.EnableEvents})
 	s.deliveries.init()
+	s.peers.init()
 	for i := range s.stripes {
 		s.stripes[i].seen = map[queueKey]*seenState{}
 	}
@@ -249,7 +264,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("listen for other nodes' changes: %w", err)
 	}
-	s.wg.Add(5)
+	if err := s.checkPeers(ctx); err != nil {
+		// Notify until a check succeeds.
+		s.log.Warn("look for other nodes", "op", "peers", "error", err)
+	}
+	s.wg.Add(6)
+	go s.peerLoop()
 	go s.listenLoop(conn)
 	go s.refreshLoop()
 	go s.taskLoop()
@@ -544,6 +564,11 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 		conn.Release()
 	}()
 	w := newWtx(ctx, s, conn)
+	defer func() {
+		if w.silent {
+			s.peers.leave(w.quiet, time.Now())
+		}
+	}()
 	w.queue("BEGIN")
 	if lock != nil {
 		if err := lock(w); err != nil {
@@ -605,6 +630,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(w *wtx) error, l
 	}
 	committed = true
 	s.stats.Commits.Add(1)
+	if w.silent {
+		s.stats.SilentCommits.Add(1)
+	}
 	s.sendHints(w)
 	s.deliverLocal(w)
 	unlock()

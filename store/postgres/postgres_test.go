@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,4 +151,35 @@ func TestClosedStore(t *testing.T) {
 
 func isUnavailable(err error) bool {
 	return err != nil && errors.Is(err, store.ErrUnavailable)
+}
+
+// TestPoolSize: without a size in Options or the URL a node's pool holds
+// DefaultMaxConns connections; the URL's pool_max_conns, then Options,
+// override it.
+func TestPoolSize(t *testing.T) {
+	url, schema := freshSchema(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for i, tc := range []struct {
+		url  string
+		opt  int32
+		want int32
+	}{
+		{url, 0, DefaultMaxConns},
+		{url + sep + "pool_max_conns=3", 0, 3},
+		{url + sep + "pool_max_conns=3", 5, 5},
+	} {
+		s, err := Open(context.Background(), Options{URL: tc.url, Schema: schema, NodeID: "pool-" + strconv.Itoa(i),
+			Logger: testLogger(), MaxConns: tc.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.Pool().Config().MaxConns
+		s.Close()
+		if got != tc.want {
+			t.Errorf("%s with MaxConns %d: pool of %d, want %d", tc.url, tc.opt, got, tc.want)
+		}
+	}
 }

@@ -47,8 +47,10 @@ type wtx struct {
 	configChanged bool
 	writes        int
 	after         []func()
-	delivered     []queueKey // queues whose baselines this commit moves
-	hints         []string   // for the hint bus, after the commit
+	delivered     []queueKey  // queues whose baselines this commit moves
+	hints         []string    // for the hint bus, after the commit
+	silent        bool        // no other node listens: hints are not sent (peers.go)
+	quiet         silentHints // the hints not sent, kept for a node that appears
 	// guards are the job guards the transaction holds; late are the jobs
 	// whose abort and completion checks wait for the commit (CheckLater),
 	// due those of them that the committed counts call for.
@@ -1077,25 +1079,34 @@ func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, err
 		if skipLocked {
 			q += " SKIP LOCKED"
 		}
-		rows, err := w.query(q, fresh)
-		if err != nil {
-			return nil, err
-		}
 		type lock struct {
 			rev, members int64
 			ns           []byte
 		}
 		locked := map[string]lock{}
-		var name string
-		var l lock
-		if _, err := pgx.ForEachRow(rows, []any{&name, &l.rev, &l.members, &l.ns}, func() error {
-			locked[name] = l
-			l.ns = nil
-			return nil
-		}); err != nil {
+		lockQuery := batchQuery{sql: q, args: []any{fresh}, scan: func(rows pgx.Rows) error {
+			var name string
+			var l lock
+			_, err := pgx.ForEachRow(rows, []any{&name, &l.rev, &l.members, &l.ns}, func() error {
+				locked[name] = l
+				l.ns = nil
+				return nil
+			})
+			return err
+		}}
+		// The queues are read in the same round trip, after the lock (the
+		// server runs a batch in order, and each statement sees what was
+		// committed before it started); those of things not locked are
+		// dropped.
+		views, viewsQuery := w.viewsQuery(fresh)
+		qs := []batchQuery{lockQuery, viewsQuery}
+		if n := w.wantSeqs - len(w.seqs); n > 0 {
+			qs = append(qs, w.seqQuery(n))
+			w.wantSeqs = 0
+		}
+		if err := w.queryMany(qs...); err != nil {
 			return nil, err
 		}
-		var read []string
 		for _, n := range fresh {
 			l, ok := locked[n]
 			if !ok && skipLocked {
@@ -1113,13 +1124,10 @@ func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, err
 					q.view = engine.NewQueueView(nil, true)
 				}
 			}
-			w.things[n] = st
 			if ok {
-				read = append(read, n)
+				st.plain.view = views(n)
 			}
-		}
-		if err := w.readViews(read); err != nil {
-			return nil, err
+			w.things[n] = st
 		}
 	}
 	held := make([]string, 0, len(names))
@@ -1131,37 +1139,26 @@ func (w *wtx) LockThings(names []string, create, skipLocked bool) ([]string, err
 	return held, nil
 }
 
-// readViews reads the first entries of the plain queues of things (and
-// the sequence numbers asked for) in one round trip.
-func (w *wtx) readViews(things []string) error {
-	var qs []batchQuery
-	if len(things) > 0 {
-		got := map[string][]store.PendingExecution{}
-		qs = append(qs, batchQuery{sql: `SELECT t.name, ` + queueCols + ` FROM unnest($1::text[]) t(name)
-			CROSS JOIN LATERAL (SELECT * FROM executions e WHERE e.thing_name = t.name AND e.namespace_id = ''
-				AND e.status IN ('QUEUED', 'IN_PROGRESS')
-				ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $2) e
-			LEFT JOIN jobs j ON j.job_id = e.job_id`, args: []any{things, engine.QueueWindow},
-			scan: func(rows pgx.Rows) error {
-				err := w.scanQueue(rows, func(thing string, e *store.Execution) {
-					got[thing] = append(got[thing], e.Summary())
-				}, true)
-				for _, th := range things {
-					list := got[th]
-					slices.SortFunc(list, func(a, b store.PendingExecution) int { return store.ComparePending(&a, &b) })
-					w.things[th].plain.view = engine.NewQueueView(list, len(list) < engine.QueueWindow)
-				}
-				return err
-			}})
+// viewsQuery reads the first entries of the plain queues of things;
+// views returns a thing's, once the query has run.
+func (w *wtx) viewsQuery(things []string) (views func(thing string) *engine.QueueView, q batchQuery) {
+	got := map[string][]store.PendingExecution{}
+	views = func(thing string) *engine.QueueView {
+		list := got[thing]
+		slices.SortFunc(list, func(a, b store.PendingExecution) int { return store.ComparePending(&a, &b) })
+		return engine.NewQueueView(list, len(list) < engine.QueueWindow)
 	}
-	if n := w.wantSeqs - len(w.seqs); n > 0 {
-		qs = append(qs, w.seqQuery(n))
-		w.wantSeqs = 0
-	}
-	if len(qs) == 0 {
-		return nil
-	}
-	return w.queryMany(qs...)
+	q = batchQuery{sql: `SELECT t.name, ` + queueCols + ` FROM unnest($1::text[]) t(name)
+		CROSS JOIN LATERAL (SELECT * FROM executions e WHERE e.thing_name = t.name AND e.namespace_id = ''
+			AND e.status IN ('QUEUED', 'IN_PROGRESS')
+			ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT $2) e
+		LEFT JOIN jobs j ON j.job_id = e.job_id`, args: []any{things, engine.QueueWindow},
+		scan: func(rows pgx.Rows) error {
+			return w.scanQueue(rows, func(thing string, e *store.Execution) {
+				got[thing] = append(got[thing], e.Summary())
+			}, true)
+		}}
+	return views, q
 }
 
 // ThingChanged records the change of one of a thing's queues: its
