@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -193,7 +192,13 @@ func appendExecution(b []byte, e *store.Execution) []byte {
 	b = binary.AppendVarint(b, e.ExecutionNumber)
 	b = appendStatus(b, e.Status)
 	b = binary.AppendUvarint(b, uint64(len(e.StatusDetails)))
-	for _, k := range slices.Sorted(maps.Keys(e.StatusDetails)) {
+	var buf [10]string // AWS allows 10 pairs: no allocation to sort them
+	keys := buf[:0]
+	for k := range e.StatusDetails {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		b = appendString(appendString(b, k), e.StatusDetails[k])
 	}
 	b = appendTime(b, e.QueuedAt)

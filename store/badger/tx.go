@@ -134,7 +134,7 @@ func (r *rtx) cached(k []byte) (any, bool) {
 	if r.tc == nil {
 		return nil, false
 	}
-	return r.tc.lookup(string(k))
+	return r.tc.lookup(k)
 }
 
 // remember tells the committer's cache what k holds.
