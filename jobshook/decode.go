@@ -25,7 +25,12 @@ const MaxClientTokenLength = 64
 // operation reads them; a request lives no longer than its packet.
 type request struct {
 	fields      []field
-	clientToken *string
+	clientToken *string // points at token when the payload has a valid one
+
+	// Room for the usual number of members and the token, so that a
+	// request is one allocation.
+	buf   [8]field
+	token string
 }
 
 // field is one top-level member of a request: its name (unescaped) and
@@ -55,7 +60,7 @@ func decodeRequest(payload []byte) (*request, *rejection) {
 	if payload[0] != '{' {
 		return r, &rejection{code: CodeInvalidRequest, message: "the payload must be a JSON object"}
 	}
-	r.fields = members(payload, make([]field, 0, 8))
+	r.fields = members(payload, r.buf[:0])
 	if raw, ok := r.get("clientToken"); ok {
 		token, ok := jsonString(raw)
 		if !ok {
@@ -64,7 +69,8 @@ func decodeRequest(payload []byte) (*request, *rejection) {
 		if n := utf8.RuneCountInString(token); n > MaxClientTokenLength {
 			return r, &rejection{code: CodeInvalidRequest, message: fmt.Sprintf("clientToken has %d characters; it may have at most 64", n)}
 		}
-		r.clientToken = &token
+		r.token = token
+		r.clientToken = &r.token
 	}
 	return r, nil
 }
