@@ -2,6 +2,7 @@ package jobshook
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,15 +70,16 @@ func TestDecodeRequest(t *testing.T) {
 				t.Errorf("clientToken = %q, want %q", *req.clientToken, *tc.token)
 			}
 			if tc.code == "" {
-				got := make([]string, 0, len(req.fields))
-				for k := range maps.Keys(req.fields) {
-					got = append(got, k)
+				names := map[string]bool{} // a repeated name counts once
+				for _, f := range req.fields {
+					names[string(f.name)] = true
 				}
+				got := slices.Sorted(maps.Keys(names))
 				if len(got) != len(tc.fields) {
 					t.Errorf("fields = %q, want %q", got, tc.fields)
 				}
 				for _, k := range tc.fields {
-					if _, ok := req.fields[k]; !ok {
+					if !names[k] {
 						t.Errorf("field %q missing from %q", k, got)
 					}
 				}

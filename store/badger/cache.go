@@ -154,14 +154,21 @@ func newTxnCache(c *recordCache) *txnCache {
 
 // lookup returns what the transaction knows of k: ok is false when the
 // record must be read from Badger.
-func (t *txnCache) lookup(k string) (any, bool) {
-	if v, ok := t.staged[k]; ok {
+// It takes the key as bytes: map reads keyed by string(k) do not copy it.
+func (t *txnCache) lookup(k []byte) (any, bool) {
+	if v, ok := t.staged[string(k)]; ok {
 		if _, u := v.(unknown); u {
 			return nil, false
 		}
 		return v, true
 	}
-	return t.c.get(k)
+	if v, ok := t.c.cur[string(k)]; ok {
+		return v, true
+	}
+	if _, ok := t.c.old[string(k)]; !ok {
+		return nil, false
+	}
+	return t.c.get(string(k))
 }
 
 // remember records what a Badger read returned. A key the transaction

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -193,7 +192,13 @@ func appendExecution(b []byte, e *store.Execution) []byte {
 	b = binary.AppendVarint(b, e.ExecutionNumber)
 	b = appendStatus(b, e.Status)
 	b = binary.AppendUvarint(b, uint64(len(e.StatusDetails)))
-	for _, k := range slices.Sorted(maps.Keys(e.StatusDetails)) {
+	var buf [10]string // AWS allows 10 pairs: no allocation to sort them
+	keys := buf[:0]
+	for k := range e.StatusDetails {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		b = appendString(appendString(b, k), e.StatusDetails[k])
 	}
 	b = appendTime(b, e.QueuedAt)
@@ -285,4 +290,45 @@ func (d *decoder) status() store.ExecutionStatus {
 	}
 	d.fail()
 	return ""
+}
+
+// A job's counts (process details) are rewritten by every device
+// operation that moves an execution, so they are binary as well:
+// countsCodecV1, then the count of each status of countsOrder, in that
+// order, as varints. Records written as JSON by earlier versions start
+// with '{' and still read; the next write of the job's counts turns them
+// into this form.
+const countsCodecV1 = 1
+
+// countsOrder is the order of the counts in countsCodecV1. It is part of
+// the format: a new status goes into a new version, not into this list.
+var countsOrder = [...]store.ExecutionStatus{store.StatusQueued, store.StatusInProgress, store.StatusSucceeded,
+	store.StatusFailed, store.StatusTimedOut, store.StatusRejected, store.StatusRemoved, store.StatusCanceled}
+
+// appendCounts appends the binary form of a job's counts.
+func appendCounts(b []byte, p *store.ProcessDetails) []byte {
+	b = append(b, countsCodecV1)
+	for _, s := range countsOrder {
+		b = binary.AppendVarint(b, p.Count(s))
+	}
+	return b
+}
+
+// decodeCounts reads a job's counts (binary, or JSON).
+func decodeCounts(b []byte, p *store.ProcessDetails) error {
+	*p = store.ProcessDetails{}
+	if len(b) > 0 && b[0] == '{' {
+		return json.Unmarshal(b, p)
+	}
+	d := decoder{b: b}
+	if v := d.byte(); v != countsCodecV1 {
+		return fmt.Errorf("%w: counts version %d", errCorrupt, v)
+	}
+	for _, s := range countsOrder {
+		p.Add(s, d.varint())
+	}
+	if d.bad || len(d.b) != 0 {
+		return fmt.Errorf("%w: counts", errCorrupt)
+	}
+	return nil
 }

@@ -19,7 +19,7 @@ func (s *Store) Gauges(ctx context.Context) (*store.Gauges, error) {
 		var total store.ProcessDetails
 		if err := r.each([]byte{prefixCounts}, nil, false, func(_, v []byte) (bool, error) {
 			var p store.ProcessDetails
-			if err := json.Unmarshal(v, &p); err != nil {
+			if err := decodeCounts(v, &p); err != nil {
 				return false, err
 			}
 			for _, st := range store.Statuses {

@@ -134,7 +134,7 @@ func (r *rtx) cached(k []byte) (any, bool) {
 	if r.tc == nil {
 		return nil, false
 	}
-	return r.tc.lookup(string(k))
+	return r.tc.lookup(k)
 }
 
 // remember tells the committer's cache what k holds.
@@ -208,15 +208,18 @@ func (r *rtx) JobCounts(id string) (store.ProcessDetails, error) {
 		return store.ProcessDetails{}, nil
 	}
 	var p store.ProcessDetails
-	found, err := r.getOptJSON(k, &p)
-	if err != nil {
-		return p, err
-	}
-	if !found {
+	b, err := r.get(k)
+	if errors.Is(err, errMissing) {
 		r.remember(k, absent{})
-	} else {
-		r.remember(k, copyCounts(&p))
+		return p, nil
 	}
+	if err == nil {
+		err = decodeCounts(b, &p)
+	}
+	if err != nil {
+		return p, fmt.Errorf("read %q: %w", k, err)
+	}
+	r.remember(k, copyCounts(&p))
 	return p, nil
 }
 
@@ -787,7 +790,7 @@ func (w *wtx) WriteJob(jw *engine.JobWrite) (store.ProcessDetails, bool, error) 
 		for _, s := range store.Statuses {
 			p.Add(s, jw.Delta.Count(s))
 		}
-		if err := w.setJSON(countsKey(jw.ID), &p); err != nil {
+		if err := w.set(countsKey(jw.ID), appendCounts(make([]byte, 0, 32), &p)); err != nil {
 			return p, false, err
 		}
 		w.stage(countsKey(jw.ID), copyCounts(&p))
