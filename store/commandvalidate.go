@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"regexp"
@@ -713,7 +715,10 @@ func parseTemplate(s string) (*jnode, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.Token(); err == nil {
+	// Only whitespace may follow the value: Token reports io.EOF then, and
+	// any other answer (a second value, or bytes that are not JSON at all)
+	// means the template is not one JSON document.
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("text after the JSON value")
 	}
 	return n, nil
@@ -845,6 +850,13 @@ func typedNode(v *CommandParameterValue) *jnode {
 		return &jnode{kind: 'b', b: *v.B}
 	case v.I != nil, v.L != nil, v.UL != nil, v.D != nil:
 		s, _ := valueText(v)
+		if v.UL != nil {
+			// "007" passes the model's pattern but is not a JSON number:
+			// the number node carries the value without its leading zeros.
+			if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+				s = strconv.FormatUint(n, 10)
+			}
+		}
 		if v.D != nil && (strings.ContainsAny(s, "IN") || strings.Contains(s, "Inf")) {
 			return &jnode{kind: 's', str: s}
 		}

@@ -129,3 +129,21 @@ func TestCommandTemplateLimits(t *testing.T) {
 		t.Error("1,001 mandatoryParameters were accepted")
 	}
 }
+
+// TestCommandTemplateOneDocument: a payloadTemplate is one JSON document;
+// anything but whitespace after it is refused at creation.
+func TestCommandTemplateOneDocument(t *testing.T) {
+	for tpl, ok := range map[string]bool{
+		`{"p":"${aws:iot:commandexecution::parameter:p}"}`:        true,
+		"{\"p\":\"${aws:iot:commandexecution::parameter:p}\"} \n": true,
+		`"${aws:iot:commandexecution::parameter:p}"A`:             false,
+		`{"p":"${aws:iot:commandexecution::parameter:p}"}{}`:      false,
+		`{"p":"${aws:iot:commandexecution::parameter:p}"} x`:      false,
+	} {
+		c := &Command{CommandID: "c", PayloadTemplate: tpl, MandatoryParameters: []CommandParameter{{Name: "p", Type: "STRING"}},
+			Preprocessor: &CommandPreprocessor{AwsJSONSubstitution: &AwsJSONSubstitution{OutputFormat: "JSON"}}}
+		if err := ValidateCreateCommand(c); (err == nil) != ok {
+			t.Errorf("template %q: error %v, want accepted=%v", tpl, err, ok)
+		}
+	}
+}
