@@ -48,6 +48,7 @@ type Broker struct {
 	Store               store.Store
 	Jobs                *jobshook.Hook
 	Sessions            *sessions.Hook
+	flow                *flowHook // an MQTT 5 client's Receive Maximum (mqttflow.go)
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
 	security            *metrics.Security
@@ -167,6 +168,7 @@ func (b *Broker) buildMQTT() error {
 	}
 	b.Jobs = new(jobshook.Hook)
 	b.Sessions = new(sessions.Hook)
+	b.flow = &flowHook{server: b.MQTT, maxMessageExpiry: caps.MaximumMessageExpiryInterval, acked: b.Sessions.OnQosComplete}
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.feed, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
 		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions,
@@ -183,6 +185,9 @@ func (b *Broker) buildMQTT() error {
 	}
 	if err := b.addClusterHook(); err != nil {
 		return err
+	}
+	if err := b.MQTT.AddHook(b.flow, nil); err != nil {
+		return fmt.Errorf("add flow hook: %w", err)
 	}
 	if err := b.addMQTTListeners(); err != nil {
 		return err

@@ -375,3 +375,241 @@ func (h *signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *signalHandler) WithGroup(name string) slog.Handler {
 	return &signalHandler{msg: h.msg, next: h.next.WithGroup(name), seen: h.seen, once: h.once}
 }
+
+// holdsToQuota reads from c for a moment while the client has rm
+// messages unacknowledged and fails the test if the broker sends another.
+// A broker that sends it later than the moment goes unnoticed, so the check
+// can miss a breach but never invents one.
+func holdsToQuota(t *testing.T, c *rawClient, rm int) {
+	t.Helper()
+	if pk, err := c.read(30 * time.Millisecond); err == nil {
+		t.Fatalf("a packet of type %d (%q) while %d messages were unacknowledged, Receive Maximum %d", pk.FixedHeader.Type, pk.Payload, rm, rm)
+	}
+}
+
+// TestReceiveMaximumKeptWithoutStalling: an MQTT 5 client that declares a
+// Receive Maximum of 3 never has more than 3 QoS 1 messages
+// unacknowledged, and gets every one of 300 messages published faster
+// than it acknowledges them, once each and in order (MQTT 5 §4.9,
+// §4.6). mochi v2.7.9 on its own stops after a few: it forgets a message
+// it held back once it has sent it, so that message's PUBACK returns no
+// quota.
+func TestReceiveMaximumKeptWithoutStalling(t *testing.T) {
+	for _, persistent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("persistent=%v", persistent), func(t *testing.T) {
+			const rm, n = 3, 300
+			b := brokertest.Start(t)
+			sub := dialRaw(t, b.MQTTAddr(), nil)
+			if code, _ := sub.connect(rawConnect{id: "flow-sub", version: 5, persistent: persistent, receiveMaximum: rm}); code != 0 {
+				t.Fatalf("connect: %#x", code)
+			}
+			if _, codes := sub.subscribe(1, 1, "flow/#"); codes[0] != 1 {
+				t.Fatalf("subscribe: %#x", codes[0])
+			}
+			pub := brokertest.Connect3(t, b.MQTTAddr(), "flow-pub")
+			pubErr := make(chan error, 1)
+			go func() {
+				for i := range n {
+					if err := pub.TryPublish("flow/t", fmt.Sprint(i), 1); err != nil {
+						pubErr <- fmt.Errorf("publish %d: %w", i, err)
+						return
+					}
+				}
+			}()
+			var unacked []uint16
+			for next := 0; next < n; {
+				pk, err := sub.read(10 * time.Second)
+				if err != nil {
+					select {
+					case perr := <-pubErr:
+						err = fmt.Errorf("%w (the publisher: %v)", err, perr)
+					default:
+					}
+					t.Fatalf("after %d of %d messages, %d unacknowledged: %v", next, n, len(unacked), err)
+				}
+				if pk.FixedHeader.Type != packets.Publish {
+					t.Fatalf("got packet type %d, want PUBLISH", pk.FixedHeader.Type)
+				}
+				if got := string(pk.Payload); got != fmt.Sprint(next) || pk.FixedHeader.Dup {
+					t.Fatalf("message %d: got %q (dup %v)", next, got, pk.FixedHeader.Dup)
+				}
+				next++
+				// Acknowledgements sent minus messages read can only
+				// undercount what the broker has in flight.
+				if unacked = append(unacked, pk.PacketID); len(unacked) > rm {
+					t.Fatalf("%d messages unacknowledged, Receive Maximum %d", len(unacked), rm)
+				}
+				if len(unacked) == rm && next%10 == 0 {
+					holdsToQuota(t, sub, rm)
+				}
+				if len(unacked) == rm || next%7 == 0 {
+					// Hold back up to the quota, then acknowledge the
+					// oldest, so that the broker parks what comes meanwhile.
+					sub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: unacked[0]})
+					unacked = unacked[1:]
+				}
+			}
+			for _, id := range unacked {
+				sub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
+			}
+			if pk, err := sub.read(300 * time.Millisecond); err == nil {
+				t.Fatalf("a message after the last: type %d %q", pk.FixedHeader.Type, pk.Payload)
+			}
+		})
+	}
+}
+
+// TestReceiveMaximumAcrossResume: a persistent MQTT 5 subscriber with a
+// Receive Maximum of 3 leaves mid-stream with messages unacknowledged and
+// more waiting, and comes back while new messages are published. The messages it was owed (sent
+// by the sessions hook) and the live ones (sent as mochi publishes them)
+// together never exceed 3 unacknowledged, and it gets every message.
+func TestReceiveMaximumAcrossResume(t *testing.T) {
+	const rm, n = 3, 400
+	b := brokertest.Start(t)
+	connect := func() *rawClient {
+		c := dialRaw(t, b.MQTTAddr(), nil)
+		if code, _ := c.connect(rawConnect{id: "resume-sub", version: 5, persistent: true, receiveMaximum: rm}); code != 0 {
+			t.Fatalf("connect: %#x", code)
+		}
+		return c
+	}
+	sub := connect()
+	if _, codes := sub.subscribe(1, 1, "resume/#"); codes[0] != 1 {
+		t.Fatalf("subscribe: %#x", codes[0])
+	}
+	pub := brokertest.Connect3(t, b.MQTTAddr(), "resume-pub")
+	pubErr := make(chan error, 2)
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := pub.TryPublish("resume/t", fmt.Sprint(i), 1); err != nil {
+				pubErr <- fmt.Errorf("publish %d: %w", i, err)
+				return
+			}
+		}
+	}
+	go publish(0, n/2)
+	got := map[string]int{}
+	var unacked []uint16
+	read := func(c *rawClient) {
+		pk, err := c.read(10 * time.Second)
+		if err != nil {
+			select {
+			case perr := <-pubErr:
+				err = fmt.Errorf("%w (the publisher: %v)", err, perr)
+			default:
+			}
+			t.Fatalf("after %d distinct messages of %d: %v", len(got), n, err)
+		}
+		if pk.FixedHeader.Type != packets.Publish {
+			t.Fatalf("got packet type %d, want PUBLISH", pk.FixedHeader.Type)
+		}
+		got[string(pk.Payload)]++
+		if unacked = append(unacked, pk.PacketID); len(unacked) > rm {
+			t.Fatalf("%d messages unacknowledged, Receive Maximum %d", len(unacked), rm)
+		}
+		if len(unacked) == rm {
+			if len(got)%10 == 0 {
+				holdsToQuota(t, c, rm)
+			}
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: unacked[0]})
+			unacked = unacked[1:]
+		}
+	}
+	for len(got) < n/4 {
+		read(sub)
+	}
+	sub.conn.Close() // leaves with messages unacknowledged
+	unacked = nil
+	// Back once the broker has seen it go (coming back before that is a
+	// takeover, where mochi sends everything in flight at once).
+	brokertest.Eventually(t, "the broker sees the subscriber gone", func() error {
+		if cl, ok := b.MQTT.Clients.Get("resume-sub"); ok && !cl.Closed() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	sub = connect()
+	go publish(n/2, n) // live messages while those it is owed are sent
+	for len(got) < n {
+		read(sub)
+	}
+	for m, k := range got {
+		if k > 2 {
+			t.Errorf("message %s received %d times", m, k)
+		}
+	}
+}
+
+// TestTakeoverResendsInOrder: a persistent client that reconnects while
+// its earlier connection is still open (a takeover, as after a network
+// drop the broker has not noticed) is sent the messages it had not
+// acknowledged again in the order they were published, with DUP, and on
+// MQTT 5 within its Receive Maximum.
+func TestTakeoverResendsInOrder(t *testing.T) {
+	for _, v := range []byte{4, 5} {
+		t.Run(fmt.Sprintf("mqtt%d", v), func(t *testing.T) {
+			const n, rm = 50, 5
+			b := brokertest.Start(t)
+			id := fmt.Sprintf("takeover-%d", v)
+			conn := rawConnect{id: id, version: v, persistent: true}
+			if v == 5 {
+				conn.receiveMaximum = rm
+			}
+			sub := dialRaw(t, b.MQTTAddr(), nil)
+			if code, _ := sub.connect(conn); code != 0 {
+				t.Fatalf("connect: %#x", code)
+			}
+			sub.subscribe(1, 1, "takeover/#")
+			pub := brokertest.Connect3(t, b.MQTTAddr(), id+"-pub")
+			for i := range n {
+				pub.Publish("takeover/t", fmt.Sprint(i), 1)
+			}
+			want := n
+			if v == 5 {
+				want = rm // all the first connection gets unacknowledged
+			}
+			for range want {
+				sub.expect(packets.Publish)
+			}
+			// A publisher's PUBACK can precede the fan-out of its message;
+			// a message still on its way during the takeover may come
+			// among the others.
+			brokertest.Eventually(t, "every message in flight to the subscriber", func() error {
+				if cl, ok := b.MQTT.Clients.Get(id); !ok || cl.State.Inflight.Len() < n {
+					return fmt.Errorf("not yet")
+				}
+				return nil
+			})
+			again := dialRaw(t, b.MQTTAddr(), nil)
+			if code, present := again.connect(conn); code != 0 || !present {
+				t.Fatalf("reconnect: %#x, session present %v", code, present)
+			}
+			var unacked []uint16
+			for i := 0; i < n; i++ {
+				pk, err := again.read(10 * time.Second)
+				if err != nil {
+					t.Fatalf("after %d of %d: %v", i, n, err)
+				}
+				if pk.FixedHeader.Type != packets.Publish {
+					t.Fatalf("got packet type %d", pk.FixedHeader.Type)
+				}
+				if string(pk.Payload) != fmt.Sprint(i) {
+					t.Fatalf("message %d: got %q", i, pk.Payload)
+				}
+				if i < want && !pk.FixedHeader.Dup {
+					t.Errorf("message %d, sent before, came again without DUP", i)
+				}
+				if v == 5 {
+					if unacked = append(unacked, pk.PacketID); len(unacked) == rm {
+						holdsToQuota(t, again, rm)
+						again.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: unacked[0]})
+						unacked = unacked[1:]
+					}
+				} else {
+					again.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+				}
+			}
+		})
+	}
+}

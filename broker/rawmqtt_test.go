@@ -29,9 +29,10 @@ type rawClient struct {
 // rawConnect is a CONNECT for rawClient.connect.
 type rawConnect struct {
 	id, user, pass string
-	version        byte // 4 (MQTT 3.1.1, the default) or 5
-	persistent     bool // clean session (clean start) off
-	noKeepalive    bool // keepalive 0 (else 30 s)
+	version        byte   // 4 (MQTT 3.1.1, the default) or 5
+	persistent     bool   // clean session (clean start) off
+	noKeepalive    bool   // keepalive 0 (else 30 s)
+	receiveMaximum uint16 // MQTT 5 Receive Maximum; 0: not sent
 	will           *rawWill
 }
 
@@ -77,6 +78,9 @@ func (c *rawClient) connect(p rawConnect) (code byte, present bool) {
 	}
 	if p.version == 5 && p.persistent {
 		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
+	}
+	if p.version == 5 && p.receiveMaximum > 0 {
+		pk.Properties.ReceiveMaximum = p.receiveMaximum
 	}
 	if p.user != "" {
 		pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte(p.user)

@@ -35,8 +35,8 @@ func (b *Broker) addSessionsHook() error {
 		Server: b.MQTT, Store: st, Claim: shared, Expiry: b.cfg.sessionExpiry(),
 		QueueLimit: b.cfg.MaxQueuedMessages, RetainedLimit: b.cfg.MaxRetainedMessages,
 		RetainedMaxBytes: b.cfg.MaxRetainedSize, Identity: b.Auth.Identity, Clock: b.cfg.Clock, Replica: isReplica,
-		Restored: b.watchRestored,
-		Logger:   b.log.With("component", "sessions"),
+		Restored: b.watchRestored, Send: b.flow.Send,
+		Logger: b.log.With("component", "sessions"),
 	}); err != nil {
 		return fmt.Errorf("add sessions hook: %w", err)
 	}

@@ -196,6 +196,15 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			}
 			s = nil
 		} else {
+			if s.online && s.cl != nil && s.cl != cl {
+				// A takeover: the client is back before its earlier
+				// connection was seen to end. What is in flight there
+				// becomes owed, as when a client leaves, and is sent
+				// again below in publish order and at the client's pace;
+				// mochi would send it all at once, in an order of its own
+				// (by the second each message was created).
+				h.disconnectedLocked(s, s.cl, false)
+			}
 			if !s.online {
 				h.stats.Connected.Add(1)
 			}

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/jobsbroker/jobsbroker/store"
 	"github.com/jobsbroker/jobsbroker/store/clock"
@@ -102,6 +103,11 @@ type Options struct {
 	// server without its client connecting (Adopt): the cluster subscribes
 	// to its filters.
 	Restored func(cl *mqtt.Client)
+	// Send, if set, sends a stored message the hook has put in the
+	// client's in-flight map (it may hold it back while the client has
+	// its MQTT 5 Receive Maximum unacknowledged); nil means writing it at
+	// once.
+	Send func(cl *mqtt.Client, pk packets.Packet) error
 	// Clock times session expiry; nil means the wall clock.
 	Clock clock.Clock
 	// Logger receives the hook's logs; nil means the one mochi gives

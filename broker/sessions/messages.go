@@ -553,7 +553,11 @@ func (h *Hook) drain(s *session, cl *mqtt.Client) {
 		if !ok {
 			return
 		}
-		if err := cl.WritePacket(pk); err != nil {
+		send := cl.WritePacket
+		if h.opts.Send != nil {
+			send = func(pk packets.Packet) error { return h.opts.Send(cl, pk) }
+		}
+		if err := send(pk); err != nil {
 			h.Log.Debug("could not send a queued message", "client", cl.ID, "topic", pk.TopicName, "error", err)
 			return // it stays owed; the client gets it when it is back
 		}
