@@ -129,8 +129,9 @@ type Config struct {
 	// MaxTopicLength is the longest topic name or filter accepted, in bytes
 	// (default 256, as AWS IoT).
 	MaxTopicLength int
-	// WriteTimeout is how long a write to an MQTT client may block before
-	// the client is disconnected (default 10 s; negative: never).
+	// WriteTimeout is how long output to an MQTT client may wait unread,
+	// with no progress, before the client is disconnected (default 10 s;
+	// negative: never). Writes never wait for the client meanwhile.
 	WriteTimeout time.Duration
 	// ConnectTimeout is how long a new MQTT connection may take to finish
 	// its TLS handshake and send CONNECT before it is closed (default

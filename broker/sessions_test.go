@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -687,4 +688,64 @@ func TestNotificationInFlightKept(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestStalledSubscriberHoldsUpNoPublisher: a persistent subscriber stops
+// reading while three publishers send it 24 MiB of QoS 1 messages, far
+// more than its socket takes. Every publisher gets every PUBACK at its own
+// pace (mochi, whose writes to a client hold the lock that publishing a
+// QoS 1 message to it needs, would keep them waiting for -write-timeout);
+// the subscriber is disconnected once its output has made no progress for
+// -write-timeout, and gets every message when it reconnects.
+func TestStalledSubscriberHoldsUpNoPublisher(t *testing.T) {
+	const n, publishers = 1500, 3
+	b := brokertest.Start(t, func(c *broker.Config) { c.WriteTimeout, c.MaxQueuedMessages = 2*time.Second, 2*n })
+	sub := dialRaw(t, b.MQTTAddr(), nil)
+	if code, _ := sub.connect(rawConnect{id: "stalled-sub", persistent: true}); code != 0 {
+		t.Fatalf("connect: %#x", code)
+	}
+	sub.subscribe(1, 1, "stalled/#")
+	payload := strings.Repeat("x", 16<<10)
+	var wg sync.WaitGroup
+	for p := range publishers {
+		pub := brokertest.Connect3(t, b.MQTTAddr(), fmt.Sprintf("stalled-pub-%d", p))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := p; i < n; i += publishers {
+				// TryPublish gives up after 5 s without a PUBACK.
+				if err := pub.TryPublish("stalled/t", fmt.Sprintf("%04d%s", i, payload), 1); err != nil {
+					t.Errorf("publish %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait() // the subscriber reads nothing meanwhile
+	if t.Failed() {
+		return
+	}
+	brokertest.Eventually(t, "the stalled subscriber disconnected", func() error {
+		if cl, ok := b.MQTT.Clients.Get("stalled-sub"); ok && !cl.Closed() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	sub.conn.Close()
+	again := dialRaw(t, b.MQTTAddr(), nil)
+	if code, present := again.connect(rawConnect{id: "stalled-sub", persistent: true}); code != 0 || !present {
+		t.Fatalf("reconnect: %#x, session present %v", code, present)
+	}
+	got := map[string]bool{}
+	for len(got) < n {
+		pk, err := again.read(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", len(got), n, err)
+		}
+		if pk.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		got[string(pk.Payload[:4])] = true
+		again.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// DefaultWriteTimeout is how long a write to an MQTT client may block
-// before the client is disconnected.
+// DefaultWriteTimeout is how long output to an MQTT client may wait
+// unread, with no progress, before the client is disconnected.
 const DefaultWriteTimeout = 10 * time.Second
 
 // DefaultConnectTimeout is how long a new MQTT connection may take to
@@ -23,7 +23,8 @@ const DefaultConnectTimeout = 10 * time.Second
 
 // Options are the limits every MQTT listener applies.
 type Options struct {
-	// WriteTimeout bounds each write to a client (see deadlineConn).
+	// WriteTimeout is how long output to a client may wait with no
+	// progress (see outConn).
 	WriteTimeout time.Duration
 	// ConnectTimeout bounds the TLS handshake and the CONNECT of a new
 	// connection together; mochi sets the keepalive deadline once CONNECT
@@ -55,11 +56,12 @@ const (
 // TCP serves MQTT over TCP, optionally TLS. Unlike mochi's own TCP
 // listener:
 //
-//   - it puts a deadline on every write: mochi holds a client's lock while
-//     it writes to the connection, so a client that stops reading would
-//     otherwise hold up, for as long as it stays connected, everything
-//     that needs that lock (publishing to it, among others). With the
-//     deadline the write fails and mochi drops the client;
+//   - its writes never wait for the client (outconn.go): mochi holds a
+//     client's lock while it writes to the connection, so a client that
+//     stops reading would otherwise hold up everything that needs that
+//     lock (publishing a QoS 1 message to it, among others). What the
+//     socket does not take at once waits in memory, and a client that
+//     takes none of it for the write timeout is disconnected;
 //   - a new connection must finish its TLS handshake and send CONNECT
 //     within connectTimeout, or it is closed: a bare TCP connection or a
 //     half-sent ClientHello holds a descriptor and memory for nothing;
@@ -86,9 +88,9 @@ func NewTCP(srv *mqtt.Server, id, addr string, tlsConf *tls.Config, opts Options
 	}
 	l := &TCP{id: id, tls: tlsConf, opts: opts, srv: srv}
 	l.accept = newRetryListener(raw, id, opts.Log, l.countAcceptError)
-	l.ln = l.accept
+	l.ln = outListener{l.accept, opts.WriteTimeout}
 	if tlsConf != nil {
-		l.ln = tls.NewListener(l.accept, tlsConf)
+		l.ln = tls.NewListener(l.ln, tlsConf)
 	}
 	l.refuse.init(id, opts)
 	return l, nil
@@ -165,8 +167,10 @@ func (l *TCP) Close(listeners.CloseFn) {
 	l.refuse.wait()
 }
 
-// deadlineConn bounds each write by a timeout, and can hold a write back
-// to send it with the next one (see HoldNextWrite).
+// deadlineConn bounds each write by a timeout where the connection below
+// can block (on unix its TCP connection is an outConn, whose writes never
+// wait and which keeps the timeout itself), and can hold a write back to
+// send it with the next one (see HoldNextWrite).
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration

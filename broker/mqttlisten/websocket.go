@@ -102,7 +102,7 @@ func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 	l.mu.Lock()
 	l.est = establish
 	l.mu.Unlock()
-	var ln net.Listener = watchListener{l.ln}
+	var ln net.Listener = watchListener{outListener{l.ln, l.opts.WriteTimeout}}
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)
 	}

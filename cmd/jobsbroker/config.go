@@ -72,7 +72,7 @@ func newSettings(cmd string) *settings {
 	fs.IntVar(&s.MaxPacketSize, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet accepted, in bytes (AWS IoT: 128 KB)")
 	fs.IntVar(&s.MaxTopicLength, "max-topic-length", 256, "longest MQTT topic name or filter accepted, in bytes (AWS IoT: 256)")
 	fs.Float64Var(&s.RequestRate, "request-rate", 100, "device requests per second one thing may make over MQTT and HTTP together, answered RequestThrottled / ThrottlingException beyond it (negative: no limit)")
-	fs.DurationVar(&s.WriteTimeout, "write-timeout", mqttlisten.DefaultWriteTimeout, "how long a write to an MQTT client may block before the client is disconnected (a client that stops reading holds up only itself meanwhile)")
+	fs.DurationVar(&s.WriteTimeout, "write-timeout", mqttlisten.DefaultWriteTimeout, "how long output to an MQTT client may wait unread, with no progress, before the client is disconnected (writes never wait for the client meanwhile)")
 	fs.DurationVar(&s.ConnectTimeout, "connect-timeout", mqttlisten.DefaultConnectTimeout, "how long a new MQTT connection may take to finish its TLS handshake and send CONNECT before it is closed (negative: no limit)")
 	fs.IntVar(&s.MaxConnections, "max-connections", 0, "connections each MQTT listener serves at once, more are answered CONNACK server unavailable (0: a share of the process's file-descriptor limit; negative: no limit)")
 	fs.IntVar(&s.MaxSubscriptions, "max-subscriptions", broker.DefaultMaxSubscriptions, "subscriptions one MQTT client may hold (AWS IoT: 50; negative: no limit)")

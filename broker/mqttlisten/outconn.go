@@ -1,0 +1,176 @@
+//go:build unix
+
+package mqttlisten
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxPendingWrite is how many bytes may wait in memory for a client whose
+// socket takes no more: as much as mochi's write queue for one client can
+// hold (256 packets of at most 128 KiB), so that the limit never binds
+// before mochi's own would. A client still past it is disconnected.
+const maxPendingWrite = 256 * 128 << 10
+
+// errWriteLimit ends a connection whose client left more than
+// maxPendingWrite bytes unread.
+var errWriteLimit = errors.New("mqttlisten: client reads too slowly: its pending output passed the limit")
+
+// outConn is an accepted TCP connection whose writes never wait for the
+// client. mochi writes to a client while holding the client's lock, and
+// takes the same lock to give a QoS 1 message for the client a packet id:
+// a write that waited for a client whose socket is full would hold up
+// every publisher with a message for it. A write puts what the socket
+// takes at once into it (one non-blocking system call) and leaves the
+// rest, in order, to a goroutine that writes it out with the write
+// timeout: a client that takes none of it for that long, or leaves more
+// than maxPendingWrite unread, is disconnected. TLS, when used, runs over
+// it, so that a timed-out write never leaves a TLS record half-sent.
+type outConn struct {
+	*net.TCPConn
+	raw     syscall.RawConn
+	timeout time.Duration // how long pending output may go without progress; 0: no limit
+	limit   int
+
+	mu       sync.Mutex
+	pending  []byte // bytes the socket has not taken yet, oldest first
+	flushing bool   // a goroutine is writing pending out
+	closing  bool   // Close was called while flushing: close once flushed
+	err      error  // the error that ended writing
+}
+
+// bufferWrites returns c with writes that never wait, if it is a TCP
+// connection; any other connection is returned as is.
+func bufferWrites(c net.Conn, timeout time.Duration) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	return &outConn{TCPConn: tc, raw: raw, timeout: timeout, limit: maxPendingWrite}
+}
+
+// Write writes what the socket takes now and keeps the rest for the
+// flushing goroutine. It reports all of p written unless writing has
+// failed: the connection is then closed (or closing) and the error says
+// why.
+func (c *outConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.closing {
+		return 0, net.ErrClosed
+	}
+	n := 0
+	if !c.flushing {
+		var werr error
+		if err := c.raw.Write(func(fd uintptr) bool {
+			for n < len(p) {
+				m, err := syscall.Write(int(fd), p[n:])
+				if m > 0 {
+					n += m
+				}
+				if err == syscall.EINTR {
+					continue
+				}
+				if err != nil && err != syscall.EAGAIN {
+					werr = err
+				}
+				if err != nil || m <= 0 {
+					break
+				}
+			}
+			return true // never wait for the socket
+		}); err != nil {
+			werr = err
+		}
+		if werr != nil {
+			c.err = werr
+			return n, werr
+		}
+		if n == len(p) {
+			return n, nil
+		}
+	}
+	if len(c.pending)+len(p)-n > c.limit {
+		c.err = errWriteLimit
+		c.pending = nil
+		c.TCPConn.Close()
+		return n, c.err
+	}
+	c.pending = append(c.pending, p[n:]...)
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+	return len(p), nil
+}
+
+// flush writes the pending bytes out until none are left, then ends; it
+// closes the connection when a write fails or times out, and once it is
+// done if Close came meanwhile.
+func (c *outConn) flush() {
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 || c.err != nil {
+			c.flushing = false
+			closing := c.closing
+			c.pending = nil // a slow client's buffer is not kept for the next one
+			c.mu.Unlock()
+			if closing {
+				c.TCPConn.Close()
+			}
+			return
+		}
+		out := c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		if c.timeout > 0 {
+			_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.timeout))
+		}
+		if _, err := c.TCPConn.Write(out); err != nil {
+			c.mu.Lock()
+			if c.err == nil {
+				c.err = err
+			}
+			c.pending, c.flushing = nil, false
+			c.mu.Unlock()
+			c.TCPConn.Close()
+			return
+		}
+	}
+}
+
+// Close closes the connection, or, while output is pending, stops its
+// reads at once and leaves the close to the flushing goroutine, so that a
+// last packet (a DISCONNECT, a refusal) still reaches the client.
+func (c *outConn) Close() error {
+	c.mu.Lock()
+	if c.flushing && c.err == nil {
+		c.closing = true
+		c.mu.Unlock()
+		return c.TCPConn.CloseRead()
+	}
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.mu.Unlock()
+	return c.TCPConn.Close()
+}
+
+// SetDeadline sets the read deadline only: writes never wait, and the
+// flushing goroutine keeps its own deadline.
+func (c *outConn) SetDeadline(t time.Time) error { return c.TCPConn.SetReadDeadline(t) }
+
+// SetWriteDeadline does nothing: writes never wait, and the flushing
+// goroutine keeps its own deadline.
+func (c *outConn) SetWriteDeadline(time.Time) error { return nil }
