@@ -172,7 +172,7 @@ func (b *Broker) buildMQTT() error {
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.feed, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
 		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions,
-		Faults: b.Faults, Commands: commandStore(b.Store)}); err != nil {
+		Faults: b.Faults, Commands: commandStore(b.Store), Send: b.flow.Send}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	if b.cfg.EchoPrefix != "" {

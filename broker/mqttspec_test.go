@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -611,5 +614,46 @@ func TestTakeoverResendsInOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReceiveMaximumCoversJobsMessages: jobs notifications count against an
+// MQTT 5 device's Receive Maximum like any message: a device that declares
+// 1 and subscribes to notify never has two unacknowledged while four jobs
+// are created for it, and its last notify lists all four.
+func TestReceiveMaximumCoversJobsMessages(t *testing.T) {
+	b := brokertest.Start(t)
+	dev := dialRaw(t, b.MQTTAddr(), nil)
+	if code, _ := dev.connect(rawConnect{id: "rm-thing", version: 5, receiveMaximum: 1}); code != 0 {
+		t.Fatalf("connect: %#x", code)
+	}
+	if _, codes := dev.subscribe(1, 1, "$aws/things/rm-thing/jobs/notify"); codes[0] != 1 {
+		t.Fatalf("subscribe: %#x", codes[0])
+	}
+	for i := range 4 {
+		if _, err := b.IoT().CreateJob(context.Background(), &iot.CreateJobInput{JobId: aws.String(fmt.Sprintf("rm-%d", i)),
+			Targets: []string{brokertest.ThingARN("rm-thing")}, Document: aws.String(`{"n":1}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		pk, err := dev.read(10 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for a notify that lists four jobs: %v", err)
+		}
+		if pk.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		holdsToQuota(t, dev, 1)
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+		var n struct {
+			Jobs struct{ QUEUED []any } `json:"jobs"`
+		}
+		if err := json.Unmarshal(pk.Payload, &n); err != nil {
+			t.Fatalf("notify %s: %v", pk.Payload, err)
+		}
+		if len(n.Jobs.QUEUED) == 4 {
+			return
+		}
 	}
 }

@@ -75,7 +75,7 @@ func (h *Hook) answerHolding(cl *mqtt.Client, req packets.Packet, topic string, 
 	if hold {
 		holder.HoldNextWrite()
 	}
-	err := cl.WritePacket(out)
+	err := h.sendQoS(cl, out)
 	if hold {
 		holder.ReleaseHold()
 	}
@@ -86,6 +86,14 @@ func (h *Hook) answerHolding(cl *mqtt.Client, req packets.Packet, topic string, 
 			cl.State.Inflight.IncreaseSendQuota()
 		}
 	}
+}
+
+// sendQoS writes pk to cl, a QoS 1 packet through Options.Send.
+func (h *Hook) sendQoS(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.FixedHeader.Qos > 0 && h.opts.Send != nil {
+		return h.opts.Send(cl, pk)
+	}
+	return cl.WritePacket(pk)
 }
 
 // track gives a QoS 1 reply a packet id and records it as in flight, as

@@ -177,7 +177,7 @@ func (h *Hook) write(cl *mqtt.Client, pk packets.Packet) {
 	if pk.FixedHeader.Qos > 0 {
 		h.keep(cl, pk) // in flight: a persistent session gets it again if it is not acknowledged
 	}
-	if err := cl.WritePacket(pk); err != nil {
+	if err := h.sendQoS(cl, pk); err != nil {
 		h.Log.Debug("could not write a jobs notification", "client", cl.ID, "topic", pk.TopicName, "error", err)
 		if pk.FixedHeader.Qos > 0 && cl.State.Inflight.Delete(pk.PacketID) {
 			atomic.AddInt64(&h.server.Info.Inflight, -1)

@@ -49,6 +49,11 @@ type Options struct {
 	// Commands runs the AWS IoT commands operations; nil means Store, if
 	// it keeps commands.
 	Commands store.CommandStore `yaml:"-" json:"-"`
+	// Send, if set, sends a QoS 1 reply or notification the hook has put
+	// in the client's in-flight map; it may hold it back while the client
+	// has its MQTT 5 Receive Maximum unacknowledged. nil means writing it
+	// at once.
+	Send func(cl *mqtt.Client, pk packets.Packet) error `yaml:"-" json:"-"`
 	// Clock stamps replies and notifications; nil means the wall clock.
 	Clock clock.Clock `yaml:"-" json:"-"`
 	// RequestTimeout bounds one request (default 10 s); a request that
