@@ -390,6 +390,17 @@ func holdsToQuota(t *testing.T, c *rawClient, rm int) {
 	}
 }
 
+// withPublisherError adds to a subscriber's read error the publisher's
+// failure, if it has failed: a publisher that stopped explains the wait.
+func withPublisherError(err error, pubErr <-chan error) error {
+	select {
+	case perr := <-pubErr:
+		return fmt.Errorf("%w (the publisher: %v)", err, perr)
+	default:
+		return err
+	}
+}
+
 // TestReceiveMaximumKeptWithoutStalling: an MQTT 5 client that declares a
 // Receive Maximum of 3 never has more than 3 QoS 1 messages
 // unacknowledged, and gets every one of 300 messages published faster
@@ -423,12 +434,7 @@ func TestReceiveMaximumKeptWithoutStalling(t *testing.T) {
 			for next := 0; next < n; {
 				pk, err := sub.read(10 * time.Second)
 				if err != nil {
-					select {
-					case perr := <-pubErr:
-						err = fmt.Errorf("%w (the publisher: %v)", err, perr)
-					default:
-					}
-					t.Fatalf("after %d of %d messages, %d unacknowledged: %v", next, n, len(unacked), err)
+					t.Fatalf("after %d of %d messages, %d unacknowledged: %v", next, n, len(unacked), withPublisherError(err, pubErr))
 				}
 				if pk.FixedHeader.Type != packets.Publish {
 					t.Fatalf("got packet type %d, want PUBLISH", pk.FixedHeader.Type)
@@ -497,12 +503,7 @@ func TestReceiveMaximumAcrossResume(t *testing.T) {
 	read := func(c *rawClient) {
 		pk, err := c.read(10 * time.Second)
 		if err != nil {
-			select {
-			case perr := <-pubErr:
-				err = fmt.Errorf("%w (the publisher: %v)", err, perr)
-			default:
-			}
-			t.Fatalf("after %d distinct messages of %d: %v", len(got), n, err)
+			t.Fatalf("after %d distinct messages of %d: %v", len(got), n, withPublisherError(err, pubErr))
 		}
 		if pk.FixedHeader.Type != packets.Publish {
 			t.Fatalf("got packet type %d, want PUBLISH", pk.FixedHeader.Type)
