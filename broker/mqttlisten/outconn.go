@@ -115,13 +115,25 @@ func (c *outConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// flushChunk is how much the flushing goroutine writes under one
+// deadline: the write timeout bounds a client that makes no progress, not
+// one that reads a large backlog slowly.
+const flushChunk = 64 << 10
+
+// closeGrace bounds how long a closed connection's pending output may take
+// to leave when the listener has no write timeout.
+const closeGrace = 10 * time.Second
+
 // flush writes the pending bytes out until none are left, then ends; it
 // closes the connection when a write fails or times out, and once it is
-// done if Close came meanwhile.
+// done if Close came meanwhile. Each chunk gets a fresh deadline, and the
+// deadline is cleared before the goroutine ends: the next write goes to
+// the socket directly, and a passed deadline would fail it.
 func (c *outConn) flush() {
 	for {
 		c.mu.Lock()
 		if len(c.pending) == 0 || c.err != nil {
+			_ = c.TCPConn.SetWriteDeadline(time.Time{})
 			c.flushing = false
 			closing := c.closing
 			c.pending = nil // a slow client's buffer is not kept for the next one
@@ -133,30 +145,44 @@ func (c *outConn) flush() {
 		}
 		out := c.pending
 		c.pending = nil
+		closing := c.closing
 		c.mu.Unlock()
-		if c.timeout > 0 {
-			_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.timeout))
-		}
-		if _, err := c.TCPConn.Write(out); err != nil {
-			c.mu.Lock()
-			if c.err == nil {
-				c.err = err
+		for len(out) > 0 {
+			chunk := out[:min(len(out), flushChunk)]
+			switch {
+			case c.timeout > 0:
+				_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.timeout))
+			case closing:
+				_ = c.TCPConn.SetWriteDeadline(time.Now().Add(closeGrace))
 			}
-			c.pending, c.flushing = nil, false
-			c.mu.Unlock()
-			c.TCPConn.Close()
-			return
+			n, err := c.TCPConn.Write(chunk)
+			out = out[n:]
+			if err != nil {
+				c.mu.Lock()
+				if c.err == nil {
+					c.err = err
+				}
+				c.pending, c.flushing = nil, false
+				c.mu.Unlock()
+				c.TCPConn.Close()
+				return
+			}
 		}
 	}
 }
 
 // Close closes the connection, or, while output is pending, stops its
 // reads at once and leaves the close to the flushing goroutine, so that a
-// last packet (a DISCONNECT, a refusal) still reaches the client.
+// last packet (a DISCONNECT, a refusal) still reaches the client; without
+// a write timeout that goroutine gives it closeGrace.
 func (c *outConn) Close() error {
 	c.mu.Lock()
 	if c.flushing && c.err == nil {
 		c.closing = true
+		if c.timeout <= 0 {
+			// The chunk being written has no deadline: give it one.
+			_ = c.TCPConn.SetWriteDeadline(time.Now().Add(closeGrace))
+		}
 		c.mu.Unlock()
 		return c.TCPConn.CloseRead()
 	}

@@ -5,8 +5,10 @@ package mqttlisten
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,7 +107,7 @@ func TestOutConnLimit(t *testing.T) {
 		t.Fatalf("writes past the limit: %v, want errWriteLimit", err)
 	}
 	peer.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.Copy(io.Discard, peer); err != nil && !isReset(err) {
+	if _, err := io.Copy(io.Discard, peer); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("the peer's read after the limit: %v, want the connection ended", err)
 	}
 }
@@ -129,7 +131,60 @@ func TestOutConnTimeout(t *testing.T) {
 	}
 }
 
-func isReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne)
+// TestOutConnIdleAfterBacklog: once a backlog has been written out, the
+// connection writes again after an idle spell longer than the timeout (a
+// device idle between messages is the usual case).
+func TestOutConnIdleAfterBacklog(t *testing.T) {
+	c, peer := tcpPair(t, 300*time.Millisecond)
+	go io.Copy(io.Discard, peer)
+	if _, err := c.Write(make([]byte, 8<<20)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		flushing := c.flushing
+		c.mu.Unlock()
+		if !flushing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backlog was never written out to a peer that reads")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(600 * time.Millisecond) // idle for twice the timeout
+	if _, err := c.Write([]byte("after a pause")); err != nil {
+		t.Fatalf("a write after an idle spell: %v", err)
+	}
+}
+
+// TestOutConnSlowReaderKeepsUp: a peer that reads slowly but steadily
+// (64 KiB every 10 ms, about 6 MB/s) takes a 12 MiB backlog, which needs
+// several times the timeout to leave, without being disconnected: the
+// timeout bounds a client that makes no progress.
+func TestOutConnSlowReaderKeepsUp(t *testing.T) {
+	c, peer := tcpPair(t, 300*time.Millisecond)
+	const total = 12 << 20
+	got := make(chan error, 1)
+	go func() {
+		peer.SetReadDeadline(time.Now().Add(60 * time.Second))
+		buf := make([]byte, 64<<10)
+		for read := 0; read < total; {
+			n, err := io.ReadFull(peer, buf[:min(len(buf), total-read)])
+			read += n
+			if err != nil {
+				got <- fmt.Errorf("after %d of %d bytes: %w", read, total, err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		got <- nil
+	}()
+	if err := writeAll(t, c, total, 100_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
 }
