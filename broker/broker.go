@@ -168,7 +168,7 @@ func (b *Broker) buildMQTT() error {
 	}
 	b.Jobs = new(jobshook.Hook)
 	b.Sessions = new(sessions.Hook)
-	b.flow = &flowHook{server: b.MQTT, maxMessageExpiry: caps.MaximumMessageExpiryInterval, acked: b.Sessions.OnQosComplete}
+	b.flow = &flowHook{server: b.MQTT, maxMessageExpiry: caps.MaximumMessageExpiryInterval, acked: b.Sessions.OnQosComplete, dropped: b.Sessions.OnQosDropped}
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.feed, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
 		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions,

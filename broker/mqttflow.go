@@ -2,8 +2,11 @@ package broker
 
 import (
 	"bytes"
+	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -38,6 +41,12 @@ import (
 // Messages stay in mochi's in-flight map throughout, so a client that
 // reconnects is sent again what it had not acknowledged, as before.
 //
+// mochi marks a message parked only after OnQosPublish has returned: one
+// the hook wrote there, and the client acknowledged at once, comes back
+// into the map after the hook deleted it. The hook notes each message it
+// settles that way (a tombstone) and removes it if it reappears, at the
+// client's next message or PUBACK.
+//
 // It is added after every hook that consumes OnQosPublish (the sessions
 // hook records a message in flight there), so that a message is written
 // only once they all have.
@@ -46,9 +55,10 @@ type flowHook struct {
 	server           *mqtt.Server
 	maxMessageExpiry int64 // the server's MaximumMessageExpiryInterval
 	// acked is what mochi calls OnQosComplete with when a client's PUBACK
-	// settles a message: the hooks that provide it (the sessions hook).
-	acked func(*mqtt.Client, packets.Packet)
-	flows sync.Map // *mqtt.Client -> *flowState
+	// settles a message, and dropped what it calls OnQosDropped with when
+	// it gives up on one: the hooks that provide them (the sessions hook).
+	acked, dropped func(*mqtt.Client, packets.Packet)
+	flows          sync.Map // *mqtt.Client -> *flowState
 }
 
 // flowState is flowHook's count for one client.
@@ -57,7 +67,26 @@ type flowState struct {
 	quota  int                 // messages the client may still be sent unacknowledged
 	queued []uint16            // packet ids of messages in the map not sent yet, oldest first
 	sent   map[uint16]struct{} // packet ids of messages counted against the quota
+	// announced are packet ids of messages mochi announced (OnQosPublish)
+	// that the hook has not yet seen marked parked: mochi may still store
+	// them again.
+	announced map[uint16]struct{}
+	// settled are announced messages settled (acknowledged or dropped)
+	// before mochi marked them parked, by packet id: their creation time
+	// and topic, and when they were settled.
+	settled map[uint16]tombstone
 }
+
+// tombstone identifies a settled message that mochi may put back.
+type tombstone struct {
+	created int64
+	topic   string
+	at      time.Time
+}
+
+// tombstoneTTL is how long a tombstone is kept: mochi puts a message back
+// within microseconds of announcing it.
+const tombstoneTTL = 2 * time.Second
 
 // flowLimited reports whether the client declared a Receive Maximum that
 // the hook counts: an MQTT 5 network client's.
@@ -65,19 +94,66 @@ func flowLimited(cl *mqtt.Client) bool {
 	return cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.ReceiveMaximum > 0 && !cl.Net.Inline
 }
 
-// OnSessionEstablished takes the counting of a flow-limited client's quota
-// over from mochi. What a resumed session is owed comes through Send and
-// counts from there.
-func (h *flowHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if !flowLimited(cl) {
-		return
-	}
+// zeroQuota sets mochi's send quota for cl to zero, keeping its maximum
+// (so that mochi parks what it publishes to cl). It must run while no
+// publisher can reach cl: mochi's decrement is a check and a subtraction.
+func zeroQuota(cl *mqtt.Client) {
 	rm := int32(cl.Properties.Props.ReceiveMaximum)
 	cl.State.Inflight.ResetSendQuota(rm)
 	for range rm {
 		cl.State.Inflight.DecreaseSendQuota()
 	}
-	h.flows.Store(cl, &flowState{quota: int(rm), sent: map[uint16]struct{}{}})
+}
+
+// OnSessionEstablish takes the counting of a flow-limited client's quota
+// over from mochi before the client can be reached (mochi adds it to its
+// clients after this), so that every message for it comes through the
+// hook, the sessions hook's included.
+func (h *flowHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if !flowLimited(cl) {
+		return
+	}
+	zeroQuota(cl)
+	h.flows.Store(cl, &flowState{quota: int(cl.Properties.Props.ReceiveMaximum),
+		sent: map[uint16]struct{}{}, announced: map[uint16]struct{}{}, settled: map[uint16]tombstone{}})
+}
+
+// OnSessionEstablished queues, in publish order, messages mochi parked in
+// a session it took over from an earlier connection still open (an MQTT
+// 5 session resumed without the sessions hook); mochi then also reset the
+// quota, which it set from the client's Receive Maximum.
+func (h *flowHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	v, ok := h.flows.Load(cl)
+	if !ok {
+		return
+	}
+	st := v.(*flowState)
+	var inherited []packets.Packet
+	for _, pk := range cl.State.Inflight.GetAll(true) {
+		if pk.FixedHeader.Type == packets.Publish {
+			inherited = append(inherited, pk)
+		}
+	}
+	if len(inherited) == 0 {
+		return
+	}
+	zeroQuota(cl)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	known := map[uint16]bool{}
+	for _, id := range st.queued {
+		known[id] = true
+	}
+	for len(inherited) > 0 {
+		i := oldestParked(inherited)
+		if id := inherited[i].PacketID; !known[id] {
+			if _, sent := st.sent[id]; !sent {
+				st.queued = append(st.queued, id)
+			}
+		}
+		inherited = append(inherited[:i], inherited[i+1:]...)
+	}
+	h.pumpLocked(cl, st)
 }
 
 // OnQosPublish sends a message mochi has just stored for a flow-limited
@@ -86,46 +162,92 @@ func (h *flowHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ i
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup || !flowLimited(cl) {
 		return // a PUBACK to a publisher, or mochi sending again what is in flight
 	}
-	if v, ok := h.flows.Load(cl); ok {
-		h.offer(cl, v.(*flowState), pk)
+	v, ok := h.flows.Load(cl)
+	if !ok {
+		return
 	}
+	if _, held := cl.State.Inflight.Get(pk.PacketID); !held {
+		return // taken out by the sessions hook (the client was taken over)
+	}
+	st := v.(*flowState)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	h.buryLocked(cl, st)
+	st.announced[pk.PacketID] = struct{}{}
+	h.offerLocked(cl, st, pk)
 }
 
 // Send sends a message that is in cl's in-flight map now, or queues it
-// while cl has its Receive Maximum unacknowledged: the sessions hook sends
-// what it kept for a client that was away through it.
+// while cl has its Receive Maximum unacknowledged: the sessions hook and
+// jobshook send through it what they put in the map themselves.
 func (h *flowHook) Send(cl *mqtt.Client, pk packets.Packet) error {
 	if flowLimited(cl) {
 		if v, ok := h.flows.Load(cl); ok {
-			return h.offer(cl, v.(*flowState), pk)
+			st := v.(*flowState)
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return h.offerLocked(cl, st, pk)
 		}
 	}
 	return cl.WritePacket(pk)
 }
 
-// offer writes pk if cl has quota and nothing waits before it, and queues
-// it otherwise. The lock is held across the write, so that messages go
+// offerLocked writes pk if cl has quota and nothing waits before it, and
+// queues it otherwise. st.mu is held across the write, so that messages go
 // out in the order they were offered.
-func (h *flowHook) offer(cl *mqtt.Client, st *flowState, pk packets.Packet) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if _, counted := st.sent[pk.PacketID]; counted {
+func (h *flowHook) offerLocked(cl *mqtt.Client, st *flowState, pk packets.Packet) error {
+	if _, counted := st.sent[pk.PacketID]; counted && pk.FixedHeader.Dup {
 		return cl.WritePacket(pk) // sent again on this connection: counted once
 	}
 	if st.quota > 0 && len(st.queued) == 0 {
-		st.quota--
-		st.sent[pk.PacketID] = struct{}{}
-		return cl.WritePacket(pk) // a failed write ends the connection; the message stays in the map
+		return h.writeLocked(cl, st, pk)
 	}
 	st.queued = append(st.queued, pk.PacketID)
 	return nil
 }
 
+// writeLocked writes pk, counting it against the quota. A packet larger
+// than the client takes is dropped as if sent (MQTT 5 §3.1.2.11.4): it
+// leaves the map and takes no quota.
+func (h *flowHook) writeLocked(cl *mqtt.Client, st *flowState, pk packets.Packet) error {
+	st.quota--
+	st.sent[pk.PacketID] = struct{}{}
+	err := cl.WritePacket(pk)
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		st.quota++
+		delete(st.sent, pk.PacketID)
+		h.dropLocked(cl, st, pk)
+		return nil
+	}
+	return err // a failed write ends the connection; the message stays in the map
+}
+
+// dropLocked takes pk out of cl's in-flight map for good and tells the
+// hooks that keep it (the sessions hook's stored copy goes too).
+func (h *flowHook) dropLocked(cl *mqtt.Client, st *flowState, pk packets.Packet) {
+	if cl.State.Inflight.Delete(pk.PacketID) && h.server != nil {
+		atomic.AddInt64(&h.server.Info.Inflight, -1)
+	}
+	h.settleLocked(st, pk)
+	if h.dropped != nil {
+		h.dropped(cl, pk)
+	}
+}
+
 // OnPacketRead settles a flow-limited client's PUBACK and sends what its
 // quota allows; it returns the PUBACK with packet id 0, for mochi to
-// ignore.
+// ignore. A PUBREC or PUBCOMP (this broker sends nothing at QoS 2) is
+// turned into such a PUBACK too: mochi would return quota for it.
 func (h *flowHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Puback || !flowLimited(cl) {
+	if !flowLimited(cl) {
+		return pk, nil
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Puback:
+	case packets.Pubrec, packets.Pubcomp:
+		pk.FixedHeader.Type, pk.PacketID = packets.Puback, 0
+		return pk, nil
+	default:
 		return pk, nil
 	}
 	v, ok := h.flows.Load(cl)
@@ -133,7 +255,8 @@ func (h *flowHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	st := v.(*flowState)
-	if held, ok := cl.State.Inflight.Get(pk.PacketID); ok && held.FixedHeader.Type == packets.Publish && cl.State.Inflight.Delete(pk.PacketID) {
+	held, ok := cl.State.Inflight.Get(pk.PacketID)
+	if ok && held.FixedHeader.Type == packets.Publish && cl.State.Inflight.Delete(pk.PacketID) {
 		if h.server != nil {
 			atomic.AddInt64(&h.server.Info.Inflight, -1)
 		}
@@ -143,10 +266,23 @@ func (h *flowHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if ok && held.FixedHeader.Type == packets.Publish {
+		h.settleLocked(st, held)
+	}
 	if _, ok := st.sent[pk.PacketID]; ok {
 		delete(st.sent, pk.PacketID)
 		st.quota++
 	}
+	h.buryLocked(cl, st)
+	h.pumpLocked(cl, st)
+	pk.PacketID = 0
+	return pk, nil
+}
+
+// pumpLocked sends queued messages while the quota allows, dropping those
+// whose MQTT 5 expiry passed while they waited.
+func (h *flowHook) pumpLocked(cl *mqtt.Client, st *flowState) {
+	now := time.Now().Unix()
 	for st.quota > 0 && len(st.queued) > 0 {
 		id := st.queued[0]
 		st.queued = st.queued[1:]
@@ -154,15 +290,52 @@ func (h *flowHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		if !ok || next.FixedHeader.Type != packets.Publish {
 			continue // acknowledged or dropped meanwhile
 		}
-		next = h.unpark(cl, next)
-		st.quota--
-		st.sent[id] = struct{}{}
-		if cl.WritePacket(next) != nil {
-			break // the connection is ending; the message stays in the map
+		if next.Expiry < 0 {
+			delete(st.announced, id) // marked parked: mochi is done with it
+		}
+		if next = h.unpark(cl, next); next.Expiry > 0 && next.Expiry <= now {
+			h.dropLocked(cl, st, next)
+			continue
+		}
+		if h.writeLocked(cl, st, next) != nil {
+			return // the connection is ending; the message stays in the map
 		}
 	}
-	pk.PacketID = 0
-	return pk, nil
+}
+
+// settleLocked forgets pk, settled; if mochi announced it and has not yet
+// marked it parked, it leaves a tombstone, for mochi may store it again.
+func (h *flowHook) settleLocked(st *flowState, pk packets.Packet) {
+	if _, ok := st.announced[pk.PacketID]; !ok {
+		return
+	}
+	delete(st.announced, pk.PacketID)
+	if pk.Expiry < 0 {
+		return // marked parked already: mochi is done with it
+	}
+	st.settled[pk.PacketID] = tombstone{created: pk.Created, topic: pk.TopicName, at: time.Now()}
+}
+
+// buryLocked removes settled messages that mochi has put back into cl's
+// in-flight map, and forgets tombstones past their time.
+func (h *flowHook) buryLocked(cl *mqtt.Client, st *flowState) {
+	if len(st.settled) == 0 {
+		return
+	}
+	now := time.Now()
+	for id, ts := range st.settled {
+		held, ok := cl.State.Inflight.Get(id)
+		_, sent := st.sent[id]
+		switch {
+		case ok && held.Expiry < 0 && held.Created == ts.created && held.TopicName == ts.topic && !sent && !slices.Contains(st.queued, id):
+			if cl.State.Inflight.Delete(id) && h.server != nil {
+				atomic.AddInt64(&h.server.Info.Inflight, -1)
+			}
+			delete(st.settled, id)
+		case ok, now.Sub(ts.at) > tombstoneTTL:
+			delete(st.settled, id) // the id went to another message, or mochi is done with it
+		}
+	}
 }
 
 // unpark stores pk in cl's in-flight map without mochi's parked mark,
@@ -172,15 +345,59 @@ func (h *flowHook) unpark(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.Expiry >= 0 {
 		return pk
 	}
-	pk.Expiry = 0
-	if e := int64(pk.Properties.MessageExpiryInterval); e > 0 {
-		if max := h.maxMessageExpiry; max > 0 && max < e {
-			e = max
-		}
-		pk.Expiry = pk.Created + e
-	}
+	pk.Expiry = messageExpiry(pk, h.maxMessageExpiry)
 	cl.State.Inflight.Set(pk)
 	return pk
+}
+
+// messageExpiry is the expiry mochi gives a message in flight: its
+// creation plus its MQTT 5 message expiry interval (at most max, if max is
+// set), or 0 for none.
+func messageExpiry(pk packets.Packet, max int64) int64 {
+	e := int64(pk.Properties.MessageExpiryInterval)
+	if e <= 0 {
+		return 0
+	}
+	if max > 0 && max < e {
+		e = max
+	}
+	return pk.Created + e
+}
+
+// Sent reports whether pk, in cl's in-flight map, was written to cl: a
+// flow-limited client's queued messages were not (mochi marks them all
+// parked). The sessions hook asks it when the client leaves.
+func (h *flowHook) Sent(cl *mqtt.Client, pk packets.Packet) bool {
+	v, ok := h.flows.Load(cl)
+	if !ok {
+		return true
+	}
+	st := v.(*flowState)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, sent := st.sent[pk.PacketID]
+	return sent
+}
+
+// oldestParked returns the index of the parked message published first.
+// mochi hands out packet ids upwards and wraps after 65535, and parked
+// messages are at most a few thousand apart, so ids more than half the
+// space below the highest one have wrapped and count as later.
+func oldestParked(parked []packets.Packet) int {
+	hi := slices.MaxFunc(parked, func(a, b packets.Packet) int { return int(a.PacketID) - int(b.PacketID) }).PacketID
+	order := func(id uint16) int {
+		if int(hi)-int(id) > 1<<15 {
+			return int(id) + 1<<16
+		}
+		return int(id)
+	}
+	oldest := 0
+	for i := range parked {
+		if order(parked[i].PacketID) < order(parked[oldest].PacketID) {
+			oldest = i
+		}
+	}
+	return oldest
 }
 
 // ID returns the hook's identifier.
@@ -189,6 +406,7 @@ func (h *flowHook) ID() string { return "jobsbroker-flow" }
 // Provides lists the hook methods the hook answers.
 func (h *flowHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
+		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnQosPublish,
 		mqtt.OnPacketRead,

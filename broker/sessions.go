@@ -35,7 +35,7 @@ func (b *Broker) addSessionsHook() error {
 		Server: b.MQTT, Store: st, Claim: shared, Expiry: b.cfg.sessionExpiry(),
 		QueueLimit: b.cfg.MaxQueuedMessages, RetainedLimit: b.cfg.MaxRetainedMessages,
 		RetainedMaxBytes: b.cfg.MaxRetainedSize, Identity: b.Auth.Identity, Clock: b.cfg.Clock, Replica: isReplica,
-		Restored: b.watchRestored, Send: b.flow.Send,
+		Restored: b.watchRestored, Send: b.flow.Send, Sent: b.flow.Sent,
 		Logger: b.log.With("component", "sessions"),
 	}); err != nil {
 		return fmt.Errorf("add sessions hook: %w", err)

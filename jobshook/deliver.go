@@ -83,7 +83,9 @@ func (h *Hook) answerHolding(cl *mqtt.Client, req packets.Packet, topic string, 
 		h.Log.Debug("could not write a jobs reply", "client", cl.ID, "topic", topic, "error", err)
 		if out.FixedHeader.Qos > 0 && cl.State.Inflight.Delete(out.PacketID) {
 			atomic.AddInt64(&h.server.Info.Inflight, -1)
-			cl.State.Inflight.IncreaseSendQuota()
+			if h.opts.Send == nil {
+				cl.State.Inflight.IncreaseSendQuota() // with Send, the flow hook keeps the count
+			}
 		}
 	}
 }

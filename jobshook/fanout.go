@@ -181,7 +181,9 @@ func (h *Hook) write(cl *mqtt.Client, pk packets.Packet) {
 		h.Log.Debug("could not write a jobs notification", "client", cl.ID, "topic", pk.TopicName, "error", err)
 		if pk.FixedHeader.Qos > 0 && cl.State.Inflight.Delete(pk.PacketID) {
 			atomic.AddInt64(&h.server.Info.Inflight, -1)
-			cl.State.Inflight.IncreaseSendQuota()
+			if h.opts.Send == nil {
+				cl.State.Inflight.IncreaseSendQuota() // with Send, the flow hook keeps the count
+			}
 		}
 	}
 }

@@ -458,16 +458,29 @@ func (h *Hook) disconnectedLocked(s *session, cl *mqtt.Client, expire bool) {
 		} else if tk.Expiry < 0 {
 			continue // held back by mochi's flow control; OnQosPublish queued it
 		}
-		m := meta{sent: true, packetID: tk.PacketID, created: tk.Created, expiry: tk.Expiry}
+		// A message mochi marked parked (expiry -1) went out only if the
+		// flow hook says so; its own expiry is worked out again.
+		sent := tk.Expiry >= 0 || h.opts.Sent == nil || h.opts.Sent(cl, tk)
+		m := meta{sent: sent, created: tk.Created, expiry: tk.Expiry}
+		if sent {
+			m.packetID = tk.PacketID
+		}
+		if m.expiry < 0 {
+			m.expiry = 0
+			if e := int64(tk.Properties.MessageExpiryInterval); e > 0 {
+				m.expiry = tk.Created + e
+			}
+		}
 		if e == nil {
 			if known {
 				continue
 			}
 			seq = h.nextSeq()
-			h.appendLocked(s, entry{seq: seq, sent: true, packetID: tk.PacketID})
+			h.appendLocked(s, entry{seq: seq, sent: sent, packetID: m.packetID})
 		} else {
 			m.replaceable = e.replaceable
 			e.unwritten = nil
+			e.sent, e.packetID = sent, m.packetID
 		}
 		data, err := encodeMessage(tk, m)
 		if err != nil {

@@ -108,6 +108,10 @@ type Options struct {
 	// its MQTT 5 Receive Maximum unacknowledged); nil means writing it at
 	// once.
 	Send func(cl *mqtt.Client, pk packets.Packet) error
+	// Sent, if set, reports whether a message in cl's in-flight map that
+	// mochi marked held back (expiry -1) was written to cl all the same
+	// (the flow hook writes such messages itself); nil means it was.
+	Sent func(cl *mqtt.Client, pk packets.Packet) bool
 	// Clock times session expiry; nil means the wall clock.
 	Clock clock.Clock
 	// Logger receives the hook's logs; nil means the one mochi gives
