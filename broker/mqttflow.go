@@ -58,11 +58,12 @@ type flowHook struct {
 	// settles a message, and dropped what it calls OnQosDropped with when
 	// it gives up on one: the hooks that provide them (the sessions hook).
 	acked, dropped func(*mqtt.Client, packets.Packet)
-	flows          sync.Map // *mqtt.Client -> *flowState
+	flows          sync.Map // client id -> *flowState of its latest connection
 }
 
 // flowState is flowHook's count for one client.
 type flowState struct {
+	cl     *mqtt.Client // the connection counted
 	mu     sync.Mutex
 	quota  int                 // messages the client may still be sent unacknowledged
 	queued []uint16            // packet ids of messages in the map not sent yet, oldest first
@@ -75,6 +76,10 @@ type flowState struct {
 	// before mochi marked them parked, by packet id: their creation time
 	// and topic, and when they were settled.
 	settled map[uint16]tombstone
+	// drops are messages given up on under mu, for the hooks that keep
+	// them to hear of once mu is released (the sessions hook takes its
+	// own lock, and calls Sent holding it).
+	drops []packets.Packet
 }
 
 // tombstone identifies a settled message that mochi may put back.
@@ -94,14 +99,37 @@ func flowLimited(cl *mqtt.Client) bool {
 	return cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.ReceiveMaximum > 0 && !cl.Net.Inline
 }
 
-// zeroQuota sets mochi's send quota for cl to zero, keeping its maximum
-// (so that mochi parks what it publishes to cl). It must run while no
-// publisher can reach cl: mochi's decrement is a check and a subtraction.
+// zeroQuota sets mochi's send quota for cl to zero with a maximum of one
+// (so that mochi parks what it publishes to cl and its own sending never
+// starts). mochi's decrement is a check and a subtraction: it is meant to
+// run while no publisher can reach cl.
 func zeroQuota(cl *mqtt.Client) {
-	rm := int32(cl.Properties.Props.ReceiveMaximum)
-	cl.State.Inflight.ResetSendQuota(rm)
-	for range rm {
-		cl.State.Inflight.DecreaseSendQuota()
+	cl.State.Inflight.ResetSendQuota(1)
+	cl.State.Inflight.DecreaseSendQuota()
+}
+
+// state returns the count of cl, if cl is the connection counted.
+func (h *flowHook) state(cl *mqtt.Client) (*flowState, bool) {
+	v, ok := h.flows.Load(cl.ID)
+	if !ok {
+		return nil, false
+	}
+	st := v.(*flowState)
+	return st, st.cl == cl
+}
+
+// locked runs fn holding st.mu, then tells the hooks that keep messages
+// of those fn gave up on.
+func (h *flowHook) locked(cl *mqtt.Client, st *flowState, fn func()) {
+	st.mu.Lock()
+	fn()
+	drops := st.drops
+	st.drops = nil
+	st.mu.Unlock()
+	if h.dropped != nil {
+		for _, pk := range drops {
+			h.dropped(cl, pk)
+		}
 	}
 }
 
@@ -114,7 +142,9 @@ func (h *flowHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	zeroQuota(cl)
-	h.flows.Store(cl, &flowState{quota: int(cl.Properties.Props.ReceiveMaximum),
+	// Keyed by client id: a connection mochi never reported gone (a
+	// failed CONNACK) is replaced, not kept.
+	h.flows.Store(cl.ID, &flowState{cl: cl, quota: int(cl.Properties.Props.ReceiveMaximum),
 		sent: map[uint16]struct{}{}, announced: map[uint16]struct{}{}, settled: map[uint16]tombstone{}})
 }
 
@@ -123,11 +153,10 @@ func (h *flowHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 // 5 session resumed without the sessions hook); mochi then also reset the
 // quota, which it set from the client's Receive Maximum.
 func (h *flowHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	v, ok := h.flows.Load(cl)
+	st, ok := h.state(cl)
 	if !ok {
 		return
 	}
-	st := v.(*flowState)
 	var inherited []packets.Packet
 	for _, pk := range cl.State.Inflight.GetAll(true) {
 		if pk.FixedHeader.Type == packets.Publish {
@@ -138,22 +167,22 @@ func (h *flowHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	zeroQuota(cl)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	known := map[uint16]bool{}
-	for _, id := range st.queued {
-		known[id] = true
-	}
-	for len(inherited) > 0 {
-		i := oldestParked(inherited)
-		if id := inherited[i].PacketID; !known[id] {
-			if _, sent := st.sent[id]; !sent {
-				st.queued = append(st.queued, id)
-			}
+	h.locked(cl, st, func() {
+		known := map[uint16]bool{}
+		for _, id := range st.queued {
+			known[id] = true
 		}
-		inherited = append(inherited[:i], inherited[i+1:]...)
-	}
-	h.pumpLocked(cl, st)
+		for len(inherited) > 0 {
+			i := oldestParked(inherited)
+			if id := inherited[i].PacketID; !known[id] {
+				if _, sent := st.sent[id]; !sent {
+					st.queued = append(st.queued, id)
+				}
+			}
+			inherited = append(inherited[:i], inherited[i+1:]...)
+		}
+		h.pumpLocked(cl, st)
+	})
 }
 
 // OnQosPublish sends a message mochi has just stored for a flow-limited
@@ -162,19 +191,18 @@ func (h *flowHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ i
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup || !flowLimited(cl) {
 		return // a PUBACK to a publisher, or mochi sending again what is in flight
 	}
-	v, ok := h.flows.Load(cl)
+	st, ok := h.state(cl)
 	if !ok {
 		return
 	}
 	if _, held := cl.State.Inflight.Get(pk.PacketID); !held {
 		return // taken out by the sessions hook (the client was taken over)
 	}
-	st := v.(*flowState)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	h.buryLocked(cl, st)
-	st.announced[pk.PacketID] = struct{}{}
-	h.offerLocked(cl, st, pk)
+	h.locked(cl, st, func() {
+		h.buryLocked(cl, st)
+		st.announced[pk.PacketID] = struct{}{}
+		h.offerLocked(cl, st, pk)
+	})
 }
 
 // Send sends a message that is in cl's in-flight map now, or queues it
@@ -182,11 +210,10 @@ func (h *flowHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ i
 // jobshook send through it what they put in the map themselves.
 func (h *flowHook) Send(cl *mqtt.Client, pk packets.Packet) error {
 	if flowLimited(cl) {
-		if v, ok := h.flows.Load(cl); ok {
-			st := v.(*flowState)
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			return h.offerLocked(cl, st, pk)
+		if st, ok := h.state(cl); ok {
+			var err error
+			h.locked(cl, st, func() { err = h.offerLocked(cl, st, pk) })
+			return err
 		}
 	}
 	return cl.WritePacket(pk)
@@ -222,16 +249,15 @@ func (h *flowHook) writeLocked(cl *mqtt.Client, st *flowState, pk packets.Packet
 	return err // a failed write ends the connection; the message stays in the map
 }
 
-// dropLocked takes pk out of cl's in-flight map for good and tells the
-// hooks that keep it (the sessions hook's stored copy goes too).
+// dropLocked takes pk out of cl's in-flight map for good; the hooks that
+// keep it (the sessions hook's stored copy goes too) hear of it when
+// st.mu is released.
 func (h *flowHook) dropLocked(cl *mqtt.Client, st *flowState, pk packets.Packet) {
 	if cl.State.Inflight.Delete(pk.PacketID) && h.server != nil {
 		atomic.AddInt64(&h.server.Info.Inflight, -1)
 	}
 	h.settleLocked(st, pk)
-	if h.dropped != nil {
-		h.dropped(cl, pk)
-	}
+	st.drops = append(st.drops, pk) // told once st.mu is released (locked)
 }
 
 // OnPacketRead settles a flow-limited client's PUBACK and sends what its
@@ -250,11 +276,10 @@ func (h *flowHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	default:
 		return pk, nil
 	}
-	v, ok := h.flows.Load(cl)
+	st, ok := h.state(cl)
 	if !ok {
 		return pk, nil
 	}
-	st := v.(*flowState)
 	held, ok := cl.State.Inflight.Get(pk.PacketID)
 	if ok && held.FixedHeader.Type == packets.Publish && cl.State.Inflight.Delete(pk.PacketID) {
 		if h.server != nil {
@@ -264,17 +289,17 @@ func (h *flowHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 			h.acked(cl, pk) // may Send what it kept for the client: not under st.mu
 		}
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if ok && held.FixedHeader.Type == packets.Publish {
-		h.settleLocked(st, held)
-	}
-	if _, ok := st.sent[pk.PacketID]; ok {
-		delete(st.sent, pk.PacketID)
-		st.quota++
-	}
-	h.buryLocked(cl, st)
-	h.pumpLocked(cl, st)
+	h.locked(cl, st, func() {
+		if ok && held.FixedHeader.Type == packets.Publish {
+			h.settleLocked(st, held)
+		}
+		if _, ok := st.sent[pk.PacketID]; ok {
+			delete(st.sent, pk.PacketID)
+			st.quota++
+		}
+		h.buryLocked(cl, st)
+		h.pumpLocked(cl, st)
+	})
 	pk.PacketID = 0
 	return pk, nil
 }
@@ -368,11 +393,10 @@ func messageExpiry(pk packets.Packet, max int64) int64 {
 // flow-limited client's queued messages were not (mochi marks them all
 // parked). The sessions hook asks it when the client leaves.
 func (h *flowHook) Sent(cl *mqtt.Client, pk packets.Packet) bool {
-	v, ok := h.flows.Load(cl)
+	st, ok := h.state(cl)
 	if !ok {
 		return true
 	}
-	st := v.(*flowState)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	_, sent := st.sent[pk.PacketID]
@@ -417,7 +441,7 @@ func (h *flowHook) Provides(b byte) bool {
 // OnDisconnect drops the client's count; what it had not acknowledged
 // stays in mochi's map, for mochi (and the sessions hook) to send again.
 func (h *flowHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if flowLimited(cl) {
-		h.flows.Delete(cl)
+	if st, ok := h.state(cl); ok {
+		h.flows.CompareAndDelete(cl.ID, st)
 	}
 }

@@ -82,6 +82,11 @@ func decodeMeta(b []byte) (meta, error) {
 		created:     int64(binary.BigEndian.Uint64(b[4:])),
 		expiry:      int64(binary.BigEndian.Uint64(b[12:])),
 	}
+	if m.expiry < 0 {
+		// Stored by an earlier build with mochi's mark for a message held
+		// back (expiry -1): no expiry is known.
+		m.expiry = 0
+	}
 	r := bytes.NewReader(b[headerLen+1:])
 	if _, _, err := packets.DecodeLength(r); err != nil {
 		return meta{}, errBadMessage
