@@ -166,20 +166,28 @@ func (h *flowHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if len(inherited) == 0 {
 		return
 	}
-	zeroQuota(cl)
 	h.locked(cl, st, func() {
 		known := map[uint16]bool{}
 		for _, id := range st.queued {
 			known[id] = true
 		}
-		for len(inherited) > 0 {
-			i := oldestParked(inherited)
-			if id := inherited[i].PacketID; !known[id] {
-				if _, sent := st.sent[id]; !sent {
-					st.queued = append(st.queued, id)
-				}
+		for id := range st.sent {
+			known[id] = true
+		}
+		unknown := inherited[:0]
+		for _, pk := range inherited {
+			if !known[pk.PacketID] {
+				unknown = append(unknown, pk)
 			}
-			inherited = append(inherited[:i], inherited[i+1:]...)
+		}
+		if len(unknown) == 0 {
+			return // parked since the client was reachable: queued or sent already
+		}
+		zeroQuota(cl) // mochi reset it when it carried the session over
+		for len(unknown) > 0 {
+			i := oldestParked(unknown)
+			st.queued = append(st.queued, unknown[i].PacketID)
+			unknown = append(unknown[:i], unknown[i+1:]...)
 		}
 		h.pumpLocked(cl, st)
 	})

@@ -726,7 +726,7 @@ func TestMessageExpiryWhileHeldBack(t *testing.T) {
 	}
 	sent := time.Now()
 	for i := range 5 {
-		publish(uint16(i+1), fmt.Sprint(i), 1)
+		publish(uint16(i+1), fmt.Sprint(i), 2) // long enough for the first two to be sent on a loaded machine
 	}
 	for range 2 {
 		sub.expect(packets.Publish) // the others wait for the Receive Maximum
@@ -738,7 +738,7 @@ func TestMessageExpiryWhileHeldBack(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Until(sent.Add(2500 * time.Millisecond))) // every expiry passes (whole seconds)
+	time.Sleep(time.Until(sent.Add(3500 * time.Millisecond))) // every expiry passes (whole seconds)
 	again := dialRaw(t, b.MQTTAddr(), nil)
 	if code, present := again.connect(conn); code != 0 || !present {
 		t.Fatalf("reconnect: %#x, session present %v", code, present)
