@@ -10,6 +10,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/jobsbroker/jobsbroker/broker/sessions"
 )
 
 // Flow control (MQTT 5 §4.9). An MQTT 5 client that declares a Receive
@@ -184,10 +186,9 @@ func (h *flowHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 			return // parked since the client was reachable: queued or sent already
 		}
 		zeroQuota(cl) // mochi reset it when it carried the session over
-		for len(unknown) > 0 {
-			i := oldestParked(unknown)
-			st.queued = append(st.queued, unknown[i].PacketID)
-			unknown = append(unknown[:i], unknown[i+1:]...)
+		sortParked(unknown)
+		for _, pk := range unknown {
+			st.queued = append(st.queued, pk.PacketID)
 		}
 		h.pumpLocked(cl, st)
 	})
@@ -378,23 +379,9 @@ func (h *flowHook) unpark(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.Expiry >= 0 {
 		return pk
 	}
-	pk.Expiry = messageExpiry(pk, h.maxMessageExpiry)
+	pk.Expiry = sessions.MessageExpiry(pk, h.maxMessageExpiry)
 	cl.State.Inflight.Set(pk)
 	return pk
-}
-
-// messageExpiry is the expiry mochi gives a message in flight: its
-// creation plus its MQTT 5 message expiry interval (at most max, if max is
-// set), or 0 for none.
-func messageExpiry(pk packets.Packet, max int64) int64 {
-	e := int64(pk.Properties.MessageExpiryInterval)
-	if e <= 0 {
-		return 0
-	}
-	if max > 0 && max < e {
-		e = max
-	}
-	return pk.Created + e
 }
 
 // Sent reports whether pk, in cl's in-flight map, was written to cl: a
@@ -411,11 +398,14 @@ func (h *flowHook) Sent(cl *mqtt.Client, pk packets.Packet) bool {
 	return sent
 }
 
-// oldestParked returns the index of the parked message published first.
+// sortParked puts parked messages in the order they were published.
 // mochi hands out packet ids upwards and wraps after 65535, and parked
 // messages are at most a few thousand apart, so ids more than half the
 // space below the highest one have wrapped and count as later.
-func oldestParked(parked []packets.Packet) int {
+func sortParked(parked []packets.Packet) {
+	if len(parked) == 0 {
+		return
+	}
 	hi := slices.MaxFunc(parked, func(a, b packets.Packet) int { return int(a.PacketID) - int(b.PacketID) }).PacketID
 	order := func(id uint16) int {
 		if int(hi)-int(id) > 1<<15 {
@@ -423,13 +413,7 @@ func oldestParked(parked []packets.Packet) int {
 		}
 		return int(id)
 	}
-	oldest := 0
-	for i := range parked {
-		if order(parked[i].PacketID) < order(parked[oldest].PacketID) {
-			oldest = i
-		}
-	}
-	return oldest
+	slices.SortFunc(parked, func(a, b packets.Packet) int { return order(a.PacketID) - order(b.PacketID) })
 }
 
 // ID returns the hook's identifier.

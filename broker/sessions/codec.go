@@ -151,3 +151,18 @@ func PublishTopic(b []byte) string {
 	}
 	return m.topic
 }
+
+// MessageExpiry is the expiry mochi gives a message in flight: its creation
+// plus its MQTT 5 message expiry interval (at most max, if max is set), in
+// Unix seconds, or 0 for none. A message mochi holds back for a client's
+// Receive Maximum carries -1 instead, and gets this back once sent.
+func MessageExpiry(pk packets.Packet, max int64) int64 {
+	e := int64(pk.Properties.MessageExpiryInterval)
+	if e <= 0 {
+		return 0
+	}
+	if max > 0 && max < e {
+		e = max
+	}
+	return pk.Created + e
+}

@@ -466,10 +466,7 @@ func (h *Hook) disconnectedLocked(s *session, cl *mqtt.Client, expire bool) {
 			m.packetID = tk.PacketID
 		}
 		if m.expiry < 0 {
-			m.expiry = 0
-			if e := int64(tk.Properties.MessageExpiryInterval); e > 0 {
-				m.expiry = tk.Created + e
-			}
+			m.expiry = MessageExpiry(tk, h.server.Options.Capabilities.MaximumMessageExpiryInterval)
 		}
 		if e == nil {
 			if known {
