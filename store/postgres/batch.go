@@ -60,11 +60,13 @@ func (r *batchRows) Err() error {
 func (t *tx) sendQueued(sql string, args []any) (pgx.Rows, error) {
 	if t.batch.Len() == 0 {
 		t.sent++
+		t.s.stats.RoundTrips.Add(1)
 		return t.conn.Query(t.ctx, sql, args...)
 	}
 	t.batch.Queue(sql, args...)
 	b := t.batch
 	t.batch = pgx.Batch{}
+	t.s.stats.RoundTrips.Add(1)
 	br := t.conn.SendBatch(t.ctx, &b)
 	for range b.Len() - 1 {
 		if _, err := br.Exec(); err != nil {
@@ -97,6 +99,7 @@ func (t *tx) queryMany(qs ...batchQuery) error {
 	}
 	b := t.batch
 	t.batch = pgx.Batch{}
+	t.s.stats.RoundTrips.Add(1)
 	br := t.conn.SendBatch(t.ctx, &b)
 	defer br.Close()
 	for range b.Len() - len(qs) {
@@ -130,6 +133,7 @@ func (t *tx) flush() error {
 	}
 	b := t.batch
 	t.batch = pgx.Batch{}
+	t.s.stats.RoundTrips.Add(1)
 	br := t.conn.SendBatch(t.ctx, &b)
 	for range b.Len() {
 		if _, err := br.Exec(); err != nil {
@@ -151,6 +155,7 @@ func (t *tx) flushThen(after batchQuery) (err, afterErr error) {
 	t.batch.Queue(after.sql, after.args...)
 	b := t.batch
 	t.batch = pgx.Batch{}
+	t.s.stats.RoundTrips.Add(1)
 	br := t.conn.SendBatch(t.ctx, &b)
 	for range n {
 		if _, err := br.Exec(); err != nil {

@@ -45,6 +45,7 @@ func BenchmarkDeviceOps(b *testing.B) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	trips, commits := s.Stats().RoundTrips.Load(), s.Stats().Commits.Load()
 	b.ResetTimer()
 	for i := range b.N {
 		thing := fmt.Sprintf("bench-%03d", i%len(targets))
@@ -58,4 +59,6 @@ func BenchmarkDeviceOps(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/pair")
+	b.ReportMetric(float64(s.Stats().RoundTrips.Load()-trips)/float64(b.N), "trips/pair")
+	b.ReportMetric(float64(s.Stats().Commits.Load()-commits)/float64(b.N), "commits/pair")
 }

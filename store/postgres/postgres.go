@@ -186,6 +186,7 @@ type Stats struct {
 	HintsDropped   atomic.Int64 // notifications not sent because they were too large
 	ListenFailures atomic.Int64
 	SilentCommits  atomic.Int64 // committed write transactions that sent no NOTIFY, as no other node listened
+	RoundTrips     atomic.Int64 // statement batches sent and answered by operations' transactions
 }
 
 // Open connects to the database, brings its schema up to date and starts
