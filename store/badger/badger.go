@@ -108,7 +108,7 @@ type Store struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	ops     chan *op
-	handler atomic.Pointer[store.ChangeHandler]
+	handler store.Handoff[store.Change]
 
 	seq          uint64 // last sequence number handed out; committer only
 	persistedSeq uint64 // last sequence number written; committer only
@@ -351,8 +351,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// SetChangeHandler installs the receiver of committed changes.
-func (s *Store) SetChangeHandler(h store.ChangeHandler) { s.handler.Store(&h) }
+// SetChangeHandler installs the receiver of committed changes. Changes
+// committed before the first receiver is installed (timers that came due
+// while the store was closed fire as it opens) are handed to it first.
+func (s *Store) SetChangeHandler(h store.ChangeHandler) {
+	if n := s.handler.Set(h); n > 0 {
+		s.log.Warn("changes committed before a receiver was installed were dropped", "op", "set change handler", "dropped", n)
+	}
+}
 
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
@@ -599,11 +605,7 @@ func (s *Store) commit(txn *badgerdb.Txn, ops []*op, tc *txnCache) {
 			changes = append(changes, o.changes...)
 		}
 	}
-	if len(changes) > 0 {
-		if h := s.handler.Load(); h != nil && *h != nil {
-			(*h)(changes)
-		}
-	}
+	s.handler.Deliver(changes)
 	for _, o := range ops {
 		close(o.done)
 	}

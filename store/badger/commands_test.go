@@ -46,6 +46,14 @@ func TestCommandContract(t *testing.T) {
 				cur = open()
 				return cur
 			},
+			Stop: func(string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if cur != nil {
+					cur.Close()
+					cur = nil
+				}
+			},
 		}
 	})
 }

@@ -98,7 +98,7 @@ type CommandTx interface {
 // commands is the engine's state for commands.
 type commands struct {
 	b       CommandBackend
-	handler atomic.Pointer[store.CommandHandler]
+	handler store.Handoff[store.CommandChange]
 	wake    chan struct{}
 	stop    context.CancelFunc
 	done    sync.WaitGroup
@@ -118,8 +118,14 @@ func (e *Engine) cmdBackend() (CommandBackend, error) {
 }
 
 // SetCommandHandler installs the function that receives every committed
-// change of a command execution.
-func (e *Engine) SetCommandHandler(h store.CommandHandler) { e.cmd.handler.Store(&h) }
+// change of a command execution. Changes committed before the first one is
+// installed (timeouts that came due while the store was closed) are handed
+// to it first.
+func (e *Engine) SetCommandHandler(h store.CommandHandler) {
+	if n := e.cmd.handler.Set(h); n > 0 {
+		e.log.Warn("command changes committed before a receiver was installed were dropped", "op", "set command handler", "dropped", n)
+	}
+}
 
 // CommandTimersFired counts the executions the timer has timed out.
 func (e *Engine) CommandTimersFired() int64 { return e.cmd.fired.Load() }
@@ -147,9 +153,7 @@ func (e *Engine) commandUpdate(ctx context.Context, op string, fn func(tx Comman
 		}
 		if len(changes) > 0 {
 			tx.AfterCommit(func() {
-				if h := e.cmd.handler.Load(); h != nil && *h != nil {
-					(*h)(changes)
-				}
+				e.cmd.handler.Deliver(changes)
 				if armed {
 					e.WakeCommandTimers()
 				}
@@ -755,9 +759,5 @@ func (e *Engine) pollCommandFeed(ctx context.Context, started time.Time) {
 		}
 		changes = append(changes, store.CommandChange{Execution: x, Created: true, Request: req, At: x.CreatedAt})
 	}
-	if len(changes) > 0 {
-		if h := e.cmd.handler.Load(); h != nil && *h != nil {
-			(*h)(changes)
-		}
-	}
+	e.cmd.handler.Deliver(changes)
 }

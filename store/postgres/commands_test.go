@@ -33,6 +33,14 @@ func TestCommandContract(t *testing.T) {
 				nodes[name] = openNode(t, url, schema, name, clk, 4)
 				return nodes[name]
 			},
+			Stop: func(name string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if n := nodes[name]; n != nil {
+					n.Close()
+					delete(nodes, name)
+				}
+			},
 		}
 	})
 }

@@ -139,7 +139,7 @@ type Store struct {
 	schema  string
 	channel string
 
-	handler  atomic.Pointer[store.ChangeHandler]
+	handler  store.Handoff[store.Change]
 	interest atomic.Pointer[interestBox]
 	hintBus  atomic.Pointer[store.HintBus] // nil: hints go by NOTIFY
 
@@ -380,8 +380,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.mapErr("ping", err)
 }
 
-// SetChangeHandler installs the receiver of committed changes.
-func (s *Store) SetChangeHandler(h store.ChangeHandler) { s.handler.Store(&h) }
+// SetChangeHandler installs the receiver of committed changes. Changes
+// committed before the first receiver is installed (timers that came due
+// while the store was closed fire as it opens) are handed to it first.
+func (s *Store) SetChangeHandler(h store.ChangeHandler) {
+	if n := s.handler.Set(h); n > 0 {
+		s.log.Warn("changes committed before a receiver was installed were dropped", "op", "set change handler", "dropped", n)
+	}
+}
 
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
@@ -756,7 +762,5 @@ func (s *Store) hand(changes []store.Change) {
 	if len(changes) == 0 {
 		return
 	}
-	if h := s.handler.Load(); h != nil && *h != nil {
-		(*h)(changes)
-	}
+	s.handler.Deliver(changes)
 }

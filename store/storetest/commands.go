@@ -18,7 +18,8 @@ import (
 // that node and opens it again on the same data.
 type CommandNodes struct {
 	Open    func(name string) store.CommandStore
-	Restart func(name string) store.CommandStore
+	Restart func(name string) store.CommandStore // closes the node if open, and opens it
+	Stop    func(name string)                    // closes the node
 }
 
 // RunCommands runs the contract suite of store.CommandStore. shared says
@@ -37,6 +38,7 @@ func RunCommands(t *testing.T, shared bool, open func(t *testing.T, clk clock.Cl
 		{"DeviceStatusMachine", false, testDeviceStatusMachine},
 		{"CloudTimeout", false, testCloudTimeout},
 		{"TimeoutAcrossRestart", false, testTimeoutAcrossRestart},
+		{"TimeoutDueAtOpen", false, testTimeoutDueAtOpen},
 		{"TimeoutOnceAcrossNodes", true, testTimeoutOnceAcrossNodes},
 		{"RequestsReachOtherNodes", true, testRequestsReachOtherNodes},
 		{"ListAndDeleteExecutions", false, testListAndDeleteExecutions},
@@ -530,6 +532,24 @@ func testTimeoutAcrossRestart(t *testing.T, c *cmdHarness) {
 	waitStatus(c, y, store.CommandTimedOut)
 	if n := timedOutChanges(c.take()); n != 2 {
 		t.Fatalf("%d timeouts reported, want 2 (each execution once)", n)
+	}
+}
+
+// testTimeoutDueAtOpen: a timeout that came due while the store was
+// closed fires as it opens, before its user has installed a handler; the
+// change reaches the handler installed afterwards.
+func testTimeoutDueAtOpen(t *testing.T, c *cmdHarness) {
+	c.static("json", "application/json", []byte(`{}`))
+	x := c.mustStart("json", "t1", 30)
+	c.take()
+	c.nodes.Stop("a")
+	c.clk.Advance(time.Minute)
+	s := c.nodes.Restart("a")
+	c.s = s
+	waitStatus(c, x, store.CommandTimedOut) // fired with no handler installed
+	s.SetCommandHandler(c.record)
+	if n := timedOutChanges(c.take()); n != 1 {
+		t.Fatalf("%d timeouts reached the handler installed after the store opened, want 1", n)
 	}
 }
 

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// MaxHeldChanges bounds what a Handoff keeps while no receiver is
+// installed: beyond it, the oldest changes held are dropped (and counted).
+const MaxHeldChanges = 1 << 16
+
+// Handoff passes committed changes to the receiver a store's user
+// installs (SetChangeHandler, SetCommandHandler). A store's background
+// loops start when the store opens, before its user has installed a
+// receiver: a timer that came due while the broker was stopped fires at
+// once. What they commit before a receiver is installed is held and handed
+// to the first receiver installed, ahead of any later change, so that the
+// notifications and events it calls for are not lost. The zero value holds
+// changes until Set.
+type Handoff[T any] struct {
+	// fn is the receiver once installed; nil before.
+	fn      atomic.Pointer[func([]T)]
+	mu      sync.Mutex
+	held    []T
+	dropped int
+}
+
+// Set installs the receiver (nil: changes are dropped from now on). The
+// first call hands it what was held, and returns how many changes were
+// dropped for want of room before it.
+func (h *Handoff[T]) Set(fn func([]T)) (dropped int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if held := h.held; len(held) > 0 && fn != nil {
+		h.held = nil
+		fn(held)
+	}
+	h.held, dropped, h.dropped = nil, h.dropped, 0
+	h.fn.Store(&fn)
+	return dropped
+}
+
+// Deliver hands changes to the receiver, or holds them until one is
+// installed.
+func (h *Handoff[T]) Deliver(changes []T) {
+	if len(changes) == 0 {
+		return
+	}
+	if fn := h.fn.Load(); fn != nil {
+		if *fn != nil {
+			(*fn)(changes)
+		}
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if fn := h.fn.Load(); fn != nil { // installed meanwhile, held ones handed over
+		if *fn != nil {
+			(*fn)(changes)
+		}
+		return
+	}
+	h.held = append(h.held, changes...)
+	if over := len(h.held) - MaxHeldChanges; over > 0 {
+		h.dropped += over
+		h.held = append(h.held[:0], h.held[over:]...)
+	}
+}
