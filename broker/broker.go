@@ -96,7 +96,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	b.docs = presign.NewDeliverer(signer, st, b.log.With("component", "artifacts"))
-	b.feed = &changeFeed{Store: st}
+	b.feed = newChangeFeed(st)
 	if err := b.joinCluster(); err != nil {
 		st.Close()
 		return nil, err
@@ -129,6 +129,7 @@ func New(cfg Config) (*Broker, error) {
 		st.Close()
 		return nil, err
 	}
+	b.feed.open()
 	return b, nil
 }
 
@@ -172,7 +173,7 @@ func (b *Broker) buildMQTT() error {
 	if err := b.MQTT.AddHook(b.Jobs, &jobshook.Options{Server: b.MQTT, Store: b.feed, Clock: b.cfg.Clock,
 		Region: b.cfg.Region, Account: b.cfg.Account, Observer: b.Metrics, Logger: b.log.With("component", "jobs"),
 		Identity: b.Auth.Identity, Throttle: b.throttle.Allow, Documents: b.docs, Sessions: b.Sessions,
-		Faults: b.Faults, Commands: commandStore(b.Store), Send: b.flow.Send}); err != nil {
+		Faults: b.Faults, Commands: b.feed.commandStore(), Send: b.flow.Send}); err != nil {
 		return fmt.Errorf("add jobs hook: %w", err)
 	}
 	if b.cfg.EchoPrefix != "" {

@@ -11,22 +11,76 @@ import (
 // parts of the broker (the console) subscribe to the same committed
 // changes. Subscribers are called on the store's commit path, before the
 // jobs hook queues the batch: they must only take note and return.
+//
+// The handler reaches the store only when the broker is assembled (open,
+// at the end of New): the store holds what it commits before then (timers
+// that came due while the broker was stopped fire as the store opens), and
+// hands it over once the persistent sessions that may be owed the
+// notifications are loaded and the console listens.
 type changeFeed struct {
 	store.Store
-	mu   sync.RWMutex
-	subs []store.ChangeHandler
+	mu      sync.RWMutex
+	subs    []store.ChangeHandler
+	handler store.ChangeHandler // installed by the jobs hook
+	opened  bool
+	// commands defers the command handler in the same way; nil when the
+	// store keeps no commands.
+	commands *commandFeed
 }
 
-// SetChangeHandler installs h on the store, behind the subscribers.
+func newChangeFeed(st store.Store) *changeFeed {
+	f := &changeFeed{Store: st}
+	if cs, ok := st.(store.CommandStore); ok {
+		f.commands = &commandFeed{CommandStore: cs}
+	}
+	return f
+}
+
+// SetChangeHandler installs h on the store, behind the subscribers, once
+// the feed is open.
 func (f *changeFeed) SetChangeHandler(h store.ChangeHandler) {
+	f.mu.Lock()
+	f.handler = h
+	opened := f.opened
+	f.mu.Unlock()
+	if opened {
+		f.install(h)
+	}
+}
+
+func (f *changeFeed) install(h store.ChangeHandler) {
 	f.Store.SetChangeHandler(func(changes []store.Change) {
 		f.mu.RLock()
 		for _, sub := range f.subs {
 			sub(changes)
 		}
 		f.mu.RUnlock()
-		h(changes)
+		if h != nil {
+			h(changes)
+		}
 	})
+}
+
+// commandStore is the store's command operations with the deferred
+// handler, or nil when the store keeps no commands.
+func (f *changeFeed) commandStore() store.CommandStore {
+	if f.commands == nil {
+		return nil
+	}
+	return f.commands
+}
+
+// open installs the handlers on the store, which hands them what it
+// committed before.
+func (f *changeFeed) open() {
+	f.mu.Lock()
+	f.opened = true
+	h := f.handler
+	f.mu.Unlock()
+	f.install(h)
+	if f.commands != nil {
+		f.commands.open()
+	}
 }
 
 // Subscribe adds a handler that sees every committed change. It must not
@@ -35,4 +89,44 @@ func (f *changeFeed) Subscribe(h store.ChangeHandler) {
 	f.mu.Lock()
 	f.subs = append(f.subs, h)
 	f.mu.Unlock()
+}
+
+// commandFeed is the store's command operations, with the command handler
+// installed only when the change feed opens.
+type commandFeed struct {
+	store.CommandStore
+	mu      sync.Mutex
+	handler store.CommandHandler
+	opened  bool
+}
+
+// SetCommandHandler installs h on the store once the feed is open.
+func (f *commandFeed) SetCommandHandler(h store.CommandHandler) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handler = h
+	if f.opened {
+		f.CommandStore.SetCommandHandler(h)
+	}
+}
+
+func (f *commandFeed) open() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opened = true
+	if f.handler != nil {
+		f.CommandStore.SetCommandHandler(f.handler)
+	}
+}
+
+// EventConfig is the store's event configuration: command execution events
+// are published while job-execution events are on (jobshook asks its
+// command store).
+func (f *commandFeed) EventConfig() store.EventConfigurations {
+	if ec, ok := f.CommandStore.(interface {
+		EventConfig() store.EventConfigurations
+	}); ok {
+		return ec.EventConfig()
+	}
+	return store.EventConfigurations{}
 }

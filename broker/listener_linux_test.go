@@ -70,9 +70,15 @@ func TestListenerSurvivesDescriptorExhaustion(t *testing.T) {
 		}
 		return nil
 	})
-	if !strings.Contains(p.Logs(), "listener cannot accept connections") {
-		t.Errorf("no log line about the failing accepts:\n%s", p.Logs())
-	}
+	// The log line and the readiness change come from one failing accept,
+	// but the log reaches the test through the process's stderr pipe:
+	// wait for it.
+	brokertest.Eventually(t, "a log line about the failing accepts", func() error {
+		if !strings.Contains(p.Logs(), "listener cannot accept connections") {
+			return fmt.Errorf("not logged yet:\n%s", p.Logs())
+		}
+		return nil
+	})
 	for _, c := range conns {
 		c.Close()
 	}

@@ -6,7 +6,9 @@ import (
 )
 
 // MaxHeldChanges bounds what a Handoff keeps while no receiver is
-// installed: beyond it, the oldest changes held are dropped (and counted).
+// installed: beyond it, the oldest quarter of the changes held is dropped
+// (and counted), so that a store nobody receives changes from (a scratch
+// store, a backup) costs a bounded memory and little time.
 const MaxHeldChanges = 1 << 16
 
 // Handoff passes committed changes to the receiver a store's user
@@ -17,6 +19,10 @@ const MaxHeldChanges = 1 << 16
 // to the first receiver installed, ahead of any later change, so that the
 // notifications and events it calls for are not lost. The zero value holds
 // changes until Set.
+//
+// The receiver may be called with the Handoff's lock held (by Set, and by a
+// Deliver that races with it): it must not call back into the Handoff, nor
+// wait for anything that waits for a Deliver.
 type Handoff[T any] struct {
 	// fn is the receiver once installed; nil before.
 	fn      atomic.Pointer[func([]T)]
@@ -31,9 +37,12 @@ type Handoff[T any] struct {
 func (h *Handoff[T]) Set(fn func([]T)) (dropped int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if held := h.held; len(held) > 0 && fn != nil {
-		h.held = nil
-		fn(held)
+	if held := h.held; len(held) > 0 {
+		if fn != nil {
+			fn(held)
+		} else {
+			h.dropped += len(held)
+		}
 	}
 	h.held, dropped, h.dropped = nil, h.dropped, 0
 	h.fn.Store(&fn)
@@ -61,8 +70,9 @@ func (h *Handoff[T]) Deliver(changes []T) {
 		return
 	}
 	h.held = append(h.held, changes...)
-	if over := len(h.held) - MaxHeldChanges; over > 0 {
-		h.dropped += over
-		h.held = append(h.held[:0], h.held[over:]...)
+	if len(h.held) > MaxHeldChanges {
+		drop := len(h.held) - MaxHeldChanges*3/4
+		h.dropped += drop
+		h.held = append(h.held[:0], h.held[drop:]...)
 	}
 }

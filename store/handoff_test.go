@@ -26,18 +26,23 @@ func TestHandoffBound(t *testing.T) {
 		h.Deliver([]int{i})
 	}
 	var got []int
-	if n := h.Set(func(cs []int) { got = append(got, cs...) }); n != 10 {
-		t.Fatalf("dropped %d, want 10", n)
+	n := h.Set(func(cs []int) { got = append(got, cs...) })
+	if n == 0 || len(got) > MaxHeldChanges || n+len(got) != MaxHeldChanges+10 {
+		t.Fatalf("dropped %d and handed over %d of %d", n, len(got), MaxHeldChanges+10)
 	}
-	if len(got) != MaxHeldChanges || got[0] != 10 {
-		t.Fatalf("held %d from %d, want the newest %d", len(got), got[0], MaxHeldChanges)
+	for i, v := range got {
+		if v != n+i {
+			t.Fatalf("change %d is %d: the newest are kept, in order", i, v)
+		}
 	}
 }
 
 func TestHandoffNilDrops(t *testing.T) {
 	var h Handoff[int]
 	h.Deliver([]int{1})
-	h.Set(nil)
+	if n := h.Set(nil); n != 1 {
+		t.Fatalf("a nil receiver dropped %d held changes, want 1 counted", n)
+	}
 	h.Deliver([]int{2}) // dropped, as with no receiver before
 	var got []int
 	h.Set(func(cs []int) { got = append(got, cs...) })

@@ -25,6 +25,7 @@ func TestHotStatementsIndexedInAnyPlan(t *testing.T) {
 	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Exec(ctx, "RESET plan_cache_mode") // the connection goes back to the store's pool
 	for _, c := range []struct {
 		name, sql, types, args string
 	}{
