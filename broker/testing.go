@@ -94,6 +94,7 @@ func (b *Broker) preload() error {
 		if err != nil {
 			return fmt.Errorf("preload: open a scratch store: %w", err)
 		}
+		scratch.SetChangeHandler(nil) // nobody listens: hold none of its changes
 		err = plan.Load(ctx, b.adminAPI(scratch), scratch)
 		scratch.Close()
 		if err != nil {
