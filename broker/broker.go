@@ -112,6 +112,10 @@ func New(cfg Config) (*Broker, error) {
 		st.Close()
 		return nil, err
 	}
+	// Every hook is in place and the persistent sessions are loaded: the
+	// store may hand over what it committed so far (preload's changes go
+	// straight on from here).
+	b.feed.open()
 	if err := b.preload(); err != nil {
 		b.MQTT.Close()
 		b.closeTesting()
@@ -129,7 +133,6 @@ func New(cfg Config) (*Broker, error) {
 		st.Close()
 		return nil, err
 	}
-	b.feed.open()
 	return b, nil
 }
 

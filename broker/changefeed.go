@@ -12,11 +12,11 @@ import (
 // changes. Subscribers are called on the store's commit path, before the
 // jobs hook queues the batch: they must only take note and return.
 //
-// The handler reaches the store only when the broker is assembled (open,
-// at the end of New): the store holds what it commits before then (timers
-// that came due while the broker was stopped fire as the store opens), and
-// hands it over once the persistent sessions that may be owed the
-// notifications are loaded and the console listens.
+// The handler reaches the store only when the broker's MQTT side is
+// assembled (open, in New once every hook is added): the store holds what
+// it commits before then (timers that came due while the broker was
+// stopped fire as the store opens), and hands it over once the persistent
+// sessions that may be owed the notifications are loaded.
 type changeFeed struct {
 	store.Store
 	mu      sync.RWMutex

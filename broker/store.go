@@ -65,13 +65,6 @@ func limitMemory() {
 	}
 }
 
-// commandStore is the store's AWS IoT commands operations, or nil when
-// its backend keeps no commands.
-func commandStore(st store.Store) store.CommandStore {
-	cs, _ := st.(store.CommandStore)
-	return cs
-}
-
 // openWithRetries opens the store. A database the store reaches over the
 // network (PostgreSQL) is retried with backoff for Config.StartTimeout, as
 // a node may start before it; an embedded store is opened once, and a node

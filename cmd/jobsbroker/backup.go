@@ -166,6 +166,7 @@ func backupDir(ctx context.Context, s *settings, w io.Writer) error {
 	}
 	defer st.Close()
 	st.SetChangeHandler(nil) // nobody listens: hold none of its changes
+	st.SetCommandHandler(nil)
 	_, err = st.Backup(ctx, w)
 	return err
 }
