@@ -157,7 +157,7 @@ func backupDir(ctx context.Context, s *settings, w io.Writer) error {
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
 		return fmt.Errorf("no store in %s (%s): %w", s.DataDir, s.name("data-dir"), err)
 	}
-	st, err := badger.Open(badger.Options{Dir: dir, GCInterval: -1})
+	st, err := badger.Open(badger.Options{Dir: dir, GCInterval: -1, NoBackground: true})
 	if lockedByAnother(err) {
 		return fmt.Errorf("the data directory %s is in use by a running broker: back it up over its API with -from http://HOST:8080", s.DataDir)
 	}
@@ -165,8 +165,6 @@ func backupDir(ctx context.Context, s *settings, w io.Writer) error {
 		return fmt.Errorf("open the store: %w", err)
 	}
 	defer st.Close()
-	st.SetChangeHandler(nil) // nobody listens: hold none of its changes
-	st.SetCommandHandler(nil)
 	_, err = st.Backup(ctx, w)
 	return err
 }

@@ -67,6 +67,12 @@ type Options struct {
 	// EnableEvents switches job and job-execution event messages on until
 	// UpdateEventConfigurations first says otherwise.
 	EnableEvents bool `yaml:"events" json:"events"`
+	// NoBackground starts no timer, task or command-timer loop: the store
+	// only does what it is asked (an offline backup, which must not change
+	// the directory it copies: a timer that came due while the broker was
+	// stopped would fire, and its notifications be lost, with nobody to
+	// hear them).
+	NoBackground bool `yaml:"-" json:"-"`
 	// GCInterval is how often the value log is garbage-collected (default
 	// 5 minutes; negative turns it off).
 	GCInterval time.Duration `yaml:"gc_interval" json:"gc_interval"`
@@ -220,15 +226,18 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.wg.Add(3)
+	s.wg.Add(1)
 	go s.commitLoop()
-	go s.taskLoop()
-	go s.timerLoop()
 	if opts.GCInterval > 0 && !opts.InMemory {
 		s.wg.Add(1)
 		go s.gcLoop()
 	}
-	s.StartCommandTimers()
+	if !opts.NoBackground {
+		s.wg.Add(2)
+		go s.taskLoop()
+		go s.timerLoop()
+		s.StartCommandTimers()
+	}
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package badger_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -69,4 +70,49 @@ func TestTimeoutDueAtOpenReachesHandler(t *testing.T) {
 		}
 	}
 	t.Fatalf("the timeout's change did not reach the handler installed after the store opened: %d changes", len(got))
+}
+
+// TestNoBackgroundKeepsDueTimers: a store opened with NoBackground (an
+// offline backup) does not fire a timer that came due while the store was
+// closed; the next broker to open the directory fires it, with its
+// notifications.
+func TestNoBackgroundKeepsDueTimers(t *testing.T) {
+	dir := t.TempDir()
+	clk := clock.NewFake(storetest.Epoch)
+	open := func(noBackground bool) *badger.Store {
+		s, err := badger.Open(badger.Options{Dir: dir, NoSync: true, Clock: clk, Logger: quiet, NoBackground: noBackground})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := context.Background()
+	s := open(false)
+	minute := int64(1)
+	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j1", Targets: []string{storetest.ThingARN("t1")},
+		TimeoutConfig: &store.TimeoutConfig{InProgressTimeoutInMinutes: &minute}}, Document: `{"op":"x"}`}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Eventually(t, "the execution is started", func() error {
+		out, err := s.StartNextPendingJobExecution(ctx, &store.StartNextInput{ThingName: "t1"})
+		if err == nil && out.Execution == nil {
+			err = fmt.Errorf("nothing to start yet")
+		}
+		return err
+	})
+	s.Close()
+	clk.Advance(2 * time.Minute)
+
+	s = open(true)
+	if _, err := s.Backup(ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.DescribeJobExecution(ctx, &store.DescribeExecutionInput{ThingName: "t1", JobID: "j1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Execution.Status != store.StatusInProgress {
+		t.Fatalf("the execution is %s after a backup, want IN_PROGRESS until a broker opens the store", e.Execution.Status)
+	}
+	s.Close()
 }
