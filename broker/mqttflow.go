@@ -78,6 +78,9 @@ type flowState struct {
 	// before mochi marked them parked, by packet id: their creation time
 	// and topic, and when they were settled.
 	settled map[uint16]tombstone
+	// rechecking is set while a timer is due to look at the tombstones
+	// again (recheckLocked).
+	rechecking bool
 	// drops are messages given up on under mu, for the hooks that keep
 	// them to hear of once mu is released (the sessions hook takes its
 	// own lock, and calls Sent holding it).
@@ -94,6 +97,10 @@ type tombstone struct {
 // tombstoneTTL is how long a tombstone is kept: mochi puts a message back
 // within microseconds of announcing it.
 const tombstoneTTL = 2 * time.Second
+
+// tombstoneRecheck is how soon tombstones are looked at again when the
+// client sends nothing more.
+const tombstoneRecheck = 20 * time.Millisecond
 
 // flowLimited reports whether the client declared a Receive Maximum that
 // the hook counts: an MQTT 5 network client's.
@@ -348,6 +355,26 @@ func (h *flowHook) settleLocked(st *flowState, pk packets.Packet) {
 		return // marked parked already: mochi is done with it
 	}
 	st.settled[pk.PacketID] = tombstone{created: pk.Created, topic: pk.TopicName, at: time.Now()}
+	h.recheckLocked(st)
+}
+
+// recheckLocked looks at st's tombstones again shortly, and again while
+// any are left: the PUBACK that settled a message mochi then puts back may
+// be the last packet the client sends for a while, and the message would
+// otherwise stay in its in-flight map (to be sent again when the client
+// comes back) until the client's next packet.
+func (h *flowHook) recheckLocked(st *flowState) {
+	if st.rechecking || len(st.settled) == 0 {
+		return
+	}
+	st.rechecking = true
+	time.AfterFunc(tombstoneRecheck, func() {
+		h.locked(st.cl, st, func() {
+			st.rechecking = false
+			h.buryLocked(st.cl, st)
+			h.recheckLocked(st)
+		})
+	})
 }
 
 // buryLocked removes settled messages that mochi has put back into cl's
