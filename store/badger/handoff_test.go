@@ -14,6 +14,26 @@ import (
 	"github.com/jobsbroker/jobsbroker/store/storetest"
 )
 
+// startTimed starts job j1's execution on thing t1, with a one-minute
+// in-progress timeout, and closes s.
+func startTimed(t *testing.T, s *badger.Store) {
+	t.Helper()
+	defer s.Close()
+	ctx := context.Background()
+	minute := int64(1)
+	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j1", Targets: []string{storetest.ThingARN("t1")},
+		TimeoutConfig: &store.TimeoutConfig{InProgressTimeoutInMinutes: &minute}}, Document: `{"op":"x"}`}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Eventually(t, "the execution is started", func() error {
+		out, err := s.StartNextPendingJobExecution(ctx, &store.StartNextInput{ThingName: "t1"})
+		if err == nil && out.Execution == nil {
+			err = fmt.Errorf("nothing to start yet")
+		}
+		return err
+	})
+}
+
 // TestTimeoutDueAtOpenReachesHandler: an execution whose in-progress
 // timeout came due while the store was closed times out as the store
 // opens, before the broker has installed its change handler; the
@@ -30,23 +50,10 @@ func TestTimeoutDueAtOpenReachesHandler(t *testing.T) {
 		return s
 	}
 	ctx := context.Background()
-	s := open()
-	minute := int64(1)
-	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j1", Targets: []string{storetest.ThingARN("t1")},
-		TimeoutConfig: &store.TimeoutConfig{InProgressTimeoutInMinutes: &minute}}, Document: `{"op":"x"}`}); err != nil {
-		t.Fatal(err)
-	}
-	storetest.Eventually(t, "the execution is queued", func() error {
-		out, err := s.StartNextPendingJobExecution(ctx, &store.StartNextInput{ThingName: "t1"})
-		if err == nil && out.Execution == nil {
-			err = fmt.Errorf("nothing to start yet")
-		}
-		return err
-	})
-	s.Close()
+	startTimed(t, open())
 	clk.Advance(2 * time.Minute)
 
-	s = open()
+	s := open()
 	defer s.Close()
 	storetest.Eventually(t, "the execution timed out as the store opened", func() error {
 		e, err := s.DescribeJobExecution(ctx, &store.DescribeExecutionInput{ThingName: "t1", JobID: "j1"})
@@ -87,23 +94,10 @@ func TestNoBackgroundKeepsDueTimers(t *testing.T) {
 		return s
 	}
 	ctx := context.Background()
-	s := open(false)
-	minute := int64(1)
-	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j1", Targets: []string{storetest.ThingARN("t1")},
-		TimeoutConfig: &store.TimeoutConfig{InProgressTimeoutInMinutes: &minute}}, Document: `{"op":"x"}`}); err != nil {
-		t.Fatal(err)
-	}
-	storetest.Eventually(t, "the execution is started", func() error {
-		out, err := s.StartNextPendingJobExecution(ctx, &store.StartNextInput{ThingName: "t1"})
-		if err == nil && out.Execution == nil {
-			err = fmt.Errorf("nothing to start yet")
-		}
-		return err
-	})
-	s.Close()
+	startTimed(t, open(false))
 	clk.Advance(2 * time.Minute)
 
-	s = open(true)
+	s := open(true)
 	if _, err := s.Backup(ctx, io.Discard); err != nil {
 		t.Fatal(err)
 	}
