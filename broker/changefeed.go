@@ -21,32 +21,54 @@ type changeFeed struct {
 	store.Store
 	mu      sync.RWMutex
 	subs    []store.ChangeHandler
-	handler store.ChangeHandler // installed by the jobs hook
-	opened  bool
+	handler deferred[store.ChangeHandler] // the jobs hook's
 	// commands defers the command handler in the same way; nil when the
 	// store keeps no commands.
 	commands *commandFeed
 }
 
+// deferred keeps a handler until open, and installs it (with install)
+// then, or at once once open.
+type deferred[H any] struct {
+	mu      sync.Mutex
+	h       H
+	opened  bool
+	install func(H)
+}
+
+func (d *deferred[H]) set(h H) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.h = h
+	if d.opened {
+		d.install(h)
+	}
+}
+
+func (d *deferred[H]) open() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opened = true
+	d.install(d.h)
+}
+
 func newChangeFeed(st store.Store) *changeFeed {
 	f := &changeFeed{Store: st}
+	f.handler.install = f.install
 	if cs, ok := st.(store.CommandStore); ok {
 		f.commands = &commandFeed{CommandStore: cs}
+		f.commands.handler.install = func(h store.CommandHandler) {
+			if h != nil {
+				cs.SetCommandHandler(h)
+			}
+		}
 	}
 	return f
 }
 
 // SetChangeHandler installs h on the store, behind the subscribers, once
 // the feed is open.
-func (f *changeFeed) SetChangeHandler(h store.ChangeHandler) {
-	f.mu.Lock()
-	f.handler = h
-	opened := f.opened
-	f.mu.Unlock()
-	if opened {
-		f.install(h)
-	}
-}
+func (f *changeFeed) SetChangeHandler(h store.ChangeHandler) { f.handler.set(h) }
 
 func (f *changeFeed) install(h store.ChangeHandler) {
 	f.Store.SetChangeHandler(func(changes []store.Change) {
@@ -73,13 +95,9 @@ func (f *changeFeed) commandStore() store.CommandStore {
 // open installs the handlers on the store, which hands them what it
 // committed before.
 func (f *changeFeed) open() {
-	f.mu.Lock()
-	f.opened = true
-	h := f.handler
-	f.mu.Unlock()
-	f.install(h)
+	f.handler.open()
 	if f.commands != nil {
-		f.commands.open()
+		f.commands.handler.open()
 	}
 }
 
@@ -95,29 +113,11 @@ func (f *changeFeed) Subscribe(h store.ChangeHandler) {
 // installed only when the change feed opens.
 type commandFeed struct {
 	store.CommandStore
-	mu      sync.Mutex
-	handler store.CommandHandler
-	opened  bool
+	handler deferred[store.CommandHandler]
 }
 
 // SetCommandHandler installs h on the store once the feed is open.
-func (f *commandFeed) SetCommandHandler(h store.CommandHandler) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.handler = h
-	if f.opened {
-		f.CommandStore.SetCommandHandler(h)
-	}
-}
-
-func (f *commandFeed) open() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.opened = true
-	if f.handler != nil {
-		f.CommandStore.SetCommandHandler(f.handler)
-	}
-}
+func (f *commandFeed) SetCommandHandler(h store.CommandHandler) { f.handler.set(h) }
 
 // EventConfig is the store's event configuration: command execution events
 // are published while job-execution events are on (jobshook asks its

@@ -55,18 +55,12 @@ func (h *Handoff[T]) Deliver(changes []T) {
 	if len(changes) == 0 {
 		return
 	}
-	if fn := h.fn.Load(); fn != nil {
-		if *fn != nil {
-			(*fn)(changes)
-		}
+	if h.deliverTo(changes) {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if fn := h.fn.Load(); fn != nil { // installed meanwhile, held ones handed over
-		if *fn != nil {
-			(*fn)(changes)
-		}
+	if h.deliverTo(changes) { // installed meanwhile, held ones handed over
 		return
 	}
 	h.held = append(h.held, changes...)
@@ -75,4 +69,17 @@ func (h *Handoff[T]) Deliver(changes []T) {
 		h.dropped += drop
 		h.held = append(h.held[:0], h.held[drop:]...)
 	}
+}
+
+// deliverTo hands changes to the receiver, if one was installed (a nil one
+// drops them), and reports whether one was.
+func (h *Handoff[T]) deliverTo(changes []T) bool {
+	fn := h.fn.Load()
+	if fn == nil {
+		return false
+	}
+	if *fn != nil {
+		(*fn)(changes)
+	}
+	return true
 }

@@ -590,8 +590,9 @@ func (w *wtx) CheckLater(job *store.Job) bool {
 // lateOne and lateMany read what a late job's checks need, of one job
 // and of several.
 var (
-	lateOne  = "SELECT j.job_id, j.status, coalesce(j.task ? 'rollout', false), " + countSums + " FROM jobs j CROSS JOIN LATERAL " + shardSums + " WHERE j.job_id = $1"
-	lateMany = "SELECT j.job_id, j.status, coalesce(j.task ? 'rollout', false), " + countSums + " FROM jobs j CROSS JOIN LATERAL " + shardSums + " WHERE j.job_id = ANY($1)"
+	lateSelect = "SELECT j.job_id, j.status, coalesce(j.task ? 'rollout', false), " + countSums + " FROM jobs j CROSS JOIN LATERAL " + shardSums
+	lateOne    = lateSelect + " WHERE j.job_id = $1"
+	lateMany   = lateSelect + " WHERE j.job_id = ANY($1)"
 )
 
 // lateQuery reads, after the commit, what the checks of the late jobs
@@ -1191,16 +1192,18 @@ func (w *wtx) viewsQuery(things []string) (views func(thing string) *engine.Queu
 var (
 	lockThing  = "SELECT thing_name, rev, members_rev, ns_state FROM thing_state WHERE thing_name = $1 FOR UPDATE"
 	lockThings = "SELECT thing_name, rev, members_rev, ns_state FROM thing_state WHERE thing_name = ANY($1) ORDER BY thing_name FOR UPDATE"
-	viewsOne   = `SELECT $1::text, ` + queueCols + ` FROM (SELECT * FROM executions e WHERE e.thing_name = $1 AND e.namespace_id = ''
-			AND e.status IN ('QUEUED', 'IN_PROGRESS')
-			ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT ` + strconv.Itoa(engine.QueueWindow) + `) e
-		LEFT JOIN jobs j ON j.job_id = e.job_id`
-	viewsMany = `SELECT t.name, ` + queueCols + ` FROM unnest($1::text[]) t(name)
-		CROSS JOIN LATERAL (SELECT * FROM executions e WHERE e.thing_name = t.name AND e.namespace_id = ''
-			AND e.status IN ('QUEUED', 'IN_PROGRESS')
-			ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT ` + strconv.Itoa(engine.QueueWindow) + `) e
-		LEFT JOIN jobs j ON j.job_id = e.job_id`
+	viewsOne   = `SELECT $1::text, ` + queueCols + ` FROM ` + plainQueueHead("$1")
+	viewsMany  = `SELECT t.name, ` + queueCols + ` FROM unnest($1::text[]) t(name) CROSS JOIN LATERAL ` + plainQueueHead("t.name")
 )
+
+// plainQueueHead is the first entries of the plain queue of the thing
+// named by name (an SQL expression), with their jobs (queueCols).
+func plainQueueHead(name string) string {
+	return `(SELECT * FROM executions e WHERE e.thing_name = ` + name + ` AND e.namespace_id = ''
+			AND e.status IN ('QUEUED', 'IN_PROGRESS')
+			ORDER BY (e.status = 'QUEUED'), e.queue_seq LIMIT ` + strconv.Itoa(engine.QueueWindow) + `) e
+		LEFT JOIN jobs j ON j.job_id = e.job_id`
+}
 
 // ThingChanged records the change of one of a thing's queues: its
 // revision moves when the transaction ends, and the change goes to the
