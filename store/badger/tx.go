@@ -81,8 +81,14 @@ func iterate(txn *badgerdb.Txn, prefix, start []byte, reverse, values bool, fn f
 	opts := badgerdb.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.Reverse = reverse
-	opts.PrefetchValues = values
-	opts.PrefetchSize = 16
+	// Values are read here, one at a time, as fn asks for them. Badger's
+	// prefetch starts a goroutine for each of the next PrefetchSize values
+	// and makes the reader wait on it: most walks here stop after one or a
+	// few records, whose values sit in the LSM tree beside their keys, and
+	// in the committer every such wait is a trip through the scheduler
+	// behind all runnable request goroutines (BENCHMARKS.md, "Latency at
+	// half the peak").
+	opts.PrefetchValues = false
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	seek := start
