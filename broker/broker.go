@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -339,7 +342,7 @@ func (b *Broker) Start() error {
 	attrs = append(attrs, b.clusterAttrs()...)
 	attrs = append(attrs, "api", b.APIAddr(), "jobs_api", b.JobsAddr(), "https", b.certs != nil,
 		"identity", string(b.cfg.Identity), "data", b.cfg.DataDir, "sync_writes", !b.cfg.NoSync && !b.cfg.inMemory(),
-		"max_connections", b.cfg.maxConnections())
+		"max_connections", b.cfg.maxConnections(), "memory_limit", memoryLimit())
 	b.log.Info("jobsbroker started", attrs...)
 	b.securityNotice()
 	return nil
@@ -542,4 +545,14 @@ func (b *Broker) readyz(w http.ResponseWriter, _ *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	awsapi.WriteJSON(w, status, h)
+}
+
+// memoryLimit describes the Go runtime's soft memory limit for the start
+// log: "none", or its size in MiB.
+func memoryLimit() string {
+	l := debug.SetMemoryLimit(-1)
+	if l == math.MaxInt64 {
+		return "none"
+	}
+	return strconv.FormatInt(l>>20, 10) + " MiB"
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/jobsbroker/jobsbroker/broker/cluster"
@@ -25,7 +23,6 @@ const (
 // backups) is asked of it, not of its backend.
 func (b *Broker) openStore() (store.Store, error) {
 	cfg := &b.cfg
-	limitMemory()
 	bcfg := backends.Config{
 		Kind:           cfg.Store,
 		DataDir:        cfg.DataDir,
@@ -49,20 +46,6 @@ func (b *Broker) openStore() (store.Store, error) {
 	}
 	metrics.RegisterStore(cfg.Registry, st, 5*time.Second)
 	return st, nil
-}
-
-// MemoryLimit is the soft limit of the Go runtime's memory that a broker
-// sets unless GOMEMLIMIT does: what the store holds is bounded by its
-// caches (README, "Memory"), and the limit keeps the garbage collector
-// from letting the heap grow to twice what is live when that would pass
-// it.
-const MemoryLimit = 384 << 20
-
-// limitMemory sets MemoryLimit, unless the environment chose a limit.
-func limitMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(MemoryLimit)
-	}
 }
 
 // openWithRetries opens the store. A database the store reaches over the

@@ -236,6 +236,7 @@ func serve(ctx context.Context, s *settings, stdout io.Writer) error {
 	log := s.logger(stdout)
 	cfg := s.Config
 	cfg.Logger = log
+	setMemoryLimit(log)
 	// A start that fails leaves no data directory behind.
 	created := ""
 	if cfg.Store == broker.StoreBadger && cfg.DataDir != broker.InMemory {
