@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,6 +44,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	broker.Version = buildVersion()
+	setMemoryLimit(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	code := exitCode(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr)
 	stop()
 	os.Exit(code)
@@ -236,7 +238,6 @@ func serve(ctx context.Context, s *settings, stdout io.Writer) error {
 	log := s.logger(stdout)
 	cfg := s.Config
 	cfg.Logger = log
-	setMemoryLimit(log)
 	// A start that fails leaves no data directory behind.
 	created := ""
 	if cfg.Store == broker.StoreBadger && cfg.DataDir != broker.InMemory {
