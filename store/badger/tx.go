@@ -81,7 +81,7 @@ func iterate(txn *badgerdb.Txn, prefix, start []byte, reverse, values bool, fn f
 	opts := badgerdb.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.Reverse = reverse
-	// Values are read here, one at a time, as fn asks for them. Badger's
+	// Values are read here, one at a time, as the walk reaches them. Badger's
 	// prefetch starts a goroutine for each of the next PrefetchSize values
 	// and makes the reader wait on it: most walks here stop after one or a
 	// few records, whose values sit in the LSM tree beside their keys, and
