@@ -20,8 +20,14 @@ import (
 // transaction commits; a discarded transaction leaves the cache as it was.
 // Readers outside the committer (Badger views) never use the cache.
 
-// DefaultCacheBytes is the default of Options.CacheBytes.
-const DefaultCacheBytes = 32 << 20
+// DefaultCacheBytes is the default of Options.CacheBytes. The records in
+// use at any time are few (for each device at work, its thing's queue head
+// and current execution, plus the jobs and their counts: a few MiB for
+// thousands of devices), and everything the cache holds is decoded records
+// full of pointers that the garbage collector marks on every cycle. With
+// 32 MiB the marking of a mostly stale cache doubled each collection's mark
+// phase and with it the latency tail (BENCHMARKS.md, "What held the tail").
+const DefaultCacheBytes = 8 << 20
 
 // absent marks a key known not to exist.
 type absent struct{}
@@ -174,10 +180,22 @@ func (t *txnCache) lookup(k []byte) (any, bool) {
 // remember records what a Badger read returned. A key the transaction
 // wrote raw is not remembered: the read saw the transaction's own write.
 func (t *txnCache) remember(k string, v any) {
-	if _, ok := t.staged[k]; ok {
+	if _, ok := t.staged[k]; ok || !worthKeeping(v) {
 		return
 	}
 	t.c.put(k, v)
+}
+
+// worthKeeping says whether a record is likely to be read by the
+// committer again. A finished execution (SUCCEEDED, FAILED, ...) is not:
+// no device operation changes it, so the committer reads it again only
+// for a rare rejected update or a re-run. Kept, finished executions would
+// fill most of the cache (each device finishes one every few operations),
+// crowding out the records in use and giving the garbage collector a heap
+// of pointers to mark for nothing.
+func worthKeeping(v any) bool {
+	e, ok := v.(*store.Execution)
+	return !ok || !e.Status.Terminal()
 }
 
 // stage records a write of the transaction.
@@ -193,6 +211,12 @@ func (t *txnCache) apply() {
 		case *engine.QueueView:
 			x.Committed()
 			t.c.put(k, x)
+		case *store.Execution:
+			if worthKeeping(x) {
+				t.c.put(k, x)
+			} else {
+				t.c.drop(k)
+			}
 		default:
 			t.c.put(k, v)
 		}

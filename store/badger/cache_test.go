@@ -79,3 +79,55 @@ func TestCacheForgetsDiscardedWrites(t *testing.T) {
 		t.Fatalf("view: %+v, %v", out, err)
 	}
 }
+
+// TestCacheLeavesFinishedExecutions: an execution stays in the committer's
+// cache while a device works on it, leaves it when it finishes (a finished
+// execution is not read again by device operations, and kept it would only
+// crowd out records in use), and is still read right, from Badger, after.
+func TestCacheLeavesFinishedExecutions(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j",
+		Targets: []string{"arn:aws:iot:us-east-1:123456789012:thing/t"}}, Document: `{}`}); err != nil {
+		t.Fatal(err)
+	}
+	key := string(execKey("t", "j", 1))
+	// cached reports, on the committer, whether the execution is cached,
+	// and reads it through the committer.
+	cached := func() (bool, *store.Execution) {
+		t.Helper()
+		var in bool
+		var e *store.Execution
+		if err := s.submit(ctx, func(w *wtx) error {
+			_, cur := w.tc.c.cur[key]
+			_, old := w.tc.c.old[key]
+			in = cur || old
+			var err error
+			e, err = w.Execution("t", "j", 1)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return in, e
+	}
+	update := func(status store.ExecutionStatus) {
+		t.Helper()
+		if _, err := s.UpdateJobExecution(ctx, &store.UpdateExecutionInput{ThingName: "t", JobID: "j", Status: status}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(store.StatusInProgress)
+	if in, e := cached(); !in || e.Status != store.StatusInProgress {
+		t.Fatalf("in progress: cached %v, status %s", in, e.Status)
+	}
+	update(store.StatusSucceeded)
+	for range 2 { // the read in between must not bring it back
+		if in, e := cached(); in || e.Status != store.StatusSucceeded {
+			t.Fatalf("succeeded: cached %v, status %s", in, e.Status)
+		}
+	}
+}

@@ -325,7 +325,9 @@ func (r *rtx) Execution(thing, job string, n int64) (*store.Execution, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %q: %w", k, err)
 	}
-	r.remember(k, e.Clone())
+	if worthKeeping(&e) {
+		r.remember(k, e.Clone())
+	}
 	return &e, nil
 }
 
