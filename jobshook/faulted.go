@@ -34,6 +34,10 @@ func (h *Hook) reply(cl *mqtt.Client, req packets.Packet, thing, topic string, p
 		// The client's next packets are read meanwhile: the reply goes
 		// from a goroutine of its own, after the request's PUBACK. The
 		// request is done (committed), so shutdown does not wait for it.
+		// The closure takes a copy of the request: capturing the parameter
+		// itself would move every request's packet (800 bytes) to the heap
+		// on entry, faulted or not.
+		req := req
 		h.later(time.Duration(f.Delay), func() {
 			if !cl.Closed() {
 				h.answerHolding(cl, req, topic, payload, false)

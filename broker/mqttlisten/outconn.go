@@ -41,6 +41,15 @@ type outConn struct {
 	flushing bool   // a goroutine is writing pending out
 	closing  bool   // Close was called while flushing: close once flushed
 	err      error  // the error that ended writing
+
+	// The state of one direct write, kept here (under mu) rather than in
+	// a closure, which would cost three allocations per packet sent:
+	// wbuf is what Write puts into the socket, wn how much it took, werr
+	// why it stopped; put is c.putNow, made once.
+	wbuf []byte
+	wn   int
+	werr error
+	put  func(fd uintptr) bool
 }
 
 // bufferWrites returns c with writes that never wait, if it is a TCP
@@ -54,7 +63,9 @@ func bufferWrites(c net.Conn, timeout time.Duration) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &outConn{TCPConn: tc, raw: raw, timeout: timeout, limit: maxPendingWrite}
+	oc := &outConn{TCPConn: tc, raw: raw, timeout: timeout, limit: maxPendingWrite}
+	oc.put = oc.putNow
+	return oc
 }
 
 // Write writes what the socket takes now and keeps the rest for the
@@ -72,25 +83,12 @@ func (c *outConn) Write(p []byte) (int, error) {
 	}
 	n := 0
 	if !c.flushing {
-		var werr error
-		if err := c.raw.Write(func(fd uintptr) bool {
-			for n < len(p) {
-				m, err := syscall.Write(int(fd), p[n:])
-				if m > 0 {
-					n += m
-				}
-				if err == syscall.EINTR {
-					continue
-				}
-				if err != nil && err != syscall.EAGAIN {
-					werr = err
-				}
-				if err != nil || m <= 0 {
-					break
-				}
-			}
-			return true // never wait for the socket
-		}); err != nil {
+		c.wbuf, c.wn, c.werr = p, 0, nil
+		err := c.raw.Write(c.put)
+		n = c.wn
+		werr := c.werr
+		c.wbuf, c.werr = nil, nil
+		if err != nil {
 			werr = err
 		}
 		if werr != nil {
@@ -113,6 +111,28 @@ func (c *outConn) Write(p []byte) (int, error) {
 		go c.flush()
 	}
 	return len(p), nil
+}
+
+// putNow puts as much of c.wbuf into the socket fd as it takes at once,
+// counting it in c.wn; an error other than a full socket goes to c.werr.
+// It never waits for the socket. Called by Write, under c.mu.
+func (c *outConn) putNow(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		m, err := syscall.Write(int(fd), c.wbuf[c.wn:])
+		if m > 0 {
+			c.wn += m
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil && err != syscall.EAGAIN {
+			c.werr = err
+		}
+		if err != nil || m <= 0 {
+			break
+		}
+	}
+	return true
 }
 
 // flushChunk is how much the flushing goroutine writes under one
