@@ -158,9 +158,15 @@ func isUnavailable(err error) bool {
 // override it.
 func TestPoolSize(t *testing.T) {
 	url, schema := freshSchema(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
+	// A URL takes the setting as a query parameter, a keyword/value
+	// connection string (as pgtest's own server gives) as one more pair.
+	sep := " "
+	switch {
+	case !strings.Contains(url, "://"):
+	case strings.Contains(url, "?"):
 		sep = "&"
+	default:
+		sep = "?"
 	}
 	for i, tc := range []struct {
 		url  string
