@@ -10,20 +10,28 @@ import (
 	"github.com/jobsbroker/jobsbroker/store"
 )
 
-// TestCacheForgetsDiscardedWrites: what an operation wrote before failing
-// (its transaction thrown away) must not be what the next operation reads
-// through the committer's cache; what committed operations wrote must be.
-func TestCacheForgetsDiscardedWrites(t *testing.T) {
+// storeWithJob opens a store (closed when the test ends) holding job "j"
+// with one queued execution, on thing "t".
+func storeWithJob(t *testing.T) *Store {
+	t.Helper()
 	s, err := Open(Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	ctx := context.Background()
-	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j",
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.CreateJob(context.Background(), &store.CreateJobInput{Job: store.Job{JobID: "j",
 		Targets: []string{"arn:aws:iot:us-east-1:123456789012:thing/t"}}, Document: `{}`}); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// TestCacheForgetsDiscardedWrites: what an operation wrote before failing
+// (its transaction thrown away) must not be what the next operation reads
+// through the committer's cache; what committed operations wrote must be.
+func TestCacheForgetsDiscardedWrites(t *testing.T) {
+	s := storeWithJob(t)
+	ctx := context.Background()
 	read := func() *store.Execution {
 		t.Helper()
 		var e *store.Execution
@@ -38,7 +46,7 @@ func TestCacheForgetsDiscardedWrites(t *testing.T) {
 	}
 	before := read() // now cached
 	boom := errors.New("boom")
-	err = s.submit(ctx, func(w *wtx) error {
+	err := s.submit(ctx, func(w *wtx) error {
 		e, err := w.Execution("t", "j", 1)
 		if err != nil {
 			return err
@@ -81,20 +89,13 @@ func TestCacheForgetsDiscardedWrites(t *testing.T) {
 }
 
 // TestCacheLeavesFinishedExecutions: an execution stays in the committer's
-// cache while a device works on it, leaves it when it finishes (a finished
-// execution is not read again by device operations, and kept it would only
-// crowd out records in use), and is still read right, from Badger, after.
+// cache while a device works on it, leaves it when it finishes (device
+// operations read a finished execution again only to reject an update, and
+// kept it would crowd out records in use), and is still read right, from
+// Badger, after.
 func TestCacheLeavesFinishedExecutions(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storeWithJob(t)
 	ctx := context.Background()
-	if _, err := s.CreateJob(ctx, &store.CreateJobInput{Job: store.Job{JobID: "j",
-		Targets: []string{"arn:aws:iot:us-east-1:123456789012:thing/t"}}, Document: `{}`}); err != nil {
-		t.Fatal(err)
-	}
 	key := string(execKey("t", "j", 1))
 	// cached reports, on the committer, whether the execution is cached,
 	// and reads it through the committer.
