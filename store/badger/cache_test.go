@@ -132,3 +132,35 @@ func TestCacheLeavesFinishedExecutions(t *testing.T) {
 		}
 	}
 }
+
+// TestLatestExecutionSeesEarlierWriteOfBatch: an operation that asks for a
+// job's latest execution on a thing must see what an earlier operation of
+// the same batch made of it, also once it has left the thing's queue (a
+// device resending SUCCEEDED in the same batch must be refused, not
+// counted twice).
+func TestLatestExecutionSeesEarlierWriteOfBatch(t *testing.T) {
+	s := storeWithJob(t)
+	ctx := context.Background()
+	if _, err := s.UpdateJobExecution(ctx, &store.UpdateExecutionInput{ThingName: "t", JobID: "j", Status: store.StatusInProgress}); err != nil {
+		t.Fatal(err)
+	}
+	var got *store.Execution
+	if err := s.submit(ctx, func(w *wtx) error {
+		e, err := w.Execution("t", "j", 1)
+		if err != nil {
+			return err
+		}
+		done := e.Clone()
+		done.Status, done.VersionNumber = store.StatusSucceeded, e.VersionNumber+1
+		if err := w.PutExecution(e, done); err != nil {
+			return err
+		}
+		got, err = w.LatestExecution("t", "j")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Status != store.StatusSucceeded {
+		t.Fatalf("latest execution in the batch that finished it: %+v, want SUCCEEDED", got)
+	}
+}

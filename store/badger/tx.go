@@ -325,7 +325,7 @@ func (r *rtx) Execution(thing, job string, n int64) (*store.Execution, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %q: %w", k, err)
 	}
-	if worthKeeping(&e) {
+	if r.tc != nil && worthKeeping(&e) {
 		r.remember(k, e.Clone())
 	}
 	return &e, nil
@@ -354,6 +354,13 @@ func (r *rtx) LatestExecution(thing, job string) (*store.Execution, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if found != nil && src != r.txn {
+		// The committed state says which execution is the latest (the
+		// batch created and deleted none of this job's on the thing), but
+		// an operation before this one in the batch may have changed it:
+		// read it as the batch has it.
+		return r.Execution(thing, job, found.ExecutionNumber)
 	}
 	return found, nil
 }
