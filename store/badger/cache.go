@@ -26,7 +26,7 @@ import (
 // thousands of devices), and everything the cache holds is decoded records
 // full of pointers that the garbage collector marks on every cycle. With
 // 32 MiB the marking of a mostly stale cache doubled each collection's mark
-// phase and with it the latency tail (BENCHMARKS.md, "What held the tail").
+// phase and with it the latency tail (BENCHMARKS.md, "The committer's cache").
 const DefaultCacheBytes = 8 << 20
 
 // absent marks a key known not to exist.
@@ -81,7 +81,12 @@ func (c *recordCache) generation() map[string]any {
 }
 
 func (c *recordCache) drop(k string) {
-	delete(c.cur, k)
+	if v, ok := c.cur[k]; ok {
+		// Queue views change size in place, so what is taken off may
+		// differ from what was counted: never below zero.
+		c.curBytes = max(0, c.curBytes-len(k)-sizeOf(v))
+		delete(c.cur, k)
+	}
 	delete(c.old, k)
 }
 
