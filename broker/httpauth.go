@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -128,7 +129,7 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		thing, ok := pathThing(r.URL.Path)
+		thing, ok := pathThing(r.URL.EscapedPath())
 		if !ok && r.URL.Path == "/command-executions" {
 			// StartCommandExecution is an operator's call: a signature
 			// when credentials are configured; where only certificates
@@ -185,12 +186,19 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 }
 
 // pathThing returns the {thingName} of a data-plane path,
-// /things/{thingName}/jobs...
-func pathThing(path string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, "/things/")
-	if !ok {
+// /things/{thingName}/jobs..., given as sent (escaped). Each label is
+// decoded on its own, as the API's router does, so the thing checked here
+// is the thing the operation acts for: "/%74hings/a/jobs" is thing a's,
+// and "/things/a%2Fb/jobs" names the invalid thing "a/b", not thing a.
+func pathThing(escaped string) (string, bool) {
+	segs := strings.SplitN(escaped, "/", 4)
+	if len(segs) < 3 || segs[0] != "" {
 		return "", false
 	}
-	thing, _, _ := strings.Cut(rest, "/")
+	things, err1 := url.PathUnescape(segs[1])
+	thing, err2 := url.PathUnescape(segs[2])
+	if err1 != nil || err2 != nil || things != "things" {
+		return "", false
+	}
 	return thing, topics.ValidThingName(thing)
 }

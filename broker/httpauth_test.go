@@ -183,6 +183,18 @@ func TestDataPlaneDeviceCertificate(t *testing.T) {
 	if status, body := get(b.HTTPClient(nil), "thing-1"); status != 400 || body["__type"] != "CertificateValidationException" {
 		t.Fatalf("no certificate: %d %v", status, body)
 	}
+	// Escaped labels name the same thing for the gate as for the API.
+	for _, path := range []string{"/%74hings/thing-2/jobs", "/things/thing%2D2/jobs", "/th%69ngs/thing%2d2/jobs/dp"} {
+		resp, err := device.Get(b.JobsURL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("x-amzn-ErrorType") != "CertificateValidationException" {
+			t.Errorf("%s with thing-1's certificate: %d %s", path, resp.StatusCode, raw)
+		}
+	}
 }
 
 func TestDataPlaneThrottle(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"path"
 	"reflect"
 	"slices"
@@ -132,9 +133,11 @@ func WithRequestID(log *slog.Logger, api string, next http.Handler) http.Handler
 		w.Header().Set("x-amzn-RequestId", id)
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		if !canonicalPath(r.URL.Path) {
+		if !canonicalPath(r.URL.EscapedPath()) {
 			// http.ServeMux would answer with an HTML redirect to the
-			// cleaned path; AWS answers that no operation matches.
+			// cleaned path; AWS answers that no operation matches. Like
+			// the mux, look at the path as sent: an escaped slash
+			// (%2F) stays inside its label.
 			WriteError(rec, Errorf(http.StatusNotFound, "UnknownOperationException",
 				"no operation matches "+r.Method+" "+r.URL.Path))
 		} else {
@@ -241,6 +244,15 @@ type Router struct {
 	Observe func(operation string, status int, exception string, took time.Duration)
 
 	operations []string
+	templates  []template
+}
+
+// template is one registered "METHOD /path/{label}" template, kept for
+// the paths http.ServeMux cannot route (see slashLabel).
+type template struct {
+	method string
+	segs   []string
+	h      http.HandlerFunc
 }
 
 // Operations lists the names of the operations registered so far.
@@ -254,7 +266,7 @@ func (rt *Router) Handle(name, pattern string, op Operation) {
 	if !slices.Contains(rt.operations, name) {
 		rt.operations = append(rt.operations, name)
 	}
-	rt.Mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	h := func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		responded := make(chan struct{})
 		defer close(responded)
@@ -272,14 +284,75 @@ func (rt *Router) Handle(name, pattern string, op Operation) {
 		if rt.Observe != nil {
 			rt.Observe(name, status, exception, time.Since(start))
 		}
-	})
+	}
+	rt.Mux.HandleFunc(pattern, h)
+	method, p, _ := strings.Cut(pattern, " ")
+	rt.templates = append(rt.templates, template{method: method, segs: strings.Split(p, "/"), h: h})
 }
 
 // NotFound answers every path no operation matches with
 // UnknownOperationException.
 func (rt *Router) NotFound() {
 	rt.Mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if slashLabel(r.URL.EscapedPath()) && rt.serveSlashLabel(w, r) {
+			return
+		}
 		WriteError(w, Errorf(http.StatusNotFound, "UnknownOperationException",
 			"no operation of the "+rt.Service+" API matches "+r.Method+" "+r.URL.Path))
 	})
+}
+
+// slashLabel reports whether a label of the escaped path decodes to "/"
+// alone ("%2F"). http.ServeMux takes such a label for a trailing slash
+// and no wildcard matches it, while AWS passes it to the operation like
+// any other label value (which then refuses it as a name).
+func slashLabel(escaped string) bool {
+	for seg := range strings.SplitSeq(escaped, "/") {
+		if strings.EqualFold(seg, "%2F") {
+			return true
+		}
+	}
+	return false
+}
+
+// serveSlashLabel matches r against the registered templates by hand, each
+// label decoded on its own, and serves the first that matches. GET
+// templates also serve HEAD, as the mux's do.
+func (rt *Router) serveSlashLabel(w http.ResponseWriter, r *http.Request) bool {
+	segs := strings.Split(r.URL.EscapedPath(), "/")
+	for i, s := range segs {
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return false
+		}
+		segs[i] = d
+	}
+	for _, p := range rt.templates {
+		if len(p.segs) != len(segs) || (p.method != r.Method && !(p.method == http.MethodGet && r.Method == http.MethodHead)) {
+			continue
+		}
+		var values [][2]string
+		ok := true
+		for i, ps := range p.segs {
+			if name, wild := strings.CutPrefix(ps, "{"); wild {
+				if segs[i] == "" {
+					ok = false
+					break
+				}
+				values = append(values, [2]string{strings.TrimSuffix(name, "}"), segs[i]})
+			} else if ps != segs[i] {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		for _, v := range values {
+			r.SetPathValue(v[0], v[1])
+		}
+		p.h(w, r)
+		return true
+	}
+	return false
 }
