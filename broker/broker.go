@@ -110,6 +110,9 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	if err := b.buildMQTT(); err != nil {
+		if b.MQTT != nil {
+			b.MQTT.Close() // the listeners bound before the failure, and the hooks' loops
+		}
 		b.closeTesting()
 		b.leaveCluster()
 		st.Close()

@@ -534,3 +534,30 @@ func TestPprofListener(t *testing.T) {
 		t.Fatalf("a pprof listener beyond loopback: %v", err)
 	}
 }
+
+// TestFailedStartReleasesListeners: when a later MQTT listener cannot
+// bind, New fails and gives back the ports it had bound before, so the
+// next attempt (a restart by systemd, a test) can take them.
+func TestFailedStartReleasesListeners(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mqttAddr := free.Addr().String()
+	free.Close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = broker.New(broker.Config{DataDir: t.TempDir(), MQTTAddr: mqttAddr, WebSocketAddr: taken.Addr().String(),
+		APIAddr: "127.0.0.1:0", JobsAddr: "127.0.0.1:0", Logger: brokertest.Logger(t)})
+	if err == nil || !strings.Contains(err.Error(), "websocket") {
+		t.Fatalf("New with the WebSocket address taken: %v", err)
+	}
+	again, err := net.Listen("tcp", mqttAddr)
+	if err != nil {
+		t.Fatalf("the MQTT port is still bound after New failed: %v", err)
+	}
+	again.Close()
+}
