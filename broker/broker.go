@@ -51,7 +51,8 @@ type Broker struct {
 	Store               store.Store
 	Jobs                *jobshook.Hook
 	Sessions            *sessions.Hook
-	flow                *flowHook // an MQTT 5 client's Receive Maximum (mqttflow.go)
+	sessionsUp          atomic.Pointer[sessions.Hook] // Sessions once initialized: what NATS callbacks may use
+	flow                *flowHook                     // an MQTT 5 client's Receive Maximum (mqttflow.go)
 	Auth                *auth.Hook
 	Metrics             *metrics.Metrics
 	security            *metrics.Security

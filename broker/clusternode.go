@@ -36,9 +36,12 @@ func (b *Broker) joinCluster() error {
 		URL:    b.cfg.ClusterNATSURL,
 		NodeID: b.nodeID(),
 		Logger: b.log.With("component", "cluster"),
+		// The callbacks run on NATS's goroutines, from now on: they use
+		// the sessions hook only once it is initialized (before, the node
+		// has no clients and no sessions to act on).
 		Release: func(id string) {
-			if b.Sessions != nil {
-				b.Sessions.Release(id)
+			if h := b.sessionsUp.Load(); h != nil {
+				h.Release(id)
 			}
 		},
 		OnReconnect: b.resyncCluster,
@@ -92,8 +95,8 @@ func (b *Broker) resyncCluster() {
 	if router, ok := b.Store.(store.HintRouter); ok {
 		router.Resync()
 	}
-	if b.Sessions != nil {
-		if err := b.Sessions.ReloadRetained(ctx); err != nil {
+	if h := b.sessionsUp.Load(); h != nil {
+		if err := h.ReloadRetained(ctx); err != nil {
 			b.log.Warn("could not read the retained messages again after NATS came back", "error", err)
 		}
 	}
@@ -137,12 +140,13 @@ func (b *Broker) leaveCluster() error {
 // the store says it has stopped: until their clients come back they are
 // owed what is published for them, here.
 func (b *Broker) adoptSessions(node string) {
-	if b.Sessions == nil || b.stopping.Load() {
+	h := b.sessionsUp.Load()
+	if h == nil || b.stopping.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := b.Sessions.Adopt(ctx, node)
+	n, err := h.Adopt(ctx, node)
 	if err != nil {
 		b.log.Warn("could not take over the sessions of a node that stopped", "node", node, "adopted", n, "error", err)
 		return

@@ -40,6 +40,7 @@ func (b *Broker) addSessionsHook() error {
 	}); err != nil {
 		return fmt.Errorf("add sessions hook: %w", err)
 	}
+	b.sessionsUp.Store(b.Sessions)
 	stats := b.Sessions.Stats()
 	metrics.RegisterSessions(b.cfg.Registry, func() metrics.SessionCounts {
 		return metrics.SessionCounts{
