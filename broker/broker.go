@@ -143,6 +143,9 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
+// readBufferBytes is the size of each MQTT connection's read buffer.
+const readBufferBytes = 1 << 10
+
 func (b *Broker) buildMQTT() error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1 // AWS IoT has no QoS 2
@@ -157,7 +160,12 @@ func (b *Broker) buildMQTT() error {
 	b.MQTT = mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
-		Logger:       mochiLogger(b.log),
+		// Each connection keeps a read buffer for its whole life. Device
+		// requests are a few hundred bytes; a larger packet is read into
+		// its own buffer past this one, so 1 KiB instead of mochi's 2 KiB
+		// costs no extra reads and saves 1 KiB per idle connection.
+		ClientNetReadBufferSize: readBufferBytes,
+		Logger:                  mochiLogger(b.log),
 	})
 	b.Auth = new(auth.Hook)
 	if err := b.MQTT.AddHook(b.Auth, &auth.Options{
