@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,9 @@ type target struct {
 	APIURL string
 	// PID is the broker's process id, for its RSS; 0 when unknown.
 	PID int
+	// PprofAddr is the broker's profiling listener (jobsbench starts its
+	// brokers with one on loopback), for its live memory; "" when unknown.
+	PprofAddr string
 	// External is set when jobsbench did not start the broker.
 	External bool
 	proc     *brokerProcess
@@ -84,6 +88,69 @@ func (t *target) RSS() int64 { return t.status("VmRSS:") }
 // files, which Badger maps into memory; the kernel reclaims those pages
 // when memory is short), summed, or 0 if unknown.
 func (t *target) RSSFile() int64 { return t.status("RssFile:") }
+
+// Live returns the bytes the nodes hold live, summed: heap in use plus
+// goroutine stacks, read from each node's heap profile right after the
+// collection the request asks for (so garbage is not counted, unlike in
+// RSS). 0 when a node has no profiling listener or does not answer.
+func (t *target) Live(ctx context.Context) int64 {
+	var sum int64
+	for _, n := range t.all() {
+		if n.PprofAddr == "" {
+			return 0
+		}
+		v, err := liveBytes(ctx, n.PprofAddr)
+		if err != nil {
+			slog.Debug("read broker live memory", "pprof", n.PprofAddr, "error", err)
+			return 0
+		}
+		sum += v
+	}
+	return sum
+}
+
+// liveBytes reads HeapInuse and StackInuse from the runtime statistics at
+// the end of a text heap profile taken after a forced collection.
+func liveBytes(ctx context.Context, addr string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	var heap, stack int64 = -1, -1
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		// "# HeapInuse = 123" and "# Stack = 456 / 789" (in use / from
+		// the system).
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
+			heap, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		} else if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			v, _, _ = strings.Cut(v, " ")
+			stack, err = strconv.ParseInt(v, 10, 64)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("heap profile: %q: %w", line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("heap profile: %w", err)
+	}
+	if heap < 0 || stack < 0 {
+		return 0, errors.New("heap profile: no HeapInuse or Stack line")
+	}
+	return heap + stack, nil
+}
 
 // status sums a kB field of the nodes' /proc status.
 func (t *target) status(field string) int64 {
@@ -189,7 +256,8 @@ func startBroker(ctx context.Context, bin string, noSync bool, extra ...string) 
 	// One jobsbench connection speaks for many things, so it holds more
 	// subscriptions than the 50 a device may.
 	args := []string{"-mqtt-addr", "127.0.0.1:0", "-api-addr", "127.0.0.1:0", "-jobs-addr", "127.0.0.1:0",
-		"-data-dir", dataDir, "-log-format", "json", "-debug-echo-prefix", echoPrefix, "-max-subscriptions", "-1"}
+		"-data-dir", dataDir, "-log-format", "json", "-debug-echo-prefix", echoPrefix, "-max-subscriptions", "-1",
+		"-pprof-addr", "127.0.0.1:0"}
 	if noSync {
 		args = append(args, "-no-sync")
 	}
@@ -258,7 +326,8 @@ func execBroker(ctx context.Context, bin string, args []string, dataDir string) 
 			p.stopProcess()
 			return nil, fmt.Errorf("start jobsbroker: no addresses in its start line %v", line)
 		}
-		return &target{MQTTAddr: mqttAddr, APIURL: "http://" + api, PID: cmd.Process.Pid, proc: p}, nil
+		pprof, _ := line["pprof"].(string)
+		return &target{MQTTAddr: mqttAddr, APIURL: "http://" + api, PID: cmd.Process.Pid, PprofAddr: pprof, proc: p}, nil
 	case <-p.exited:
 		return nil, fmt.Errorf("jobsbroker exited during start:\n%s", p.Tail())
 	case <-time.After(5 * time.Minute):

@@ -51,6 +51,11 @@ type FanoutResult struct {
 	RSSConnectedMiB float64 `json:"broker_rss_connected_mib,omitempty"`
 	RSSEndMiB       float64 `json:"broker_rss_end_mib,omitempty"`
 	RSSPerDeviceKiB float64 `json:"broker_rss_per_device_kib,omitempty"`
+	// LivePerDeviceKiB is the growth of what the broker holds live (heap
+	// in use and goroutine stacks, each measured after a forced
+	// collection) from connecting, per device: RSS without the garbage of
+	// the connection burst and the collector's headroom.
+	LivePerDeviceKiB float64 `json:"broker_live_per_device_kib,omitempty"`
 }
 
 // runFanout creates one job for cfg.Things things, cfg.Connected of them
@@ -96,6 +101,7 @@ func runFanout(ctx context.Context, cfg *config, rep *Report) error {
 	var t0 atomic.Int64
 	rssBefore := t.RSS()
 	res.RSSBeforeMiB = mib(rssBefore)
+	liveBefore := t.Live(ctx)
 	connectStart := time.Now()
 	// The connected devices are spread evenly over the fleet (and so over
 	// the rollout order).
@@ -128,6 +134,10 @@ func runFanout(ctx context.Context, cfg *config, rep *Report) error {
 	res.RSSConnectedMiB = mib(rssConnected)
 	if rssBefore > 0 && cfg.Connected > 0 {
 		res.RSSPerDeviceKiB = round3(float64(rssConnected-rssBefore) / 1024 / float64(cfg.Connected))
+	}
+	// After the RSS: the forced collection would shrink what RSS shows.
+	if liveConnected := t.Live(ctx); liveBefore > 0 && liveConnected > 0 && cfg.Connected > 0 {
+		res.LivePerDeviceKiB = round3(float64(liveConnected-liveBefore) / 1024 / float64(cfg.Connected))
 	}
 
 	var rolledOut atomic.Int64

@@ -270,6 +270,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "  setup %.1fs (registering things), connect+subscribe %.1fs; broker RSS %.1f MiB before, %.1f MiB connected\n",
 			f.SetupS, f.ConnectS, f.RSSBeforeMiB, f.RSSConnectedMiB)
+		if f.LivePerDeviceKiB > 0 {
+			fmt.Fprintf(w, "  live per connected device (heap in use and stacks, after a collection): %.1f KiB\n", f.LivePerDeviceKiB)
+		}
 	}
 	if s := r.Storm; s != nil {
 		p("storm\tdevices\tin flight\tconnected s\tanswered s\tconnect p50 ms\tp99 ms\tstart-next p50 ms\tp99 ms\tp99.9 ms\terrors\tRSS KiB/device\tbroker RSS MiB\t\n")

@@ -136,6 +136,11 @@ func TestSmokeFanout(t *testing.T) {
 	if f.NotifiesPerSec <= 0 || f.RolloutS <= 0 {
 		t.Errorf("fanout: no throughput: %+v", f)
 	}
+	// jobsbench started the broker, with a profiling listener: each
+	// connected device holds at least its two goroutines' stacks.
+	if f.LivePerDeviceKiB < 4 {
+		t.Errorf("fanout: live memory per device %.1f KiB, want the broker's heap profile read", f.LivePerDeviceKiB)
+	}
 }
 
 // TestSmokeFanoutGroup makes the fanout target a thing group: more things
