@@ -176,7 +176,9 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 				"the request carries neither a device certificate nor a signature"))
 			return
 		}
-		if !b.throttle.Allow(thing) {
+		// An invalid name reaches no store: the API refuses it, with no
+		// rate to keep for it.
+		if topics.ValidThingName(thing) && !b.throttle.Allow(thing) {
 			fail(w, start, awsapi.Errorf(http.StatusTooManyRequests, "ThrottlingException",
 				"thing "+thing+" sends requests faster than its rate limit; retry later"))
 			return
@@ -186,13 +188,17 @@ func (b *Broker) deviceGate(next http.Handler) http.Handler {
 }
 
 // pathThing returns the {thingName} of a data-plane path,
-// /things/{thingName}/jobs..., given as sent (escaped). Each label is
-// decoded on its own, as the API's router does, so the thing checked here
-// is the thing the operation acts for: "/%74hings/a/jobs" is thing a's,
-// and "/things/a%2Fb/jobs" names the invalid thing "a/b", not thing a.
+// /things/{thingName}/jobs..., given as sent (escaped), and whether the
+// path is one. Each label is decoded on its own, as the API's router
+// does, so the thing checked here is the thing the operation acts for:
+// "/%74hings/a/jobs" is thing a's, and "/things/a%2Fb/jobs" names "a/b",
+// not thing a. An invalid name is returned as it is: the caller
+// authenticates the request all the same (no certificate is a thing's
+// with that name), so that nobody reaches the API's validation
+// unidentified.
 func pathThing(escaped string) (string, bool) {
 	segs := strings.SplitN(escaped, "/", 4)
-	if len(segs) < 3 || segs[0] != "" {
+	if len(segs) < 3 || segs[0] != "" || segs[2] == "" {
 		return "", false
 	}
 	things, err1 := url.PathUnescape(segs[1])
@@ -200,5 +206,5 @@ func pathThing(escaped string) (string, bool) {
 	if err1 != nil || err2 != nil || things != "things" {
 		return "", false
 	}
-	return thing, topics.ValidThingName(thing)
+	return thing, true
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -183,16 +184,26 @@ func TestDataPlaneDeviceCertificate(t *testing.T) {
 	if status, body := get(b.HTTPClient(nil), "thing-1"); status != 400 || body["__type"] != "CertificateValidationException" {
 		t.Fatalf("no certificate: %d %v", status, body)
 	}
-	// Escaped labels name the same thing for the gate as for the API.
-	for _, path := range []string{"/%74hings/thing-2/jobs", "/things/thing%2D2/jobs", "/th%69ngs/thing%2d2/jobs/dp"} {
-		resp, err := device.Get(b.JobsURL() + path)
+	// Escaped labels name the same thing for the gate as for the API,
+	// each label decoded on its own.
+	for _, c := range []struct{ path, typ, in string }{
+		{"/%74hings/thing-2/jobs", "CertificateValidationException", "thing thing-2"},
+		{"/things/thing%2D2/jobs", "CertificateValidationException", "thing thing-2"},
+		{"/th%69ngs/thing%2d2/jobs/dp", "CertificateValidationException", "thing thing-2"},
+		// Not thing-1's jobs: the invalid name "thing-1/x", which no
+		// certificate is for.
+		{"/things/thing-1%2Fx/jobs", "CertificateValidationException", "thing thing-1/x"},
+		// Not thing-2's jobs: no operation has a first label "things/thing-2".
+		{"/things%2Fthing-2/jobs", "UnknownOperationException", ""},
+	} {
+		resp, err := device.Get(b.JobsURL() + c.path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 400 || resp.Header.Get("x-amzn-ErrorType") != "CertificateValidationException" {
-			t.Errorf("%s with thing-1's certificate: %d %s", path, resp.StatusCode, raw)
+		if resp.Header.Get("x-amzn-ErrorType") != c.typ || !strings.Contains(string(raw), c.in) {
+			t.Errorf("%s with thing-1's certificate: %d %s, want %s naming %q", c.path, resp.StatusCode, raw, c.typ, c.in)
 		}
 	}
 }

@@ -244,15 +244,15 @@ type Router struct {
 	Observe func(operation string, status int, exception string, took time.Duration)
 
 	operations []string
-	templates  []template
+	templates  map[string]template // by pattern
 }
 
-// template is one registered "METHOD /path/{label}" template, kept for
-// the paths http.ServeMux cannot route (see slashLabel).
+// template is one registered "METHOD /path/{label}" pattern, kept for the
+// paths http.ServeMux cannot route (see slashLabel): its labels, and its
+// handler.
 type template struct {
-	method string
-	segs   []string
-	h      http.HandlerFunc
+	segs []string
+	h    http.HandlerFunc
 }
 
 // Operations lists the names of the operations registered so far.
@@ -286,8 +286,29 @@ func (rt *Router) Handle(name, pattern string, op Operation) {
 		}
 	}
 	rt.Mux.HandleFunc(pattern, h)
-	method, p, _ := strings.Cut(pattern, " ")
-	rt.templates = append(rt.templates, template{method: method, segs: strings.Split(p, "/"), h: h})
+	if rt.templates == nil {
+		rt.templates = map[string]template{}
+	}
+	rt.templates[pattern] = template{segs: templateLabels(pattern), h: h}
+}
+
+// templateLabels splits an operation's pattern into its path's labels. It
+// takes only the forms the APIs use, "METHOD /literal/{name}/...", and
+// panics on any other: serveSlashLabel maps labels by position.
+func templateLabels(pattern string) []string {
+	method, p, ok := strings.Cut(pattern, " ")
+	segs := strings.Split(p, "/")
+	if !ok || method == "" || strings.ContainsAny(method, " /") || segs[0] != "" || segs[len(segs)-1] == "" {
+		panic("awsapi: unsupported operation pattern " + strconv.Quote(pattern))
+	}
+	for _, s := range segs[1:] {
+		name, wild := strings.CutPrefix(s, "{")
+		if (wild && (!strings.HasSuffix(name, "}") || len(name) < 2 || strings.ContainsAny(name, "{.$"))) ||
+			(!wild && (s == "" || strings.ContainsAny(s, "{}%"))) {
+			panic("awsapi: unsupported operation pattern " + strconv.Quote(pattern))
+		}
+	}
+	return segs
 }
 
 // NotFound answers every path no operation matches with
@@ -315,44 +336,40 @@ func slashLabel(escaped string) bool {
 	return false
 }
 
-// serveSlashLabel matches r against the registered templates by hand, each
-// label decoded on its own, and serves the first that matches. GET
-// templates also serve HEAD, as the mux's do.
+// serveSlashLabel serves a request whose path has a label that is an
+// escaped slash: the mux chooses the operation for the path with each
+// such label replaced by an escaped double slash (a label it routes like
+// any other), and the operation gets the labels as sent, each decoded on
+// its own. It reports whether an operation matched.
 func (rt *Router) serveSlashLabel(w http.ResponseWriter, r *http.Request) bool {
 	segs := strings.Split(r.URL.EscapedPath(), "/")
+	probe := make([]string, len(segs))
 	for i, s := range segs {
+		probe[i] = s
+		if strings.EqualFold(s, "%2F") {
+			probe[i] = "%2F%2F"
+		}
 		d, err := url.PathUnescape(s)
 		if err != nil {
 			return false
 		}
 		segs[i] = d
 	}
-	for _, p := range rt.templates {
-		if len(p.segs) != len(segs) || (p.method != r.Method && !(p.method == http.MethodGet && r.Method == http.MethodHead)) {
-			continue
-		}
-		var values [][2]string
-		ok := true
-		for i, ps := range p.segs {
-			if name, wild := strings.CutPrefix(ps, "{"); wild {
-				if segs[i] == "" {
-					ok = false
-					break
-				}
-				values = append(values, [2]string{strings.TrimSuffix(name, "}"), segs[i]})
-			} else if ps != segs[i] {
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			continue
-		}
-		for _, v := range values {
-			r.SetPathValue(v[0], v[1])
-		}
-		p.h(w, r)
-		return true
+	u := *r.URL
+	u.RawPath = strings.Join(probe, "/")
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	pr := *r
+	pr.URL = &u
+	_, pattern := rt.Mux.Handler(&pr)
+	t, ok := rt.templates[pattern]
+	if !ok || len(t.segs) != len(segs) {
+		return false
 	}
-	return false
+	for i, s := range t.segs {
+		if name, wild := strings.CutPrefix(s, "{"); wild {
+			r.SetPathValue(strings.TrimSuffix(name, "}"), segs[i])
+		}
+	}
+	t.h(w, r)
+	return true
 }
