@@ -3,6 +3,7 @@ package badger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -154,6 +155,11 @@ func TestLatestExecutionSeesEarlierWriteOfBatch(t *testing.T) {
 		done.Status, done.VersionNumber = store.StatusSucceeded, e.VersionNumber+1
 		if err := w.PutExecution(e, done); err != nil {
 			return err
+		}
+		// Read back by number: a finished execution is not staged for
+		// the cache; the batch's own write must answer.
+		if byNumber, err := w.Execution("t", "j", 1); err != nil || byNumber == nil || byNumber.Status != store.StatusSucceeded {
+			return fmt.Errorf("execution 1 in the batch that finished it: %+v, %v; want SUCCEEDED", byNumber, err)
 		}
 		got, err = w.LatestExecution("t", "j")
 		return err

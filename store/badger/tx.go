@@ -942,7 +942,11 @@ func (w *wtx) PutExecution(old, cur *store.Execution) error {
 	if err := w.set(k, appendExecution(make([]byte, 0, 160), cur)); err != nil {
 		return err
 	}
-	w.stage(k, cur.Clone())
+	if worthKeeping(cur) {
+		// A finished execution stays staged as set left it (unknown): the
+		// batch reads it back from its own writes, and the cache drops it.
+		w.stage(k, cur.Clone())
+	}
 	if old == nil {
 		if err := w.set(jobExecKey(cur.JobID, cur.ThingName, cur.ExecutionNumber), nil); err != nil {
 			return err
