@@ -248,7 +248,7 @@ type Router struct {
 }
 
 // template is one registered "METHOD /path/{label}" pattern, kept for the
-// paths http.ServeMux cannot route (see slashLabel): its labels, and its
+// paths http.ServeMux cannot route (see serveSlashLabel): its labels, and its
 // handler.
 type template struct {
 	segs []string
@@ -315,7 +315,7 @@ func templateLabels(pattern string) []string {
 // UnknownOperationException.
 func (rt *Router) NotFound() {
 	rt.Mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if slashLabel(r.URL.EscapedPath()) && rt.serveSlashLabel(w, r) {
+		if rt.serveSlashLabel(w, r) {
 			return
 		}
 		WriteError(w, Errorf(http.StatusNotFound, "UnknownOperationException",
@@ -323,37 +323,31 @@ func (rt *Router) NotFound() {
 	})
 }
 
-// slashLabel reports whether a label of the escaped path decodes to "/"
-// alone ("%2F"). http.ServeMux takes such a label for a trailing slash
-// and no wildcard matches it, while AWS passes it to the operation like
-// any other label value (which then refuses it as a name).
-func slashLabel(escaped string) bool {
-	for seg := range strings.SplitSeq(escaped, "/") {
-		if strings.EqualFold(seg, "%2F") {
-			return true
-		}
-	}
-	return false
-}
-
-// serveSlashLabel serves a request whose path has a label that is an
-// escaped slash: the mux chooses the operation for the path with each
+// serveSlashLabel serves a request whose path has a label that decodes to
+// "/" alone ("%2F"), and reports whether it did. http.ServeMux takes such
+// a label for a trailing slash and matches no wildcard with it, while AWS
+// passes it to the operation like any other value (which then refuses it
+// as a name). So the mux chooses the operation for the path with each
 // such label replaced by an escaped double slash (a label it routes like
 // any other), and the operation gets the labels as sent, each decoded on
-// its own. It reports whether an operation matched.
+// its own.
 func (rt *Router) serveSlashLabel(w http.ResponseWriter, r *http.Request) bool {
 	segs := strings.Split(r.URL.EscapedPath(), "/")
 	probe := make([]string, len(segs))
+	slash := false
 	for i, s := range segs {
 		probe[i] = s
 		if strings.EqualFold(s, "%2F") {
-			probe[i] = "%2F%2F"
+			probe[i], slash = "%2F%2F", true
 		}
 		d, err := url.PathUnescape(s)
 		if err != nil {
 			return false
 		}
 		segs[i] = d
+	}
+	if !slash {
+		return false
 	}
 	u := *r.URL
 	u.RawPath = strings.Join(probe, "/")
