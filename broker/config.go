@@ -20,6 +20,7 @@ import (
 	"github.com/jobsbroker/jobsbroker/broker/preload"
 	"github.com/jobsbroker/jobsbroker/broker/sessions"
 	"github.com/jobsbroker/jobsbroker/jobshook/faults"
+	"github.com/jobsbroker/jobsbroker/store/badger"
 	"github.com/jobsbroker/jobsbroker/store/clock"
 )
 
@@ -60,6 +61,10 @@ type Config struct {
 	// refuses writes and keeps serving reads (see
 	// badger.Options.MinFreeBytes).
 	MinFreeBytes int64
+	// CommitDelay is the longest the embedded store's committer waits for
+	// more operations to join a commit while they arrive fast (see
+	// badger.Options.CommitDelay; zero: its default).
+	CommitDelay time.Duration
 	// Events switches $aws/events messages on until
 	// UpdateEventConfigurations says otherwise.
 	Events bool
@@ -309,6 +314,10 @@ func (c *Config) checkStore() error {
 	}
 	if c.StartTimeout < 0 {
 		problems = append(problems, fmt.Errorf("%s %v must not be negative", c.name("start_timeout"), c.StartTimeout))
+	}
+	if c.CommitDelay > badger.MaxCommitDelay {
+		problems = append(problems, fmt.Errorf("%s %v: at most %v (a commit waits this long for company only while operations arrive fast)",
+			c.name("commit_delay"), c.CommitDelay, badger.MaxCommitDelay))
 	}
 	return errors.Join(problems...)
 }

@@ -28,6 +28,7 @@ func (b *Broker) openStore() (store.Store, error) {
 		DataDir:        cfg.DataDir,
 		NoSync:         cfg.NoSync,
 		MinFreeBytes:   cfg.MinFreeBytes,
+		CommitDelay:    cfg.CommitDelay,
 		URL:            cfg.StoreURL,
 		NodeID:         cfg.NodeID,
 		Events:         cfg.Events,

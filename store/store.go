@@ -320,6 +320,11 @@ type Counters struct {
 	// and GCRewrites count its collections and the files they rewrote.
 	HasGC              bool
 	GCRuns, GCRewrites int64
+	// HasCommitDelay says whether the store's commits may wait for more
+	// operations to join them (Badger's CommitDelay); CommitWaits counts
+	// the commits that did.
+	HasCommitDelay bool
+	CommitWaits    int64
 }
 
 // CounterReader reports a store's Counters.

@@ -285,12 +285,13 @@ var (
 	firedDesc   = desc("timers_fired_total", "Executions timed out by a timer.")
 	gcRunsDesc  = desc("store_gc_runs_total", "Value-log garbage collections attempted.")
 	gcRewrDesc  = desc("store_gc_rewrites_total", "Value-log files rewritten by garbage collection.")
+	waitsDesc   = desc("store_commit_waits_total", "Commits that waited for more operations to join them (-commit-delay), while operations arrived fast.")
 	sizeDesc    = prometheus.NewDesc(namespace+"_store_size_bytes", "On-disk size of the store, by the backend's part: lsm and vlog (Badger), database (PostgreSQL).", []string{"part"}, nil)
 	jobStatuses = []store.JobStatus{store.JobInProgress, store.JobScheduled, store.JobCompleted, store.JobCanceled, store.JobDeletionInProgress}
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{thingsDesc, jobsDesc, timersDesc, backlogDesc, firedDesc, gcRunsDesc, gcRewrDesc, sizeDesc} {
+	for _, d := range []*prometheus.Desc{thingsDesc, jobsDesc, timersDesc, backlogDesc, firedDesc, gcRunsDesc, gcRewrDesc, waitsDesc, sizeDesc} {
 		ch <- d
 	}
 }
@@ -307,6 +308,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	if n.HasGC {
 		ch <- prometheus.MustNewConstMetric(gcRunsDesc, prometheus.CounterValue, float64(n.GCRuns))
 		ch <- prometheus.MustNewConstMetric(gcRewrDesc, prometheus.CounterValue, float64(n.GCRewrites))
+	}
+	if n.HasCommitDelay {
+		ch <- prometheus.MustNewConstMetric(waitsDesc, prometheus.CounterValue, float64(n.CommitWaits))
 	}
 }
 

@@ -115,6 +115,7 @@ func TestConfigErrors(t *testing.T) {
 		{file: "api_addr: ':8080'\n", want: `-api-addr (api_addr in `},
 		{file: "log_level: loud\n", want: `-log-level (log_level in `},
 		{args: []string{"-topic-rules", "things/x{thing}/#"}, want: "{thing} must be a whole level"},
+		{args: []string{"-commit-delay", "1s"}, want: "-commit-delay 1s: at most 100ms"},
 	}
 	for _, c := range cases {
 		args := c.args

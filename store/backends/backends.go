@@ -34,10 +34,11 @@ type Config struct {
 	// DataDir is the data directory; Badger keeps the store in its jobs
 	// subdirectory.
 	DataDir string
-	// NoSync, MinFreeBytes and StrictRecovery configure Badger (see
-	// badger.Options).
+	// NoSync, MinFreeBytes, CommitDelay and StrictRecovery configure
+	// Badger (see badger.Options).
 	NoSync         bool
 	MinFreeBytes   int64
+	CommitDelay    time.Duration
 	StrictRecovery bool
 	// InMemory keeps a Badger store in memory only (DataDir unused):
 	// nothing survives the process.
@@ -87,5 +88,5 @@ func Open(ctx context.Context, c Config) (store.Store, error) {
 		}
 	}
 	return badger.Open(badger.Options{Dir: dir, InMemory: c.InMemory, NoSync: c.NoSync, MinFreeBytes: c.MinFreeBytes,
-		StrictRecovery: c.StrictRecovery, EnableEvents: c.Events, Clock: c.Clock, Logger: c.Logger, OnCommit: c.OnCommit})
+		CommitDelay: c.CommitDelay, StrictRecovery: c.StrictRecovery, EnableEvents: c.Events, Clock: c.Clock, Logger: c.Logger, OnCommit: c.OnCommit})
 }
