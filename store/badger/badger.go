@@ -198,7 +198,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	switch {
 	case opts.CommitDelay > MaxCommitDelay:
-		return nil, fmt.Errorf("commit delay %v is above the most allowed, %v", opts.CommitDelay, MaxCommitDelay)
+		return nil, fmt.Errorf("badger: CommitDelay %v is above the most allowed, %v", opts.CommitDelay, MaxCommitDelay)
 	case opts.CommitDelay == 0 && !opts.NoSync && !opts.InMemory:
 		opts.CommitDelay = DefaultCommitDelay
 	case opts.CommitDelay < 0:
@@ -495,7 +495,7 @@ func (s *Store) commitLoop() {
 				n := len(batch)
 				batch = s.gather(batch, timer)
 				timer.Stop()
-				pace.took(time.Now(), len(batch)-n)
+				pace.waited(time.Now(), len(batch)-n)
 				s.stats.CommitWaits.Add(1)
 			}
 			s.runBatch(batch)
@@ -514,8 +514,8 @@ func (s *Store) commitLoop() {
 }
 
 // gather adds the operations that arrive to batch until it is full, the
-// timer fires or the store closes (the batch is then run as it is, and
-// the operations still queued are refused).
+// timer fires or the store closes (the batch is then run as it is; the
+// operations still queued are run or refused as the committer stops).
 func (s *Store) gather(batch []*op, timer *time.Timer) []*op {
 	for len(batch) < s.opts.MaxBatch {
 		select {

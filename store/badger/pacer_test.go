@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -63,6 +62,38 @@ func TestPacerWaitsOnlyWhileBusy(t *testing.T) {
 			t.Fatalf("wait for the first operation after a lull = %v, want none", got)
 		}
 	})
+	t.Run("waits that bring no one", func(t *testing.T) {
+		// 10,000 a second, so a 1 ms wait should bring 10, but every wait
+		// brings 1: the committer stops waiting for 1, 2, 4, ... batches,
+		// up to paceMaxSkip; a wait that pays (5, half of 10) makes it
+		// wait every time again.
+		p := pacer{delay: time.Millisecond}
+		now := feed(&p, t0, time.Millisecond, 10, 30*time.Millisecond)
+		waits := 0
+		for range 2000 {
+			if p.wait() > 0 {
+				waits++
+				p.waited(now, 1)
+			}
+		}
+		// 1, 2, 4, ..., 256 skipped after the first nine failures, then
+		// 256 each: about 2000/257 more.
+		if waits < 10 || waits > 20 {
+			t.Fatalf("%d waits in 2,000 batches where no wait brought anyone, want 10 to 20", waits)
+		}
+		if p.wait() > 0 {
+			t.Fatal("waited right after a failed wait")
+		}
+		for p.wait() == 0 {
+		}
+		p.waited(now, 5)
+		for i := range 10 {
+			if p.wait() == 0 {
+				t.Fatalf("batch %d after a wait that paid did not wait", i)
+			}
+			p.waited(now, 5)
+		}
+	})
 	t.Run("delay scales the need", func(t *testing.T) {
 		// At 3,000 a second a 1 ms wait brings 3 (not worth it), a 2 ms
 		// wait 6.
@@ -85,55 +116,15 @@ func TestPacerWaitsOnlyWhileBusy(t *testing.T) {
 // acknowledged one is there after the store is opened again.
 func TestCommitDelayAnswersEveryOperation(t *testing.T) {
 	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Open(Options{Dir: dir, CommitDelay: MaxCommitDelay, Logger: logger})
+	s, err := Open(Options{Dir: dir, CommitDelay: MaxCommitDelay, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const workers = 32
-	var (
-		mu    sync.Mutex
-		acked []string
-		wg    sync.WaitGroup
-	)
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				name := fmt.Sprintf("t-%d-%d", w, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_, err := s.CreateThing(ctx, &store.CreateThingInput{ThingName: name})
-				cancel()
-				switch {
-				case err == nil:
-					mu.Lock()
-					acked = append(acked, name)
-					mu.Unlock()
-				case errors.Is(err, store.ErrUnavailable): // refused: the store is closing
-					return
-				default:
-					errs <- fmt.Errorf("create %s: %w", name, err)
-					return
-				}
-			}
-		})
-	}
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	// Close once the committer has waited a few times.
-	for deadline := time.Now().Add(time.Minute); count() < 300 || s.stats.CommitWaits.Load() < 3; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("in a minute %d operations acknowledged, and %d commits waited", count(), s.stats.CommitWaits.Load())
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	acked, errs := hammer(s, 32, func() bool { return s.stats.CommitWaits.Load() >= 3 })
+	for _, err := range errs {
 		t.Error(err)
 	}
-	s, err = Open(Options{Dir: dir, Logger: logger})
+	s, err = Open(Options{Dir: dir, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,3 +135,70 @@ func TestCommitDelayAnswersEveryOperation(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitDelaySparesFewCallers: a few callers that each wait for their
+// answer before sending the next operation arrive fast, but a wait brings
+// no one; the committer must not go on waiting before every commit (with a
+// 100 ms delay that would be ten commits a second).
+func TestCommitDelaySparesFewCallers(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), CommitDelay: MaxCommitDelay, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := func() int64 { return s.stats.Commits.Load() }
+	start := commits()
+	_, errs := hammer(s, 4, func() bool { return commits()-start >= 1000 })
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if w, c := s.stats.CommitWaits.Load(), commits()-start; w > c/20 {
+		t.Fatalf("%d of %d commits waited for company that never came", w, c)
+	}
+}
+
+// hammer runs workers goroutines that each create things one after
+// another, until enough reports true (polled, with a deadline of a
+// minute); then it closes s and returns the things acknowledged and what
+// went wrong: any error but the store's refusal as it closes.
+func hammer(s *Store, workers int, enough func() bool) (acked []string, errs []error) {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				name := fmt.Sprintf("t-%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := s.CreateThing(ctx, &store.CreateThingInput{ThingName: name})
+				cancel()
+				mu.Lock()
+				switch {
+				case err == nil:
+					acked = append(acked, name)
+				case errors.Is(err, store.ErrUnavailable): // refused: the store is closing
+					mu.Unlock()
+					return
+				default:
+					errs = append(errs, fmt.Errorf("create %s: %w", name, err))
+					mu.Unlock()
+					return
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for deadline := time.Now().Add(time.Minute); !enough(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			errs = append(errs, errors.New("what the test waits for did not happen within a minute"))
+			break
+		}
+	}
+	if err := s.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	wg.Wait()
+	return acked, errs
+}
+
+var discard = slog.New(slog.DiscardHandler)
