@@ -188,16 +188,18 @@ func hammer(s *Store, workers int, enough func() bool) (acked []string, errs []e
 			}
 		})
 	}
+	var late error
 	for deadline := time.Now().Add(time.Minute); !enough(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			errs = append(errs, errors.New("what the test waits for did not happen within a minute"))
+			late = errors.New("what the test waits for did not happen within a minute")
 			break
 		}
 	}
-	if err := s.Close(); err != nil {
+	cerr := s.Close()
+	wg.Wait() // the workers are done with acked and errs
+	if err := errors.Join(late, cerr); err != nil {
 		errs = append(errs, err)
 	}
-	wg.Wait()
 	return acked, errs
 }
 
