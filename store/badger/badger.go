@@ -819,19 +819,21 @@ func (s *Store) deletionsInProgress() int {
 }
 
 // badgerLogger forwards Badger's logs to slog; Badger's chatty info lines
-// go to debug.
+// go to debug. A line is formatted only if its level is enabled: Badger's
+// writer logs several debug lines for every commit.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error("badger", "message", fmt.Sprintf(f, a...))
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	if !b.l.Enabled(context.Background(), level) {
+		return
+	}
+	b.l.Log(context.Background(), level, "badger", "message", fmt.Sprintf(f, a...))
 }
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn("badger", "message", fmt.Sprintf(f, a...))
-}
-func (b badgerLogger) Infof(f string, a ...any) { b.l.Debug("badger", "message", fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug("badger", "message", fmt.Sprintf(f, a...))
-}
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
 
 // gcLoop garbage-collects the value log every GCInterval, rewriting files
 // while at least half of one is garbage.
