@@ -315,6 +315,17 @@ func (c *Config) checkStore() error {
 	if c.StartTimeout < 0 {
 		problems = append(problems, fmt.Errorf("%s %v must not be negative", c.name("start_timeout"), c.StartTimeout))
 	}
+	// The embedded store's write settings mean nothing to PostgreSQL, whose
+	// commits are as durable as its server makes them: refused rather than
+	// ignored, so that nobody believes they are in effect.
+	if c.Store == StorePostgres && c.NoSync {
+		problems = append(problems, fmt.Errorf("%s applies to the embedded store only: with %s postgres a write is acknowledged after PostgreSQL's commit, as durable as the server's synchronous_commit makes it",
+			c.name("no_sync"), c.name("store")))
+	}
+	if c.Store == StorePostgres && c.CommitDelay != 0 {
+		problems = append(problems, fmt.Errorf("%s applies to the embedded store only: with %s postgres each operation is its own transaction",
+			c.name("commit_delay"), c.name("store")))
+	}
 	if c.CommitDelay > badger.MaxCommitDelay {
 		problems = append(problems, fmt.Errorf("%s %v: at most %v (a commit waits this long for company only while operations arrive fast)",
 			c.name("commit_delay"), c.CommitDelay, badger.MaxCommitDelay))

@@ -255,6 +255,9 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	if cfg.NATS && cfg.ClusterNATSURL != "" {
 		return "", cfg, errors.New("-nats starts a NATS server: it cannot go with -cluster-nats-url")
 	}
+	if cfg.NoSync && cfg.StoreURL != "" {
+		return "", cfg, errors.New("-no-sync applies to the embedded store: it cannot go with -store-url")
+	}
 	if cfg.MQTTAddr != "" && cfg.StoreURL != "" {
 		return "", cfg, errors.New("-store-url configures brokers jobsbench starts: it cannot go with -mqtt")
 	}

@@ -248,7 +248,7 @@ func TestSmokeSteadyCluster(t *testing.T) {
 	}
 	pg := brokertest.PostgresURL(t)
 	rep := runSmoke(t, "steady", func(c *config) {
-		c.StoreURL = pg
+		c.StoreURL, c.NoSync = pg, false
 		c.Nodes = 2
 		c.Mosquitto = ""
 	})
@@ -302,7 +302,7 @@ func TestSmokeSteadyNATS(t *testing.T) {
 	}
 	pg := brokertest.PostgresURL(t)
 	rep := runSmoke(t, "steady", func(c *config) {
-		c.StoreURL, c.Nodes, c.NATS, c.SpreadJobs = pg, 2, true, true
+		c.StoreURL, c.NoSync, c.Nodes, c.NATS, c.SpreadJobs = pg, false, 2, true, true
 		c.Mosquitto = ""
 	})
 	if rep.Steady == nil {
