@@ -82,6 +82,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -108,6 +109,7 @@ type config struct {
 	Rate               float64
 	Stored             int
 	StoreURL           string
+	CPUProfile         string // where jobsbench writes its own CPU profile
 	Nodes              int
 	// ClusterNATSURL is given to the nodes jobsbench starts; NATS starts a
 	// NATS server in jobsbench's process for them instead.
@@ -216,6 +218,7 @@ func parseArgs(args []string, stderr io.Writer) (string, config, error) {
 	sessions := fs.String("sessions", "clean", "the devices' MQTT sessions: clean, persistent (clean session off), or both (steady and echo run with each, in one invocation)")
 	fs.BoolVar(&cfg.NotifyNext, "notify-next", false, "steady: the devices subscribe to notify-next of their things, as AWS IoT Jobs devices do")
 	fs.IntVar(&cfg.Consoles, "consoles", 0, "steady and fanout: hold this many live pages of the web console open (their Server-Sent Events streams) and count what they are sent")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write jobsbench's own CPU profile of the whole invocation to this file (the broker has -pprof-addr)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
 		fs.Usage()
@@ -278,7 +281,13 @@ func main() {
 		}
 		os.Exit(2)
 	}
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "jobsbench:", err)
+		os.Exit(2)
+	}
 	_, err = run(ctx, scenario, &cfg, os.Stdout)
+	stopProfile()
 	removeBuilds()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jobsbench:", err)
@@ -444,4 +453,26 @@ type hostInfo struct {
 
 func currentHost() hostInfo {
 	return hostInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+}
+
+// startCPUProfile starts profiling jobsbench's own CPU into path (nothing
+// when path is empty) and returns what stops it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			slog.Warn("could not write the CPU profile", "path", path, "error", err)
+		}
+	}, nil
 }
