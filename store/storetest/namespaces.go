@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,13 +11,14 @@ import (
 	"github.com/jobsbroker/jobsbroker/topics"
 )
 
-// notified sums up a thing's changes since the last call, one line per
-// notification, sorted: "ns notify a,b" (the jobs listed) and "ns next j"
-// ("-" for an empty queue), with "" shown as "plain".
-func (h *Harness) notified(thing string) []string {
-	h.T.Helper()
+// notifiedOf sums up a thing's changes, one line per notification,
+// sorted: "ns notify a,b" (the jobs listed) and "ns next j" ("-" for an
+// empty queue), with "" shown as "plain". It fails on a notify-next that
+// names a job of another namespace.
+func notifiedOf(cs []store.Change) ([]string, error) {
 	var out []string
-	for _, c := range h.TakeChanges(thing) {
+	var errs []error
+	for _, c := range cs {
 		ns := c.Namespace
 		if ns == "" {
 			ns = "plain"
@@ -29,23 +31,33 @@ func (h *Harness) notified(thing string) []string {
 			if c.Next != nil {
 				next = c.Next.JobID
 				if c.Next.Namespace != c.Namespace {
-					h.T.Errorf("notify-next of namespace %q names %s of namespace %q", c.Namespace, next, c.Next.Namespace)
+					errs = append(errs, fmt.Errorf("notify-next of namespace %q names %s of namespace %q", c.Namespace, next, c.Next.Namespace))
 				}
 			}
 			out = append(out, ns+" next "+next)
 		}
 	}
 	slices.Sort(out)
-	return out
+	return out, errors.Join(errs...)
 }
 
-// expectNotified checks a thing's notifications since the last call.
+// expectNotified checks a thing's notifications since the last call,
+// gathering them until they read as wanted (see expect).
 func (h *Harness) expectNotified(step, thing string, want ...string) {
 	h.T.Helper()
 	slices.Sort(want)
-	if got := h.notified(thing); !slices.Equal(got, want) {
-		h.T.Fatalf("%s: notifications %q, want %q", step, got, want)
-	}
+	var cs []store.Change
+	h.Eventually(step, func() error {
+		cs = append(cs, h.TakeChanges(thing)...)
+		got, err := notifiedOf(cs)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("notifications %q, want %q", got, want)
+		}
+		return nil
+	})
 }
 
 // describeNext describes $next in namespace ns, with the document.

@@ -15,8 +15,12 @@ const deepQueue = 1000
 // notify was due (and the first jobs it listed), and the job of each
 // notify-next ("-" for an empty queue).
 func (h *Harness) notifications(thing string) (notify bool, listed string, next []string) {
-	h.T.Helper()
-	for _, c := range h.TakeChanges(thing) {
+	return notificationsOf(h.TakeChanges(thing))
+}
+
+// notificationsOf sums up changes as notifications does.
+func notificationsOf(cs []store.Change) (notify bool, listed string, next []string) {
+	for _, c := range cs {
 		if c.Notify {
 			notify = true
 			ids := make([]string, 0, len(c.Pending))
@@ -36,13 +40,26 @@ func (h *Harness) notifications(thing string) (notify bool, listed string, next 
 	return notify, listed, next
 }
 
-// expect checks a thing's notifications since the last call.
+// expect checks a thing's notifications since the last call. A change
+// made by a background step (a cancellation or deletion written out) may
+// reach the harness a moment after that step's commit is visible, so the
+// changes are gathered until they read as wanted.
 func (h *Harness) expect(step, thing string, wantNotify bool, wantNext ...string) string {
 	h.T.Helper()
-	notify, listed, next := h.notifications(thing)
-	if notify != wantNotify || strings.Join(next, ",") != strings.Join(wantNext, ",") {
-		h.T.Fatalf("%s: notify %v, notify-next %q; want notify %v, notify-next %q", step, notify, next, wantNotify, wantNext)
-	}
+	var (
+		cs     []store.Change
+		listed string
+	)
+	h.Eventually(step, func() error {
+		cs = append(cs, h.TakeChanges(thing)...)
+		var notify bool
+		var next []string
+		notify, listed, next = notificationsOf(cs)
+		if notify != wantNotify || strings.Join(next, ",") != strings.Join(wantNext, ",") {
+			return fmt.Errorf("notify %v, notify-next %q; want notify %v, notify-next %q", notify, next, wantNotify, wantNext)
+		}
+		return nil
+	})
 	return listed
 }
 

@@ -114,6 +114,23 @@ func (h *Harness) TakeChanges(thing string) []store.Change {
 	return mine
 }
 
+// TakeChangesAtLeast waits until at least n changes for thing have been
+// recorded (or Eventually's deadline passes), then returns them all and
+// forgets them. A change made by a background step, such as a job's
+// cancellation written out, may be handed on a moment after the call that
+// started the step returned.
+func (h *Harness) TakeChangesAtLeast(thing string, n int) []store.Change {
+	h.T.Helper()
+	var cs []store.Change
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if cs = append(cs, h.TakeChanges(thing)...); len(cs) >= n || time.Now().After(deadline) {
+			return cs
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // Eventually polls cond until it returns nil or the deadline passes.
 func (h *Harness) Eventually(what string, cond func() error) {
 	h.T.Helper()
