@@ -55,7 +55,7 @@ type Config struct {
 	// NATS at start before it gives up (default DefaultStartTimeout).
 	StartTimeout time.Duration
 	// NoSync acknowledges writes before they reach the disk (embedded
-	// store; see badger.Options.NoSync).
+	// store; see badger.Options.NoSync). Refused with StorePostgres.
 	NoSync bool
 	// MinFreeBytes is the free disk space below which the embedded store
 	// refuses writes and keeps serving reads (see
@@ -63,7 +63,8 @@ type Config struct {
 	MinFreeBytes int64
 	// CommitDelay is the longest the embedded store's committer waits for
 	// more operations to join a commit while they arrive fast (see
-	// badger.Options.CommitDelay; zero: its default).
+	// badger.Options.CommitDelay; zero: its default). A non-zero value is
+	// refused with StorePostgres.
 	CommitDelay time.Duration
 	// Events switches $aws/events messages on until
 	// UpdateEventConfigurations says otherwise.
@@ -323,8 +324,8 @@ func (c *Config) checkStore() error {
 			c.name("no_sync"), c.name("store")))
 	}
 	if c.Store == StorePostgres && c.CommitDelay != 0 {
-		problems = append(problems, fmt.Errorf("%s applies to the embedded store only: with %s postgres each operation is its own transaction",
-			c.name("commit_delay"), c.name("store")))
+		problems = append(problems, fmt.Errorf("%s %v applies to the embedded store only: with %s postgres each operation is its own transaction",
+			c.name("commit_delay"), c.CommitDelay, c.name("store")))
 	}
 	if c.CommitDelay > badger.MaxCommitDelay {
 		problems = append(problems, fmt.Errorf("%s %v: at most %v (a commit waits this long for company only while operations arrive fast)",

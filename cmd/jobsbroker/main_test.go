@@ -116,7 +116,7 @@ func TestConfigErrors(t *testing.T) {
 		{file: "log_level: loud\n", want: `-log-level (log_level in `},
 		{args: []string{"-topic-rules", "things/x{thing}/#"}, want: "{thing} must be a whole level"},
 		{args: []string{"-commit-delay", "1s"}, want: "-commit-delay 1s: at most 100ms"},
-		{args: []string{"-store", "postgres", "-store-url", "postgres://db/jobs", "-commit-delay", "5ms"}, want: "-commit-delay applies to the embedded store only"},
+		{args: []string{"-store", "postgres", "-store-url", "postgres://db/jobs", "-commit-delay", "5ms"}, want: "-commit-delay 5ms applies to the embedded store only"},
 		{args: []string{"-store", "postgres", "-store-url", "postgres://db/jobs", "-no-sync"}, want: "-no-sync applies to the embedded store only"},
 	}
 	for _, c := range cases {
