@@ -115,20 +115,20 @@ func (h *Harness) TakeChanges(thing string) []store.Change {
 }
 
 // TakeChangesAtLeast waits until at least n changes for thing have been
-// recorded (or Eventually's deadline passes), then returns them all and
-// forgets them. A change made by a background step, such as a job's
-// cancellation written out, may be handed on a moment after the call that
-// started the step returned.
+// recorded, then returns them all and forgets them; it fails the test if
+// that takes longer than Eventually allows. A change made by a background
+// step, such as a job's cancellation written out, may be handed on a
+// moment after the call that started the step returned.
 func (h *Harness) TakeChangesAtLeast(thing string, n int) []store.Change {
 	h.T.Helper()
 	var cs []store.Change
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if cs = append(cs, h.TakeChanges(thing)...); len(cs) >= n || time.Now().After(deadline) {
-			return cs
+	h.Eventually(fmt.Sprintf("%d changes for %s", n, thing), func() error {
+		if cs = append(cs, h.TakeChanges(thing)...); len(cs) < n {
+			return fmt.Errorf("%d so far: %+v", len(cs), cs)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return cs
 }
 
 // Eventually polls cond until it returns nil or the deadline passes.
