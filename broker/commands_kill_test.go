@@ -104,9 +104,16 @@ func TestCommandUpdatesSurviveSIGKILL(t *testing.T) {
 	}
 
 	// A timeout due while the broker is down fires once after the restart.
-	late := processStartExec(t, p, "C", "T2", 3)
+	// It is long enough that a loaded machine cannot delay the kill past it
+	// (with 3 s the timer once fired in the first process).
+	const timeout = 8
+	requested := time.Now()
+	late := processStartExec(t, p, "C", "T2", timeout)
 	p.Kill()
-	due := time.Now().Add(3500 * time.Millisecond)
+	if time.Since(requested) >= timeout*time.Second {
+		t.Fatalf("the kill came %v after the execution started, past its %d s timeout", time.Since(requested), timeout)
+	}
+	due := requested.Add(timeout*time.Second + 500*time.Millisecond)
 	brokertest.Eventually(t, "the timeout is due", func() error {
 		if time.Now().Before(due) {
 			return errors.New("not yet")
