@@ -295,16 +295,11 @@ func testWorkedSequence(t *testing.T, h *Harness) {
 		notify     []string // nil: no notify; "ip:x"/"q:x" entries
 		notifyNext string   // "": none; "-": empty; else job id
 	}
-	// A change made by a background step (a rollout, a forced delete) may
-	// reach the harness a moment after the call that caused it returned,
-	// so the changes are gathered until they read as wanted.
+	// The changes are gathered until they read as wanted: a background
+	// step's (a rollout, a forced delete) may come a moment late.
 	check := func(step string, w want) {
 		t.Helper()
-		var cs []store.Change
-		h.Eventually(step, func() error {
-			cs = append(cs, h.TakeChanges("t")...)
-			return sequenceDiff(cs, w.notify, w.notifyNext)
-		})
+		h.gather(step, "t", func(cs []store.Change) error { return sequenceDiff(cs, w.notify, w.notifyNext) })
 	}
 	h.CreateJob("job1", "t")
 	check("job1 queued", want{[]string{"q:job1"}, "job1"})

@@ -46,9 +46,7 @@ func notifiedOf(cs []store.Change) ([]string, error) {
 func (h *Harness) expectNotified(step, thing string, want ...string) {
 	h.T.Helper()
 	slices.Sort(want)
-	var cs []store.Change
-	h.Eventually(step, func() error {
-		cs = append(cs, h.TakeChanges(thing)...)
+	h.gather(step, thing, func(cs []store.Change) error {
 		got, err := notifiedOf(cs)
 		if err != nil {
 			return err

@@ -40,18 +40,12 @@ func notificationsOf(cs []store.Change) (notify bool, listed string, next []stri
 	return notify, listed, next
 }
 
-// expect checks a thing's notifications since the last call. A change
-// made by a background step (a cancellation or deletion written out) may
-// reach the harness a moment after that step's commit is visible, so the
-// changes are gathered until they read as wanted.
+// expect checks a thing's notifications since the last call, gathering
+// them until they read as wanted (a background step's may come late).
 func (h *Harness) expect(step, thing string, wantNotify bool, wantNext ...string) string {
 	h.T.Helper()
-	var (
-		cs     []store.Change
-		listed string
-	)
-	h.Eventually(step, func() error {
-		cs = append(cs, h.TakeChanges(thing)...)
+	var listed string
+	h.gather(step, thing, func(cs []store.Change) error {
 		var notify bool
 		var next []string
 		notify, listed, next = notificationsOf(cs)

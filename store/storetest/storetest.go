@@ -115,18 +115,29 @@ func (h *Harness) TakeChanges(thing string) []store.Change {
 }
 
 // TakeChangesAtLeast waits until at least n changes for thing have been
-// recorded, then returns them all and forgets them; it fails the test if
-// that takes longer than Eventually allows. A change made by a background
-// step, such as a job's cancellation written out, may be handed on a
-// moment after the call that started the step returned.
+// recorded, then returns them all and forgets them; see gather.
 func (h *Harness) TakeChangesAtLeast(thing string, n int) []store.Change {
 	h.T.Helper()
-	var cs []store.Change
-	h.Eventually(fmt.Sprintf("%d changes for %s", n, thing), func() error {
-		if cs = append(cs, h.TakeChanges(thing)...); len(cs) < n {
+	return h.gather(fmt.Sprintf("%d changes for %s", n, thing), thing, func(cs []store.Change) error {
+		if len(cs) < n {
 			return fmt.Errorf("%d so far: %+v", len(cs), cs)
 		}
 		return nil
+	})
+}
+
+// gather takes thing's changes until those taken so far satisfy done (it
+// returns nil), and returns them; it fails the test with done's last error
+// if that takes longer than Eventually allows. A change made by a
+// background step (a rollout, a cancellation or deletion written out) may
+// be handed on a moment after the call that started the step returned, or
+// after the step's commit is visible.
+func (h *Harness) gather(what, thing string, done func([]store.Change) error) []store.Change {
+	h.T.Helper()
+	var cs []store.Change
+	h.Eventually(what, func() error {
+		cs = append(cs, h.TakeChanges(thing)...)
+		return done(cs)
 	})
 	return cs
 }
