@@ -40,6 +40,37 @@ func TestPacerWaitsOnlyWhileBusy(t *testing.T) {
 			t.Fatalf("wait at 2,000 operations a second = %v, want none", got)
 		}
 	})
+	// busyFeed is feed with the committer spending spent on each batch.
+	busyFeed := func(p *pacer, from time.Time, step time.Duration, n int, spent, span time.Duration) {
+		for now := from; now.Sub(from) < span; now = now.Add(step) {
+			p.took(now, n)
+			p.finished(spent)
+		}
+	}
+	t.Run("slow but busy", func(t *testing.T) {
+		// 2,000 a second, one a batch, each batch taking 0.45 ms of the
+		// 0.5 between them: one more a commit halves the flushes.
+		p := pacer{delay: time.Millisecond}
+		busyFeed(&p, t0, 500*time.Microsecond, 1, 450*time.Microsecond, 30*time.Millisecond)
+		if got := p.wait(); got != time.Millisecond {
+			t.Fatalf("wait at 2,000 operations a second with the committer busy 90%% = %v, want 1ms", got)
+		}
+	})
+	t.Run("slow and half busy", func(t *testing.T) {
+		p := pacer{delay: time.Millisecond}
+		busyFeed(&p, t0, 500*time.Microsecond, 1, 250*time.Microsecond, 30*time.Millisecond)
+		if got := p.wait(); got != 0 {
+			t.Fatalf("wait at 2,000 operations a second with the committer busy 50%% = %v, want none", got)
+		}
+	})
+	t.Run("trickle while busy", func(t *testing.T) {
+		// 500 a second: a 1 ms wait would bring half an operation.
+		p := pacer{delay: time.Millisecond}
+		busyFeed(&p, t0, 2*time.Millisecond, 1, 1900*time.Microsecond, 30*time.Millisecond)
+		if got := p.wait(); got != 0 {
+			t.Fatalf("wait at 500 operations a second with the committer busy = %v, want none", got)
+		}
+	})
 	t.Run("off", func(t *testing.T) {
 		p := pacer{}
 		feed(&p, t0, time.Millisecond, 100, 30*time.Millisecond)
