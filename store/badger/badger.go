@@ -97,9 +97,8 @@ type Options struct {
 	CacheBytes int `yaml:"-" json:"-"`
 	// CommitDelay is the longest the committer waits for more operations
 	// to join a commit, and it waits only while they arrive fast enough
-	// that at least a few more would, or one more while its commits keep
-	// it busy (pacer.go): a synced commit costs the same CPU whatever it
-	// carries. Zero means DefaultCommitDelay with
+	// that at least a few more would (pacer.go): a synced commit costs
+	// the same CPU whatever it carries. Zero means DefaultCommitDelay with
 	// synced writes and no wait with NoSync or InMemory; negative, never
 	// wait.
 	CommitDelay time.Duration `yaml:"commit_delay" json:"commit_delay"`
@@ -486,8 +485,7 @@ func (s *Store) commitLoop() {
 					break drain
 				}
 			}
-			taken := time.Now()
-			pace.took(taken, len(batch))
+			pace.took(time.Now(), len(batch))
 			if d := pace.wait(); d > 0 && len(batch) < s.opts.MaxBatch {
 				if timer == nil {
 					timer = time.NewTimer(d)
@@ -501,7 +499,6 @@ func (s *Store) commitLoop() {
 				s.stats.CommitWaits.Add(1)
 			}
 			s.runBatch(batch)
-			pace.finished(time.Since(taken))
 		case <-s.closing:
 			for {
 				select {

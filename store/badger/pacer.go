@@ -17,13 +17,7 @@ import "time"
 // Options.CommitDelay, for more of them to join the commit, as
 // PostgreSQL's commit_delay does while other transactions are active.
 // When they arrive slowly, waiting would only add to each one's latency,
-// so it does not, unless the committer is busy nearly all the time
-// anyway: then its flushes are what every operation queues for, and even
-// one more an operation a commit halves them. Between about 2,000 and
-// 4,000 operations a second on that machine it committed one or two at a
-// time, back to back, at three times the CPU an operation of a batch
-// costs, and p99 was worse than at 4,500 (BENCHMARKS.md, "Commits that
-// wait for company"). Fast arrivals are not enough, though. Devices of a
+// so it does not. Fast arrivals are not enough, though. Devices of a
 // fleet send when they will, so a wait brings about what their rate
 // predicts; but callers that each wait for their answer before sending
 // again (a few test devices, an API client's workers) arrive in a burst
@@ -43,10 +37,6 @@ const (
 	// paceMaxSkip bounds how many batches the committer commits without
 	// waiting after waits that did not pay, before it tries again.
 	paceMaxSkip = 256
-	// paceBusy is the share of a window the committer must have spent on
-	// batches (from taking one to its answers) for it to wait for a
-	// single more operation.
-	paceBusy = 0.75
 )
 
 // A pacer tells the committer whether to wait for more operations before
@@ -56,8 +46,6 @@ type pacer struct {
 	start  time.Time     // start of the window being counted
 	count  int           // operations taken in that window
 	rate   float64       // operations a second over the last whole window
-	spent  time.Duration // time spent on batches in the window being counted
-	busy   float64       // share of the last whole window spent on batches
 	skip   int           // batches still to commit without waiting
 	fails  int           // waits in a row that did not pay
 	expect float64       // operations the wait under way should bring
@@ -71,25 +59,18 @@ func (p *pacer) took(now time.Time, n int) {
 	p.count += n
 	if el := now.Sub(p.start); el >= paceWindow {
 		p.rate = float64(p.count) / el.Seconds()
-		p.busy = min(p.spent.Seconds()/el.Seconds(), 1)
-		p.start, p.count, p.spent = now, 0, 0
+		p.start, p.count = now, 0
 	}
 }
 
-// finished records that the committer spent d on a batch, from taking it
-// to answering it (waits included).
-func (p *pacer) finished(d time.Duration) { p.spent += d }
-
 // wait is how long the committer should wait for more operations before
 // it commits what it holds: Options.CommitDelay if at the rate they have
-// been arriving at least paceMinGain more would join in that time (or
-// one more, while the committer is busy paceBusy of the time) and no
+// been arriving at least paceMinGain more would join in that time and no
 // recent wait failed to bring them, none otherwise. A window that closes
-// after a lull takes in the lull, so the rate and the share it gives are
-// low.
+// after a lull takes in the lull, so the rate it gives is low.
 func (p *pacer) wait() time.Duration {
 	expect := p.rate * p.delay.Seconds()
-	if p.delay <= 0 || expect < 1 || (expect < paceMinGain && p.busy < paceBusy) {
+	if p.delay <= 0 || expect < paceMinGain {
 		return 0
 	}
 	if p.skip > 0 {

@@ -40,37 +40,6 @@ func TestPacerWaitsOnlyWhileBusy(t *testing.T) {
 			t.Fatalf("wait at 2,000 operations a second = %v, want none", got)
 		}
 	})
-	// busyFeed is feed with the committer spending spent on each batch.
-	busyFeed := func(p *pacer, from time.Time, step time.Duration, n int, spent, span time.Duration) {
-		for now := from; now.Sub(from) < span; now = now.Add(step) {
-			p.took(now, n)
-			p.finished(spent)
-		}
-	}
-	t.Run("slow but busy", func(t *testing.T) {
-		// 2,000 a second, one a batch, each batch taking 0.45 ms of the
-		// 0.5 between them: one more a commit halves the flushes.
-		p := pacer{delay: time.Millisecond}
-		busyFeed(&p, t0, 500*time.Microsecond, 1, 450*time.Microsecond, 30*time.Millisecond)
-		if got := p.wait(); got != time.Millisecond {
-			t.Fatalf("wait at 2,000 operations a second with the committer busy 90%% = %v, want 1ms", got)
-		}
-	})
-	t.Run("slow and half busy", func(t *testing.T) {
-		p := pacer{delay: time.Millisecond}
-		busyFeed(&p, t0, 500*time.Microsecond, 1, 250*time.Microsecond, 30*time.Millisecond)
-		if got := p.wait(); got != 0 {
-			t.Fatalf("wait at 2,000 operations a second with the committer busy 50%% = %v, want none", got)
-		}
-	})
-	t.Run("trickle while busy", func(t *testing.T) {
-		// 500 a second: a 1 ms wait would bring half an operation.
-		p := pacer{delay: time.Millisecond}
-		busyFeed(&p, t0, 2*time.Millisecond, 1, 1900*time.Microsecond, 30*time.Millisecond)
-		if got := p.wait(); got != 0 {
-			t.Fatalf("wait at 500 operations a second with the committer busy = %v, want none", got)
-		}
-	})
 	t.Run("off", func(t *testing.T) {
 		p := pacer{}
 		feed(&p, t0, time.Millisecond, 100, 30*time.Millisecond)
@@ -172,18 +141,37 @@ func TestCommitDelayAnswersEveryOperation(t *testing.T) {
 // no one; the committer must not go on waiting before every commit (with a
 // 100 ms delay that would be ten commits a second).
 func TestCommitDelaySparesFewCallers(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), CommitDelay: MaxCommitDelay, Logger: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	commits := func() int64 { return s.stats.Commits.Load() }
-	start := commits()
-	_, errs := hammer(s, 4, func() bool { return commits()-start >= 1000 })
-	for _, err := range errs {
-		t.Error(err)
-	}
-	if w, c := s.stats.CommitWaits.Load(), commits()-start; w > c/20 {
-		t.Fatalf("%d of %d commits waited for company that never came", w, c)
+	for _, tc := range []struct {
+		name    string
+		delay   time.Duration
+		callers int
+	}{
+		{"longest delay", MaxCommitDelay, 4},
+		// At the default delay one to three such callers arrive below the
+		// rate that makes the committer wait. A rule that also waited for
+		// a single more operation while the committer was busy (tried, and
+		// dropped: BENCHMARKS.md, "Busy at a low rate") made two and three
+		// of them wait on a sixth to nine tenths of their commits, since a
+		// wait slows them and so lowers the bar it is judged by.
+		{"one", 0, 1},
+		{"two", 0, 2},
+		{"three", 0, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(Options{Dir: t.TempDir(), CommitDelay: tc.delay, Logger: discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			commits := func() int64 { return s.stats.Commits.Load() }
+			start := commits()
+			_, errs := hammer(s, tc.callers, func() bool { return commits()-start >= 1000 })
+			for _, err := range errs {
+				t.Error(err)
+			}
+			if w, c := s.stats.CommitWaits.Load(), commits()-start; w > c/20 {
+				t.Fatalf("%d of %d commits waited for company that never came", w, c)
+			}
+		})
 	}
 }
 
