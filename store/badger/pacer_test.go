@@ -138,8 +138,9 @@ func TestCommitDelayAnswersEveryOperation(t *testing.T) {
 
 // TestCommitDelaySparesFewCallers: a few callers that each wait for their
 // answer before sending the next operation arrive fast, but a wait brings
-// no one; the committer must not go on waiting before every commit (with a
-// 100 ms delay that would be ten commits a second).
+// at most the few not already in the batch; the committer must not go on
+// waiting before every commit (with a 100 ms delay that would be ten
+// commits a second, and at the default delay it would cut their rate).
 func TestCommitDelaySparesFewCallers(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
